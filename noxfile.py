@@ -1,0 +1,58 @@
+"""Every routine task: `nox -s dev`, `nox -s tests`, `nox -s lint`, `nox -s typecheck`,
+`nox -s openapi`, `nox -s bench -- <name>`."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+DEV = ["-r", "requirements-dev.txt"]
+
+
+@nox.session(python=PYTHON)
+def dev(session: nox.Session) -> None:
+    """Start the whole local stack: emulators, Redis, SMTP sink, every function, the gateway
+    on http://127.0.0.1:8080 and demo data. Ctrl-C stops everything."""
+    session.install(*DEV)
+    session.run("python", "-m", "devstack", "up", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole suite: unit, integration (emulators) and end-to-end (HTTP through the
+    functions). Starts and stops its own emulators on free ports."""
+    session.install(*DEV)
+    session.run("python", "-m", "pytest", *(session.posargs or ["tests"]))
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy, strict on shared/."""
+    session.install(*DEV)
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def openapi(session: nox.Session) -> None:
+    """Write the merged OpenAPI document to openapi/openapi.json."""
+    session.install(*DEV)
+    session.run("python", "-m", "devstack.openapi", "--write", "openapi/openapi.json")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks in load/: `nox -s bench -- coldstart`."""
+    session.install(*DEV)
+    names = session.posargs or ["coldstart"]
+    for name in names:
+        session.run("python", f"load/{name}.py")

@@ -1,0 +1,1 @@
+"""ValorizeAI shared package: pure domain, service layer, adapters and HTTP entry-point helpers."""

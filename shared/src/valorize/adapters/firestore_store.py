@@ -1,0 +1,571 @@
+"""The Store port on Cloud Firestore.
+
+Layout (everything a user owns lives under their document, so a path can never reach
+another user's data):
+
+    credentials/{email}                  user_id, password_hash   (also makes emails unique)
+    tokens/{token_id}                    user_id, name, secret_hash, expires_at, last_used_at
+    users/{uid}                          profile
+    users/{uid}/accounts/{id}            balance, transaction_count kept by field increments
+    users/{uid}/categories/{id}
+    users/{uid}/category_names/{key}     makes names unique per user (case-insensitive)
+    users/{uid}/transactions/{id}        sort_key = "<date>#<id>" orders lists, newest first
+    users/{uid}/idempotency/{key_hash}   written in the same batch as the effect it guards
+
+Balances and counters change through `Increment` in the same batch or transaction as the
+transaction write: atomic, and free of the read-modify-write contention a hot account
+document would suffer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import replace
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from google.cloud.firestore_v1 import FieldFilter
+from google.cloud.firestore_v1.base_query import BaseQuery
+from google.cloud.firestore_v1.field_path import FieldPath
+
+from valorize.domain.errors import Conflict, NotFound, ValidationFailed
+from valorize.domain.model import (
+    Account,
+    AccountType,
+    ApiToken,
+    Category,
+    CategoryType,
+    Color,
+    Origin,
+    Split,
+    Transaction,
+    User,
+)
+from valorize.service.ports import (
+    IdempotencyRecord,
+    IdempotentReplay,
+    PageResult,
+    TransactionFilter,
+)
+
+# Firestore allows 500 writes per batch; leave room for the account increments of a batch.
+BATCH_LIMIT = 400
+# A filtered page stops scanning after this many documents and hands back a cursor, so a
+# needle-in-a-haystack search costs bounded reads per request.
+SCAN_LIMIT = 2000
+
+
+def encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValidationFailed.on("cursor", "not a cursor this API returned") from None
+
+
+# --- mapping ----------------------------------------------------------------------------------
+
+
+def _user_doc(u: User) -> dict[str, Any]:
+    return {"email": u.email, "name": u.name, "preferred_currency": u.preferred_currency,
+            "locale": u.locale, "created_at": u.created_at}
+
+
+def _user(doc_id: str, d: dict[str, Any]) -> User:
+    return User(id=doc_id, email=d["email"], name=d["name"],
+                preferred_currency=d["preferred_currency"], locale=d["locale"],
+                created_at=d["created_at"])
+
+
+def _account_doc(a: Account) -> dict[str, Any]:
+    return {"name": a.name, "type": a.type.value, "currency": a.currency,
+            "opening_balance": a.opening_balance, "balance": a.balance,
+            "bank_code": a.bank_code, "bank_name": a.bank_name, "number": a.number,
+            "transaction_count": a.transaction_count,
+            "created_at": a.created_at, "updated_at": a.updated_at}
+
+
+def _account(doc_id: str, d: dict[str, Any]) -> Account:
+    return Account(id=doc_id, name=d["name"], type=AccountType(d["type"]), currency=d["currency"],
+                   opening_balance=d["opening_balance"], balance=d["balance"],
+                   bank_code=d.get("bank_code"), bank_name=d.get("bank_name"),
+                   number=d.get("number"), transaction_count=d.get("transaction_count", 0),
+                   created_at=d["created_at"], updated_at=d["updated_at"])
+
+
+def _category_doc(c: Category) -> dict[str, Any]:
+    return {"name": c.name, "name_key": c.name_key, "color": c.color.value,
+            "type": c.type.value, "description": c.description, "parent_id": c.parent_id,
+            "is_default": c.is_default, "created_at": c.created_at, "updated_at": c.updated_at}
+
+
+def _category(doc_id: str, d: dict[str, Any]) -> Category:
+    return Category(id=doc_id, name=d["name"], color=Color(d["color"]),
+                    type=CategoryType(d["type"]), description=d.get("description"),
+                    parent_id=d.get("parent_id"), is_default=d.get("is_default", False),
+                    created_at=d["created_at"], updated_at=d["updated_at"])
+
+
+def _txn_doc(t: Transaction) -> dict[str, Any]:
+    return {
+        "account_id": t.account_id, "amount": t.amount, "currency": t.currency,
+        "type": t.type.value, "date": t.date.isoformat(), "sort_key": t.sort_key,
+        "description": t.description, "category_id": t.category_id,
+        "category_ids": t.category_ids, "notes": t.notes,
+        "splits": [{"category_id": s.category_id, "amount": s.amount,
+                    "description": s.description} for s in t.splits],
+        "origin": t.origin.value, "fitid": t.fitid, "import_id": t.import_id,
+        "transfer_id": t.transfer_id, "counterpart_id": t.counterpart_id,
+        "counterpart_account_id": t.counterpart_account_id,
+        "created_at": t.created_at, "updated_at": t.updated_at,
+    }
+
+
+def _txn(doc_id: str, d: dict[str, Any]) -> Transaction:
+    return Transaction(
+        id=doc_id, account_id=d["account_id"], amount=d["amount"], currency=d["currency"],
+        date=date.fromisoformat(d["date"]), description=d["description"],
+        category_id=d.get("category_id"), notes=d.get("notes"),
+        splits=tuple(Split(s.get("category_id"), s["amount"], s.get("description"))
+                     for s in d.get("splits") or []),
+        origin=Origin(d.get("origin", "manual")), fitid=d.get("fitid"),
+        import_id=d.get("import_id"), transfer_id=d.get("transfer_id"),
+        counterpart_id=d.get("counterpart_id"),
+        counterpart_account_id=d.get("counterpart_account_id"),
+        created_at=d["created_at"], updated_at=d["updated_at"],
+    )
+
+
+def _idem_doc(r: IdempotencyRecord) -> dict[str, Any]:
+    return {"fingerprint": r.fingerprint, "status": r.status, "body": r.body,
+            "expires_at": r.expires_at}
+
+
+class FirestoreStore:
+    def __init__(self, client: firestore.Client) -> None:
+        self.db = client
+
+    # --- references ---------------------------------------------------------------------------
+
+    def _user_ref(self, uid: str) -> firestore.DocumentReference:
+        return self.db.collection("users").document(uid)
+
+    def _col(self, uid: str, name: str) -> firestore.CollectionReference:
+        return self._user_ref(uid).collection(name)
+
+    def _idem_ref(self, scope: str, key_hash: str) -> firestore.DocumentReference:
+        return self._col(scope, "idempotency").document(key_hash)
+
+    def _commit(self, batch: firestore.WriteBatch, scope: str,
+                idem: IdempotencyRecord | None,
+                on_conflict: Callable[[], Exception] | None = None) -> None:
+        if idem is not None:
+            batch.create(self._idem_ref(scope, idem.key_hash), _idem_doc(idem))
+        try:
+            batch.commit()
+        except gexc.AlreadyExists:
+            if idem is not None:
+                prior = self.get_idempotency(scope, idem.key_hash, drop_expired=False)
+                if prior is not None:
+                    raise IdempotentReplay(prior) from None
+            if on_conflict is not None:
+                raise on_conflict() from None
+            raise
+        except gexc.NotFound:
+            # An update() in the batch met a document deleted meanwhile (e.g. the account).
+            raise NotFound("a referenced resource no longer exists") from None
+
+    def get_idempotency(self, scope: str, key_hash: str,
+                        drop_expired: bool = True) -> IdempotencyRecord | None:
+        ref = self._idem_ref(scope, key_hash)
+        snap = ref.get()
+        if not snap.exists:
+            return None
+        d = snap.to_dict() or {}
+        if drop_expired and d["expires_at"] <= datetime.now(UTC):
+            ref.delete()
+            return None
+        return IdempotencyRecord(key_hash, d["fingerprint"], d["status"], d["body"],
+                                 d["expires_at"])
+
+    # --- users and tokens ---------------------------------------------------------------------
+
+    def create_user(self, user: User, password_hash: str, categories: Sequence[Category],
+                    token: ApiToken, secret_hash: str) -> None:
+        batch = self.db.batch()
+        batch.create(self.db.collection("credentials").document(user.email),
+                     {"user_id": user.id, "password_hash": password_hash})
+        batch.create(self._user_ref(user.id), _user_doc(user))
+        for c in categories:
+            batch.create(self._col(user.id, "categories").document(c.id), _category_doc(c))
+            batch.create(self._col(user.id, "category_names").document(c.name_key),
+                         {"category_id": c.id})
+        batch.create(self.db.collection("tokens").document(token.id),
+                     self._token_doc(token, secret_hash))
+        self._commit(batch, user.id, None,
+                     lambda: Conflict("an account with this email already exists"))
+
+    def get_user(self, user_id: str) -> User | None:
+        snap = self._user_ref(user_id).get()
+        return _user(snap.id, snap.to_dict() or {}) if snap.exists else None
+
+    def find_credentials(self, email: str) -> tuple[str, str] | None:
+        snap = self.db.collection("credentials").document(email).get()
+        if not snap.exists:
+            return None
+        d = snap.to_dict() or {}
+        return d["user_id"], d["password_hash"]
+
+    @staticmethod
+    def _token_doc(t: ApiToken, secret_hash: str) -> dict[str, Any]:
+        return {"user_id": t.user_id, "name": t.name, "secret_hash": secret_hash,
+                "created_at": t.created_at, "expires_at": t.expires_at,
+                "last_used_at": t.last_used_at}
+
+    @staticmethod
+    def _token(doc_id: str, d: dict[str, Any]) -> ApiToken:
+        return ApiToken(id=doc_id, user_id=d["user_id"], name=d["name"],
+                        created_at=d["created_at"], expires_at=d.get("expires_at"),
+                        last_used_at=d.get("last_used_at"))
+
+    def add_token(self, token: ApiToken, secret_hash: str,
+                  idem: IdempotencyRecord | None = None) -> None:
+        batch = self.db.batch()
+        batch.create(self.db.collection("tokens").document(token.id),
+                     self._token_doc(token, secret_hash))
+        self._commit(batch, token.user_id, idem)
+
+    def get_token(self, token_id: str) -> tuple[ApiToken, str] | None:
+        if not token_id or "/" in token_id:
+            return None
+        snap = self.db.collection("tokens").document(token_id).get()
+        if not snap.exists:
+            return None
+        d = snap.to_dict() or {}
+        return self._token(snap.id, d), d["secret_hash"]
+
+    def touch_token(self, token_id: str, when: datetime) -> None:
+        try:
+            self.db.collection("tokens").document(token_id).update({"last_used_at": when})
+        except gexc.NotFound:
+            pass  # revoked meanwhile; nothing to record
+
+    def list_tokens(self, user_id: str) -> list[ApiToken]:
+        snaps = self.db.collection("tokens").where(
+            filter=FieldFilter("user_id", "==", user_id)).stream()
+        tokens = [self._token(s.id, s.to_dict() or {}) for s in snaps]
+        return sorted(tokens, key=lambda t: t.created_at, reverse=True)
+
+    def delete_token(self, user_id: str, token_id: str) -> bool:
+        found = self.get_token(token_id)
+        if found is None or found[0].user_id != user_id:
+            return False
+        self.db.collection("tokens").document(token_id).delete()
+        return True
+
+    # --- accounts -----------------------------------------------------------------------------
+
+    def add_account(self, user_id: str, account: Account,
+                    idem: IdempotencyRecord | None = None) -> None:
+        batch = self.db.batch()
+        batch.create(self._col(user_id, "accounts").document(account.id), _account_doc(account))
+        self._commit(batch, user_id, idem)
+
+    def get_account(self, user_id: str, account_id: str) -> Account | None:
+        snap = self._col(user_id, "accounts").document(account_id).get()
+        if not snap.exists:
+            return None
+        d = snap.to_dict() or {}
+        return None if d.get("deleting") else _account(snap.id, d)
+
+    def get_accounts(self, user_id: str, account_ids: Sequence[str]) -> dict[str, Account]:
+        refs = [self._col(user_id, "accounts").document(i) for i in dict.fromkeys(account_ids)]
+        found: dict[str, Account] = {}
+        for snap in self.db.get_all(refs):
+            d = snap.to_dict() if snap.exists else None
+            if d and not d.get("deleting"):
+                found[snap.id] = _account(snap.id, d)
+        return found
+
+    def list_accounts(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Account]:
+        col = self._col(user_id, "accounts")
+        q: BaseQuery = col.order_by(FieldPath.document_id())
+        if cursor:
+            q = q.start_after({FieldPath.document_id(): col.document(decode_cursor(cursor))})
+        snaps = list(q.limit(limit + 1).stream())
+        items = [_account(s.id, d) for s in snaps[:limit]
+                 if not (d := s.to_dict() or {}).get("deleting")]
+        nxt = encode_cursor(snaps[limit - 1].id) if len(snaps) > limit else None
+        return PageResult(items, nxt)
+
+    def update_account(self, user_id: str, account_id: str,
+                       mutate: Callable[[Account], Account]) -> Account:
+        ref = self._col(user_id, "accounts").document(account_id)
+
+        @firestore.transactional  # type: ignore[misc]
+        def run(tx: firestore.Transaction) -> Account:
+            snap = ref.get(transaction=tx)
+            d = snap.to_dict() if snap.exists else None
+            if not d or d.get("deleting"):
+                raise NotFound("account not found")
+            old = _account(snap.id, d)
+            new = mutate(old)
+            fields = _account_doc(new)
+            # The balance moves by a delta so concurrent transaction writes are not lost.
+            fields.pop("transaction_count")
+            fields["balance"] = firestore.Increment(new.balance - old.balance)
+            tx.update(ref, fields)
+            return new
+
+        return run(self.db.transaction())
+
+    def delete_account(self, user_id: str, account_id: str) -> None:
+        ref = self._col(user_id, "accounts").document(account_id)
+        # Hidden at once; the transactions go in batches; a crash leaves it hidden and a
+        # repeated DELETE finishes the job.
+        ref.update({"deleting": True})
+        txns = self._col(user_id, "transactions")
+        while True:
+            snaps = list(txns.where(filter=FieldFilter("account_id", "==", account_id))
+                         .limit(BATCH_LIMIT // 2).stream())
+            if not snaps:
+                break
+            batch = self.db.batch()
+            for s in snaps:
+                d = s.to_dict() or {}
+                batch.delete(s.reference)
+                # The other side of a transfer stays in its account, as a plain transaction.
+                if d.get("counterpart_id") and d.get("counterpart_account_id") != account_id:
+                    batch.update(txns.document(d["counterpart_id"]), {
+                        "transfer_id": None, "counterpart_id": None,
+                        "counterpart_account_id": None, "origin": Origin.MANUAL.value,
+                    })
+            try:
+                batch.commit()
+            except gexc.NotFound:
+                # A counterpart vanished meanwhile; redo this round without it.
+                continue
+        ref.delete()
+
+    # --- categories ---------------------------------------------------------------------------
+
+    def add_category(self, user_id: str, category: Category,
+                     idem: IdempotencyRecord | None = None) -> None:
+        batch = self.db.batch()
+        batch.create(self._col(user_id, "categories").document(category.id),
+                     _category_doc(category))
+        batch.create(self._col(user_id, "category_names").document(category.name_key),
+                     {"category_id": category.id})
+        self._commit(batch, user_id, idem,
+                     lambda: Conflict(f"a category named {category.name!r} already exists",
+                                      ))
+
+    def get_category(self, user_id: str, category_id: str) -> Category | None:
+        snap = self._col(user_id, "categories").document(category_id).get()
+        return _category(snap.id, snap.to_dict() or {}) if snap.exists else None
+
+    def get_categories(self, user_id: str, ids: Sequence[str]) -> dict[str, Category]:
+        refs = [self._col(user_id, "categories").document(i) for i in dict.fromkeys(ids)]
+        return {s.id: _category(s.id, s.to_dict() or {}) for s in self.db.get_all(refs)
+                if s.exists}
+
+    def list_categories(self, user_id: str, limit: int,
+                        cursor: str | None) -> PageResult[Category]:
+        q: BaseQuery = self._col(user_id, "categories").order_by("name_key")
+        if cursor:
+            q = q.where(filter=FieldFilter("name_key", ">", decode_cursor(cursor)))
+        snaps = list(q.limit(limit + 1).stream())
+        items = [_category(s.id, s.to_dict() or {}) for s in snaps[:limit]]
+        nxt = encode_cursor(items[-1].name_key) if len(snaps) > limit else None
+        return PageResult(items, nxt)
+
+    def update_category(self, user_id: str, old: Category, new: Category) -> None:
+        batch = self.db.batch()
+        batch.update(self._col(user_id, "categories").document(old.id), _category_doc(new))
+        if old.name_key != new.name_key:
+            names = self._col(user_id, "category_names")
+            batch.delete(names.document(old.name_key))
+            batch.create(names.document(new.name_key), {"category_id": new.id})
+        self._commit(batch, user_id, None,
+                     lambda: Conflict(f"a category named {new.name!r} already exists"))
+
+    def category_in_use(self, user_id: str, category_id: str) -> bool:
+        q = self._col(user_id, "transactions").where(
+            filter=FieldFilter("category_ids", "array_contains", category_id)).limit(1)
+        return any(True for _ in q.stream())
+
+    def delete_category(self, user_id: str, category: Category,
+                        replacement_id: str | None) -> None:
+        txns = self._col(user_id, "transactions")
+        cid = category.id
+        while True:
+            snaps = list(txns.where(filter=FieldFilter("category_ids", "array_contains", cid))
+                         .limit(BATCH_LIMIT).stream())
+            if not snaps:
+                break
+            batch = self.db.batch()
+            for s in snaps:
+                t = _txn(s.id, s.to_dict() or {})
+                moved = replace(
+                    t,
+                    category_id=replacement_id if t.category_id == cid else t.category_id,
+                    splits=tuple(replace(sp, category_id=replacement_id)
+                                 if sp.category_id == cid else sp for sp in t.splits),
+                )
+                batch.update(s.reference, {
+                    "category_id": moved.category_id, "category_ids": moved.category_ids,
+                    "splits": _txn_doc(moved)["splits"],
+                })
+            batch.commit()
+        batch = self.db.batch()
+        # Subcategories outlive their parent as top-level categories.
+        for child in self._col(user_id, "categories").where(
+                filter=FieldFilter("parent_id", "==", cid)).stream():
+            batch.update(child.reference, {"parent_id": None})
+        batch.delete(self._col(user_id, "categories").document(cid))
+        batch.delete(self._col(user_id, "category_names").document(category.name_key))
+        batch.commit()
+
+    # --- transactions -------------------------------------------------------------------------
+
+    def add_transactions(self, user_id: str, transactions: Sequence[Transaction],
+                         idem: IdempotencyRecord | None = None) -> None:
+        batch = self.db.batch()
+        deltas: dict[str, tuple[int, int]] = {}
+        for t in transactions:
+            batch.create(self._col(user_id, "transactions").document(t.id), _txn_doc(t))
+            amount, count = deltas.get(t.account_id, (0, 0))
+            deltas[t.account_id] = (amount + t.amount, count + 1)
+        for account_id, (amount, count) in deltas.items():
+            # update() requires the account to exist: a concurrent delete fails the batch.
+            batch.update(self._col(user_id, "accounts").document(account_id), {
+                "balance": firestore.Increment(amount),
+                "transaction_count": firestore.Increment(count),
+            })
+        self._commit(batch, user_id, idem)
+
+    def get_transaction(self, user_id: str, transaction_id: str) -> Transaction | None:
+        snap = self._col(user_id, "transactions").document(transaction_id).get()
+        return _txn(snap.id, snap.to_dict() or {}) if snap.exists else None
+
+    def update_transaction(
+        self, user_id: str, transaction_id: str,
+        mutate: Callable[[Transaction, Transaction | None],
+                         tuple[Transaction, Transaction | None]],
+    ) -> Transaction:
+        txns = self._col(user_id, "transactions")
+        accounts = self._col(user_id, "accounts")
+        ref = txns.document(transaction_id)
+
+        @firestore.transactional  # type: ignore[misc]
+        def run(tx: firestore.Transaction) -> Transaction:
+            snap = ref.get(transaction=tx)
+            if not snap.exists:
+                raise NotFound("transaction not found")
+            old = _txn(snap.id, snap.to_dict() or {})
+            old_cp: Transaction | None = None
+            if old.counterpart_id:
+                cp_snap = txns.document(old.counterpart_id).get(transaction=tx)
+                old_cp = _txn(cp_snap.id, cp_snap.to_dict() or {}) if cp_snap.exists else None
+            new, new_cp = mutate(old, old_cp)
+            tx.set(ref, _txn_doc(new))
+            if new.amount != old.amount:
+                tx.update(accounts.document(old.account_id),
+                          {"balance": firestore.Increment(new.amount - old.amount)})
+            if old_cp is not None and new_cp is not None:
+                tx.set(txns.document(old_cp.id), _txn_doc(new_cp))
+                if new_cp.amount != old_cp.amount:
+                    tx.update(accounts.document(old_cp.account_id),
+                              {"balance": firestore.Increment(new_cp.amount - old_cp.amount)})
+            return new
+
+        try:
+            result: Transaction = run(self.db.transaction())
+        except gexc.NotFound:
+            raise NotFound("the transaction's account no longer exists") from None
+        return result
+
+    def delete_transaction(self, user_id: str, transaction_id: str) -> None:
+        txns = self._col(user_id, "transactions")
+        accounts = self._col(user_id, "accounts")
+
+        @firestore.transactional  # type: ignore[misc]
+        def run(tx: firestore.Transaction) -> None:
+            snap = txns.document(transaction_id).get(transaction=tx)
+            if not snap.exists:
+                raise NotFound("transaction not found")
+            victims = [_txn(snap.id, snap.to_dict() or {})]
+            # Deleting one side of a transfer deletes both.
+            if victims[0].counterpart_id:
+                cp = txns.document(victims[0].counterpart_id).get(transaction=tx)
+                if cp.exists:
+                    victims.append(_txn(cp.id, cp.to_dict() or {}))
+            for t in victims:
+                tx.delete(txns.document(t.id))
+                tx.update(accounts.document(t.account_id), {
+                    "balance": firestore.Increment(-t.amount),
+                    "transaction_count": firestore.Increment(-1),
+                })
+
+        try:
+            run(self.db.transaction())
+        except gexc.NotFound:
+            raise NotFound("the transaction's account no longer exists") from None
+
+    def list_transactions(self, user_id: str, flt: TransactionFilter, limit: int,
+                          cursor: str | None) -> PageResult[Transaction]:
+        q: BaseQuery = self._col(user_id, "transactions")
+        for field_name, value in (("account_id", flt.account_id), ("type", flt.type),
+                                  ("import_id", flt.import_id)):
+            if value is not None:
+                q = q.where(filter=FieldFilter(field_name, "==", value))
+        if flt.category_id is not None:
+            q = q.where(filter=FieldFilter("category_ids", "array_contains", flt.category_id))
+        if flt.date_from is not None:
+            q = q.where(filter=FieldFilter("sort_key", ">=", flt.date_from))
+        if flt.date_to is not None:
+            # "$" sorts right after "#", so every key of that day is included.
+            q = q.where(filter=FieldFilter("sort_key", "<", flt.date_to + "$"))
+        q = q.order_by("sort_key", direction=firestore.Query.DESCENDING)
+        position = decode_cursor(cursor) if cursor else None
+        if flt.predicate is None:
+            page = list(self._scan(q, position, limit + 1, limit + 1))
+            items = page[:limit]
+            return PageResult(items, encode_cursor(items[-1].sort_key)
+                              if len(page) > limit else None)
+        items, last_seen, scanned = [], None, 0
+        for t in self._scan(q, position, SCAN_LIMIT, max(limit * 2, 100)):
+            scanned += 1
+            last_seen = t.sort_key
+            if flt.predicate(t):
+                items.append(t)
+                if len(items) == limit:
+                    break
+        exhausted = scanned < SCAN_LIMIT and len(items) < limit
+        if exhausted or last_seen is None:
+            return PageResult(items, None)
+        return PageResult(items, encode_cursor(last_seen))
+
+    @staticmethod
+    def _scan(q: BaseQuery, position: str | None, total: int,
+              chunk: int) -> Iterator[Transaction]:
+        seen = 0
+        while seen < total:
+            page = q
+            if position is not None:
+                page = page.where(filter=FieldFilter("sort_key", "<", position))
+            snaps = list(page.limit(min(chunk, total - seen)).stream())
+            for s in snaps:
+                t = _txn(s.id, s.to_dict() or {})
+                position = t.sort_key
+                seen += 1
+                yield t
+            if len(snaps) < chunk:
+                return

@@ -1,0 +1,72 @@
+"""Password hashing (argon2id) and the login throttle (Redis)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import redis
+from argon2 import PasswordHasher as _Argon2
+from argon2.exceptions import InvalidHashError, VerificationError
+
+log = logging.getLogger(__name__)
+
+
+class Argon2Hasher:
+    """argon2id with the library's defaults (RFC 9106 low-memory profile): slow and salted."""
+
+    def __init__(self) -> None:
+        self._ph = _Argon2()
+
+    def hash(self, password: str) -> str:
+        return self._ph.hash(password)
+
+    def verify(self, hashed: str, password: str) -> bool:
+        try:
+            return self._ph.verify(hashed, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+class RedisLoginThrottle:
+    """At most `limit` failures per (email, ip) in `window` seconds.
+
+    Fails open: if Redis is unreachable, logins still work (and a warning is logged), because
+    locking every user out during a cache outage is worse than briefly losing the throttle.
+    """
+
+    def __init__(self, client: redis.Redis, limit: int = 5, window: int = 900) -> None:
+        self.client = client
+        self.limit = limit
+        self.window = window
+
+    @staticmethod
+    def _key(key: str) -> str:
+        return "login-fail:" + hashlib.sha256(key.encode()).hexdigest()
+
+    def blocked_for(self, key: str) -> int:
+        try:
+            k = self._key(key)
+            count = self.client.get(k)
+            if count is None or int(count) < self.limit:
+                return 0
+            return max(int(self.client.ttl(k)), 1)
+        except redis.RedisError:
+            log.warning("login throttle unavailable (redis); failing open")
+            return 0
+
+    def failed(self, key: str) -> None:
+        try:
+            k = self._key(key)
+            pipe = self.client.pipeline()
+            pipe.incr(k)
+            pipe.expire(k, self.window, nx=True)
+            pipe.execute()
+        except redis.RedisError:
+            log.warning("login throttle unavailable (redis); failure not counted")
+
+    def succeeded(self, key: str) -> None:
+        try:
+            self.client.delete(self._key(key))
+        except redis.RedisError:
+            pass

@@ -1,0 +1,80 @@
+"""The composition root: the one place that builds clients and wires adapters into services.
+
+Clients are heavy (gRPC channels, connection pools), so each is created lazily on first use
+and reused for the life of the instance; importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+from valorize.config import settings
+
+if TYPE_CHECKING:
+    import redis
+    from google.cloud import firestore
+
+    from valorize.adapters.firestore_store import FirestoreStore
+    from valorize.service.accounts import AccountService
+    from valorize.service.auth import AuthService
+    from valorize.service.categories import CategoryService
+    from valorize.service.transactions import TransactionService
+
+
+@cache
+def firestore_client() -> firestore.Client:
+    from google.cloud import firestore
+
+    return firestore.Client(project=settings().project)
+
+
+@cache
+def redis_client() -> redis.Redis:
+    import redis
+
+    # Short timeouts: Redis serves throttles and caches, never the source of truth, so a
+    # slow Redis must not hold a request hostage.
+    return redis.Redis.from_url(settings().redis_url, socket_timeout=0.25,
+                                socket_connect_timeout=0.25, health_check_interval=30)
+
+
+@cache
+def store() -> FirestoreStore:
+    from valorize.adapters.firestore_store import FirestoreStore
+
+    return FirestoreStore(firestore_client())
+
+
+@cache
+def auth_service() -> AuthService:
+    from valorize.adapters.security import Argon2Hasher, RedisLoginThrottle
+    from valorize.adapters.system import SystemClock, Uuid7Ids
+    from valorize.service.auth import AuthService
+
+    return AuthService(store(), Argon2Hasher(), RedisLoginThrottle(redis_client()),
+                       SystemClock(), Uuid7Ids())
+
+
+@cache
+def account_service() -> AccountService:
+    from valorize.adapters.system import SystemClock, Uuid7Ids
+    from valorize.service.accounts import AccountService
+
+    return AccountService(store(), SystemClock(), Uuid7Ids())
+
+
+@cache
+def category_service() -> CategoryService:
+    from valorize.adapters.system import SystemClock, Uuid7Ids
+    from valorize.service.categories import CategoryService
+
+    return CategoryService(store(), SystemClock(), Uuid7Ids())
+
+
+@cache
+def transaction_service() -> TransactionService:
+    from valorize.adapters.system import SystemClock, Uuid7Ids
+    from valorize.service.transactions import TransactionService
+
+    return TransactionService(store(), SystemClock(), Uuid7Ids())

@@ -1,0 +1,36 @@
+"""Settings from the environment (Cloud Run sets them; `nox -s dev` sets the local ones)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cache
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str = "valorize-local"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    max_body_bytes: int = 1_048_576
+    internal_secret: str | None = None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            project=env.get("GOOGLE_CLOUD_PROJECT", cls.project),
+            redis_url=env.get("REDIS_URL", cls.redis_url),
+            cors_origins=_csv(env.get("VALORIZE_CORS_ORIGINS", "")),
+            max_body_bytes=int(env.get("VALORIZE_MAX_BODY_BYTES", cls.max_body_bytes)),
+            internal_secret=env.get("VALORIZE_INTERNAL_SECRET") or None,
+        )
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,381 @@
+"""A thin HTTP layer for Cloud Run functions: a table of routes, each parsed, authenticated,
+validated and rendered the same way, with problem+json errors and one structured log line
+per request. A function's main.py only lists its routes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import flask
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import MethodNotAllowed, NotFound as RouteNotFound
+from werkzeug.routing import Map, Rule
+
+from valorize.config import settings
+from valorize.domain.errors import DomainError, FieldError, RateLimited
+from valorize.entrypoints.schemas import Problem
+from valorize.service.ports import IdempotencyMark, IdempotencyRecord, IdempotentReplay
+
+log = logging.getLogger("valorize.request")
+IDEMPOTENCY_TTL = timedelta(hours=24)
+PROBLEM = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Callable[[Call], Any]
+    summary: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    render: Callable[[Any], Any] | None = None
+    status: int = 200
+    auth: bool = True
+    errors: tuple[int, ...] = ()
+
+
+@dataclass
+class Call:
+    """What a handler gets: the validated inputs and who is calling."""
+
+    request: flask.Request
+    params: dict[str, str]
+    body: Any = None
+    query: Any = None
+    user_id: str = ""
+    idem: IdempotencyMark | None = None
+
+    @property
+    def client_ip(self) -> str:
+        forwarded = self.request.headers.get("X-Forwarded-For", "")
+        return forwarded.split(",")[0].strip() or (self.request.remote_addr or "")
+
+
+class Reply(Exception):
+    """Raised internally to short-circuit with a ready response."""
+
+    def __init__(self, response: flask.Response) -> None:
+        self.response = response
+
+
+def problem(status: int, title: str, detail: str | None = None,
+            errors: Sequence[FieldError] = (), headers: dict[str, str] | None = None
+            ) -> flask.Response:
+    body = Problem(title=title, status=status, detail=detail,
+                   errors=[{"field": e.field, "message": e.message} for e in errors])  # type: ignore[misc]
+    resp = flask.Response(body.model_dump_json(), status=status, mimetype=PROBLEM)
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> flask.Response:
+    if status == 204 or payload is None:
+        return flask.Response(status=204 if payload is None else status, headers=headers)
+    return flask.Response(json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+                          status=status, mimetype="application/json", headers=headers)
+
+
+def _field_name(loc: tuple[Any, ...], aliases: dict[str, str]) -> str:
+    parts = [aliases.get(str(p), str(p)) for p in loc]
+    return ".".join(parts) or "body"
+
+
+def _validation_problem(err: ValidationError, model: type[BaseModel],
+                        where: str) -> flask.Response:
+    issues = err.errors(include_url=False, include_context=False, include_input=False)
+    if any(i["type"] == "json_invalid" for i in issues):
+        return problem(400, "Bad Request", f"malformed JSON: {issues[0]['msg']}")
+    aliases = {name: f.alias for name, f in model.model_fields.items() if f.alias}
+    fields = [FieldError(_field_name(tuple(i["loc"]), aliases), i["msg"]) for i in issues]
+    names = ", ".join(f.field for f in fields)
+    return problem(422, "Unprocessable Content", f"invalid {where}: {names}", fields)
+
+
+def _trace(request: flask.Request) -> tuple[str | None, str | None]:
+    header = request.headers.get("X-Cloud-Trace-Context")
+    if header:
+        trace, _, rest = header.partition("/")
+        return trace or None, rest.split(";")[0] or None
+    parent = request.headers.get("traceparent", "").split("-")
+    if len(parent) == 4 and len(parent[1]) == 32:
+        return parent[1], parent[2]
+    return None, None
+
+
+class JsonLogFormatter(logging.Formatter):
+    """Cloud Logging's structured format: one JSON object per line on stdout."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = getattr(record, "entry", None) or {}
+        entry = {"severity": record.levelname, "message": record.getMessage(),
+                 "logger": record.name, **entry}
+        if record.exc_info:
+            entry["stack_trace"] = "".join(traceback.format_exception(*record.exc_info))
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_logging() -> None:
+    root = logging.getLogger()
+    if any(isinstance(h.formatter, JsonLogFormatter) for h in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonLogFormatter())
+    root.handlers = [handler]
+    root.setLevel(logging.INFO)
+
+
+def healthz(_call: Call) -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@dataclass
+class FunctionApp:
+    """One Cloud Run function: `name` is its resource (`/api/<name>/...`)."""
+
+    name: str
+    routes: list[Route]
+    authenticate: Callable[[str], Any] | None = None
+    idempotency_store: Callable[[], Any] | None = None
+    _map: Map = field(init=False)
+
+    def __post_init__(self) -> None:
+        base = f"/api/{self.name}"
+        self.routes = [
+            Route("GET", f"{base}/healthz", healthz,
+                  "Liveness: 200 when the function can serve", auth=False),
+            Route("GET", f"{base}/openapi.json", self._openapi,
+                  "This function's OpenAPI 3.1 document", auth=False),
+            *self.routes,
+        ]
+        self._map = Map([Rule(r.path, methods=[r.method], endpoint=i, strict_slashes=False)
+                         for i, r in enumerate(self.routes)])
+        configure_logging()
+
+    # --- request pipeline ---------------------------------------------------------------------
+
+    def __call__(self, request: flask.Request) -> flask.Response:
+        started = time.perf_counter()
+        user_id = ""
+        try:
+            response, user_id = self._dispatch(request)
+        except Reply as r:
+            response = r.response
+        except Exception:  # noqa: BLE001 - the last line of defence: never a stack trace out
+            log.exception("unhandled error", extra={"entry": self._log_fields(request)})
+            response = problem(500, "Internal Server Error",
+                               "an unexpected error occurred; it has been logged")
+        self._cors(request, response)
+        self._log(request, response, started, user_id)
+        return response
+
+    def _dispatch(self, request: flask.Request) -> tuple[flask.Response, str]:
+        if request.method == "OPTIONS":
+            return flask.Response(status=204), ""
+        adapter = self._map.bind("localhost")
+        try:
+            index, params = adapter.match(request.path, method=request.method)
+        except RouteNotFound:
+            raise Reply(problem(404, "Not Found", f"no route for {request.path}")) from None
+        except MethodNotAllowed as e:
+            allowed = ", ".join(sorted(e.valid_methods or []))
+            raise Reply(problem(405, "Method Not Allowed", f"use {allowed}",
+                                headers={"Allow": allowed})) from None
+        route = self.routes[index]
+        call = Call(request=request, params=params)
+        if route.auth:
+            call.user_id = self._authenticate(request)
+        if route.query is not None:
+            call.query = self._parse_query(request, route.query)
+        raw = b""
+        if route.body is not None:
+            raw = self._read_body(request)
+            try:
+                call.body = route.body.model_validate_json(raw)
+            except ValidationError as e:
+                raise Reply(_validation_problem(e, route.body, "request body")) from None
+        if route.method == "POST" and route.auth and route.render is not None:
+            replay = self._idempotency(request, route, call, raw)
+            if replay is not None:
+                return replay, call.user_id
+        try:
+            result = route.handler(call)
+        except IdempotentReplay as r:
+            return self._replayed(r.record, call), call.user_id
+        except DomainError as e:
+            headers = {"Retry-After": str(e.retry_after)} if isinstance(e, RateLimited) else None
+            if e.status == 503:
+                headers = {"Retry-After": "5"}
+            return problem(e.status, e.title, e.detail, e.errors, headers), call.user_id
+        except Exception as e:  # backend outages are 503s, not 500s
+            from google.api_core import exceptions as gexc
+
+            if isinstance(e, (gexc.ServiceUnavailable, gexc.DeadlineExceeded)):
+                log.warning("backend unavailable: %s", e)
+                return problem(503, "Service Unavailable", "a backend is unavailable; retry",
+                               headers={"Retry-After": "5"}), call.user_id
+            raise
+        if result is None:
+            return flask.Response(status=204), call.user_id
+        payload = route.render(result) if route.render else result
+        return _json(route.status, payload), call.user_id
+
+    def _authenticate(self, request: flask.Request) -> str:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Reply(problem(401, "Unauthorized", "send Authorization: Bearer <token>",
+                                headers={"WWW-Authenticate": "Bearer"}))
+        authenticate = self.authenticate
+        if authenticate is None:
+            from valorize import bootstrap
+
+            authenticate = self.authenticate = bootstrap.auth_service().authenticate
+        try:
+            principal = authenticate(token.strip())
+        except DomainError as e:
+            raise Reply(problem(401, "Unauthorized", e.detail,
+                                headers={"WWW-Authenticate": "Bearer"})) from None
+        return str(principal.user_id)
+
+    @staticmethod
+    def _parse_query(request: flask.Request, model: type[BaseModel]) -> BaseModel:
+        args: dict[str, Any] = {}
+        for key, values in request.args.lists():
+            if len(values) > 1:
+                raise Reply(problem(422, "Unprocessable Content", f"{key} given more than once",
+                                    [FieldError(key, "give it once")]))
+            args[key] = values[0]
+        try:
+            return model.model_validate(args)
+        except ValidationError as e:
+            raise Reply(_validation_problem(e, model, "query")) from None
+
+    @staticmethod
+    def _read_body(request: flask.Request) -> bytes:
+        limit = settings().max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise Reply(problem(413, "Content Too Large",
+                                f"the body exceeds {limit} bytes"))
+        if request.mimetype != "application/json":
+            raise Reply(problem(415, "Unsupported Media Type",
+                                "send the body as application/json"))
+        raw = request.stream.read(limit + 1)
+        if len(raw) > limit:
+            raise Reply(problem(413, "Content Too Large", f"the body exceeds {limit} bytes"))
+        return raw
+
+    def _store(self) -> Any:
+        if self.idempotency_store is None:
+            from valorize import bootstrap
+
+            self.idempotency_store = bootstrap.store
+        return self.idempotency_store()
+
+    def _idempotency(self, request: flask.Request, route: Route, call: Call,
+                     raw: bytes) -> flask.Response | None:
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return None
+        if not 1 <= len(key) <= 255:
+            raise Reply(problem(422, "Unprocessable Content", "Idempotency-Key: 1 to 255 chars",
+                                [FieldError("Idempotency-Key", "must be 1 to 255 characters")]))
+        key_hash = hashlib.sha256(f"{route.path}\n{key}".encode()).hexdigest()
+        fingerprint = hashlib.sha256(
+            request.method.encode() + b" " + request.full_path.encode() + b"\n" + raw
+        ).hexdigest()
+        prior = self._store().get_idempotency(call.user_id, key_hash)
+        if prior is not None:
+            if prior.fingerprint != fingerprint:
+                return self._mismatch()
+            return self._replayed(prior, call)
+        render = route.render
+        assert render is not None
+        call.idem = IdempotencyMark(
+            key_hash=key_hash, fingerprint=fingerprint,
+            expires_at=datetime.now(UTC) + IDEMPOTENCY_TTL,
+            render=lambda result: (route.status, render(result)),
+        )
+        return None
+
+    @staticmethod
+    def _mismatch() -> flask.Response:
+        return problem(422, "Unprocessable Content",
+                       "this Idempotency-Key was used with a different request",
+                       [FieldError("Idempotency-Key", "reused with a different request")])
+
+    def _replayed(self, record: IdempotencyRecord, call: Call) -> flask.Response:
+        if call.idem is not None and record.fingerprint != call.idem.fingerprint:
+            return self._mismatch()
+        return _json(record.status, record.body, {"Idempotent-Replayed": "true"})
+
+    # --- cross-cutting ------------------------------------------------------------------------
+
+    @staticmethod
+    def _cors(request: flask.Request, response: flask.Response) -> None:
+        origin = request.headers.get("Origin")
+        if not origin or origin not in settings().cors_origins:
+            return
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, DELETE, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = (
+                "Authorization, Content-Type, Idempotency-Key")
+            response.headers["Access-Control-Max-Age"] = "3600"
+
+    @staticmethod
+    def _log_fields(request: flask.Request) -> dict[str, Any]:
+        trace, span = _trace(request)
+        fields: dict[str, Any] = {}
+        if trace:
+            fields["logging.googleapis.com/trace"] = f"projects/{settings().project}/traces/{trace}"
+        if span:
+            fields["logging.googleapis.com/spanId"] = span
+        return fields
+
+    def _log(self, request: flask.Request, response: flask.Response, started: float,
+             user_id: str) -> None:
+        latency = time.perf_counter() - started
+        entry = {
+            **self._log_fields(request),
+            "function": self.name,
+            # The path only: query strings may carry search text, and headers carry tokens.
+            "httpRequest": {
+                "requestMethod": request.method,
+                "requestUrl": request.path,
+                "status": response.status_code,
+                "latency": f"{latency:.6f}s",
+                "remoteIp": request.headers.get("X-Forwarded-For", request.remote_addr or ""),
+                "userAgent": request.headers.get("User-Agent", ""),
+                "requestSize": str(request.content_length or 0),
+                "responseSize": str(response.calculate_content_length() or 0),
+            },
+        }
+        if user_id:
+            entry["user_id"] = user_id
+        level = logging.ERROR if response.status_code >= 500 else (
+            logging.WARNING if response.status_code >= 400 else logging.INFO)
+        log.log(level, "%s %s %s", request.method, request.path, response.status_code,
+                extra={"entry": entry})
+
+    # --- OpenAPI ------------------------------------------------------------------------------
+
+    def _openapi(self, _call: Call) -> dict[str, Any]:
+        return self.openapi()
+
+    def openapi(self) -> dict[str, Any]:
+        from valorize.entrypoints.openapi import build_document
+
+        return build_document(self.name, self.routes)

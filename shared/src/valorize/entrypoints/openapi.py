@@ -1,0 +1,116 @@
+"""OpenAPI 3.1 generated from the route table and the pydantic models."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from valorize.entrypoints.schemas import Problem
+
+if TYPE_CHECKING:
+    from valorize.entrypoints.http import Route
+
+REF = "#/components/schemas/{model}"
+_STATUS_TEXT = {400: "Malformed JSON", 401: "Missing, invalid or revoked token",
+                404: "Not found (or another user's)", 409: "Conflict", 413: "Body too large",
+                415: "Body is not application/json", 422: "Validation failed",
+                429: "Rate limited", 503: "A backend is unavailable"}
+
+
+def _path(rule: str) -> tuple[str, list[str]]:
+    names = re.findall(r"<(?:[^:<>]+:)?([^<>]+)>", rule)
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule), names
+
+
+def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
+    models: list[tuple[type[BaseModel], Any]] = [(Problem, "serialization")]
+    for r in routes:
+        if r.body is not None:
+            models.append((r.body, "validation"))
+        if r.response is not None:
+            models.append((r.response, "serialization"))
+    keyed, defs = models_json_schema(models, ref_template=REF)
+    schemas: dict[str, Any] = defs.get("$defs", {})
+
+    paths: dict[str, Any] = {}
+    for r in routes:
+        path, names = _path(r.path)
+        op: dict[str, Any] = {
+            "summary": r.summary,
+            "operationId": f"{name}_{r.handler.__name__}",
+            "tags": [name],
+            "parameters": [{"name": n, "in": "path", "required": True,
+                            "schema": {"type": "string"}} for n in names],
+            "responses": {},
+        }
+        if r.query is not None:
+            props = r.query.model_json_schema(by_alias=True)
+            required = set(props.get("required", []))
+            for pname, pschema in props.get("properties", {}).items():
+                op["parameters"].append({
+                    "name": pname, "in": "query", "required": pname in required,
+                    "schema": {k: v for k, v in pschema.items() if k != "title"},
+                    **({"description": pschema["description"]} if "description" in pschema else {}),
+                })
+        if r.method == "POST" and r.auth and r.render is not None:
+            op["parameters"].append({
+                "name": "Idempotency-Key", "in": "header", "required": False,
+                "schema": {"type": "string", "maxLength": 255},
+                "description": "Same key + same body within 24 h returns the first answer and "
+                               "writes nothing; a different body is refused with 422",
+            })
+        if r.body is not None:
+            op["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": keyed[(r.body, "validation")]}}}
+        ok: dict[str, Any] = {"description": "OK" if r.status != 201 else "Created"}
+        if r.response is not None:
+            ok["content"] = {"application/json": {
+                "schema": keyed[(r.response, "serialization")]}}
+        elif r.render is None and r.method == "DELETE":
+            ok = {"description": "Deleted"}
+        op["responses"][str(r.status if r.method != "DELETE" else 204)] = ok
+        codes = set(r.errors)
+        if r.auth:
+            codes.add(401)
+            op["security"] = [{"bearer": []}]
+        if r.body is not None:
+            codes |= {400, 413, 415, 422}
+        if r.query is not None or names:
+            codes.add(422 if r.query is not None else 404)
+        for code in sorted(codes):
+            op["responses"][str(code)] = {
+                "description": _STATUS_TEXT.get(code, "Error"),
+                "content": {"application/problem+json": {"schema": {"$ref": REF.format(
+                    model="Problem")}}},
+            }
+        paths.setdefault(path, {})[r.method.lower()] = op
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"ValorizeAI {name} API", "version": "1.0.0"},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "A personal API token (vz_...)"}},
+        },
+    }
+
+
+def merge(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "ValorizeAI API", "version": "1.0.0",
+                 "description": "Every function's routes, as served behind /api/<resource>/"},
+        "paths": {}, "components": {"schemas": {}, "securitySchemes": {}},
+    }
+    for doc in documents:
+        merged["paths"].update(doc["paths"])
+        merged["components"]["schemas"].update(doc["components"]["schemas"])
+        merged["components"]["securitySchemes"].update(doc["components"]["securitySchemes"])
+    merged["paths"] = dict(sorted(merged["paths"].items()))
+    merged["components"]["schemas"] = dict(sorted(merged["components"]["schemas"].items()))
+    return merged

@@ -1,0 +1,201 @@
+"""Response shapes of the public API (CONTRACT.md): pydantic models that render domain
+objects and document them in OpenAPI."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+from valorize.domain.model import (
+    Account,
+    AccountType,
+    ApiToken,
+    Category,
+    CategoryType,
+    Color,
+    Origin,
+    Transaction,
+    TransactionType,
+    User,
+)
+from valorize.domain.money import Money
+from valorize.service.auth import IssuedToken
+
+T = TypeVar("T")
+
+
+class Out(BaseModel):
+    pass
+
+
+class MoneyOut(Out):
+    amount: int = Field(description="Integer minor units (cents); negative = money out")
+    currency: str = Field(description="ISO-4217 code")
+
+    @classmethod
+    def of(cls, m: Money) -> MoneyOut:
+        return cls(amount=m.amount, currency=m.currency)
+
+
+class ListOf(Out, Generic[T]):
+    data: list[T]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end")
+
+
+class UserOut(Out):
+    id: str
+    email: str
+    name: str
+    preferred_currency: str
+    locale: str
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, u: User) -> UserOut:
+        return cls(id=u.id, email=u.email, name=u.name, preferred_currency=u.preferred_currency,
+                   locale=u.locale, created_at=u.created_at)
+
+
+class TokenOut(Out):
+    id: str
+    name: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, t: ApiToken) -> TokenOut:
+        return cls(id=t.id, name=t.name, created_at=t.created_at, expires_at=t.expires_at,
+                   last_used_at=t.last_used_at)
+
+
+class IssuedTokenOut(TokenOut):
+    token: str = Field(description="The secret; shown only in this response")
+
+    @classmethod
+    def issued(cls, i: IssuedToken) -> IssuedTokenOut:
+        return cls(token=i.plaintext, **TokenOut.of(i.token).model_dump())
+
+
+class RegisteredOut(Out):
+    user: UserOut
+    token: str
+
+
+class LoginOut(Out):
+    token: str
+    expires_at: dt.datetime | None
+
+
+class AccountOut(Out):
+    id: str
+    name: str
+    type: AccountType
+    currency: str
+    balance: MoneyOut
+    opening_balance: MoneyOut
+    bank_code: str | None
+    bank_name: str | None
+    number: str | None
+    transaction_count: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, a: Account) -> AccountOut:
+        return cls(id=a.id, name=a.name, type=a.type, currency=a.currency,
+                   balance=MoneyOut.of(a.balance_money),
+                   opening_balance=MoneyOut.of(a.opening_balance_money),
+                   bank_code=a.bank_code, bank_name=a.bank_name, number=a.number,
+                   transaction_count=a.transaction_count,
+                   created_at=a.created_at, updated_at=a.updated_at)
+
+
+class CategoryOut(Out):
+    id: str
+    name: str
+    color: Color
+    type: CategoryType
+    description: str | None
+    parent_id: str | None
+    is_default: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, c: Category) -> CategoryOut:
+        return cls(id=c.id, name=c.name, color=c.color, type=c.type, description=c.description,
+                   parent_id=c.parent_id, is_default=c.is_default,
+                   created_at=c.created_at, updated_at=c.updated_at)
+
+
+class SplitOut(Out):
+    category_id: str | None
+    amount: int
+    description: str | None
+
+
+class TransactionOut(Out):
+    id: str
+    account_id: str
+    amount: int = Field(description="Signed integer minor units of the account's currency")
+    currency: str
+    type: TransactionType = Field(description="Follows the sign: negative = debit")
+    date: dt.date
+    description: str
+    category_id: str | None
+    notes: str | None
+    splits: list[SplitOut]
+    origin: Origin
+    fitid: str | None
+    import_id: str | None
+    transfer_id: str | None
+    counterpart_id: str | None = Field(description="The other side of a transfer")
+    counterpart_account_id: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, t: Transaction) -> TransactionOut:
+        return cls(
+            id=t.id, account_id=t.account_id, amount=t.amount, currency=t.currency, type=t.type,
+            date=t.date, description=t.description, category_id=t.category_id, notes=t.notes,
+            splits=[SplitOut(category_id=s.category_id, amount=s.amount,
+                             description=s.description) for s in t.splits],
+            origin=t.origin, fitid=t.fitid, import_id=t.import_id, transfer_id=t.transfer_id,
+            counterpart_id=t.counterpart_id, counterpart_account_id=t.counterpart_account_id,
+            created_at=t.created_at, updated_at=t.updated_at,
+        )
+
+
+class TransferOut(Out):
+    transfer_id: str
+    from_transaction: TransactionOut = Field(alias="from")
+    to_transaction: TransactionOut = Field(alias="to")
+
+    @classmethod
+    def of(cls, pair: tuple[Transaction, Transaction]) -> TransferOut:
+        out, into = pair
+        return cls.model_validate({"transfer_id": out.transfer_id,
+                                   "from": TransactionOut.of(out), "to": TransactionOut.of(into)})
+
+
+class FieldProblem(Out):
+    field: str
+    message: str
+
+
+class Problem(Out):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[FieldProblem] = Field(default_factory=list)
+
+
+def dump(model: BaseModel) -> object:
+    return model.model_dump(mode="json", by_alias=True)

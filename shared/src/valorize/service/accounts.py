@@ -1,0 +1,66 @@
+"""Accounts: CRUD, opening balance, guarded deletion."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from valorize.domain.errors import Conflict, NotFound, ValidationFailed
+from valorize.domain.model import Account
+from valorize.service.commands import CreateAccount, UpdateAccount
+from valorize.service.ports import Clock, IdempotencyMark, Ids, PageResult, Store
+
+
+class AccountService:
+    def __init__(self, store: Store, clock: Clock, ids: Ids) -> None:
+        self.store = store
+        self.clock = clock
+        self.ids = ids
+
+    def create(self, user_id: str, cmd: CreateAccount,
+               idem: IdempotencyMark | None = None) -> Account:
+        now = self.clock.now()
+        account = Account(
+            id=self.ids.new_id(), name=cmd.name, type=cmd.type, currency=cmd.currency,
+            opening_balance=cmd.opening_balance, balance=cmd.opening_balance,
+            bank_code=cmd.bank_code, bank_name=cmd.bank_name, number=cmd.number,
+            created_at=now, updated_at=now,
+        )
+        self.store.add_account(user_id, account, idem.seal(account) if idem else None)
+        return account
+
+    def get(self, user_id: str, account_id: str) -> Account:
+        account = self.store.get_account(user_id, account_id)
+        if account is None:
+            raise NotFound("account not found")
+        return account
+
+    def list(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Account]:
+        return self.store.list_accounts(user_id, limit, cursor)
+
+    def update(self, user_id: str, account_id: str, cmd: UpdateAccount) -> Account:
+        changes = cmd.given()
+        now = self.clock.now()
+
+        def mutate(account: Account) -> Account:
+            if "currency" in changes and changes["currency"] != account.currency:
+                if account.transaction_count:
+                    raise Conflict(
+                        "the currency of an account with transactions cannot change"
+                    )
+            for required in ("name", "type", "currency", "opening_balance"):
+                if required in changes and changes[required] is None:
+                    raise ValidationFailed.on(required, "cannot be null")
+            # The balance moves with the opening balance: balance = opening + transactions.
+            delta = changes.get("opening_balance", account.opening_balance) - account.opening_balance
+            return replace(account, **changes, balance=account.balance + delta, updated_at=now)
+
+        return self.store.update_account(user_id, account_id, mutate)
+
+    def delete(self, user_id: str, account_id: str, confirm: bool) -> None:
+        account = self.get(user_id, account_id)
+        if account.transaction_count and not confirm:
+            raise Conflict(
+                f"the account has {account.transaction_count} transactions; "
+                "repeat with ?confirm=true to delete it and them"
+            )
+        self.store.delete_account(user_id, account_id)

@@ -1,0 +1,162 @@
+"""Registration, login and personal API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from valorize.domain.errors import Conflict, NotFound, RateLimited, Unauthorized
+from valorize.domain.model import (
+    DEFAULT_CATEGORIES,
+    ApiToken,
+    Category,
+    User,
+    default_locale,
+)
+from valorize.service.commands import CreateToken, Login, Register
+from valorize.service.ports import (
+    Clock,
+    IdempotencyMark,
+    Ids,
+    LoginThrottle,
+    PasswordHasher,
+    Store,
+)
+
+TOKEN_PREFIX = "vz"
+# last_used_at is informational: writing it on every request would turn each read into a write.
+TOUCH_EVERY = timedelta(minutes=5)
+
+
+def secret_hash(secret: str) -> str:
+    # Token secrets are 256 random bits, so a fast hash is enough (a slow one is for passwords).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    token_id: str
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    plaintext: str
+
+
+class AuthService:
+    def __init__(self, store: Store, hasher: PasswordHasher, throttle: LoginThrottle,
+                 clock: Clock, ids: Ids) -> None:
+        self.store = store
+        self.hasher = hasher
+        self.throttle = throttle
+        self.clock = clock
+        self.ids = ids
+
+    def _issue(self, user_id: str, name: str, days: int | None) -> tuple[IssuedToken, str]:
+        now = self.clock.now()
+        token = ApiToken(
+            id=self.ids.new_id(), user_id=user_id, name=name, created_at=now,
+            expires_at=now + timedelta(days=days) if days else None,
+        )
+        secret = secrets.token_urlsafe(32)
+        return IssuedToken(token, f"{TOKEN_PREFIX}_{token.id}_{secret}"), secret_hash(secret)
+
+    def register(self, cmd: Register) -> tuple[User, IssuedToken]:
+        now = self.clock.now()
+        locale = cmd.locale or default_locale(cmd.preferred_currency)
+        user = User(
+            id=self.ids.new_id(), email=cmd.email.lower(), name=cmd.name,
+            preferred_currency=cmd.preferred_currency, locale=locale, created_at=now,
+        )
+        categories = [
+            Category(
+                id=self.ids.new_id(), name=d.names[locale], color=d.color, type=d.type,
+                description=d.descriptions[locale], is_default=True,
+                created_at=now, updated_at=now,
+            )
+            for d in DEFAULT_CATEGORIES
+        ]
+        issued, hashed_secret = self._issue(user.id, "default", None)
+        # The slow hash runs before any write so a failure leaves nothing behind.
+        password_hash = self.hasher.hash(cmd.password)
+        self.store.create_user(user, password_hash, categories, issued.token, hashed_secret)
+        return user, issued
+
+    def login(self, cmd: Login, client_ip: str) -> IssuedToken:
+        key = f"{cmd.email.lower()}|{client_ip}"
+        wait = self.throttle.blocked_for(key)
+        if wait > 0:
+            raise RateLimited(f"too many failed logins; try again in {wait} s", retry_after=wait)
+        found = self.store.find_credentials(cmd.email.lower())
+        if found is None:
+            # Spend the same time as a real check so response time does not reveal accounts.
+            self.hasher.verify(_DUMMY_HASH.get(self.hasher), cmd.password)
+            self.throttle.failed(key)
+            raise Unauthorized("email or password is incorrect")
+        user_id, password_hash = found
+        if not self.hasher.verify(password_hash, cmd.password):
+            self.throttle.failed(key)
+            raise Unauthorized("email or password is incorrect")
+        self.throttle.succeeded(key)
+        issued, hashed = self._issue(user_id, "login", 30)
+        self.store.add_token(issued.token, hashed)
+        return issued
+
+    def authenticate(self, bearer: str) -> Principal:
+        parts = bearer.split("_", 2)
+        if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+            raise Unauthorized("invalid token")
+        _, token_id, secret = parts
+        found = self.store.get_token(token_id)
+        if found is None:
+            raise Unauthorized("invalid or revoked token")
+        token, stored_hash = found
+        if not hmac.compare_digest(stored_hash, secret_hash(secret)):
+            raise Unauthorized("invalid or revoked token")
+        now = self.clock.now()
+        if token.is_expired(now):
+            raise Unauthorized("token expired")
+        if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
+            self.store.touch_token(token.id, now)
+        return Principal(token.user_id, token.id)
+
+    def me(self, user_id: str) -> User:
+        user = self.store.get_user(user_id)
+        if user is None:
+            raise NotFound("user not found")
+        return user
+
+    def list_tokens(self, user_id: str) -> list[ApiToken]:
+        return self.store.list_tokens(user_id)
+
+    def create_token(self, user_id: str, cmd: CreateToken,
+                     idem: IdempotencyMark | None = None) -> IssuedToken:
+        issued, hashed = self._issue(user_id, cmd.name, cmd.expires_in_days)
+        self.store.add_token(issued.token, hashed, idem.seal(issued) if idem else None)
+        return issued
+
+    def revoke_token(self, user_id: str, token_id: str) -> None:
+        if not self.store.delete_token(user_id, token_id):
+            raise NotFound("token not found")
+
+
+class _DummyHash:
+    """A real hash of a random password, made once per hasher, for constant-time misses."""
+
+    def __init__(self) -> None:
+        self._value: str | None = None
+
+    def get(self, hasher: PasswordHasher) -> str:
+        if self._value is None:
+            self._value = hasher.hash(secrets.token_urlsafe(16))
+        return self._value
+
+
+_DUMMY_HASH = _DummyHash()
+
+__all__ = ["AuthService", "Conflict", "IssuedToken", "Principal"]

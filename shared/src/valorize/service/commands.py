@@ -1,0 +1,208 @@
+"""Commands and queries of the service layer. They double as the validated request bodies of
+the HTTP entry points (one definition, checked at the edge, typed inside)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictInt,
+    StringConstraints,
+)
+
+from valorize.domain.model import AccountType, CategoryType, Color, TransactionType
+from valorize.domain.money import is_currency
+
+# Amounts are 64-bit signed minor units: wide enough for any balance, and refusing values
+# Firestore's integer type would silently mangle.
+MINOR_UNITS_MAX = 2**53 - 1
+
+
+def _currency(code: str) -> str:
+    if not is_currency(code):
+        raise ValueError("must be an ISO-4217 currency code such as BRL, USD or EUR")
+    return code
+
+
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_currency)]
+MinorUnits = Annotated[StrictInt, Field(ge=-MINOR_UNITS_MAX, le=MINOR_UNITS_MAX)]
+PositiveMinorUnits = Annotated[StrictInt, Field(gt=0, le=MINOR_UNITS_MAX)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class Command(BaseModel):
+    # Unknown fields are refused rather than ignored so a typo never silently drops data.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    def given(self) -> dict[str, Any]:
+        """The fields the caller actually sent (PATCH semantics: absent = unchanged)."""
+        return {k: getattr(self, k) for k in self.model_fields_set}
+
+
+# --- auth -------------------------------------------------------------------------------------
+
+
+class Register(Command):
+    email: EmailStr
+    password: Annotated[str, StringConstraints(min_length=8, max_length=256)]
+    name: Name
+    preferred_currency: CurrencyCode
+    locale: Annotated[str, StringConstraints(pattern=r"^(en|pt-BR)$")] | None = Field(
+        default=None, description="en or pt-BR; defaults to pt-BR for BRL users, en otherwise"
+    )
+
+
+class Login(Command):
+    email: EmailStr
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class CreateToken(Command):
+    name: Name
+    expires_in_days: Annotated[StrictInt, Field(ge=1, le=3650)] | None = Field(
+        default=None, description="Days until the token expires; omit for no expiry"
+    )
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+BankCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+AccountNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class CreateAccount(Command):
+    name: Name
+    type: AccountType
+    currency: CurrencyCode
+    opening_balance: MinorUnits = Field(default=0, description="Minor units (cents)")
+    bank_code: BankCode | None = None
+    bank_name: Name | None = None
+    number: AccountNumber | None = None
+
+
+class UpdateAccount(Command):
+    name: Name | None = None
+    type: AccountType | None = None
+    currency: CurrencyCode | None = Field(
+        default=None, description="Only while the account has no transactions"
+    )
+    opening_balance: MinorUnits | None = None
+    bank_code: BankCode | None = None
+    bank_name: Name | None = None
+    number: AccountNumber | None = None
+
+
+# --- categories -------------------------------------------------------------------------------
+
+
+class CreateCategory(Command):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+    color: Color
+    type: CategoryType = CategoryType.EXPENSE
+    description: Text | None = None
+    parent_id: Id | None = None
+
+
+class UpdateCategory(Command):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)] | None = None
+    color: Color | None = None
+    type: CategoryType | None = None
+    description: Text | None = None
+    parent_id: Id | None = None
+
+
+# --- transactions -----------------------------------------------------------------------------
+
+Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+
+
+class SplitIn(Command):
+    category_id: Id
+    amount: MinorUnits
+    description: Description | None = None
+
+
+class CreateTransaction(Command):
+    account_id: Id
+    amount: MinorUnits = Field(description="Signed minor units: negative = money out")
+    date: dt.date
+    description: Description
+    category_id: Id | None = None
+    notes: Text | None = None
+    splits: Annotated[list[SplitIn], Field(max_length=50)] = Field(default_factory=list)
+
+
+class UpdateTransaction(Command):
+    amount: MinorUnits | None = None
+    date: dt.date | None = None
+    description: Description | None = None
+    category_id: Id | None = None
+    notes: Text | None = None
+    splits: Annotated[list[SplitIn], Field(max_length=50)] | None = None
+
+
+class CreateTransfer(Command):
+    from_account_id: Id
+    to_account_id: Id
+    amount: PositiveMinorUnits = Field(description="Positive minor units moved")
+    date: dt.date
+    description: Description
+    notes: Text | None = None
+
+
+# --- queries ----------------------------------------------------------------------------------
+
+
+class Page(BaseModel):
+    """Query-string models are lax: every value arrives as a string."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+    cursor: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class ListTransactions(Page):
+    account_id: Id | None = None
+    category_id: Id | None = None
+    from_: dt.date | None = Field(default=None, alias="from")
+    to: dt.date | None = None
+    type: TransactionType | None = None
+    min_amount: Annotated[int, Field(ge=0, le=MINOR_UNITS_MAX)] | None = Field(
+        default=None, description="Minimum magnitude |amount| in minor units"
+    )
+    max_amount: Annotated[int, Field(ge=0, le=MINOR_UNITS_MAX)] | None = Field(
+        default=None, description="Maximum magnitude |amount| in minor units"
+    )
+    q: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = Field(
+        default=None,
+        description="Case- and accent-insensitive substring of the description",
+    )
+    import_id: Id | None = None
+
+
+class DeleteAccount(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    confirm: bool = Field(
+        default=False, description="Required (true) when the account has transactions"
+    )
+
+
+class DeleteCategory(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    reassign_to: Id | None = Field(
+        default=None, description="Move this category's transactions to another category"
+    )
+    uncategorize: bool = Field(
+        default=False, description="Leave this category's transactions uncategorized"
+    )
+
+

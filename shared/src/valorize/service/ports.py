@@ -1,0 +1,138 @@
+"""What the service layer needs from the outside world. Adapters implement these; unit tests
+use in-memory fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from valorize.domain.model import Account, ApiToken, Category, Transaction, User
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """Stored in the same atomic write as the effect it guards, so a replay can never write
+    twice and never loses the first answer."""
+
+    key_hash: str
+    fingerprint: str
+    status: int
+    body: Any
+    expires_at: datetime
+
+
+@dataclass
+class IdempotencyMark:
+    """Handed by the entry point to a command; the service seals it with its result."""
+
+    key_hash: str
+    fingerprint: str
+    expires_at: datetime
+    render: Callable[[Any], tuple[int, Any]]
+
+    def seal(self, result: Any) -> IdempotencyRecord:
+        status, body = self.render(result)
+        return IdempotencyRecord(self.key_hash, self.fingerprint, status, body, self.expires_at)
+
+
+class IdempotentReplay(Exception):
+    """The key was already used: the stored record answers instead."""
+
+    def __init__(self, record: IdempotencyRecord) -> None:
+        super().__init__("idempotent replay")
+        self.record = record
+
+
+@dataclass(frozen=True)
+class TransactionFilter:
+    account_id: str | None = None
+    category_id: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+    type: str | None = None
+    import_id: str | None = None
+    # Applied after the indexed query (magnitude range, text search).
+    predicate: Callable[[Transaction], bool] | None = field(default=None, compare=False)
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PageResult(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+class Store(Protocol):
+    # users and tokens
+    def create_user(
+        self, user: User, password_hash: str, categories: Sequence[Category],
+        token: ApiToken, secret_hash: str,
+    ) -> None: ...
+    def get_user(self, user_id: str) -> User | None: ...
+    def find_credentials(self, email: str) -> tuple[str, str] | None: ...
+    def add_token(self, token: ApiToken, secret_hash: str,
+                  idem: IdempotencyRecord | None = None) -> None: ...
+    def get_token(self, token_id: str) -> tuple[ApiToken, str] | None: ...
+    def touch_token(self, token_id: str, when: datetime) -> None: ...
+    def list_tokens(self, user_id: str) -> list[ApiToken]: ...
+    def delete_token(self, user_id: str, token_id: str) -> bool: ...
+    def get_idempotency(self, scope: str, key_hash: str) -> IdempotencyRecord | None: ...
+
+    # accounts
+    def add_account(self, user_id: str, account: Account,
+                    idem: IdempotencyRecord | None = None) -> None: ...
+    def get_account(self, user_id: str, account_id: str) -> Account | None: ...
+    def get_accounts(self, user_id: str, account_ids: Sequence[str]) -> dict[str, Account]: ...
+    def list_accounts(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Account]: ...
+    def update_account(self, user_id: str, account_id: str,
+                       mutate: Callable[[Account], Account]) -> Account: ...
+    def delete_account(self, user_id: str, account_id: str) -> None: ...
+
+    # categories
+    def add_category(self, user_id: str, category: Category,
+                     idem: IdempotencyRecord | None = None) -> None: ...
+    def get_category(self, user_id: str, category_id: str) -> Category | None: ...
+    def get_categories(self, user_id: str, ids: Sequence[str]) -> dict[str, Category]: ...
+    def list_categories(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Category]: ...
+    def update_category(self, user_id: str, old: Category, new: Category) -> None: ...
+    def category_in_use(self, user_id: str, category_id: str) -> bool: ...
+    def delete_category(self, user_id: str, category: Category,
+                        replacement_id: str | None) -> None: ...
+
+    # transactions
+    def add_transactions(self, user_id: str, transactions: Sequence[Transaction],
+                         idem: IdempotencyRecord | None = None) -> None: ...
+    def get_transaction(self, user_id: str, transaction_id: str) -> Transaction | None: ...
+    def update_transaction(
+        self, user_id: str, transaction_id: str,
+        mutate: Callable[[Transaction, Transaction | None],
+                         tuple[Transaction, Transaction | None]],
+    ) -> Transaction: ...
+    def delete_transaction(self, user_id: str, transaction_id: str) -> None: ...
+    def list_transactions(self, user_id: str, flt: TransactionFilter, limit: int,
+                          cursor: str | None) -> PageResult[Transaction]: ...
+
+
+class PasswordHasher(Protocol):
+    def hash(self, password: str) -> str: ...
+    def verify(self, hashed: str, password: str) -> bool: ...
+
+
+class LoginThrottle(Protocol):
+    def blocked_for(self, key: str) -> int:
+        """Seconds the key must still wait, 0 when it may try."""
+        ...
+    def failed(self, key: str) -> None: ...
+    def succeeded(self, key: str) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class Ids(Protocol):
+    def new_id(self) -> str: ...

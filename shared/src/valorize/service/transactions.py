@@ -1,0 +1,161 @@
+"""Transactions: create/read/update/delete, splits, transfers, filtered listing."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import replace
+
+from valorize.domain.errors import NotFound, ValidationFailed
+from valorize.domain.model import (
+    Split,
+    Transaction,
+    check_splits,
+    make_transfer,
+    mirror_transfer_change,
+)
+from valorize.service.commands import (
+    CreateTransaction,
+    CreateTransfer,
+    ListTransactions,
+    SplitIn,
+    UpdateTransaction,
+)
+from valorize.service.ports import (
+    Clock,
+    IdempotencyMark,
+    Ids,
+    PageResult,
+    Store,
+    TransactionFilter,
+)
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form used by text search ("café" matches "CAFE")."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _splits(given: Sequence[SplitIn]) -> tuple[Split, ...]:
+    return tuple(Split(s.category_id, s.amount, s.description) for s in given)
+
+
+class TransactionService:
+    def __init__(self, store: Store, clock: Clock, ids: Ids) -> None:
+        self.store = store
+        self.clock = clock
+        self.ids = ids
+
+    def _check_categories(self, user_id: str, category_id: str | None,
+                          splits: Sequence[Split]) -> None:
+        wanted = {c for c in [category_id, *(s.category_id for s in splits)] if c}
+        if not wanted:
+            return
+        # Ownership is checked on every reference: another user's category is "no such".
+        found = self.store.get_categories(user_id, sorted(wanted))
+        if category_id and category_id not in found:
+            raise ValidationFailed.on("category_id", "no such category")
+        for i, split in enumerate(splits):
+            if split.category_id and split.category_id not in found:
+                raise ValidationFailed.on(f"splits.{i}.category_id", "no such category")
+
+    def create(self, user_id: str, cmd: CreateTransaction,
+               idem: IdempotencyMark | None = None) -> Transaction:
+        account = self.store.get_account(user_id, cmd.account_id)
+        if account is None:
+            raise ValidationFailed.on("account_id", "no such account")
+        splits = _splits(cmd.splits)
+        check_splits(cmd.amount, splits, cmd.category_id)
+        self._check_categories(user_id, cmd.category_id, splits)
+        now = self.clock.now()
+        txn = Transaction(
+            id=self.ids.new_id(), account_id=account.id, amount=cmd.amount,
+            currency=account.currency, date=cmd.date, description=cmd.description,
+            category_id=cmd.category_id, notes=cmd.notes, splits=splits,
+            created_at=now, updated_at=now,
+        )
+        self.store.add_transactions(user_id, [txn], idem.seal(txn) if idem else None)
+        return txn
+
+    def transfer(self, user_id: str, cmd: CreateTransfer,
+                 idem: IdempotencyMark | None = None) -> tuple[Transaction, Transaction]:
+        accounts = self.store.get_accounts(user_id, [cmd.from_account_id, cmd.to_account_id])
+        if cmd.from_account_id not in accounts:
+            raise ValidationFailed.on("from_account_id", "no such account")
+        if cmd.to_account_id not in accounts:
+            raise ValidationFailed.on("to_account_id", "no such account")
+        pair = make_transfer(
+            out_id=self.ids.new_id(), in_id=self.ids.new_id(), transfer_id=self.ids.new_id(),
+            source=accounts[cmd.from_account_id], destination=accounts[cmd.to_account_id],
+            amount=cmd.amount, on=cmd.date, description=cmd.description, notes=cmd.notes,
+            now=self.clock.now(),
+        )
+        self.store.add_transactions(user_id, list(pair), idem.seal(pair) if idem else None)
+        return pair
+
+    def get(self, user_id: str, transaction_id: str) -> Transaction:
+        txn = self.store.get_transaction(user_id, transaction_id)
+        if txn is None:
+            raise NotFound("transaction not found")
+        return txn
+
+    def update(self, user_id: str, transaction_id: str, cmd: UpdateTransaction) -> Transaction:
+        changes = cmd.given()
+        for required in ("amount", "date", "description"):
+            if required in changes and changes[required] is None:
+                raise ValidationFailed.on(required, "cannot be null")
+        if "splits" in changes:
+            changes["splits"] = _splits(changes["splits"] or [])
+        # References are checked once, outside the atomic section, which only re-reads the
+        # transaction itself.
+        self._check_categories(user_id, changes.get("category_id"), changes.get("splits", ()))
+        now = self.clock.now()
+
+        def mutate(
+            txn: Transaction, counterpart: Transaction | None
+        ) -> tuple[Transaction, Transaction | None]:
+            if txn.is_transfer and ("splits" in changes and changes["splits"]):
+                raise ValidationFailed.on("splits", "a transfer cannot be split")
+            new = replace(txn, **changes, updated_at=now)
+            if txn.is_transfer:
+                if new.amount == 0 or (new.amount > 0) != (txn.amount > 0):
+                    raise ValidationFailed.on(
+                        "amount", "a transfer side keeps its direction; delete and recreate it"
+                    )
+            elif "splits" not in changes and new.splits and "category_id" in changes and new.category_id:
+                # Setting a category on a split transaction means: stop splitting.
+                new = replace(new, splits=())
+            check_splits(new.amount, new.splits, new.category_id)
+            mirrored = mirror_transfer_change(new, counterpart) if counterpart else None
+            return new, mirrored
+
+        return self.store.update_transaction(user_id, transaction_id, mutate)
+
+    def delete(self, user_id: str, transaction_id: str) -> None:
+        self.store.delete_transaction(user_id, transaction_id)
+
+    def list(self, user_id: str, query: ListTransactions) -> PageResult[Transaction]:
+        if query.from_ and query.to and query.from_ > query.to:
+            raise ValidationFailed.on("from", "must not be after 'to'")
+        low, high, text = query.min_amount, query.max_amount, query.q
+        if low is not None and high is not None and low > high:
+            raise ValidationFailed.on("min_amount", "must not exceed max_amount")
+        needle = fold(text) if text else None
+
+        def keep(txn: Transaction) -> bool:
+            size = abs(txn.amount)
+            if low is not None and size < low:
+                return False
+            if high is not None and size > high:
+                return False
+            return needle is None or needle in fold(txn.description)
+
+        flt = TransactionFilter(
+            account_id=query.account_id, category_id=query.category_id,
+            date_from=query.from_.isoformat() if query.from_ else None,
+            date_to=query.to.isoformat() if query.to else None,
+            type=query.type.value if query.type else None, import_id=query.import_id,
+            predicate=keep if (low is not None or high is not None or needle) else None,
+        )
+        return self.store.list_transactions(user_id, flt, query.limit, query.cursor)
