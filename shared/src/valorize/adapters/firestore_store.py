@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import replace
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
@@ -63,11 +64,18 @@ def encode_cursor(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> str:
+def decode_cursor(cursor: str, shape: re.Pattern[str] | None = None) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        value = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_",
+                                 validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ValidationFailed.on("cursor", "not a cursor this API returned") from None
+        value = ""
+    if not value or (shape is not None and not shape.fullmatch(value)):
+        raise ValidationFailed.on("cursor", "not a cursor this API returned")
+    return value
+
+
+_SORT_KEY = re.compile(r"\d{4}-\d{2}-\d{2}#[0-9a-f]{1,64}")
 
 
 # --- mapping ----------------------------------------------------------------------------------
@@ -534,7 +542,7 @@ class FirestoreStore:
             # "$" sorts right after "#", so every key of that day is included.
             q = q.where(filter=FieldFilter("sort_key", "<", flt.date_to + "$"))
         q = q.order_by("sort_key", direction=firestore.Query.DESCENDING)
-        position = decode_cursor(cursor) if cursor else None
+        position = decode_cursor(cursor, _SORT_KEY) if cursor else None
         if flt.predicate is None:
             page = list(self._scan(q, position, limit + 1, limit + 1))
             items = page[:limit]

@@ -1,0 +1,41 @@
+"""Shared fixtures. The local cloud (emulators, functions, gateway) is started once per test
+session on free ports by devstack, the same code `nox -s dev` runs, and stopped at the end."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from devstack.stack import Stack, StackConfig  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    config = StackConfig(storage=False, tasks=False, smtp=False, gateway=True,
+                         log_dir=ROOT / ".local" / "test-logs")
+    with Stack(config) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def emulator_env(stack: Stack) -> Iterator[dict[str, str]]:
+    """Point in-process clients (the store, Redis) at the test stack's emulators."""
+    saved = dict(os.environ)
+    os.environ.update(stack.env)
+    from valorize import bootstrap, config
+
+    config.settings.cache_clear()
+    for name in dir(bootstrap):
+        cached = getattr(getattr(bootstrap, name), "cache_clear", None)
+        if cached:
+            cached()
+    yield stack.env
+    os.environ.clear()
+    os.environ.update(saved)

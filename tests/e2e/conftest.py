@@ -1,0 +1,114 @@
+"""End-to-end helpers: an HTTP client through the gateway and fresh users per test."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import requests
+
+from devstack.stack import Stack
+
+pytestmark = pytest.mark.e2e
+_counter = itertools.count()
+
+
+@dataclass
+class Api:
+    base: str
+    token: str | None = None
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def request(self, method: str, path: str, json: Any = None, token: str | None = None,
+                headers: dict[str, str] | None = None, **kw: Any) -> requests.Response:
+        h = dict(headers or {})
+        tok = token if token is not None else self.token
+        if tok:
+            h["Authorization"] = f"Bearer {tok}"
+        return self.session.request(method, self.base + path, json=json, headers=h,
+                                    timeout=30, **kw)
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> requests.Response:
+        return self.request("POST", path, json=json, **kw)
+
+    def patch(self, path: str, json: Any = None, **kw: Any) -> requests.Response:
+        return self.request("PATCH", path, json=json, **kw)
+
+    def delete(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("DELETE", path, **kw)
+
+    # shortcuts that assert success
+    def account(self, **over: Any) -> dict[str, Any]:
+        body = {"name": "Checking", "type": "checking", "currency": "BRL", **over}
+        r = self.post("/api/accounts", body)
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    def categories(self) -> dict[str, dict[str, Any]]:
+        r = self.get("/api/categories?limit=200")
+        assert r.status_code == 200, r.text
+        return {c["name"]: c for c in r.json()["data"]}
+
+    def txn(self, account_id: str, amount: int, date: str = "2025-03-10",
+            description: str = "Coffee", **over: Any) -> dict[str, Any]:
+        body = {"account_id": account_id, "amount": amount, "date": date,
+                "description": description, **over}
+        r = self.post("/api/transactions", body)
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    def balance(self, account_id: str) -> int:
+        r = self.get(f"/api/accounts/{account_id}")
+        assert r.status_code == 200, r.text
+        return int(r.json()["balance"]["amount"])
+
+
+@pytest.fixture(scope="session")
+def base_url(stack: Stack) -> str:
+    assert stack.urls.base_url
+    return stack.urls.base_url
+
+
+def register(base_url: str, currency: str = "BRL", locale: str | None = None) -> Api:
+    email = f"user{next(_counter)}-{uuid.uuid4().hex[:8]}@example.com"
+    body: dict[str, Any] = {"email": email, "password": "correct horse battery",
+                            "name": "Test User", "preferred_currency": currency}
+    if locale:
+        body["locale"] = locale
+    r = requests.post(base_url + "/api/auth/register", json=body, timeout=30)
+    assert r.status_code == 201, r.text
+    api = Api(base_url, r.json()["token"])
+    api.email = email  # type: ignore[attr-defined]
+    return api
+
+
+@pytest.fixture
+def api(base_url: str) -> Api:
+    return register(base_url)
+
+
+@pytest.fixture
+def other(base_url: str) -> Api:
+    return register(base_url)
+
+
+@pytest.fixture
+def anon(base_url: str) -> Api:
+    return Api(base_url)
+
+
+def assert_problem(r: requests.Response, status: int, field: str | None = None) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["Content-Type"].startswith("application/problem+json"), r.headers
+    body = dict(r.json())
+    assert body["status"] == status and body["title"]
+    assert "Traceback" not in r.text
+    if field is not None:
+        assert field in [e["field"] for e in body["errors"]], body
+    return body
