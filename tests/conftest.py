@@ -18,8 +18,9 @@ from devstack.stack import Stack, StackConfig  # noqa: E402
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    config = StackConfig(storage=False, tasks=False, smtp=False, gateway=True,
-                         log_dir=ROOT / ".local" / "test-logs")
+    config = StackConfig(
+        storage=False, tasks=False, smtp=False, gateway=True, log_dir=ROOT / ".local" / "test-logs"
+    )
     with Stack(config) as running:
         yield running
 

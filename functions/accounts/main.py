@@ -1,7 +1,7 @@
 """Accounts function: CRUD with balances as Money."""
 
-import functions_framework
 import flask
+import functions_framework
 
 from valorize import bootstrap
 from valorize.entrypoints.http import Call, FunctionApp, Route
@@ -15,8 +15,11 @@ def render(account: object) -> object:
 
 def list_accounts(call: Call) -> object:
     page = bootstrap.account_service().list(call.user_id, call.query.limit, call.query.cursor)
-    return dump(ListOf[AccountOut](data=[AccountOut.of(a) for a in page.items],
-                                   next_cursor=page.next_cursor))
+    return dump(
+        ListOf[AccountOut](
+            data=[AccountOut.of(a) for a in page.items], next_cursor=page.next_cursor
+        )
+    )
 
 
 def create_account(call: Call) -> object:
@@ -32,24 +35,59 @@ def update_account(call: Call) -> object:
 
 
 def delete_account(call: Call) -> None:
-    bootstrap.account_service().delete(call.user_id, call.params["account_id"],
-                                       call.query.confirm)
+    bootstrap.account_service().delete(call.user_id, call.params["account_id"], call.query.confirm)
 
 
-app = FunctionApp("accounts", [
-    Route("GET", "/api/accounts", list_accounts, "List the caller's accounts",
-          query=c.Page, response=ListOf[AccountOut]),
-    Route("POST", "/api/accounts", create_account, "Create an account with an opening balance",
-          body=c.CreateAccount, response=AccountOut, render=render, status=201),
-    Route("GET", "/api/accounts/<account_id>", get_account, "One account with its balance",
-          response=AccountOut, render=render, errors=(404,)),
-    Route("PATCH", "/api/accounts/<account_id>", update_account,
-          "Change an account (currency only while it has no transactions)",
-          body=c.UpdateAccount, response=AccountOut, render=render, errors=(404, 409)),
-    Route("DELETE", "/api/accounts/<account_id>", delete_account,
-          "Delete an account; with transactions it needs ?confirm=true and removes them",
-          query=c.DeleteAccount, errors=(404, 409)),
-])
+app = FunctionApp(
+    "accounts",
+    [
+        Route(
+            "GET",
+            "/api/accounts",
+            list_accounts,
+            "List the caller's accounts",
+            query=c.Page,
+            response=ListOf[AccountOut],
+        ),
+        Route(
+            "POST",
+            "/api/accounts",
+            create_account,
+            "Create an account with an opening balance",
+            body=c.CreateAccount,
+            response=AccountOut,
+            render=render,
+            status=201,
+        ),
+        Route(
+            "GET",
+            "/api/accounts/<account_id>",
+            get_account,
+            "One account with its balance",
+            response=AccountOut,
+            render=render,
+            errors=(404,),
+        ),
+        Route(
+            "PATCH",
+            "/api/accounts/<account_id>",
+            update_account,
+            "Change an account (currency only while it has no transactions)",
+            body=c.UpdateAccount,
+            response=AccountOut,
+            render=render,
+            errors=(404, 409),
+        ),
+        Route(
+            "DELETE",
+            "/api/accounts/<account_id>",
+            delete_account,
+            "Delete an account; with transactions it needs ?confirm=true and removes them",
+            query=c.DeleteAccount,
+            errors=(404, 409),
+        ),
+    ],
+)
 
 
 @functions_framework.http

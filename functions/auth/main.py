@@ -1,7 +1,7 @@
 """Auth function: registration, login, personal API tokens."""
 
-import functions_framework
 import flask
+import functions_framework
 
 from valorize import bootstrap
 from valorize.entrypoints.http import Call, FunctionApp, Route
@@ -44,20 +44,53 @@ def revoke_token(call: Call) -> None:
     bootstrap.auth_service().revoke_token(call.user_id, call.params["token_id"])
 
 
-app = FunctionApp("auth", [
-    Route("POST", "/api/auth/register", register, "Create a user; returns a first token",
-          body=c.Register, response=RegisteredOut, status=201, auth=False, errors=(409,)),
-    Route("POST", "/api/auth/login", login, "Exchange email + password for a 30-day token",
-          body=c.Login, response=LoginOut, auth=False, errors=(429,)),
-    Route("GET", "/api/auth/me", me, "The calling user's profile", response=UserOut),
-    Route("GET", "/api/auth/tokens", list_tokens, "The caller's tokens (never their secrets)",
-          response=ListOf[TokenOut]),
-    Route("POST", "/api/auth/tokens", create_token, "Create a personal API token",
-          body=c.CreateToken, response=IssuedTokenOut, status=201,
-          render=lambda issued: dump(IssuedTokenOut.issued(issued))),
-    Route("DELETE", "/api/auth/tokens/<token_id>", revoke_token, "Revoke a token",
-          errors=(404,)),
-])
+app = FunctionApp(
+    "auth",
+    [
+        Route(
+            "POST",
+            "/api/auth/register",
+            register,
+            "Create a user; returns a first token",
+            body=c.Register,
+            response=RegisteredOut,
+            status=201,
+            auth=False,
+            errors=(409,),
+        ),
+        Route(
+            "POST",
+            "/api/auth/login",
+            login,
+            "Exchange email + password for a 30-day token",
+            body=c.Login,
+            response=LoginOut,
+            auth=False,
+            errors=(429,),
+        ),
+        Route("GET", "/api/auth/me", me, "The calling user's profile", response=UserOut),
+        Route(
+            "GET",
+            "/api/auth/tokens",
+            list_tokens,
+            "The caller's tokens (never their secrets)",
+            response=ListOf[TokenOut],
+        ),
+        Route(
+            "POST",
+            "/api/auth/tokens",
+            create_token,
+            "Create a personal API token",
+            body=c.CreateToken,
+            response=IssuedTokenOut,
+            status=201,
+            render=lambda issued: dump(IssuedTokenOut.issued(issued)),
+        ),
+        Route(
+            "DELETE", "/api/auth/tokens/<token_id>", revoke_token, "Revoke a token", errors=(404,)
+        ),
+    ],
+)
 
 
 @functions_framework.http

@@ -1,7 +1,7 @@
 """Categories function: CRUD with the palette and guarded deletion."""
 
-import functions_framework
 import flask
+import functions_framework
 
 from valorize import bootstrap
 from valorize.entrypoints.http import Call, FunctionApp, Route
@@ -15,8 +15,11 @@ def render(category: object) -> object:
 
 def list_categories(call: Call) -> object:
     page = bootstrap.category_service().list(call.user_id, call.query.limit, call.query.cursor)
-    return dump(ListOf[CategoryOut](data=[CategoryOut.of(x) for x in page.items],
-                                    next_cursor=page.next_cursor))
+    return dump(
+        ListOf[CategoryOut](
+            data=[CategoryOut.of(x) for x in page.items], next_cursor=page.next_cursor
+        )
+    )
 
 
 def create_category(call: Call) -> object:
@@ -28,30 +31,67 @@ def get_category(call: Call) -> object:
 
 
 def update_category(call: Call) -> object:
-    return bootstrap.category_service().update(call.user_id, call.params["category_id"],
-                                               call.body)
+    return bootstrap.category_service().update(call.user_id, call.params["category_id"], call.body)
 
 
 def delete_category(call: Call) -> None:
     q = call.query
-    bootstrap.category_service().delete(call.user_id, call.params["category_id"],
-                                        q.reassign_to, q.uncategorize)
+    bootstrap.category_service().delete(
+        call.user_id, call.params["category_id"], q.reassign_to, q.uncategorize
+    )
 
 
-app = FunctionApp("categories", [
-    Route("GET", "/api/categories", list_categories, "List the caller's categories by name",
-          query=c.Page, response=ListOf[CategoryOut]),
-    Route("POST", "/api/categories", create_category,
-          "Create a category (names unique per user, case-insensitive)",
-          body=c.CreateCategory, response=CategoryOut, render=render, status=201, errors=(409,)),
-    Route("GET", "/api/categories/<category_id>", get_category, "One category",
-          response=CategoryOut, render=render, errors=(404,)),
-    Route("PATCH", "/api/categories/<category_id>", update_category, "Change a category",
-          body=c.UpdateCategory, response=CategoryOut, render=render, errors=(404, 409)),
-    Route("DELETE", "/api/categories/<category_id>", delete_category,
-          "Delete a category; in use it needs ?reassign_to=<id> or ?uncategorize=true",
-          query=c.DeleteCategory, errors=(404, 409)),
-])
+app = FunctionApp(
+    "categories",
+    [
+        Route(
+            "GET",
+            "/api/categories",
+            list_categories,
+            "List the caller's categories by name",
+            query=c.Page,
+            response=ListOf[CategoryOut],
+        ),
+        Route(
+            "POST",
+            "/api/categories",
+            create_category,
+            "Create a category (names unique per user, case-insensitive)",
+            body=c.CreateCategory,
+            response=CategoryOut,
+            render=render,
+            status=201,
+            errors=(409,),
+        ),
+        Route(
+            "GET",
+            "/api/categories/<category_id>",
+            get_category,
+            "One category",
+            response=CategoryOut,
+            render=render,
+            errors=(404,),
+        ),
+        Route(
+            "PATCH",
+            "/api/categories/<category_id>",
+            update_category,
+            "Change a category",
+            body=c.UpdateCategory,
+            response=CategoryOut,
+            render=render,
+            errors=(404, 409),
+        ),
+        Route(
+            "DELETE",
+            "/api/categories/<category_id>",
+            delete_category,
+            "Delete a category; in use it needs ?reassign_to=<id> or ?uncategorize=true",
+            query=c.DeleteCategory,
+            errors=(404, 409),
+        ),
+    ],
+)
 
 
 @functions_framework.http

@@ -1,7 +1,7 @@
 """Transactions function: CRUD, splits, transfers, filtered cursor listing."""
 
-import functions_framework
 import flask
+import functions_framework
 
 from valorize import bootstrap
 from valorize.entrypoints.http import Call, FunctionApp, Route
@@ -19,8 +19,11 @@ def render_transfer(pair: object) -> object:
 
 def list_transactions(call: Call) -> object:
     page = bootstrap.transaction_service().list(call.user_id, call.query)
-    return dump(ListOf[TransactionOut](data=[TransactionOut.of(t) for t in page.items],
-                                       next_cursor=page.next_cursor))
+    return dump(
+        ListOf[TransactionOut](
+            data=[TransactionOut.of(t) for t in page.items], next_cursor=page.next_cursor
+        )
+    )
 
 
 def create_transaction(call: Call) -> object:
@@ -36,32 +39,74 @@ def get_transaction(call: Call) -> object:
 
 
 def update_transaction(call: Call) -> object:
-    return bootstrap.transaction_service().update(call.user_id, call.params["transaction_id"],
-                                                  call.body)
+    return bootstrap.transaction_service().update(
+        call.user_id, call.params["transaction_id"], call.body
+    )
 
 
 def delete_transaction(call: Call) -> None:
     bootstrap.transaction_service().delete(call.user_id, call.params["transaction_id"])
 
 
-app = FunctionApp("transactions", [
-    Route("GET", "/api/transactions", list_transactions,
-          "List transactions, newest first, filtered, with a cursor",
-          query=c.ListTransactions, response=ListOf[TransactionOut]),
-    Route("POST", "/api/transactions", create_transaction,
-          "Create a transaction; the account balance changes in the same write",
-          body=c.CreateTransaction, response=TransactionOut, render=render, status=201),
-    Route("POST", "/api/transactions/transfers", create_transfer,
-          "Move money between two of the caller's accounts (a linked pair)",
-          body=c.CreateTransfer, response=TransferOut, render=render_transfer, status=201),
-    Route("GET", "/api/transactions/<transaction_id>", get_transaction, "One transaction",
-          response=TransactionOut, render=render, errors=(404,)),
-    Route("PATCH", "/api/transactions/<transaction_id>", update_transaction,
-          "Change a transaction (a transfer's other side follows)",
-          body=c.UpdateTransaction, response=TransactionOut, render=render, errors=(404,)),
-    Route("DELETE", "/api/transactions/<transaction_id>", delete_transaction,
-          "Delete a transaction (both sides of a transfer)", errors=(404,)),
-])
+app = FunctionApp(
+    "transactions",
+    [
+        Route(
+            "GET",
+            "/api/transactions",
+            list_transactions,
+            "List transactions, newest first, filtered, with a cursor",
+            query=c.ListTransactions,
+            response=ListOf[TransactionOut],
+        ),
+        Route(
+            "POST",
+            "/api/transactions",
+            create_transaction,
+            "Create a transaction; the account balance changes in the same write",
+            body=c.CreateTransaction,
+            response=TransactionOut,
+            render=render,
+            status=201,
+        ),
+        Route(
+            "POST",
+            "/api/transactions/transfers",
+            create_transfer,
+            "Move money between two of the caller's accounts (a linked pair)",
+            body=c.CreateTransfer,
+            response=TransferOut,
+            render=render_transfer,
+            status=201,
+        ),
+        Route(
+            "GET",
+            "/api/transactions/<transaction_id>",
+            get_transaction,
+            "One transaction",
+            response=TransactionOut,
+            render=render,
+            errors=(404,),
+        ),
+        Route(
+            "PATCH",
+            "/api/transactions/<transaction_id>",
+            update_transaction,
+            "Change a transaction (a transfer's other side follows)",
+            body=c.UpdateTransaction,
+            response=TransactionOut,
+            render=render,
+            errors=(404,),
+        ),
+        Route(
+            "DELETE",
+            "/api/transactions/<transaction_id>",
+            delete_transaction,
+            "Delete a transaction (both sides of a transfer)",
+            errors=(404,),
+        ),
+    ],
+)
 
 
 @functions_framework.http

@@ -22,14 +22,22 @@ class Api:
     token: str | None = None
     session: requests.Session = field(default_factory=requests.Session)
 
-    def request(self, method: str, path: str, json: Any = None, token: str | None = None,
-                headers: dict[str, str] | None = None, **kw: Any) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> requests.Response:
         h = dict(headers or {})
         tok = token if token is not None else self.token
         if tok:
             h["Authorization"] = f"Bearer {tok}"
-        return self.session.request(method, self.base + path, json=json, headers=h,
-                                    timeout=30, **kw)
+        return self.session.request(
+            method, self.base + path, json=json, headers=h, timeout=30, **kw
+        )
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.request("GET", path, **kw)
@@ -55,10 +63,21 @@ class Api:
         assert r.status_code == 200, r.text
         return {c["name"]: c for c in r.json()["data"]}
 
-    def txn(self, account_id: str, amount: int, date: str = "2025-03-10",
-            description: str = "Coffee", **over: Any) -> dict[str, Any]:
-        body = {"account_id": account_id, "amount": amount, "date": date,
-                "description": description, **over}
+    def txn(
+        self,
+        account_id: str,
+        amount: int,
+        date: str = "2025-03-10",
+        description: str = "Coffee",
+        **over: Any,
+    ) -> dict[str, Any]:
+        body = {
+            "account_id": account_id,
+            "amount": amount,
+            "date": date,
+            "description": description,
+            **over,
+        }
         r = self.post("/api/transactions", body)
         assert r.status_code == 201, r.text
         return dict(r.json())
@@ -77,8 +96,12 @@ def base_url(stack: Stack) -> str:
 
 def register(base_url: str, currency: str = "BRL", locale: str | None = None) -> Api:
     email = f"user{next(_counter)}-{uuid.uuid4().hex[:8]}@example.com"
-    body: dict[str, Any] = {"email": email, "password": "correct horse battery",
-                            "name": "Test User", "preferred_currency": currency}
+    body: dict[str, Any] = {
+        "email": email,
+        "password": "correct horse battery",
+        "name": "Test User",
+        "preferred_currency": currency,
+    }
     if locale:
         body["locale"] = locale
     r = requests.post(base_url + "/api/auth/register", json=body, timeout=30)

@@ -9,23 +9,38 @@ from tests.e2e.conftest import Api, assert_problem, register
 
 def test_register_returns_user_and_working_token(base_url: str) -> None:
     email = f"Mixed.Case-{uuid.uuid4().hex[:6]}@Example.com"
-    r = requests.post(base_url + "/api/auth/register", json={
-        "email": email, "password": "long enough pw", "name": "Ana",
-        "preferred_currency": "USD"}, timeout=30)
+    r = requests.post(
+        base_url + "/api/auth/register",
+        json={
+            "email": email,
+            "password": "long enough pw",
+            "name": "Ana",
+            "preferred_currency": "USD",
+        },
+        timeout=30,
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["user"]["email"] == email.lower()
     assert body["user"]["locale"] == "en"
-    me = requests.get(base_url + "/api/auth/me",
-                      headers={"Authorization": f"Bearer {body['token']}"}, timeout=30)
+    me = requests.get(
+        base_url + "/api/auth/me", headers={"Authorization": f"Bearer {body['token']}"}, timeout=30
+    )
     assert me.status_code == 200 and me.json()["id"] == body["user"]["id"]
     assert "password" not in me.text
 
 
 def test_duplicate_email_is_a_conflict(api: Api, base_url: str) -> None:
-    r = requests.post(base_url + "/api/auth/register", json={
-        "email": api.email.upper(), "password": "another password", "name": "X",  # type: ignore[attr-defined]
-        "preferred_currency": "BRL"}, timeout=30)
+    r = requests.post(
+        base_url + "/api/auth/register",
+        json={
+            "email": api.email.upper(),
+            "password": "another password",
+            "name": "X",  # type: ignore[attr-defined]
+            "preferred_currency": "BRL",
+        },
+        timeout=30,
+    )
     assert_problem(r, 409)
 
 
@@ -45,8 +60,11 @@ def test_wrong_password_is_401_and_repeated_failures_are_throttled(api: Api, ano
     assert_problem(blocked, 429)
     assert int(blocked.headers["Retry-After"]) > 0
     # Another client address is not punished for this one's failures.
-    other_ip = anon.post("/api/auth/login", {"email": email, "password": "correct horse battery"},
-                         headers={"X-Forwarded-For": "203.0.113.9"})
+    other_ip = anon.post(
+        "/api/auth/login",
+        {"email": email, "password": "correct horse battery"},
+        headers={"X-Forwarded-For": "203.0.113.9"},
+    )
     assert other_ip.status_code == 200, other_ip.text
 
 

@@ -6,13 +6,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tests.e2e.conftest import Api, assert_problem
 
-
 # --- accounts ---------------------------------------------------------------------------------
 
 
 def test_account_crud_with_opening_balance(api: Api) -> None:
-    acc = api.account(name="Nubank", opening_balance=150_000, bank_code="260",
-                      bank_name="Nubank", number="12345-6")
+    acc = api.account(
+        name="Nubank",
+        opening_balance=150_000,
+        bank_code="260",
+        bank_name="Nubank",
+        number="12345-6",
+    )
     assert acc["balance"] == {"amount": 150_000, "currency": "BRL"}
     assert acc["opening_balance"] == {"amount": 150_000, "currency": "BRL"}
     api.txn(acc["id"], -50_000)
@@ -36,9 +40,16 @@ def test_deleting_an_account_with_transactions_needs_confirmation(api: Api) -> N
     acc = api.account()
     other_acc = api.account(name="Savings", type="savings")
     t = api.txn(acc["id"], -100)
-    tr = api.post("/api/transactions/transfers", {
-        "from_account_id": acc["id"], "to_account_id": other_acc["id"], "amount": 500,
-        "date": "2025-03-02", "description": "to savings"}).json()
+    tr = api.post(
+        "/api/transactions/transfers",
+        {
+            "from_account_id": acc["id"],
+            "to_account_id": other_acc["id"],
+            "amount": 500,
+            "date": "2025-03-02",
+            "description": "to savings",
+        },
+    ).json()
     assert_problem(api.delete(f"/api/accounts/{acc['id']}"), 409)
     assert api.delete(f"/api/accounts/{acc['id']}?confirm=true").status_code == 204
     assert_problem(api.get(f"/api/accounts/{acc['id']}"), 404)
@@ -74,8 +85,9 @@ def test_category_crud_and_unique_names(api: Api) -> None:
     assert r.status_code == 201, r.text
     pets = r.json()
     assert_problem(api.post("/api/categories", {"name": "  pets ", "color": "red"}), 409)
-    child = api.post("/api/categories", {"name": "Vet", "color": "red",
-                                         "parent_id": pets["id"]}).json()
+    child = api.post(
+        "/api/categories", {"name": "Vet", "color": "red", "parent_id": pets["id"]}
+    ).json()
     assert child["parent_id"] == pets["id"]
     renamed = api.patch(f"/api/categories/{pets['id']}", {"name": "Animals", "color": "teal"})
     assert renamed.status_code == 200 and renamed.json()["color"] == "teal"
@@ -91,12 +103,17 @@ def test_deleting_a_category_in_use(api: Api) -> None:
     food, health = cats["Alimentação"]["id"], cats["Saúde"]["id"]
     leisure = cats["Lazer"]["id"]
     t = api.txn(acc["id"], -1000, category_id=food)
-    s = api.txn(acc["id"], -1000, splits=[{"category_id": food, "amount": -600},
-                                          {"category_id": leisure, "amount": -400}])
+    s = api.txn(
+        acc["id"],
+        -1000,
+        splits=[{"category_id": food, "amount": -600}, {"category_id": leisure, "amount": -400}],
+    )
     assert_problem(api.delete(f"/api/categories/{food}"), 409)
     assert api.delete(f"/api/categories/{food}?reassign_to={health}").status_code == 204
     assert api.get(f"/api/transactions/{t['id']}").json()["category_id"] == health
-    split_cats = [x["category_id"] for x in api.get(f"/api/transactions/{s['id']}").json()["splits"]]
+    split_cats = [
+        x["category_id"] for x in api.get(f"/api/transactions/{s['id']}").json()["splits"]
+    ]
     assert split_cats == [health, leisure]
     assert api.delete(f"/api/categories/{health}?uncategorize=true").status_code == 204
     assert api.get(f"/api/transactions/{t['id']}").json()["category_id"] is None
@@ -123,8 +140,16 @@ def test_transaction_lifecycle_moves_the_balance(api: Api) -> None:
 
 def test_client_sent_type_is_refused_not_trusted(api: Api) -> None:
     acc = api.account()
-    r = api.post("/api/transactions", {"account_id": acc["id"], "amount": -5,
-                                       "date": "2025-01-01", "description": "x", "type": "credit"})
+    r = api.post(
+        "/api/transactions",
+        {
+            "account_id": acc["id"],
+            "amount": -5,
+            "date": "2025-01-01",
+            "description": "x",
+            "type": "credit",
+        },
+    )
     assert_problem(r, 422, "type")
 
 
@@ -132,18 +157,33 @@ def test_splits_must_add_up(api: Api) -> None:
     acc = api.account()
     cats = api.categories()
     food, fun = cats["Alimentação"]["id"], cats["Lazer"]["id"]
-    bad = api.post("/api/transactions", {
-        "account_id": acc["id"], "amount": -1000, "date": "2025-01-05", "description": "Market",
-        "splits": [{"category_id": food, "amount": -700}, {"category_id": fun, "amount": -200}]})
+    bad = api.post(
+        "/api/transactions",
+        {
+            "account_id": acc["id"],
+            "amount": -1000,
+            "date": "2025-01-05",
+            "description": "Market",
+            "splits": [{"category_id": food, "amount": -700}, {"category_id": fun, "amount": -200}],
+        },
+    )
     assert_problem(bad, 422, "splits")
     assert api.balance(acc["id"]) == 0
-    ok = api.txn(acc["id"], -1000, splits=[{"category_id": food, "amount": -700},
-                                           {"category_id": fun, "amount": -300}])
+    ok = api.txn(
+        acc["id"],
+        -1000,
+        splits=[{"category_id": food, "amount": -700}, {"category_id": fun, "amount": -300}],
+    )
     assert [s["amount"] for s in ok["splits"]] == [-700, -300]
     # Changing the amount alone would break the sum: refused.
     assert_problem(api.patch(f"/api/transactions/{ok['id']}", {"amount": -900}), 422, "splits")
-    both = api.patch(f"/api/transactions/{ok['id']}", {"amount": -900, "splits": [
-        {"category_id": food, "amount": -600}, {"category_id": fun, "amount": -300}]})
+    both = api.patch(
+        f"/api/transactions/{ok['id']}",
+        {
+            "amount": -900,
+            "splits": [{"category_id": food, "amount": -600}, {"category_id": fun, "amount": -300}],
+        },
+    )
     assert both.status_code == 200, both.text
     assert api.balance(acc["id"]) == -900
     # A category filter finds split transactions too.
@@ -154,9 +194,16 @@ def test_splits_must_add_up(api: Api) -> None:
 def test_transfer_is_a_linked_pair_and_deleting_one_side_deletes_both(api: Api) -> None:
     a = api.account(opening_balance=10_000)
     b = api.account(name="Savings", type="savings")
-    r = api.post("/api/transactions/transfers", {
-        "from_account_id": a["id"], "to_account_id": b["id"], "amount": 3_000,
-        "date": "2025-04-01", "description": "Save"})
+    r = api.post(
+        "/api/transactions/transfers",
+        {
+            "from_account_id": a["id"],
+            "to_account_id": b["id"],
+            "amount": 3_000,
+            "date": "2025-04-01",
+            "description": "Save",
+        },
+    )
     assert r.status_code == 201, r.text
     pair = r.json()
     assert pair["from"]["amount"] == -3_000 and pair["to"]["amount"] == 3_000
@@ -174,8 +221,13 @@ def test_transfer_is_a_linked_pair_and_deleting_one_side_deletes_both(api: Api) 
 def test_transfers_refuse_other_currencies_and_same_account(api: Api) -> None:
     a = api.account()
     usd = api.account(currency="USD")
-    body = {"from_account_id": a["id"], "to_account_id": usd["id"], "amount": 1,
-            "date": "2025-04-01", "description": "x"}
+    body = {
+        "from_account_id": a["id"],
+        "to_account_id": usd["id"],
+        "amount": 1,
+        "date": "2025-04-01",
+        "description": "x",
+    }
     assert_problem(api.post("/api/transactions/transfers", body), 422, "to_account_id")
     body["to_account_id"] = a["id"]
     assert_problem(api.post("/api/transactions/transfers", body), 422, "to_account_id")
@@ -205,8 +257,11 @@ def test_list_filters_and_stable_cursor_pagination(api: Api) -> None:
     assert q("") == ["Aluguel", "Padaria", "Farmácia", "Supermercado Pão de Açúcar", "Salário"]
     assert q(f"account_id={b['id']}") == ["Aluguel", "Farmácia"]
     assert q(f"category_id={food}") == ["Supermercado Pão de Açúcar"]
-    assert q("from=2025-01-06&to=2025-02-01") == ["Padaria", "Farmácia",
-                                                  "Supermercado Pão de Açúcar"]
+    assert q("from=2025-01-06&to=2025-02-01") == [
+        "Padaria",
+        "Farmácia",
+        "Supermercado Pão de Açúcar",
+    ]
     assert q("type=credit") == ["Salário"]
     assert q("type=debit&min_amount=3000&max_amount=25000") == ["Padaria", "Farmácia"]
     assert q("q=pao de acucar") == ["Supermercado Pão de Açúcar"]
@@ -258,9 +313,15 @@ def test_fifty_concurrent_writes_leave_the_balance_exact(api: Api) -> None:
     amounts = [(-1) ** i * (i * 137 + 1) for i in range(50)]
 
     def send(amount: int) -> int:
-        return api.post("/api/transactions", {"account_id": acc["id"], "amount": amount,
-                                              "date": "2025-06-01",
-                                              "description": f"t{amount}"}).status_code
+        return api.post(
+            "/api/transactions",
+            {
+                "account_id": acc["id"],
+                "amount": amount,
+                "date": "2025-06-01",
+                "description": f"t{amount}",
+            },
+        ).status_code
 
     with ThreadPoolExecutor(25) as pool:
         statuses = list(pool.map(send, amounts))

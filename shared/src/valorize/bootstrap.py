@@ -35,8 +35,12 @@ def redis_client() -> redis.Redis:
 
     # Short timeouts: Redis serves throttles and caches, never the source of truth, so a
     # slow Redis must not hold a request hostage.
-    return redis.Redis.from_url(settings().redis_url, socket_timeout=0.25,
-                                socket_connect_timeout=0.25, health_check_interval=30)
+    return redis.Redis.from_url(
+        settings().redis_url,
+        socket_timeout=0.25,
+        socket_connect_timeout=0.25,
+        health_check_interval=30,
+    )
 
 
 @cache
@@ -52,8 +56,9 @@ def auth_service() -> AuthService:
     from valorize.adapters.system import SystemClock, Uuid7Ids
     from valorize.service.auth import AuthService
 
-    return AuthService(store(), Argon2Hasher(), RedisLoginThrottle(redis_client()),
-                       SystemClock(), Uuid7Ids())
+    return AuthService(
+        store(), Argon2Hasher(), RedisLoginThrottle(redis_client()), SystemClock(), Uuid7Ids()
+    )
 
 
 @cache

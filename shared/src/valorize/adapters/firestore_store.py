@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import re
-from dataclasses import replace
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1 import FieldFilter
-from google.cloud.firestore_v1.base_query import BaseQuery
 from google.cloud.firestore_v1.field_path import FieldPath
+from google.cloud.firestore_v1.query import Query
 
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
 from valorize.domain.model import (
@@ -66,8 +67,9 @@ def encode_cursor(value: str) -> str:
 
 def decode_cursor(cursor: str, shape: re.Pattern[str] | None = None) -> str:
     try:
-        value = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_",
-                                 validate=True).decode()
+        value = base64.b64decode(
+            cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True
+        ).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         value = ""
     if not value or (shape is not None and not shape.fullmatch(value)):
@@ -82,78 +84,146 @@ _SORT_KEY = re.compile(r"\d{4}-\d{2}-\d{2}#[0-9a-f]{1,64}")
 
 
 def _user_doc(u: User) -> dict[str, Any]:
-    return {"email": u.email, "name": u.name, "preferred_currency": u.preferred_currency,
-            "locale": u.locale, "created_at": u.created_at}
+    return {
+        "email": u.email,
+        "name": u.name,
+        "preferred_currency": u.preferred_currency,
+        "locale": u.locale,
+        "created_at": u.created_at,
+    }
 
 
 def _user(doc_id: str, d: dict[str, Any]) -> User:
-    return User(id=doc_id, email=d["email"], name=d["name"],
-                preferred_currency=d["preferred_currency"], locale=d["locale"],
-                created_at=d["created_at"])
+    return User(
+        id=doc_id,
+        email=d["email"],
+        name=d["name"],
+        preferred_currency=d["preferred_currency"],
+        locale=d["locale"],
+        created_at=d["created_at"],
+    )
 
 
 def _account_doc(a: Account) -> dict[str, Any]:
-    return {"name": a.name, "type": a.type.value, "currency": a.currency,
-            "opening_balance": a.opening_balance, "balance": a.balance,
-            "bank_code": a.bank_code, "bank_name": a.bank_name, "number": a.number,
-            "transaction_count": a.transaction_count,
-            "created_at": a.created_at, "updated_at": a.updated_at}
+    return {
+        "name": a.name,
+        "type": a.type.value,
+        "currency": a.currency,
+        "opening_balance": a.opening_balance,
+        "balance": a.balance,
+        "bank_code": a.bank_code,
+        "bank_name": a.bank_name,
+        "number": a.number,
+        "transaction_count": a.transaction_count,
+        "created_at": a.created_at,
+        "updated_at": a.updated_at,
+    }
 
 
 def _account(doc_id: str, d: dict[str, Any]) -> Account:
-    return Account(id=doc_id, name=d["name"], type=AccountType(d["type"]), currency=d["currency"],
-                   opening_balance=d["opening_balance"], balance=d["balance"],
-                   bank_code=d.get("bank_code"), bank_name=d.get("bank_name"),
-                   number=d.get("number"), transaction_count=d.get("transaction_count", 0),
-                   created_at=d["created_at"], updated_at=d["updated_at"])
+    return Account(
+        id=doc_id,
+        name=d["name"],
+        type=AccountType(d["type"]),
+        currency=d["currency"],
+        opening_balance=d["opening_balance"],
+        balance=d["balance"],
+        bank_code=d.get("bank_code"),
+        bank_name=d.get("bank_name"),
+        number=d.get("number"),
+        transaction_count=d.get("transaction_count", 0),
+        created_at=d["created_at"],
+        updated_at=d["updated_at"],
+    )
 
 
 def _category_doc(c: Category) -> dict[str, Any]:
-    return {"name": c.name, "name_key": c.name_key, "color": c.color.value,
-            "type": c.type.value, "description": c.description, "parent_id": c.parent_id,
-            "is_default": c.is_default, "created_at": c.created_at, "updated_at": c.updated_at}
+    return {
+        "name": c.name,
+        "name_key": c.name_key,
+        "color": c.color.value,
+        "type": c.type.value,
+        "description": c.description,
+        "parent_id": c.parent_id,
+        "is_default": c.is_default,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+    }
 
 
 def _category(doc_id: str, d: dict[str, Any]) -> Category:
-    return Category(id=doc_id, name=d["name"], color=Color(d["color"]),
-                    type=CategoryType(d["type"]), description=d.get("description"),
-                    parent_id=d.get("parent_id"), is_default=d.get("is_default", False),
-                    created_at=d["created_at"], updated_at=d["updated_at"])
+    return Category(
+        id=doc_id,
+        name=d["name"],
+        color=Color(d["color"]),
+        type=CategoryType(d["type"]),
+        description=d.get("description"),
+        parent_id=d.get("parent_id"),
+        is_default=d.get("is_default", False),
+        created_at=d["created_at"],
+        updated_at=d["updated_at"],
+    )
 
 
 def _txn_doc(t: Transaction) -> dict[str, Any]:
     return {
-        "account_id": t.account_id, "amount": t.amount, "currency": t.currency,
-        "type": t.type.value, "date": t.date.isoformat(), "sort_key": t.sort_key,
-        "description": t.description, "category_id": t.category_id,
-        "category_ids": t.category_ids, "notes": t.notes,
-        "splits": [{"category_id": s.category_id, "amount": s.amount,
-                    "description": s.description} for s in t.splits],
-        "origin": t.origin.value, "fitid": t.fitid, "import_id": t.import_id,
-        "transfer_id": t.transfer_id, "counterpart_id": t.counterpart_id,
+        "account_id": t.account_id,
+        "amount": t.amount,
+        "currency": t.currency,
+        "type": t.type.value,
+        "date": t.date.isoformat(),
+        "sort_key": t.sort_key,
+        "description": t.description,
+        "category_id": t.category_id,
+        "category_ids": t.category_ids,
+        "notes": t.notes,
+        "splits": [
+            {"category_id": s.category_id, "amount": s.amount, "description": s.description}
+            for s in t.splits
+        ],
+        "origin": t.origin.value,
+        "fitid": t.fitid,
+        "import_id": t.import_id,
+        "transfer_id": t.transfer_id,
+        "counterpart_id": t.counterpart_id,
         "counterpart_account_id": t.counterpart_account_id,
-        "created_at": t.created_at, "updated_at": t.updated_at,
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
     }
 
 
 def _txn(doc_id: str, d: dict[str, Any]) -> Transaction:
     return Transaction(
-        id=doc_id, account_id=d["account_id"], amount=d["amount"], currency=d["currency"],
-        date=date.fromisoformat(d["date"]), description=d["description"],
-        category_id=d.get("category_id"), notes=d.get("notes"),
-        splits=tuple(Split(s.get("category_id"), s["amount"], s.get("description"))
-                     for s in d.get("splits") or []),
-        origin=Origin(d.get("origin", "manual")), fitid=d.get("fitid"),
-        import_id=d.get("import_id"), transfer_id=d.get("transfer_id"),
+        id=doc_id,
+        account_id=d["account_id"],
+        amount=d["amount"],
+        currency=d["currency"],
+        date=date.fromisoformat(d["date"]),
+        description=d["description"],
+        category_id=d.get("category_id"),
+        notes=d.get("notes"),
+        splits=tuple(
+            Split(s.get("category_id"), s["amount"], s.get("description"))
+            for s in d.get("splits") or []
+        ),
+        origin=Origin(d.get("origin", "manual")),
+        fitid=d.get("fitid"),
+        import_id=d.get("import_id"),
+        transfer_id=d.get("transfer_id"),
         counterpart_id=d.get("counterpart_id"),
         counterpart_account_id=d.get("counterpart_account_id"),
-        created_at=d["created_at"], updated_at=d["updated_at"],
+        created_at=d["created_at"],
+        updated_at=d["updated_at"],
     )
 
 
 def _idem_doc(r: IdempotencyRecord) -> dict[str, Any]:
-    return {"fingerprint": r.fingerprint, "status": r.status, "body": r.body,
-            "expires_at": r.expires_at}
+    return {
+        "fingerprint": r.fingerprint,
+        "status": r.status,
+        "body": r.body,
+        "expires_at": r.expires_at,
+    }
 
 
 class FirestoreStore:
@@ -166,14 +236,19 @@ class FirestoreStore:
         return self.db.collection("users").document(uid)
 
     def _col(self, uid: str, name: str) -> firestore.CollectionReference:
-        return self._user_ref(uid).collection(name)
+        col: firestore.CollectionReference = self._user_ref(uid).collection(name)
+        return col
 
     def _idem_ref(self, scope: str, key_hash: str) -> firestore.DocumentReference:
         return self._col(scope, "idempotency").document(key_hash)
 
-    def _commit(self, batch: firestore.WriteBatch, scope: str,
-                idem: IdempotencyRecord | None,
-                on_conflict: Callable[[], Exception] | None = None) -> None:
+    def _commit(
+        self,
+        batch: firestore.WriteBatch,
+        scope: str,
+        idem: IdempotencyRecord | None,
+        on_conflict: Callable[[], Exception] | None = None,
+    ) -> None:
         if idem is not None:
             batch.create(self._idem_ref(scope, idem.key_hash), _idem_doc(idem))
         try:
@@ -190,8 +265,9 @@ class FirestoreStore:
             # An update() in the batch met a document deleted meanwhile (e.g. the account).
             raise NotFound("a referenced resource no longer exists") from None
 
-    def get_idempotency(self, scope: str, key_hash: str,
-                        drop_expired: bool = True) -> IdempotencyRecord | None:
+    def get_idempotency(
+        self, scope: str, key_hash: str, drop_expired: bool = True
+    ) -> IdempotencyRecord | None:
         ref = self._idem_ref(scope, key_hash)
         snap = ref.get()
         if not snap.exists:
@@ -200,25 +276,37 @@ class FirestoreStore:
         if drop_expired and d["expires_at"] <= datetime.now(UTC):
             ref.delete()
             return None
-        return IdempotencyRecord(key_hash, d["fingerprint"], d["status"], d["body"],
-                                 d["expires_at"])
+        return IdempotencyRecord(
+            key_hash, d["fingerprint"], d["status"], d["body"], d["expires_at"]
+        )
 
     # --- users and tokens ---------------------------------------------------------------------
 
-    def create_user(self, user: User, password_hash: str, categories: Sequence[Category],
-                    token: ApiToken, secret_hash: str) -> None:
+    def create_user(
+        self,
+        user: User,
+        password_hash: str,
+        categories: Sequence[Category],
+        token: ApiToken,
+        secret_hash: str,
+    ) -> None:
         batch = self.db.batch()
-        batch.create(self.db.collection("credentials").document(user.email),
-                     {"user_id": user.id, "password_hash": password_hash})
+        batch.create(
+            self.db.collection("credentials").document(user.email),
+            {"user_id": user.id, "password_hash": password_hash},
+        )
         batch.create(self._user_ref(user.id), _user_doc(user))
         for c in categories:
             batch.create(self._col(user.id, "categories").document(c.id), _category_doc(c))
-            batch.create(self._col(user.id, "category_names").document(c.name_key),
-                         {"category_id": c.id})
-        batch.create(self.db.collection("tokens").document(token.id),
-                     self._token_doc(token, secret_hash))
-        self._commit(batch, user.id, None,
-                     lambda: Conflict("an account with this email already exists"))
+            batch.create(
+                self._col(user.id, "category_names").document(c.name_key), {"category_id": c.id}
+            )
+        batch.create(
+            self.db.collection("tokens").document(token.id), self._token_doc(token, secret_hash)
+        )
+        self._commit(
+            batch, user.id, None, lambda: Conflict("an account with this email already exists")
+        )
 
     def get_user(self, user_id: str) -> User | None:
         snap = self._user_ref(user_id).get()
@@ -233,21 +321,33 @@ class FirestoreStore:
 
     @staticmethod
     def _token_doc(t: ApiToken, secret_hash: str) -> dict[str, Any]:
-        return {"user_id": t.user_id, "name": t.name, "secret_hash": secret_hash,
-                "created_at": t.created_at, "expires_at": t.expires_at,
-                "last_used_at": t.last_used_at}
+        return {
+            "user_id": t.user_id,
+            "name": t.name,
+            "secret_hash": secret_hash,
+            "created_at": t.created_at,
+            "expires_at": t.expires_at,
+            "last_used_at": t.last_used_at,
+        }
 
     @staticmethod
     def _token(doc_id: str, d: dict[str, Any]) -> ApiToken:
-        return ApiToken(id=doc_id, user_id=d["user_id"], name=d["name"],
-                        created_at=d["created_at"], expires_at=d.get("expires_at"),
-                        last_used_at=d.get("last_used_at"))
+        return ApiToken(
+            id=doc_id,
+            user_id=d["user_id"],
+            name=d["name"],
+            created_at=d["created_at"],
+            expires_at=d.get("expires_at"),
+            last_used_at=d.get("last_used_at"),
+        )
 
-    def add_token(self, token: ApiToken, secret_hash: str,
-                  idem: IdempotencyRecord | None = None) -> None:
+    def add_token(
+        self, token: ApiToken, secret_hash: str, idem: IdempotencyRecord | None = None
+    ) -> None:
         batch = self.db.batch()
-        batch.create(self.db.collection("tokens").document(token.id),
-                     self._token_doc(token, secret_hash))
+        batch.create(
+            self.db.collection("tokens").document(token.id), self._token_doc(token, secret_hash)
+        )
         self._commit(batch, token.user_id, idem)
 
     def get_token(self, token_id: str) -> tuple[ApiToken, str] | None:
@@ -260,14 +360,16 @@ class FirestoreStore:
         return self._token(snap.id, d), d["secret_hash"]
 
     def touch_token(self, token_id: str, when: datetime) -> None:
-        try:
+        # Revoked meanwhile: nothing to record.
+        with contextlib.suppress(gexc.NotFound):
             self.db.collection("tokens").document(token_id).update({"last_used_at": when})
-        except gexc.NotFound:
-            pass  # revoked meanwhile; nothing to record
 
     def list_tokens(self, user_id: str) -> list[ApiToken]:
-        snaps = self.db.collection("tokens").where(
-            filter=FieldFilter("user_id", "==", user_id)).stream()
+        snaps = (
+            self.db.collection("tokens")
+            .where(filter=FieldFilter("user_id", "==", user_id))
+            .stream()
+        )
         tokens = [self._token(s.id, s.to_dict() or {}) for s in snaps]
         return sorted(tokens, key=lambda t: t.created_at, reverse=True)
 
@@ -280,8 +382,9 @@ class FirestoreStore:
 
     # --- accounts -----------------------------------------------------------------------------
 
-    def add_account(self, user_id: str, account: Account,
-                    idem: IdempotencyRecord | None = None) -> None:
+    def add_account(
+        self, user_id: str, account: Account, idem: IdempotencyRecord | None = None
+    ) -> None:
         batch = self.db.batch()
         batch.create(self._col(user_id, "accounts").document(account.id), _account_doc(account))
         self._commit(batch, user_id, idem)
@@ -304,20 +407,22 @@ class FirestoreStore:
 
     def list_accounts(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Account]:
         col = self._col(user_id, "accounts")
-        q: BaseQuery = col.order_by(FieldPath.document_id())
+        q: Query = col.order_by(FieldPath.document_id())
         if cursor:
             q = q.start_after({FieldPath.document_id(): col.document(decode_cursor(cursor))})
         snaps = list(q.limit(limit + 1).stream())
-        items = [_account(s.id, d) for s in snaps[:limit]
-                 if not (d := s.to_dict() or {}).get("deleting")]
+        items = [
+            _account(s.id, d) for s in snaps[:limit] if not (d := s.to_dict() or {}).get("deleting")
+        ]
         nxt = encode_cursor(snaps[limit - 1].id) if len(snaps) > limit else None
         return PageResult(items, nxt)
 
-    def update_account(self, user_id: str, account_id: str,
-                       mutate: Callable[[Account], Account]) -> Account:
+    def update_account(
+        self, user_id: str, account_id: str, mutate: Callable[[Account], Account]
+    ) -> Account:
         ref = self._col(user_id, "accounts").document(account_id)
 
-        @firestore.transactional  # type: ignore[misc]
+        @firestore.transactional
         def run(tx: firestore.Transaction) -> Account:
             snap = ref.get(transaction=tx)
             d = snap.to_dict() if snap.exists else None
@@ -332,7 +437,8 @@ class FirestoreStore:
             tx.update(ref, fields)
             return new
 
-        return run(self.db.transaction())
+        updated: Account = run(self.db.transaction())
+        return updated
 
     def delete_account(self, user_id: str, account_id: str) -> None:
         ref = self._col(user_id, "accounts").document(account_id)
@@ -341,8 +447,11 @@ class FirestoreStore:
         ref.update({"deleting": True})
         txns = self._col(user_id, "transactions")
         while True:
-            snaps = list(txns.where(filter=FieldFilter("account_id", "==", account_id))
-                         .limit(BATCH_LIMIT // 2).stream())
+            snaps = list(
+                txns.where(filter=FieldFilter("account_id", "==", account_id))
+                .limit(BATCH_LIMIT // 2)
+                .stream()
+            )
             if not snaps:
                 break
             batch = self.db.batch()
@@ -351,10 +460,15 @@ class FirestoreStore:
                 batch.delete(s.reference)
                 # The other side of a transfer stays in its account, as a plain transaction.
                 if d.get("counterpart_id") and d.get("counterpart_account_id") != account_id:
-                    batch.update(txns.document(d["counterpart_id"]), {
-                        "transfer_id": None, "counterpart_id": None,
-                        "counterpart_account_id": None, "origin": Origin.MANUAL.value,
-                    })
+                    batch.update(
+                        txns.document(d["counterpart_id"]),
+                        {
+                            "transfer_id": None,
+                            "counterpart_id": None,
+                            "counterpart_account_id": None,
+                            "origin": Origin.MANUAL.value,
+                        },
+                    )
             try:
                 batch.commit()
             except gexc.NotFound:
@@ -364,16 +478,25 @@ class FirestoreStore:
 
     # --- categories ---------------------------------------------------------------------------
 
-    def add_category(self, user_id: str, category: Category,
-                     idem: IdempotencyRecord | None = None) -> None:
+    def add_category(
+        self, user_id: str, category: Category, idem: IdempotencyRecord | None = None
+    ) -> None:
         batch = self.db.batch()
-        batch.create(self._col(user_id, "categories").document(category.id),
-                     _category_doc(category))
-        batch.create(self._col(user_id, "category_names").document(category.name_key),
-                     {"category_id": category.id})
-        self._commit(batch, user_id, idem,
-                     lambda: Conflict(f"a category named {category.name!r} already exists",
-                                      ))
+        batch.create(
+            self._col(user_id, "categories").document(category.id), _category_doc(category)
+        )
+        batch.create(
+            self._col(user_id, "category_names").document(category.name_key),
+            {"category_id": category.id},
+        )
+        self._commit(
+            batch,
+            user_id,
+            idem,
+            lambda: Conflict(
+                f"a category named {category.name!r} already exists",
+            ),
+        )
 
     def get_category(self, user_id: str, category_id: str) -> Category | None:
         snap = self._col(user_id, "categories").document(category_id).get()
@@ -381,12 +504,10 @@ class FirestoreStore:
 
     def get_categories(self, user_id: str, ids: Sequence[str]) -> dict[str, Category]:
         refs = [self._col(user_id, "categories").document(i) for i in dict.fromkeys(ids)]
-        return {s.id: _category(s.id, s.to_dict() or {}) for s in self.db.get_all(refs)
-                if s.exists}
+        return {s.id: _category(s.id, s.to_dict() or {}) for s in self.db.get_all(refs) if s.exists}
 
-    def list_categories(self, user_id: str, limit: int,
-                        cursor: str | None) -> PageResult[Category]:
-        q: BaseQuery = self._col(user_id, "categories").order_by("name_key")
+    def list_categories(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Category]:
+        q: Query = self._col(user_id, "categories").order_by("name_key")
         if cursor:
             q = q.where(filter=FieldFilter("name_key", ">", decode_cursor(cursor)))
         snaps = list(q.limit(limit + 1).stream())
@@ -401,21 +522,27 @@ class FirestoreStore:
             names = self._col(user_id, "category_names")
             batch.delete(names.document(old.name_key))
             batch.create(names.document(new.name_key), {"category_id": new.id})
-        self._commit(batch, user_id, None,
-                     lambda: Conflict(f"a category named {new.name!r} already exists"))
+        self._commit(
+            batch, user_id, None, lambda: Conflict(f"a category named {new.name!r} already exists")
+        )
 
     def category_in_use(self, user_id: str, category_id: str) -> bool:
-        q = self._col(user_id, "transactions").where(
-            filter=FieldFilter("category_ids", "array_contains", category_id)).limit(1)
+        q = (
+            self._col(user_id, "transactions")
+            .where(filter=FieldFilter("category_ids", "array_contains", category_id))
+            .limit(1)
+        )
         return any(True for _ in q.stream())
 
-    def delete_category(self, user_id: str, category: Category,
-                        replacement_id: str | None) -> None:
+    def delete_category(self, user_id: str, category: Category, replacement_id: str | None) -> None:
         txns = self._col(user_id, "transactions")
         cid = category.id
         while True:
-            snaps = list(txns.where(filter=FieldFilter("category_ids", "array_contains", cid))
-                         .limit(BATCH_LIMIT).stream())
+            snaps = list(
+                txns.where(filter=FieldFilter("category_ids", "array_contains", cid))
+                .limit(BATCH_LIMIT)
+                .stream()
+            )
             if not snaps:
                 break
             batch = self.db.batch()
@@ -424,18 +551,27 @@ class FirestoreStore:
                 moved = replace(
                     t,
                     category_id=replacement_id if t.category_id == cid else t.category_id,
-                    splits=tuple(replace(sp, category_id=replacement_id)
-                                 if sp.category_id == cid else sp for sp in t.splits),
+                    splits=tuple(
+                        replace(sp, category_id=replacement_id) if sp.category_id == cid else sp
+                        for sp in t.splits
+                    ),
                 )
-                batch.update(s.reference, {
-                    "category_id": moved.category_id, "category_ids": moved.category_ids,
-                    "splits": _txn_doc(moved)["splits"],
-                })
+                batch.update(
+                    s.reference,
+                    {
+                        "category_id": moved.category_id,
+                        "category_ids": moved.category_ids,
+                        "splits": _txn_doc(moved)["splits"],
+                    },
+                )
             batch.commit()
         batch = self.db.batch()
         # Subcategories outlive their parent as top-level categories.
-        for child in self._col(user_id, "categories").where(
-                filter=FieldFilter("parent_id", "==", cid)).stream():
+        for child in (
+            self._col(user_id, "categories")
+            .where(filter=FieldFilter("parent_id", "==", cid))
+            .stream()
+        ):
             batch.update(child.reference, {"parent_id": None})
         batch.delete(self._col(user_id, "categories").document(cid))
         batch.delete(self._col(user_id, "category_names").document(category.name_key))
@@ -443,8 +579,12 @@ class FirestoreStore:
 
     # --- transactions -------------------------------------------------------------------------
 
-    def add_transactions(self, user_id: str, transactions: Sequence[Transaction],
-                         idem: IdempotencyRecord | None = None) -> None:
+    def add_transactions(
+        self,
+        user_id: str,
+        transactions: Sequence[Transaction],
+        idem: IdempotencyRecord | None = None,
+    ) -> None:
         batch = self.db.batch()
         deltas: dict[str, tuple[int, int]] = {}
         for t in transactions:
@@ -453,10 +593,13 @@ class FirestoreStore:
             deltas[t.account_id] = (amount + t.amount, count + 1)
         for account_id, (amount, count) in deltas.items():
             # update() requires the account to exist: a concurrent delete fails the batch.
-            batch.update(self._col(user_id, "accounts").document(account_id), {
-                "balance": firestore.Increment(amount),
-                "transaction_count": firestore.Increment(count),
-            })
+            batch.update(
+                self._col(user_id, "accounts").document(account_id),
+                {
+                    "balance": firestore.Increment(amount),
+                    "transaction_count": firestore.Increment(count),
+                },
+            )
         self._commit(batch, user_id, idem)
 
     def get_transaction(self, user_id: str, transaction_id: str) -> Transaction | None:
@@ -464,15 +607,16 @@ class FirestoreStore:
         return _txn(snap.id, snap.to_dict() or {}) if snap.exists else None
 
     def update_transaction(
-        self, user_id: str, transaction_id: str,
-        mutate: Callable[[Transaction, Transaction | None],
-                         tuple[Transaction, Transaction | None]],
+        self,
+        user_id: str,
+        transaction_id: str,
+        mutate: Callable[[Transaction, Transaction | None], tuple[Transaction, Transaction | None]],
     ) -> Transaction:
         txns = self._col(user_id, "transactions")
         accounts = self._col(user_id, "accounts")
         ref = txns.document(transaction_id)
 
-        @firestore.transactional  # type: ignore[misc]
+        @firestore.transactional
         def run(tx: firestore.Transaction) -> Transaction:
             snap = ref.get(transaction=tx)
             if not snap.exists:
@@ -485,13 +629,17 @@ class FirestoreStore:
             new, new_cp = mutate(old, old_cp)
             tx.set(ref, _txn_doc(new))
             if new.amount != old.amount:
-                tx.update(accounts.document(old.account_id),
-                          {"balance": firestore.Increment(new.amount - old.amount)})
+                tx.update(
+                    accounts.document(old.account_id),
+                    {"balance": firestore.Increment(new.amount - old.amount)},
+                )
             if old_cp is not None and new_cp is not None:
                 tx.set(txns.document(old_cp.id), _txn_doc(new_cp))
                 if new_cp.amount != old_cp.amount:
-                    tx.update(accounts.document(old_cp.account_id),
-                              {"balance": firestore.Increment(new_cp.amount - old_cp.amount)})
+                    tx.update(
+                        accounts.document(old_cp.account_id),
+                        {"balance": firestore.Increment(new_cp.amount - old_cp.amount)},
+                    )
             return new
 
         try:
@@ -504,7 +652,7 @@ class FirestoreStore:
         txns = self._col(user_id, "transactions")
         accounts = self._col(user_id, "accounts")
 
-        @firestore.transactional  # type: ignore[misc]
+        @firestore.transactional
         def run(tx: firestore.Transaction) -> None:
             snap = txns.document(transaction_id).get(transaction=tx)
             if not snap.exists:
@@ -517,21 +665,31 @@ class FirestoreStore:
                     victims.append(_txn(cp.id, cp.to_dict() or {}))
             for t in victims:
                 tx.delete(txns.document(t.id))
-                tx.update(accounts.document(t.account_id), {
-                    "balance": firestore.Increment(-t.amount),
-                    "transaction_count": firestore.Increment(-1),
-                })
+                tx.update(
+                    accounts.document(t.account_id),
+                    {
+                        "balance": firestore.Increment(-t.amount),
+                        "transaction_count": firestore.Increment(-1),
+                    },
+                )
 
         try:
             run(self.db.transaction())
         except gexc.NotFound:
             raise NotFound("the transaction's account no longer exists") from None
 
-    def list_transactions(self, user_id: str, flt: TransactionFilter, limit: int,
-                          cursor: str | None) -> PageResult[Transaction]:
-        q: BaseQuery = self._col(user_id, "transactions")
-        for field_name, value in (("account_id", flt.account_id), ("type", flt.type),
-                                  ("import_id", flt.import_id)):
+    def list_transactions(
+        self, user_id: str, flt: TransactionFilter, limit: int, cursor: str | None
+    ) -> PageResult[Transaction]:
+        # Order first so every filter below refines one Query (cursor = sort_key).
+        q: Query = self._col(user_id, "transactions").order_by(
+            "sort_key", direction=firestore.Query.DESCENDING
+        )
+        for field_name, value in (
+            ("account_id", flt.account_id),
+            ("type", flt.type),
+            ("import_id", flt.import_id),
+        ):
             if value is not None:
                 q = q.where(filter=FieldFilter(field_name, "==", value))
         if flt.category_id is not None:
@@ -541,13 +699,13 @@ class FirestoreStore:
         if flt.date_to is not None:
             # "$" sorts right after "#", so every key of that day is included.
             q = q.where(filter=FieldFilter("sort_key", "<", flt.date_to + "$"))
-        q = q.order_by("sort_key", direction=firestore.Query.DESCENDING)
         position = decode_cursor(cursor, _SORT_KEY) if cursor else None
         if flt.predicate is None:
             page = list(self._scan(q, position, limit + 1, limit + 1))
             items = page[:limit]
-            return PageResult(items, encode_cursor(items[-1].sort_key)
-                              if len(page) > limit else None)
+            return PageResult(
+                items, encode_cursor(items[-1].sort_key) if len(page) > limit else None
+            )
         items, last_seen, scanned = [], None, 0
         for t in self._scan(q, position, SCAN_LIMIT, max(limit * 2, 100)):
             scanned += 1
@@ -562,8 +720,7 @@ class FirestoreStore:
         return PageResult(items, encode_cursor(last_seen))
 
     @staticmethod
-    def _scan(q: BaseQuery, position: str | None, total: int,
-              chunk: int) -> Iterator[Transaction]:
+    def _scan(q: Query, position: str | None, total: int, chunk: int) -> Iterator[Transaction]:
         seen = 0
         while seen < total:
             page = q

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 
@@ -66,7 +67,5 @@ class RedisLoginThrottle:
             log.warning("login throttle unavailable (redis); failure not counted")
 
     def succeeded(self, key: str) -> None:
-        try:
+        with contextlib.suppress(redis.RedisError):
             self.client.delete(self._key(key))
-        except redis.RedisError:
-            pass

@@ -203,7 +203,8 @@ def check_splits(amount: int, splits: Sequence[Split], category_id: str | None) 
     total = sum(s.amount for s in splits)
     if total != amount:
         raise ValidationFailed.on(
-            "splits", f"splits add up to {total} but the amount is {amount}; they must match exactly"
+            "splits",
+            f"splits add up to {total} but the amount is {amount}; they must match exactly",
         )
 
 
@@ -281,40 +282,75 @@ class DefaultCategory:
 
 # The original's ten presets (ORIGINAL.md §3.3), with English names for non pt-BR users.
 DEFAULT_CATEGORIES: tuple[DefaultCategory, ...] = (
-    DefaultCategory(Color.RED, CategoryType.EXPENSE,
-                    {"pt-BR": "Alimentação", "en": "Food & Groceries"},
-                    {"pt-BR": "Mercado, restaurantes e delivery",
-                     "en": "Groceries, restaurants and delivery"}),
-    DefaultCategory(Color.BLUE, CategoryType.EXPENSE,
-                    {"pt-BR": "Transporte", "en": "Transport"},
-                    {"pt-BR": "Combustível, transporte público e apps",
-                     "en": "Fuel, public transport and rides"}),
-    DefaultCategory(Color.MAUVE, CategoryType.EXPENSE,
-                    {"pt-BR": "Compras", "en": "Shopping"},
-                    {"pt-BR": "Roupas, eletrônicos e outras compras",
-                     "en": "Clothes, electronics and other purchases"}),
-    DefaultCategory(Color.PINK, CategoryType.EXPENSE,
-                    {"pt-BR": "Lazer", "en": "Leisure"},
-                    {"pt-BR": "Cinema, streaming e passeios", "en": "Cinema, streaming and outings"}),
-    DefaultCategory(Color.PEACH, CategoryType.EXPENSE,
-                    {"pt-BR": "Contas & Utilidades", "en": "Bills & Utilities"},
-                    {"pt-BR": "Aluguel, luz, água, internet", "en": "Rent, power, water, internet"}),
-    DefaultCategory(Color.GREEN, CategoryType.EXPENSE,
-                    {"pt-BR": "Saúde", "en": "Health"},
-                    {"pt-BR": "Farmácia, consultas e plano de saúde",
-                     "en": "Pharmacy, appointments and insurance"}),
-    DefaultCategory(Color.SAPPHIRE, CategoryType.EXPENSE,
-                    {"pt-BR": "Educação", "en": "Education"},
-                    {"pt-BR": "Cursos, livros e mensalidades", "en": "Courses, books and tuition"}),
-    DefaultCategory(Color.TEAL, CategoryType.EXPENSE,
-                    {"pt-BR": "Viagens", "en": "Travel"},
-                    {"pt-BR": "Passagens, hotéis e passeios", "en": "Flights, hotels and tours"}),
-    DefaultCategory(Color.SKY, CategoryType.INCOME,
-                    {"pt-BR": "Receitas", "en": "Income"},
-                    {"pt-BR": "Salário e outras entradas", "en": "Salary and other income"}),
-    DefaultCategory(Color.LAVENDER, CategoryType.EXPENSE,
-                    {"pt-BR": "Poupança", "en": "Savings"},
-                    {"pt-BR": "Reservas e investimentos", "en": "Reserves and investments"}),
+    DefaultCategory(
+        Color.RED,
+        CategoryType.EXPENSE,
+        {"pt-BR": "Alimentação", "en": "Food & Groceries"},
+        {"pt-BR": "Mercado, restaurantes e delivery", "en": "Groceries, restaurants and delivery"},
+    ),
+    DefaultCategory(
+        Color.BLUE,
+        CategoryType.EXPENSE,
+        {"pt-BR": "Transporte", "en": "Transport"},
+        {
+            "pt-BR": "Combustível, transporte público e apps",
+            "en": "Fuel, public transport and rides",
+        },
+    ),
+    DefaultCategory(
+        Color.MAUVE,
+        CategoryType.EXPENSE,
+        {"pt-BR": "Compras", "en": "Shopping"},
+        {
+            "pt-BR": "Roupas, eletrônicos e outras compras",
+            "en": "Clothes, electronics and other purchases",
+        },
+    ),
+    DefaultCategory(
+        Color.PINK,
+        CategoryType.EXPENSE,
+        {"pt-BR": "Lazer", "en": "Leisure"},
+        {"pt-BR": "Cinema, streaming e passeios", "en": "Cinema, streaming and outings"},
+    ),
+    DefaultCategory(
+        Color.PEACH,
+        CategoryType.EXPENSE,
+        {"pt-BR": "Contas & Utilidades", "en": "Bills & Utilities"},
+        {"pt-BR": "Aluguel, luz, água, internet", "en": "Rent, power, water, internet"},
+    ),
+    DefaultCategory(
+        Color.GREEN,
+        CategoryType.EXPENSE,
+        {"pt-BR": "Saúde", "en": "Health"},
+        {
+            "pt-BR": "Farmácia, consultas e plano de saúde",
+            "en": "Pharmacy, appointments and insurance",
+        },
+    ),
+    DefaultCategory(
+        Color.SAPPHIRE,
+        CategoryType.EXPENSE,
+        {"pt-BR": "Educação", "en": "Education"},
+        {"pt-BR": "Cursos, livros e mensalidades", "en": "Courses, books and tuition"},
+    ),
+    DefaultCategory(
+        Color.TEAL,
+        CategoryType.EXPENSE,
+        {"pt-BR": "Viagens", "en": "Travel"},
+        {"pt-BR": "Passagens, hotéis e passeios", "en": "Flights, hotels and tours"},
+    ),
+    DefaultCategory(
+        Color.SKY,
+        CategoryType.INCOME,
+        {"pt-BR": "Receitas", "en": "Income"},
+        {"pt-BR": "Salário e outras entradas", "en": "Salary and other income"},
+    ),
+    DefaultCategory(
+        Color.LAVENDER,
+        CategoryType.EXPENSE,
+        {"pt-BR": "Poupança", "en": "Savings"},
+        {"pt-BR": "Reservas e investimentos", "en": "Reserves and investments"},
+    ),
 )
 
 SUPPORTED_LOCALES = ("en", "pt-BR")

@@ -39,7 +39,9 @@ class Money:
     def __post_init__(self) -> None:
         # bool is an int subclass; True cents is never meant.
         if type(self.amount) is not int:
-            raise TypeError(f"Money.amount must be int minor units, got {type(self.amount).__name__}")
+            raise TypeError(
+                f"Money.amount must be int minor units, got {type(self.amount).__name__}"
+            )
 
     def _same(self, other: Money) -> None:
         if other.currency != self.currency:

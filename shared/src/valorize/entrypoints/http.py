@@ -17,12 +17,13 @@ from typing import Any
 
 import flask
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import MethodNotAllowed, NotFound as RouteNotFound
+from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import Map, Rule
 
 from valorize.config import settings
 from valorize.domain.errors import DomainError, FieldError, RateLimited
-from valorize.entrypoints.schemas import Problem
+from valorize.entrypoints.schemas import FieldProblem, Problem
 from valorize.service.ports import IdempotencyMark, IdempotencyRecord, IdempotentReplay
 
 log = logging.getLogger("valorize.request")
@@ -69,11 +70,19 @@ class Reply(Exception):
         self.response = response
 
 
-def problem(status: int, title: str, detail: str | None = None,
-            errors: Sequence[FieldError] = (), headers: dict[str, str] | None = None
-            ) -> flask.Response:
-    body = Problem(title=title, status=status, detail=detail,
-                   errors=[{"field": e.field, "message": e.message} for e in errors])  # type: ignore[misc]
+def problem(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    errors: Sequence[FieldError] = (),
+    headers: dict[str, str] | None = None,
+) -> flask.Response:
+    body = Problem(
+        title=title,
+        status=status,
+        detail=detail,
+        errors=[FieldProblem(field=e.field, message=e.message) for e in errors],
+    )
     resp = flask.Response(body.model_dump_json(), status=status, mimetype=PROBLEM)
     for k, v in (headers or {}).items():
         resp.headers[k] = v
@@ -83,8 +92,12 @@ def problem(status: int, title: str, detail: str | None = None,
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> flask.Response:
     if status == 204 or payload is None:
         return flask.Response(status=204 if payload is None else status, headers=headers)
-    return flask.Response(json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
-                          status=status, mimetype="application/json", headers=headers)
+    return flask.Response(
+        json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+        status=status,
+        mimetype="application/json",
+        headers=headers,
+    )
 
 
 def _field_name(loc: tuple[Any, ...], aliases: dict[str, str]) -> str:
@@ -92,8 +105,7 @@ def _field_name(loc: tuple[Any, ...], aliases: dict[str, str]) -> str:
     return ".".join(parts) or "body"
 
 
-def _validation_problem(err: ValidationError, model: type[BaseModel],
-                        where: str) -> flask.Response:
+def _validation_problem(err: ValidationError, model: type[BaseModel], where: str) -> flask.Response:
     issues = err.errors(include_url=False, include_context=False, include_input=False)
     if any(i["type"] == "json_invalid" for i in issues):
         return problem(400, "Bad Request", f"malformed JSON: {issues[0]['msg']}")
@@ -119,8 +131,12 @@ class JsonLogFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = getattr(record, "entry", None) or {}
-        entry = {"severity": record.levelname, "message": record.getMessage(),
-                 "logger": record.name, **entry}
+        entry = {
+            "severity": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+            **entry,
+        }
         if record.exc_info:
             entry["stack_trace"] = "".join(traceback.format_exception(*record.exc_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
@@ -153,14 +169,28 @@ class FunctionApp:
     def __post_init__(self) -> None:
         base = f"/api/{self.name}"
         self.routes = [
-            Route("GET", f"{base}/healthz", healthz,
-                  "Liveness: 200 when the function can serve", auth=False),
-            Route("GET", f"{base}/openapi.json", self._openapi,
-                  "This function's OpenAPI 3.1 document", auth=False),
+            Route(
+                "GET",
+                f"{base}/healthz",
+                healthz,
+                "Liveness: 200 when the function can serve",
+                auth=False,
+            ),
+            Route(
+                "GET",
+                f"{base}/openapi.json",
+                self._openapi,
+                "This function's OpenAPI 3.1 document",
+                auth=False,
+            ),
             *self.routes,
         ]
-        self._map = Map([Rule(r.path, methods=[r.method], endpoint=i, strict_slashes=False)
-                         for i, r in enumerate(self.routes)])
+        self._map = Map(
+            [
+                Rule(r.path, methods=[r.method], endpoint=i, strict_slashes=False)
+                for i, r in enumerate(self.routes)
+            ]
+        )
         configure_logging()
 
     # --- request pipeline ---------------------------------------------------------------------
@@ -172,10 +202,11 @@ class FunctionApp:
             response, user_id = self._dispatch(request)
         except Reply as r:
             response = r.response
-        except Exception:  # noqa: BLE001 - the last line of defence: never a stack trace out
+        except Exception:
             log.exception("unhandled error", extra={"entry": self._log_fields(request)})
-            response = problem(500, "Internal Server Error",
-                               "an unexpected error occurred; it has been logged")
+            response = problem(
+                500, "Internal Server Error", "an unexpected error occurred; it has been logged"
+            )
         self._cors(request, response)
         self._log(request, response, started, user_id)
         return response
@@ -190,10 +221,11 @@ class FunctionApp:
             raise Reply(problem(404, "Not Found", f"no route for {request.path}")) from None
         except MethodNotAllowed as e:
             allowed = ", ".join(sorted(e.valid_methods or []))
-            raise Reply(problem(405, "Method Not Allowed", f"use {allowed}",
-                                headers={"Allow": allowed})) from None
+            raise Reply(
+                problem(405, "Method Not Allowed", f"use {allowed}", headers={"Allow": allowed})
+            ) from None
         route = self.routes[index]
-        call = Call(request=request, params=params)
+        call = Call(request=request, params=dict(params))
         if route.auth:
             call.user_id = self._authenticate(request)
         if route.query is not None:
@@ -223,8 +255,12 @@ class FunctionApp:
 
             if isinstance(e, (gexc.ServiceUnavailable, gexc.DeadlineExceeded)):
                 log.warning("backend unavailable: %s", e)
-                return problem(503, "Service Unavailable", "a backend is unavailable; retry",
-                               headers={"Retry-After": "5"}), call.user_id
+                return problem(
+                    503,
+                    "Service Unavailable",
+                    "a backend is unavailable; retry",
+                    headers={"Retry-After": "5"},
+                ), call.user_id
             raise
         if result is None:
             return flask.Response(status=204), call.user_id
@@ -235,8 +271,14 @@ class FunctionApp:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Reply(problem(401, "Unauthorized", "send Authorization: Bearer <token>",
-                                headers={"WWW-Authenticate": "Bearer"}))
+            raise Reply(
+                problem(
+                    401,
+                    "Unauthorized",
+                    "send Authorization: Bearer <token>",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            )
         authenticate = self.authenticate
         if authenticate is None:
             from valorize import bootstrap
@@ -245,8 +287,9 @@ class FunctionApp:
         try:
             principal = authenticate(token.strip())
         except DomainError as e:
-            raise Reply(problem(401, "Unauthorized", e.detail,
-                                headers={"WWW-Authenticate": "Bearer"})) from None
+            raise Reply(
+                problem(401, "Unauthorized", e.detail, headers={"WWW-Authenticate": "Bearer"})
+            ) from None
         return str(principal.user_id)
 
     @staticmethod
@@ -254,8 +297,14 @@ class FunctionApp:
         args: dict[str, Any] = {}
         for key, values in request.args.lists():
             if len(values) > 1:
-                raise Reply(problem(422, "Unprocessable Content", f"{key} given more than once",
-                                    [FieldError(key, "give it once")]))
+                raise Reply(
+                    problem(
+                        422,
+                        "Unprocessable Content",
+                        f"{key} given more than once",
+                        [FieldError(key, "give it once")],
+                    )
+                )
             args[key] = values[0]
         try:
             return model.model_validate(args)
@@ -266,11 +315,9 @@ class FunctionApp:
     def _read_body(request: flask.Request) -> bytes:
         limit = settings().max_body_bytes
         if request.content_length is not None and request.content_length > limit:
-            raise Reply(problem(413, "Content Too Large",
-                                f"the body exceeds {limit} bytes"))
+            raise Reply(problem(413, "Content Too Large", f"the body exceeds {limit} bytes"))
         if request.mimetype != "application/json":
-            raise Reply(problem(415, "Unsupported Media Type",
-                                "send the body as application/json"))
+            raise Reply(problem(415, "Unsupported Media Type", "send the body as application/json"))
         raw = request.stream.read(limit + 1)
         if len(raw) > limit:
             raise Reply(problem(413, "Content Too Large", f"the body exceeds {limit} bytes"))
@@ -283,14 +330,21 @@ class FunctionApp:
             self.idempotency_store = bootstrap.store
         return self.idempotency_store()
 
-    def _idempotency(self, request: flask.Request, route: Route, call: Call,
-                     raw: bytes) -> flask.Response | None:
+    def _idempotency(
+        self, request: flask.Request, route: Route, call: Call, raw: bytes
+    ) -> flask.Response | None:
         key = request.headers.get("Idempotency-Key")
         if key is None:
             return None
         if not 1 <= len(key) <= 255:
-            raise Reply(problem(422, "Unprocessable Content", "Idempotency-Key: 1 to 255 chars",
-                                [FieldError("Idempotency-Key", "must be 1 to 255 characters")]))
+            raise Reply(
+                problem(
+                    422,
+                    "Unprocessable Content",
+                    "Idempotency-Key: 1 to 255 chars",
+                    [FieldError("Idempotency-Key", "must be 1 to 255 characters")],
+                )
+            )
         key_hash = hashlib.sha256(f"{route.path}\n{key}".encode()).hexdigest()
         fingerprint = hashlib.sha256(
             request.method.encode() + b" " + request.full_path.encode() + b"\n" + raw
@@ -303,7 +357,8 @@ class FunctionApp:
         render = route.render
         assert render is not None
         call.idem = IdempotencyMark(
-            key_hash=key_hash, fingerprint=fingerprint,
+            key_hash=key_hash,
+            fingerprint=fingerprint,
             expires_at=datetime.now(UTC) + IDEMPOTENCY_TTL,
             render=lambda result: (route.status, render(result)),
         )
@@ -311,9 +366,12 @@ class FunctionApp:
 
     @staticmethod
     def _mismatch() -> flask.Response:
-        return problem(422, "Unprocessable Content",
-                       "this Idempotency-Key was used with a different request",
-                       [FieldError("Idempotency-Key", "reused with a different request")])
+        return problem(
+            422,
+            "Unprocessable Content",
+            "this Idempotency-Key was used with a different request",
+            [FieldError("Idempotency-Key", "reused with a different request")],
+        )
 
     def _replayed(self, record: IdempotencyRecord, call: Call) -> flask.Response:
         if call.idem is not None and record.fingerprint != call.idem.fingerprint:
@@ -332,7 +390,8 @@ class FunctionApp:
         if request.method == "OPTIONS":
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, DELETE, OPTIONS"
             response.headers["Access-Control-Allow-Headers"] = (
-                "Authorization, Content-Type, Idempotency-Key")
+                "Authorization, Content-Type, Idempotency-Key"
+            )
             response.headers["Access-Control-Max-Age"] = "3600"
 
     @staticmethod
@@ -345,8 +404,9 @@ class FunctionApp:
             fields["logging.googleapis.com/spanId"] = span
         return fields
 
-    def _log(self, request: flask.Request, response: flask.Response, started: float,
-             user_id: str) -> None:
+    def _log(
+        self, request: flask.Request, response: flask.Response, started: float, user_id: str
+    ) -> None:
         latency = time.perf_counter() - started
         entry = {
             **self._log_fields(request),
@@ -365,10 +425,19 @@ class FunctionApp:
         }
         if user_id:
             entry["user_id"] = user_id
-        level = logging.ERROR if response.status_code >= 500 else (
-            logging.WARNING if response.status_code >= 400 else logging.INFO)
-        log.log(level, "%s %s %s", request.method, request.path, response.status_code,
-                extra={"entry": entry})
+        level = (
+            logging.ERROR
+            if response.status_code >= 500
+            else (logging.WARNING if response.status_code >= 400 else logging.INFO)
+        )
+        log.log(
+            level,
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status_code,
+            extra={"entry": entry},
+        )
 
     # --- OpenAPI ------------------------------------------------------------------------------
 

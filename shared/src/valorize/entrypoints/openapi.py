@@ -14,10 +14,17 @@ if TYPE_CHECKING:
     from valorize.entrypoints.http import Route
 
 REF = "#/components/schemas/{model}"
-_STATUS_TEXT = {400: "Malformed JSON", 401: "Missing, invalid or revoked token",
-                404: "Not found (or another user's)", 409: "Conflict", 413: "Body too large",
-                415: "Body is not application/json", 422: "Validation failed",
-                429: "Rate limited", 503: "A backend is unavailable"}
+_STATUS_TEXT = {
+    400: "Malformed JSON",
+    401: "Missing, invalid or revoked token",
+    404: "Not found (or another user's)",
+    409: "Conflict",
+    413: "Body too large",
+    415: "Body is not application/json",
+    422: "Validation failed",
+    429: "Rate limited",
+    503: "A backend is unavailable",
+}
 
 
 def _path(rule: str) -> tuple[str, list[str]]:
@@ -42,33 +49,49 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
             "summary": r.summary,
             "operationId": f"{name}_{r.handler.__name__}",
             "tags": [name],
-            "parameters": [{"name": n, "in": "path", "required": True,
-                            "schema": {"type": "string"}} for n in names],
+            "parameters": [
+                {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                for n in names
+            ],
             "responses": {},
         }
         if r.query is not None:
-            props = r.query.model_json_schema(by_alias=True)
+            props = r.query.model_json_schema(by_alias=True, ref_template=REF)
+            schemas.update(props.get("$defs", {}))
             required = set(props.get("required", []))
             for pname, pschema in props.get("properties", {}).items():
-                op["parameters"].append({
-                    "name": pname, "in": "query", "required": pname in required,
-                    "schema": {k: v for k, v in pschema.items() if k != "title"},
-                    **({"description": pschema["description"]} if "description" in pschema else {}),
-                })
+                op["parameters"].append(
+                    {
+                        "name": pname,
+                        "in": "query",
+                        "required": pname in required,
+                        "schema": {k: v for k, v in pschema.items() if k != "title"},
+                        **(
+                            {"description": pschema["description"]}
+                            if "description" in pschema
+                            else {}
+                        ),
+                    }
+                )
         if r.method == "POST" and r.auth and r.render is not None:
-            op["parameters"].append({
-                "name": "Idempotency-Key", "in": "header", "required": False,
-                "schema": {"type": "string", "maxLength": 255},
-                "description": "Same key + same body within 24 h returns the first answer and "
-                               "writes nothing; a different body is refused with 422",
-            })
+            op["parameters"].append(
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 255},
+                    "description": "Same key + same body within 24 h returns the first answer and "
+                    "writes nothing; a different body is refused with 422",
+                }
+            )
         if r.body is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {
-                "schema": keyed[(r.body, "validation")]}}}
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": keyed[(r.body, "validation")]}},
+            }
         ok: dict[str, Any] = {"description": "OK" if r.status != 201 else "Created"}
         if r.response is not None:
-            ok["content"] = {"application/json": {
-                "schema": keyed[(r.response, "serialization")]}}
+            ok["content"] = {"application/json": {"schema": keyed[(r.response, "serialization")]}}
         elif r.render is None and r.method == "DELETE":
             ok = {"description": "Deleted"}
         op["responses"][str(r.status if r.method != "DELETE" else 204)] = ok
@@ -83,8 +106,9 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
         for code in sorted(codes):
             op["responses"][str(code)] = {
                 "description": _STATUS_TEXT.get(code, "Error"),
-                "content": {"application/problem+json": {"schema": {"$ref": REF.format(
-                    model="Problem")}}},
+                "content": {
+                    "application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}
+                },
             }
         paths.setdefault(path, {})[r.method.lower()] = op
 
@@ -94,8 +118,13 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "A personal API token (vz_...)"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A personal API token (vz_...)",
+                }
+            },
         },
     }
 
@@ -103,9 +132,13 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
 def merge(documents: list[dict[str, Any]]) -> dict[str, Any]:
     merged: dict[str, Any] = {
         "openapi": "3.1.0",
-        "info": {"title": "ValorizeAI API", "version": "1.0.0",
-                 "description": "Every function's routes, as served behind /api/<resource>/"},
-        "paths": {}, "components": {"schemas": {}, "securitySchemes": {}},
+        "info": {
+            "title": "ValorizeAI API",
+            "version": "1.0.0",
+            "description": "Every function's routes, as served behind /api/<resource>/",
+        },
+        "paths": {},
+        "components": {"schemas": {}, "securitySchemes": {}},
     }
     for doc in documents:
         merged["paths"].update(doc["paths"])

@@ -41,7 +41,9 @@ class MoneyOut(Out):
 
 class ListOf(Out, Generic[T]):
     data: list[T]
-    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end")
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null at the end"
+    )
 
 
 class UserOut(Out):
@@ -54,8 +56,14 @@ class UserOut(Out):
 
     @classmethod
     def of(cls, u: User) -> UserOut:
-        return cls(id=u.id, email=u.email, name=u.name, preferred_currency=u.preferred_currency,
-                   locale=u.locale, created_at=u.created_at)
+        return cls(
+            id=u.id,
+            email=u.email,
+            name=u.name,
+            preferred_currency=u.preferred_currency,
+            locale=u.locale,
+            created_at=u.created_at,
+        )
 
 
 class TokenOut(Out):
@@ -67,8 +75,13 @@ class TokenOut(Out):
 
     @classmethod
     def of(cls, t: ApiToken) -> TokenOut:
-        return cls(id=t.id, name=t.name, created_at=t.created_at, expires_at=t.expires_at,
-                   last_used_at=t.last_used_at)
+        return cls(
+            id=t.id,
+            name=t.name,
+            created_at=t.created_at,
+            expires_at=t.expires_at,
+            last_used_at=t.last_used_at,
+        )
 
 
 class IssuedTokenOut(TokenOut):
@@ -105,12 +118,20 @@ class AccountOut(Out):
 
     @classmethod
     def of(cls, a: Account) -> AccountOut:
-        return cls(id=a.id, name=a.name, type=a.type, currency=a.currency,
-                   balance=MoneyOut.of(a.balance_money),
-                   opening_balance=MoneyOut.of(a.opening_balance_money),
-                   bank_code=a.bank_code, bank_name=a.bank_name, number=a.number,
-                   transaction_count=a.transaction_count,
-                   created_at=a.created_at, updated_at=a.updated_at)
+        return cls(
+            id=a.id,
+            name=a.name,
+            type=a.type,
+            currency=a.currency,
+            balance=MoneyOut.of(a.balance_money),
+            opening_balance=MoneyOut.of(a.opening_balance_money),
+            bank_code=a.bank_code,
+            bank_name=a.bank_name,
+            number=a.number,
+            transaction_count=a.transaction_count,
+            created_at=a.created_at,
+            updated_at=a.updated_at,
+        )
 
 
 class CategoryOut(Out):
@@ -126,9 +147,17 @@ class CategoryOut(Out):
 
     @classmethod
     def of(cls, c: Category) -> CategoryOut:
-        return cls(id=c.id, name=c.name, color=c.color, type=c.type, description=c.description,
-                   parent_id=c.parent_id, is_default=c.is_default,
-                   created_at=c.created_at, updated_at=c.updated_at)
+        return cls(
+            id=c.id,
+            name=c.name,
+            color=c.color,
+            type=c.type,
+            description=c.description,
+            parent_id=c.parent_id,
+            is_default=c.is_default,
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+        )
 
 
 class SplitOut(Out):
@@ -160,13 +189,27 @@ class TransactionOut(Out):
     @classmethod
     def of(cls, t: Transaction) -> TransactionOut:
         return cls(
-            id=t.id, account_id=t.account_id, amount=t.amount, currency=t.currency, type=t.type,
-            date=t.date, description=t.description, category_id=t.category_id, notes=t.notes,
-            splits=[SplitOut(category_id=s.category_id, amount=s.amount,
-                             description=s.description) for s in t.splits],
-            origin=t.origin, fitid=t.fitid, import_id=t.import_id, transfer_id=t.transfer_id,
-            counterpart_id=t.counterpart_id, counterpart_account_id=t.counterpart_account_id,
-            created_at=t.created_at, updated_at=t.updated_at,
+            id=t.id,
+            account_id=t.account_id,
+            amount=t.amount,
+            currency=t.currency,
+            type=t.type,
+            date=t.date,
+            description=t.description,
+            category_id=t.category_id,
+            notes=t.notes,
+            splits=[
+                SplitOut(category_id=s.category_id, amount=s.amount, description=s.description)
+                for s in t.splits
+            ],
+            origin=t.origin,
+            fitid=t.fitid,
+            import_id=t.import_id,
+            transfer_id=t.transfer_id,
+            counterpart_id=t.counterpart_id,
+            counterpart_account_id=t.counterpart_account_id,
+            created_at=t.created_at,
+            updated_at=t.updated_at,
         )
 
 
@@ -178,8 +221,13 @@ class TransferOut(Out):
     @classmethod
     def of(cls, pair: tuple[Transaction, Transaction]) -> TransferOut:
         out, into = pair
-        return cls.model_validate({"transfer_id": out.transfer_id,
-                                   "from": TransactionOut.of(out), "to": TransactionOut.of(into)})
+        return cls.model_validate(
+            {
+                "transfer_id": out.transfer_id,
+                "from": TransactionOut.of(out),
+                "to": TransactionOut.of(into),
+            }
+        )
 
 
 class FieldProblem(Out):

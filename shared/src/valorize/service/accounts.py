@@ -16,14 +16,22 @@ class AccountService:
         self.clock = clock
         self.ids = ids
 
-    def create(self, user_id: str, cmd: CreateAccount,
-               idem: IdempotencyMark | None = None) -> Account:
+    def create(
+        self, user_id: str, cmd: CreateAccount, idem: IdempotencyMark | None = None
+    ) -> Account:
         now = self.clock.now()
         account = Account(
-            id=self.ids.new_id(), name=cmd.name, type=cmd.type, currency=cmd.currency,
-            opening_balance=cmd.opening_balance, balance=cmd.opening_balance,
-            bank_code=cmd.bank_code, bank_name=cmd.bank_name, number=cmd.number,
-            created_at=now, updated_at=now,
+            id=self.ids.new_id(),
+            name=cmd.name,
+            type=cmd.type,
+            currency=cmd.currency,
+            opening_balance=cmd.opening_balance,
+            balance=cmd.opening_balance,
+            bank_code=cmd.bank_code,
+            bank_name=cmd.bank_name,
+            number=cmd.number,
+            created_at=now,
+            updated_at=now,
         )
         self.store.add_account(user_id, account, idem.seal(account) if idem else None)
         return account
@@ -42,16 +50,16 @@ class AccountService:
         now = self.clock.now()
 
         def mutate(account: Account) -> Account:
-            if "currency" in changes and changes["currency"] != account.currency:
-                if account.transaction_count:
-                    raise Conflict(
-                        "the currency of an account with transactions cannot change"
-                    )
+            currency = changes.get("currency", account.currency)
+            if currency != account.currency and account.transaction_count:
+                raise Conflict("the currency of an account with transactions cannot change")
             for required in ("name", "type", "currency", "opening_balance"):
                 if required in changes and changes[required] is None:
                     raise ValidationFailed.on(required, "cannot be null")
             # The balance moves with the opening balance: balance = opening + transactions.
-            delta = changes.get("opening_balance", account.opening_balance) - account.opening_balance
+            delta = (
+                changes.get("opening_balance", account.opening_balance) - account.opening_balance
+            )
             return replace(account, **changes, balance=account.balance + delta, updated_at=now)
 
         return self.store.update_account(user_id, account_id, mutate)

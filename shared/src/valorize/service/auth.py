@@ -49,8 +49,9 @@ class IssuedToken:
 
 
 class AuthService:
-    def __init__(self, store: Store, hasher: PasswordHasher, throttle: LoginThrottle,
-                 clock: Clock, ids: Ids) -> None:
+    def __init__(
+        self, store: Store, hasher: PasswordHasher, throttle: LoginThrottle, clock: Clock, ids: Ids
+    ) -> None:
         self.store = store
         self.hasher = hasher
         self.throttle = throttle
@@ -60,7 +61,10 @@ class AuthService:
     def _issue(self, user_id: str, name: str, days: int | None) -> tuple[IssuedToken, str]:
         now = self.clock.now()
         token = ApiToken(
-            id=self.ids.new_id(), user_id=user_id, name=name, created_at=now,
+            id=self.ids.new_id(),
+            user_id=user_id,
+            name=name,
+            created_at=now,
             expires_at=now + timedelta(days=days) if days else None,
         )
         secret = secrets.token_urlsafe(32)
@@ -70,14 +74,23 @@ class AuthService:
         now = self.clock.now()
         locale = cmd.locale or default_locale(cmd.preferred_currency)
         user = User(
-            id=self.ids.new_id(), email=cmd.email.lower(), name=cmd.name,
-            preferred_currency=cmd.preferred_currency, locale=locale, created_at=now,
+            id=self.ids.new_id(),
+            email=cmd.email.lower(),
+            name=cmd.name,
+            preferred_currency=cmd.preferred_currency,
+            locale=locale,
+            created_at=now,
         )
         categories = [
             Category(
-                id=self.ids.new_id(), name=d.names[locale], color=d.color, type=d.type,
-                description=d.descriptions[locale], is_default=True,
-                created_at=now, updated_at=now,
+                id=self.ids.new_id(),
+                name=d.names[locale],
+                color=d.color,
+                type=d.type,
+                description=d.descriptions[locale],
+                is_default=True,
+                created_at=now,
+                updated_at=now,
             )
             for d in DEFAULT_CATEGORIES
         ]
@@ -134,8 +147,9 @@ class AuthService:
     def list_tokens(self, user_id: str) -> list[ApiToken]:
         return self.store.list_tokens(user_id)
 
-    def create_token(self, user_id: str, cmd: CreateToken,
-                     idem: IdempotencyMark | None = None) -> IssuedToken:
+    def create_token(
+        self, user_id: str, cmd: CreateToken, idem: IdempotencyMark | None = None
+    ) -> IssuedToken:
         issued, hashed = self._issue(user_id, cmd.name, cmd.expires_in_days)
         self.store.add_token(issued.token, hashed, idem.seal(issued) if idem else None)
         return issued

@@ -30,13 +30,19 @@ class CategoryService:
         if parent.type != child.type:
             raise ValidationFailed.on("parent_id", f"the parent is an {parent.type} category")
 
-    def create(self, user_id: str, cmd: CreateCategory,
-               idem: IdempotencyMark | None = None) -> Category:
+    def create(
+        self, user_id: str, cmd: CreateCategory, idem: IdempotencyMark | None = None
+    ) -> Category:
         now = self.clock.now()
         category = Category(
-            id=self.ids.new_id(), name=cmd.name, color=cmd.color, type=cmd.type,
-            description=cmd.description, parent_id=cmd.parent_id,
-            created_at=now, updated_at=now,
+            id=self.ids.new_id(),
+            name=cmd.name,
+            color=cmd.color,
+            type=cmd.type,
+            description=cmd.description,
+            parent_id=cmd.parent_id,
+            created_at=now,
+            updated_at=now,
         )
         self._check_parent(user_id, cmd.parent_id, category)
         self.store.add_category(user_id, category, idem.seal(category) if idem else None)
@@ -63,8 +69,9 @@ class CategoryService:
         self.store.update_category(user_id, old, new)
         return new
 
-    def delete(self, user_id: str, category_id: str, reassign_to: str | None,
-               uncategorize: bool) -> None:
+    def delete(
+        self, user_id: str, category_id: str, reassign_to: str | None, uncategorize: bool
+    ) -> None:
         category = self.get(user_id, category_id)
         if reassign_to is not None and uncategorize:
             raise ValidationFailed.on("reassign_to", "give either reassign_to or uncategorize")

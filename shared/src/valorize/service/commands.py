@@ -75,7 +75,9 @@ class CreateToken(Command):
 # --- accounts ---------------------------------------------------------------------------------
 
 BankCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
-AccountNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+AccountNumber = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+]
 
 
 class CreateAccount(Command):
@@ -112,7 +114,9 @@ class CreateCategory(Command):
 
 
 class UpdateCategory(Command):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)] | None = None
+    name: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)] | None
+    ) = None
     color: Color | None = None
     type: CategoryType | None = None
     description: Text | None = None
@@ -182,7 +186,10 @@ class ListTransactions(Page):
     max_amount: Annotated[int, Field(ge=0, le=MINOR_UNITS_MAX)] | None = Field(
         default=None, description="Maximum magnitude |amount| in minor units"
     )
-    q: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = Field(
+    q: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+        | None
+    ) = Field(
         default=None,
         description="Case- and accent-insensitive substring of the description",
     )
@@ -204,5 +211,3 @@ class DeleteCategory(BaseModel):
     uncategorize: bool = Field(
         default=False, description="Leave this category's transactions uncategorized"
     )
-
-

@@ -47,8 +47,9 @@ class TransactionService:
         self.clock = clock
         self.ids = ids
 
-    def _check_categories(self, user_id: str, category_id: str | None,
-                          splits: Sequence[Split]) -> None:
+    def _check_categories(
+        self, user_id: str, category_id: str | None, splits: Sequence[Split]
+    ) -> None:
         wanted = {c for c in [category_id, *(s.category_id for s in splits)] if c}
         if not wanted:
             return
@@ -60,8 +61,9 @@ class TransactionService:
             if split.category_id and split.category_id not in found:
                 raise ValidationFailed.on(f"splits.{i}.category_id", "no such category")
 
-    def create(self, user_id: str, cmd: CreateTransaction,
-               idem: IdempotencyMark | None = None) -> Transaction:
+    def create(
+        self, user_id: str, cmd: CreateTransaction, idem: IdempotencyMark | None = None
+    ) -> Transaction:
         account = self.store.get_account(user_id, cmd.account_id)
         if account is None:
             raise ValidationFailed.on("account_id", "no such account")
@@ -70,25 +72,39 @@ class TransactionService:
         self._check_categories(user_id, cmd.category_id, splits)
         now = self.clock.now()
         txn = Transaction(
-            id=self.ids.new_id(), account_id=account.id, amount=cmd.amount,
-            currency=account.currency, date=cmd.date, description=cmd.description,
-            category_id=cmd.category_id, notes=cmd.notes, splits=splits,
-            created_at=now, updated_at=now,
+            id=self.ids.new_id(),
+            account_id=account.id,
+            amount=cmd.amount,
+            currency=account.currency,
+            date=cmd.date,
+            description=cmd.description,
+            category_id=cmd.category_id,
+            notes=cmd.notes,
+            splits=splits,
+            created_at=now,
+            updated_at=now,
         )
         self.store.add_transactions(user_id, [txn], idem.seal(txn) if idem else None)
         return txn
 
-    def transfer(self, user_id: str, cmd: CreateTransfer,
-                 idem: IdempotencyMark | None = None) -> tuple[Transaction, Transaction]:
+    def transfer(
+        self, user_id: str, cmd: CreateTransfer, idem: IdempotencyMark | None = None
+    ) -> tuple[Transaction, Transaction]:
         accounts = self.store.get_accounts(user_id, [cmd.from_account_id, cmd.to_account_id])
         if cmd.from_account_id not in accounts:
             raise ValidationFailed.on("from_account_id", "no such account")
         if cmd.to_account_id not in accounts:
             raise ValidationFailed.on("to_account_id", "no such account")
         pair = make_transfer(
-            out_id=self.ids.new_id(), in_id=self.ids.new_id(), transfer_id=self.ids.new_id(),
-            source=accounts[cmd.from_account_id], destination=accounts[cmd.to_account_id],
-            amount=cmd.amount, on=cmd.date, description=cmd.description, notes=cmd.notes,
+            out_id=self.ids.new_id(),
+            in_id=self.ids.new_id(),
+            transfer_id=self.ids.new_id(),
+            source=accounts[cmd.from_account_id],
+            destination=accounts[cmd.to_account_id],
+            amount=cmd.amount,
+            on=cmd.date,
+            description=cmd.description,
+            notes=cmd.notes,
             now=self.clock.now(),
         )
         self.store.add_transactions(user_id, list(pair), idem.seal(pair) if idem else None)
@@ -115,7 +131,7 @@ class TransactionService:
         def mutate(
             txn: Transaction, counterpart: Transaction | None
         ) -> tuple[Transaction, Transaction | None]:
-            if txn.is_transfer and ("splits" in changes and changes["splits"]):
+            if txn.is_transfer and (changes.get("splits")):
                 raise ValidationFailed.on("splits", "a transfer cannot be split")
             new = replace(txn, **changes, updated_at=now)
             if txn.is_transfer:
@@ -123,7 +139,12 @@ class TransactionService:
                     raise ValidationFailed.on(
                         "amount", "a transfer side keeps its direction; delete and recreate it"
                     )
-            elif "splits" not in changes and new.splits and "category_id" in changes and new.category_id:
+            elif (
+                "splits" not in changes
+                and new.splits
+                and "category_id" in changes
+                and new.category_id
+            ):
                 # Setting a category on a split transaction means: stop splitting.
                 new = replace(new, splits=())
             check_splits(new.amount, new.splits, new.category_id)
@@ -152,10 +173,12 @@ class TransactionService:
             return needle is None or needle in fold(txn.description)
 
         flt = TransactionFilter(
-            account_id=query.account_id, category_id=query.category_id,
+            account_id=query.account_id,
+            category_id=query.category_id,
             date_from=query.from_.isoformat() if query.from_ else None,
             date_to=query.to.isoformat() if query.to else None,
-            type=query.type.value if query.type else None, import_id=query.import_id,
+            type=query.type.value if query.type else None,
+            import_id=query.import_id,
             predicate=keep if (low is not None or high is not None or needle) else None,
         )
         return self.store.list_transactions(user_id, flt, query.limit, query.cursor)
