@@ -11,6 +11,7 @@ nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
 DEV = ["-r", "requirements-dev.txt"]
+INFRA = ["-r", "infra/cdktf/requirements.txt"]
 
 
 @nox.session(python=PYTHON)
@@ -27,6 +28,14 @@ def tests(session: nox.Session) -> None:
     functions). Starts and stops its own emulators on free ports."""
     session.install(*DEV)
     session.run("python", "-m", "pytest", *(session.posargs or ["tests"]))
+
+
+@nox.session(python=PYTHON)
+def infra(session: nox.Session) -> None:
+    """Synthesize the CDK for Terraform stack into infra/cdktf/cdktf.out."""
+    session.install(*INFRA)
+    session.chdir("infra/cdktf")
+    session.run("python", "main.py")
 
 
 @nox.session(python=PYTHON)
