@@ -480,6 +480,8 @@ class ValorizeStack(TerraformStack):
             "REDIS_URL": self.redis_url,
             "STATEMENTS_BUCKET": self.statements.name,
             "PUBLIC_BASE_URL": f"https://{self.domain}",
+            # The load balancer appends "<client ip>, <lb ip>" to X-Forwarded-For.
+            "VALORIZE_TRUSTED_PROXY_HOPS": "2",
             "TASKS_INVOKER_SA": self.tasks_invoker.email,
             "SCHEDULER_INVOKER_SA": self.scheduler_invoker.email,
         }

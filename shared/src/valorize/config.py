@@ -18,6 +18,9 @@ class Settings:
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     max_body_bytes: int = 1_048_576
     internal_secret: str | None = None
+    # How many proxies in front of us append to X-Forwarded-For: the client address is that
+    # many entries from the right (whatever the client wrote itself is further left).
+    trusted_proxy_hops: int = 1
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -28,6 +31,7 @@ class Settings:
             cors_origins=_csv(env.get("VALORIZE_CORS_ORIGINS", "")),
             max_body_bytes=int(env.get("VALORIZE_MAX_BODY_BYTES", cls.max_body_bytes)),
             internal_secret=env.get("VALORIZE_INTERNAL_SECRET") or None,
+            trusted_proxy_hops=int(env.get("VALORIZE_TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops)),
         )
 
 

@@ -526,6 +526,14 @@ class FirestoreStore:
             batch, user_id, None, lambda: Conflict(f"a category named {new.name!r} already exists")
         )
 
+    def has_children(self, user_id: str, category_id: str) -> bool:
+        q = (
+            self._col(user_id, "categories")
+            .where(filter=FieldFilter("parent_id", "==", category_id))
+            .limit(1)
+        )
+        return any(True for _ in q.stream())
+
     def category_in_use(self, user_id: str, category_id: str) -> bool:
         q = (
             self._col(user_id, "transactions")

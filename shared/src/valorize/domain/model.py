@@ -184,9 +184,15 @@ class Transaction:
         return self.transfer_id is not None
 
 
-def check_splits(amount: int, splits: Sequence[Split], category_id: str | None) -> None:
+def check_splits(
+    amount: int, splits: Sequence[Split], category_id: str | None, require_categories: bool = True
+) -> None:
     """Splits add up exactly to the amount, each has a category, and they replace the
-    transaction's own category."""
+    transaction's own category.
+
+    `require_categories` is off when the splits are not being written: a split can lose its
+    category when that category is deleted with ?uncategorize=true, and the transaction must
+    stay editable."""
     if not splits:
         return
     if category_id is not None:
@@ -196,7 +202,7 @@ def check_splits(amount: int, splits: Sequence[Split], category_id: str | None) 
     if len(splits) < 2:
         raise ValidationFailed.on("splits", "a split transaction needs at least two parts")
     for i, split in enumerate(splits):
-        if split.category_id is None:
+        if split.category_id is None and require_categories:
             raise ValidationFailed.on(f"splits.{i}.category_id", "each split needs a category")
         if split.amount == 0:
             raise ValidationFailed.on(f"splits.{i}.amount", "a split cannot be zero")

@@ -59,8 +59,26 @@ class Call:
 
     @property
     def client_ip(self) -> str:
-        forwarded = self.request.headers.get("X-Forwarded-For", "")
-        return forwarded.split(",")[0].strip() or (self.request.remote_addr or "")
+        return client_ip(self.request)
+
+
+def _backend_down(error: Exception) -> bool:
+    """Firestore/Google API outages are 503s with Retry-After, wherever they happen.
+
+    google.api_core is looked up, not imported: if the error came from it, it is loaded, and
+    importing it eagerly would pull gRPC into every cold start."""
+    api = sys.modules.get("google.api_core.exceptions")
+    return api is not None and isinstance(error, (api.ServiceUnavailable, api.DeadlineExceeded))
+
+
+def client_ip(request: flask.Request) -> str:
+    """The address the trusted proxies saw; entries the client wrote itself are ignored."""
+    hops = settings().trusted_proxy_hops
+    forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",")]
+    forwarded = [p for p in forwarded if p]
+    if hops > 0 and len(forwarded) >= hops:
+        return forwarded[-hops]
+    return request.remote_addr or ""
 
 
 class Reply(Exception):
@@ -202,11 +220,21 @@ class FunctionApp:
             response, user_id = self._dispatch(request)
         except Reply as r:
             response = r.response
-        except Exception:
-            log.exception("unhandled error", extra={"entry": self._log_fields(request)})
-            response = problem(
-                500, "Internal Server Error", "an unexpected error occurred; it has been logged"
-            )
+        except Exception as e:  # the last line of defence: never a stack trace out
+            fields = {"entry": self._log_fields(request)}
+            if _backend_down(e):
+                log.warning("backend unavailable: %s", e, extra=fields)
+                response = problem(
+                    503,
+                    "Service Unavailable",
+                    "a backend is unavailable; retry",
+                    headers={"Retry-After": "5"},
+                )
+            else:
+                log.exception("unhandled error", extra=fields)
+                response = problem(
+                    500, "Internal Server Error", "an unexpected error occurred; it has been logged"
+                )
         self._cors(request, response)
         self._log(request, response, started, user_id)
         return response
@@ -250,18 +278,6 @@ class FunctionApp:
             if e.status == 503:
                 headers = {"Retry-After": "5"}
             return problem(e.status, e.title, e.detail, e.errors, headers), call.user_id
-        except Exception as e:  # backend outages are 503s, not 500s
-            from google.api_core import exceptions as gexc
-
-            if isinstance(e, (gexc.ServiceUnavailable, gexc.DeadlineExceeded)):
-                log.warning("backend unavailable: %s", e)
-                return problem(
-                    503,
-                    "Service Unavailable",
-                    "a backend is unavailable; retry",
-                    headers={"Retry-After": "5"},
-                ), call.user_id
-            raise
         if result is None:
             return flask.Response(status=204), call.user_id
         payload = route.render(result) if route.render else result
@@ -382,11 +398,14 @@ class FunctionApp:
 
     @staticmethod
     def _cors(request: flask.Request, response: flask.Response) -> None:
+        origins = settings().cors_origins
+        if origins:
+            # Caches must not hand one origin's answer to another.
+            response.headers.add("Vary", "Origin")
         origin = request.headers.get("Origin")
-        if not origin or origin not in settings().cors_origins:
+        if not origin or origin not in origins:
             return
         response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
         if request.method == "OPTIONS":
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, DELETE, OPTIONS"
             response.headers["Access-Control-Allow-Headers"] = (
@@ -417,7 +436,7 @@ class FunctionApp:
                 "requestUrl": request.path,
                 "status": response.status_code,
                 "latency": f"{latency:.6f}s",
-                "remoteIp": request.headers.get("X-Forwarded-For", request.remote_addr or ""),
+                "remoteIp": client_ip(request),
                 "userAgent": request.headers.get("User-Agent", ""),
                 "requestSize": str(request.content_length or 0),
                 "responseSize": str(response.calculate_content_length() or 0),

@@ -50,12 +50,12 @@ class AccountService:
         now = self.clock.now()
 
         def mutate(account: Account) -> Account:
-            currency = changes.get("currency", account.currency)
-            if currency != account.currency and account.transaction_count:
-                raise Conflict("the currency of an account with transactions cannot change")
             for required in ("name", "type", "currency", "opening_balance"):
                 if required in changes and changes[required] is None:
                     raise ValidationFailed.on(required, "cannot be null")
+            currency = changes.get("currency", account.currency)
+            if currency != account.currency and account.transaction_count:
+                raise Conflict("the currency of an account with transactions cannot change")
             # The balance moves with the opening balance: balance = opening + transactions.
             delta = (
                 changes.get("opening_balance", account.opening_balance) - account.opening_balance

@@ -64,8 +64,17 @@ class CategoryService:
             if required in changes and changes[required] is None:
                 raise ValidationFailed.on(required, "cannot be null")
         new = replace(old, **changes, updated_at=self.clock.now())
-        if "parent_id" in changes:
+        if "parent_id" in changes or "type" in changes:
             self._check_parent(user_id, new.parent_id, new)
+        becomes_child = new.parent_id is not None and new.parent_id != old.parent_id
+        if (becomes_child or new.type != old.type) and self.store.has_children(user_id, old.id):
+            if becomes_child:
+                raise ValidationFailed.on(
+                    "parent_id", "the category has subcategories; only one level of nesting"
+                )
+            raise ValidationFailed.on(
+                "type", f"the category has {old.type} subcategories; change them first"
+            )
         self.store.update_category(user_id, old, new)
         return new
 

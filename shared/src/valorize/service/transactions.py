@@ -147,7 +147,10 @@ class TransactionService:
             ):
                 # Setting a category on a split transaction means: stop splitting.
                 new = replace(new, splits=())
-            check_splits(new.amount, new.splits, new.category_id)
+            elif changes.get("splits") and "category_id" not in changes:
+                # And splitting a categorized one means: the parts carry the categories now.
+                new = replace(new, category_id=None)
+            check_splits(new.amount, new.splits, new.category_id, "splits" in changes)
             mirrored = mirror_transfer_change(new, counterpart) if counterpart else None
             return new, mirrored
 

@@ -1,0 +1,506 @@
+"""In-memory stand-ins for the service layer's ports (valorize.service.ports).
+
+`InMemoryStore` mirrors the semantics of `valorize.adapters.firestore_store.FirestoreStore`
+(scoping, uniqueness, idempotency, counters, ordering, cursors, error classes and messages), so
+service tests run in microseconds without an emulator. Every write is all-or-nothing: checks
+run before the first change, like a Firestore batch or transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from valorize.domain.errors import Conflict, NotFound, ValidationFailed
+from valorize.domain.model import Account, ApiToken, Category, Origin, Transaction, User
+from valorize.service.ports import (
+    Clock,
+    IdempotencyRecord,
+    IdempotentReplay,
+    PageResult,
+    TransactionFilter,
+)
+
+# Same bounds as the Firestore adapter.
+SCAN_LIMIT = 2000
+_SORT_KEY = re.compile(r"\d{4}-\d{2}-\d{2}#[0-9a-f]{1,64}")
+
+
+class AlreadyExists(Exception):
+    """A create met an existing document with no friendlier error (Firestore: a 500)."""
+
+
+def encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, shape: re.Pattern[str] | None = None) -> str:
+    try:
+        value = base64.b64decode(
+            cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True
+        ).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        value = ""
+    if not value or (shape is not None and not shape.fullmatch(value)):
+        raise ValidationFailed.on("cursor", "not a cursor this API returned")
+    return value
+
+
+@dataclass
+class _Space:
+    """Everything under users/{uid}."""
+
+    user: User | None = None
+    accounts: dict[str, Account] = field(default_factory=dict)
+    categories: dict[str, Category] = field(default_factory=dict)
+    category_names: dict[str, str] = field(default_factory=dict)  # name_key -> category id
+    transactions: dict[str, Transaction] = field(default_factory=dict)
+    idempotency: dict[str, IdempotencyRecord] = field(default_factory=dict)
+
+
+class InMemoryStore:
+    """The `Store` port in memory. `clock` (optional) decides idempotency-record expiry; the
+    Firestore adapter uses the wall clock, which is the default here too."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock
+        self.spaces: dict[str, _Space] = {}
+        self.credentials: dict[str, tuple[str, str]] = {}  # email -> (user_id, password_hash)
+        self.tokens: dict[str, tuple[ApiToken, str]] = {}  # token id -> (token, secret_hash)
+        self.writes = 0  # committed writes, for tests that care whether anything happened
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _space(self, user_id: str) -> _Space:
+        return self.spaces.setdefault(user_id, _Space())
+
+    def _now(self) -> datetime:
+        return self.clock.now() if self.clock is not None else datetime.now(UTC)
+
+    def _check_idem(self, scope: str, idem: IdempotencyRecord | None) -> None:
+        # Firestore creates the record in the same batch: an existing one (even expired, as
+        # the adapter reads it back with drop_expired=False) fails the batch as a replay.
+        if idem is None:
+            return
+        prior = self._space(scope).idempotency.get(idem.key_hash)
+        if prior is not None:
+            raise IdempotentReplay(prior)
+
+    def _save_idem(self, scope: str, idem: IdempotencyRecord | None) -> None:
+        if idem is not None:
+            self._space(scope).idempotency[idem.key_hash] = idem
+
+    def get_idempotency(
+        self, scope: str, key_hash: str, drop_expired: bool = True
+    ) -> IdempotencyRecord | None:
+        space = self._space(scope)
+        record = space.idempotency.get(key_hash)
+        if record is None:
+            return None
+        if drop_expired and record.expires_at <= self._now():
+            del space.idempotency[key_hash]
+            return None
+        return record
+
+    # --- users and tokens ---------------------------------------------------------------------
+
+    def create_user(
+        self,
+        user: User,
+        password_hash: str,
+        categories: Sequence[Category],
+        token: ApiToken,
+        secret_hash: str,
+    ) -> None:
+        space = self.spaces.get(user.id)
+        keys = [c.name_key for c in categories]
+        if (
+            user.email in self.credentials
+            or (space is not None and space.user is not None)
+            or len(set(keys)) != len(keys)
+            or token.id in self.tokens
+        ):
+            raise Conflict("an account with this email already exists")
+        space = self._space(user.id)
+        if any(k in space.category_names for k in keys) or any(
+            c.id in space.categories for c in categories
+        ):
+            raise Conflict("an account with this email already exists")
+        self.credentials[user.email] = (user.id, password_hash)
+        space.user = user
+        for c in categories:
+            space.categories[c.id] = c
+            space.category_names[c.name_key] = c.id
+        self.tokens[token.id] = (token, secret_hash)
+        self.writes += 1
+
+    def get_user(self, user_id: str) -> User | None:
+        space = self.spaces.get(user_id)
+        return space.user if space is not None else None
+
+    def find_credentials(self, email: str) -> tuple[str, str] | None:
+        return self.credentials.get(email)
+
+    def add_token(
+        self, token: ApiToken, secret_hash: str, idem: IdempotencyRecord | None = None
+    ) -> None:
+        self._check_idem(token.user_id, idem)
+        if token.id in self.tokens:
+            raise AlreadyExists(f"tokens/{token.id}")
+        self.tokens[token.id] = (token, secret_hash)
+        self._save_idem(token.user_id, idem)
+        self.writes += 1
+
+    def get_token(self, token_id: str) -> tuple[ApiToken, str] | None:
+        if not token_id or "/" in token_id:
+            return None
+        return self.tokens.get(token_id)
+
+    def touch_token(self, token_id: str, when: datetime) -> None:
+        found = self.tokens.get(token_id)
+        if found is None:
+            return  # revoked meanwhile
+        token, hashed = found
+        self.tokens[token_id] = (replace(token, last_used_at=when), hashed)
+        self.writes += 1
+
+    def list_tokens(self, user_id: str) -> list[ApiToken]:
+        tokens = [t for t, _ in self.tokens.values() if t.user_id == user_id]
+        return sorted(tokens, key=lambda t: t.created_at, reverse=True)
+
+    def delete_token(self, user_id: str, token_id: str) -> bool:
+        found = self.get_token(token_id)
+        if found is None or found[0].user_id != user_id:
+            return False
+        del self.tokens[token_id]
+        self.writes += 1
+        return True
+
+    # --- accounts -----------------------------------------------------------------------------
+
+    def add_account(
+        self, user_id: str, account: Account, idem: IdempotencyRecord | None = None
+    ) -> None:
+        self._check_idem(user_id, idem)
+        space = self._space(user_id)
+        if account.id in space.accounts:
+            raise AlreadyExists(f"accounts/{account.id}")
+        space.accounts[account.id] = account
+        self._save_idem(user_id, idem)
+        self.writes += 1
+
+    def get_account(self, user_id: str, account_id: str) -> Account | None:
+        return self._space(user_id).accounts.get(account_id)
+
+    def get_accounts(self, user_id: str, account_ids: Sequence[str]) -> dict[str, Account]:
+        accounts = self._space(user_id).accounts
+        return {i: accounts[i] for i in dict.fromkeys(account_ids) if i in accounts}
+
+    def list_accounts(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Account]:
+        rows = sorted(self._space(user_id).accounts.values(), key=lambda a: a.id)
+        if cursor:
+            after = decode_cursor(cursor)
+            rows = [a for a in rows if a.id > after]
+        page = rows[: limit + 1]
+        nxt = encode_cursor(page[limit - 1].id) if len(page) > limit else None
+        return PageResult(page[:limit], nxt)
+
+    def update_account(
+        self, user_id: str, account_id: str, mutate: Callable[[Account], Account]
+    ) -> Account:
+        accounts = self._space(user_id).accounts
+        old = accounts.get(account_id)
+        if old is None:
+            raise NotFound("account not found")
+        new = mutate(old)
+        # The adapter writes every field but the counter, and the balance as a delta.
+        accounts[account_id] = replace(
+            new,
+            id=account_id,
+            transaction_count=old.transaction_count,
+            balance=old.balance + (new.balance - old.balance),
+        )
+        self.writes += 1
+        return new
+
+    def delete_account(self, user_id: str, account_id: str) -> None:
+        space = self._space(user_id)
+        if account_id not in space.accounts:
+            raise NotFound("account not found")  # the adapter's update() of a missing doc
+        for t in [t for t in space.transactions.values() if t.account_id == account_id]:
+            del space.transactions[t.id]
+            # The other side of a transfer stays in its account, as a plain transaction.
+            cp = space.transactions.get(t.counterpart_id) if t.counterpart_id else None
+            if cp is not None and t.counterpart_account_id != account_id:
+                space.transactions[cp.id] = replace(
+                    cp,
+                    transfer_id=None,
+                    counterpart_id=None,
+                    counterpart_account_id=None,
+                    origin=Origin.MANUAL,
+                )
+        del space.accounts[account_id]
+        self.writes += 1
+
+    # --- categories ---------------------------------------------------------------------------
+
+    def add_category(
+        self, user_id: str, category: Category, idem: IdempotencyRecord | None = None
+    ) -> None:
+        self._check_idem(user_id, idem)
+        space = self._space(user_id)
+        if category.name_key in space.category_names or category.id in space.categories:
+            raise Conflict(f"a category named {category.name!r} already exists")
+        space.categories[category.id] = category
+        space.category_names[category.name_key] = category.id
+        self._save_idem(user_id, idem)
+        self.writes += 1
+
+    def get_category(self, user_id: str, category_id: str) -> Category | None:
+        return self._space(user_id).categories.get(category_id)
+
+    def get_categories(self, user_id: str, ids: Sequence[str]) -> dict[str, Category]:
+        categories = self._space(user_id).categories
+        return {i: categories[i] for i in dict.fromkeys(ids) if i in categories}
+
+    def list_categories(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Category]:
+        rows = sorted(self._space(user_id).categories.values(), key=lambda c: c.name_key)
+        if cursor:
+            after = decode_cursor(cursor)
+            rows = [c for c in rows if c.name_key > after]
+        page = rows[: limit + 1]
+        items = page[:limit]
+        nxt = encode_cursor(items[-1].name_key) if len(page) > limit else None
+        return PageResult(items, nxt)
+
+    def update_category(self, user_id: str, old: Category, new: Category) -> None:
+        space = self._space(user_id)
+        if old.id not in space.categories:
+            raise NotFound("a referenced resource no longer exists")
+        if old.name_key != new.name_key and new.name_key in space.category_names:
+            raise Conflict(f"a category named {new.name!r} already exists")
+        if old.name_key != new.name_key:
+            del space.category_names[old.name_key]
+            space.category_names[new.name_key] = new.id
+        space.categories[old.id] = new
+        self.writes += 1
+
+    def has_children(self, user_id: str, category_id: str) -> bool:
+        return any(c.parent_id == category_id for c in self._space(user_id).categories.values())
+
+    def category_in_use(self, user_id: str, category_id: str) -> bool:
+        return any(
+            category_id in t.category_ids for t in self._space(user_id).transactions.values()
+        )
+
+    def delete_category(self, user_id: str, category: Category, replacement_id: str | None) -> None:
+        space = self._space(user_id)
+        cid = category.id
+        for t in [t for t in space.transactions.values() if cid in t.category_ids]:
+            space.transactions[t.id] = replace(
+                t,
+                category_id=replacement_id if t.category_id == cid else t.category_id,
+                splits=tuple(
+                    replace(s, category_id=replacement_id) if s.category_id == cid else s
+                    for s in t.splits
+                ),
+            )
+        # Subcategories outlive their parent as top-level categories.
+        for child in [c for c in space.categories.values() if c.parent_id == cid]:
+            space.categories[child.id] = replace(child, parent_id=None)
+        space.categories.pop(cid, None)
+        space.category_names.pop(category.name_key, None)
+        self.writes += 1
+
+    # --- transactions -------------------------------------------------------------------------
+
+    def add_transactions(
+        self,
+        user_id: str,
+        transactions: Sequence[Transaction],
+        idem: IdempotencyRecord | None = None,
+    ) -> None:
+        self._check_idem(user_id, idem)
+        space = self._space(user_id)
+        ids = [t.id for t in transactions]
+        if len(set(ids)) != len(ids) or any(i in space.transactions for i in ids):
+            raise AlreadyExists("transactions")
+        deltas: dict[str, tuple[int, int]] = {}
+        for t in transactions:
+            amount, count = deltas.get(t.account_id, (0, 0))
+            deltas[t.account_id] = (amount + t.amount, count + 1)
+        if any(a not in space.accounts for a in deltas):
+            raise NotFound("a referenced resource no longer exists")
+        for t in transactions:
+            space.transactions[t.id] = t
+        for account_id, (amount, count) in deltas.items():
+            a = space.accounts[account_id]
+            space.accounts[account_id] = replace(
+                a, balance=a.balance + amount, transaction_count=a.transaction_count + count
+            )
+        self._save_idem(user_id, idem)
+        self.writes += 1
+
+    def get_transaction(self, user_id: str, transaction_id: str) -> Transaction | None:
+        return self._space(user_id).transactions.get(transaction_id)
+
+    def update_transaction(
+        self,
+        user_id: str,
+        transaction_id: str,
+        mutate: Callable[[Transaction, Transaction | None], tuple[Transaction, Transaction | None]],
+    ) -> Transaction:
+        space = self._space(user_id)
+        old = space.transactions.get(transaction_id)
+        if old is None:
+            raise NotFound("transaction not found")
+        old_cp = space.transactions.get(old.counterpart_id) if old.counterpart_id else None
+        new, new_cp = mutate(old, old_cp)
+        moves: dict[str, int] = {}
+        if new.amount != old.amount:
+            moves[old.account_id] = moves.get(old.account_id, 0) + new.amount - old.amount
+        if old_cp is not None and new_cp is not None and new_cp.amount != old_cp.amount:
+            moves[old_cp.account_id] = (
+                moves.get(old_cp.account_id, 0) + new_cp.amount - old_cp.amount
+            )
+        if any(a not in space.accounts for a in moves):
+            raise NotFound("the transaction's account no longer exists")
+        space.transactions[transaction_id] = new
+        if old_cp is not None and new_cp is not None:
+            space.transactions[old_cp.id] = new_cp
+        for account_id, delta in moves.items():
+            a = space.accounts[account_id]
+            space.accounts[account_id] = replace(a, balance=a.balance + delta)
+        self.writes += 1
+        return new
+
+    def delete_transaction(self, user_id: str, transaction_id: str) -> None:
+        space = self._space(user_id)
+        victim = space.transactions.get(transaction_id)
+        if victim is None:
+            raise NotFound("transaction not found")
+        victims = [victim]
+        # Deleting one side of a transfer deletes both.
+        if victim.counterpart_id and victim.counterpart_id in space.transactions:
+            victims.append(space.transactions[victim.counterpart_id])
+        if any(t.account_id not in space.accounts for t in victims):
+            raise NotFound("the transaction's account no longer exists")
+        for t in victims:
+            del space.transactions[t.id]
+            a = space.accounts[t.account_id]
+            space.accounts[t.account_id] = replace(
+                a, balance=a.balance - t.amount, transaction_count=a.transaction_count - 1
+            )
+        self.writes += 1
+
+    @staticmethod
+    def _indexed(t: Transaction, flt: TransactionFilter) -> bool:
+        """The part of the filter the adapter hands to the Firestore query."""
+        if flt.account_id is not None and t.account_id != flt.account_id:
+            return False
+        if flt.type is not None and t.type.value != flt.type:
+            return False
+        if flt.import_id is not None and t.import_id != flt.import_id:
+            return False
+        if flt.category_id is not None and flt.category_id not in t.category_ids:
+            return False
+        if flt.date_from is not None and not t.sort_key >= flt.date_from:
+            return False
+        # "$" sorts right after "#", so every key of that day is included.
+        return flt.date_to is None or t.sort_key < flt.date_to + "$"
+
+    def list_transactions(
+        self, user_id: str, flt: TransactionFilter, limit: int, cursor: str | None
+    ) -> PageResult[Transaction]:
+        position = decode_cursor(cursor, _SORT_KEY) if cursor else None
+        rows = sorted(
+            (t for t in self._space(user_id).transactions.values() if self._indexed(t, flt)),
+            key=lambda t: t.sort_key,
+            reverse=True,
+        )
+        if position is not None:
+            rows = [t for t in rows if t.sort_key < position]
+        if flt.predicate is None:
+            page = rows[: limit + 1]
+            head = page[:limit]
+            return PageResult(head, encode_cursor(head[-1].sort_key) if len(page) > limit else None)
+        items: list[Transaction] = []
+        last_seen: str | None = None
+        scanned = 0
+        for t in rows[:SCAN_LIMIT]:
+            scanned += 1
+            last_seen = t.sort_key
+            if flt.predicate(t):
+                items.append(t)
+                if len(items) == limit:
+                    break
+        exhausted = scanned < SCAN_LIMIT and len(items) < limit
+        if exhausted or last_seen is None:
+            return PageResult(items, None)
+        return PageResult(items, encode_cursor(last_seen))
+
+
+# --- the other ports --------------------------------------------------------------------------
+
+
+class FakeHasher:
+    """Cheap and transparent; `verify` also accepts only what `hash` produced."""
+
+    def __init__(self) -> None:
+        self.verified = 0
+
+    def hash(self, password: str) -> str:
+        return "hashed:" + password
+
+    def verify(self, hashed: str, password: str) -> bool:
+        self.verified += 1
+        return hashed == "hashed:" + password
+
+
+class FakeThrottle:
+    """At most `limit` failures per key; a success clears the key."""
+
+    def __init__(self, limit: int = 5, wait: int = 900) -> None:
+        self.limit = limit
+        self.wait = wait
+        self.failures: dict[str, int] = {}
+
+    def blocked_for(self, key: str) -> int:
+        return self.wait if self.failures.get(key, 0) >= self.limit else 0
+
+    def failed(self, key: str) -> None:
+        self.failures[key] = self.failures.get(key, 0) + 1
+
+    def succeeded(self, key: str) -> None:
+        self.failures.pop(key, None)
+
+
+class FixedClock:
+    """Time stands still until a test moves it."""
+
+    def __init__(self, at: datetime | None = None) -> None:
+        self.at = at or datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+    def set(self, at: datetime) -> None:
+        self.at = at
+
+    def advance(self, delta: timedelta) -> None:
+        self.at += delta
+
+
+class SeqIds:
+    """Sequential, time-ordered, fixed-width lowercase hex ids (like uuid7().hex)."""
+
+    def __init__(self, start: int = 1) -> None:
+        self.n = start - 1
+
+    def new_id(self) -> str:
+        self.n += 1
+        return f"{self.n:032x}"
