@@ -25,8 +25,9 @@ def dev(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole suite: unit, integration (emulators) and end-to-end (HTTP through the
-    functions). Starts and stops its own emulators on free ports."""
-    session.install(*DEV)
+    functions). Starts and stops its own emulators on free ports, and synthesizes the
+    infra/cdktf stack (about a minute: jsii loads the Google provider bindings)."""
+    session.install(*DEV, *INFRA)
     session.run("python", "-m", "pytest", *(session.posargs or ["tests"]))
 
 

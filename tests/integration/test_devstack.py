@@ -413,16 +413,16 @@ def test_smtp_sink_stores_and_exposes_messages(tmp_path: Path) -> None:
         sink.wait_ready(20)
         message = EmailMessage()
         message["From"] = "Valorize <no-reply@valorize.local>"
-        message["To"] = "demo@valorize.local"
+        message["To"] = "demo@valorize.dev"
         message["Subject"] = "Importação concluída"
         message.set_content("Seu extrato foi importado: 12 novas transações.")
         message.add_alternative("<p>Seu extrato foi importado</p>", subtype="html")
         with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
-            client.send_message(message, to_addrs=["demo@valorize.local", "bcc@valorize.local"])
+            client.send_message(message, to_addrs=["demo@valorize.dev", "bcc@valorize.local"])
         api = f"{sink.api_url}/messages"
         [received] = requests.get(api, timeout=5).json()
         assert received["from"] == "Valorize <no-reply@valorize.local>"
-        assert received["to"] == ["demo@valorize.local", "bcc@valorize.local"]
+        assert received["to"] == ["demo@valorize.dev", "bcc@valorize.local"]
         assert received["subject"] == "Importação concluída"
         assert received["body"].strip() == "Seu extrato foi importado: 12 novas transações."
         assert "<p>" in received["html"]
@@ -474,7 +474,7 @@ def test_cli_up_runs_everything_seeds_and_stops_on_sigint(tmp_path: Path) -> Non
         state = json.loads(stack_file.read_text())
         assert set(state) >= {"base_url", "realtime_url", "functions", "demo"}
         assert set(state["functions"]) == set(FUNCTIONS)
-        assert state["demo"] == {"email": "demo@valorize.local", "token": "tok-demo"}
+        assert state["demo"] == {"email": "demo@valorize.dev", "token": "tok-demo"}
         base = state["base_url"]
         seen_env = requests.get(f"{base}/api/transactions/env", timeout=5).json()
         assert json.loads(seen_env["VALORIZE_FUNCTION_URLS"]) == state["functions"]
