@@ -353,7 +353,7 @@ class InMemoryStore:
         user_id: str,
         transaction_id: str,
         mutate: Callable[[Transaction, Transaction | None], tuple[Transaction, Transaction | None]],
-    ) -> Transaction:
+    ) -> tuple[Transaction, Transaction, Transaction | None, Transaction | None]:
         space = self._space(user_id)
         old = space.transactions.get(transaction_id)
         if old is None:
@@ -376,9 +376,9 @@ class InMemoryStore:
             a = space.accounts[account_id]
             space.accounts[account_id] = replace(a, balance=a.balance + delta)
         self.writes += 1
-        return new
+        return old, new, old_cp, new_cp
 
-    def delete_transaction(self, user_id: str, transaction_id: str) -> None:
+    def delete_transaction(self, user_id: str, transaction_id: str) -> list[Transaction]:
         space = self._space(user_id)
         victim = space.transactions.get(transaction_id)
         if victim is None:
@@ -396,6 +396,7 @@ class InMemoryStore:
                 a, balance=a.balance - t.amount, transaction_count=a.transaction_count - 1
             )
         self.writes += 1
+        return victims
 
     @staticmethod
     def _indexed(t: Transaction, flt: TransactionFilter) -> bool:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from valorize.service.accounts import AccountService
     from valorize.service.auth import AuthService
     from valorize.service.categories import CategoryService
+    from valorize.service.messagebus import MessageBus
     from valorize.service.transactions import TransactionService
 
 
@@ -51,6 +52,15 @@ def store() -> FirestoreStore:
 
 
 @cache
+def bus() -> MessageBus:
+    """Every handler of every domain event, wired once per instance."""
+    from valorize.service.messagebus import MessageBus
+
+    message_bus = MessageBus()
+    return message_bus
+
+
+@cache
 def auth_service() -> AuthService:
     from valorize.adapters.security import Argon2Hasher, RedisLoginThrottle
     from valorize.adapters.system import SystemClock, Uuid7Ids
@@ -66,7 +76,7 @@ def account_service() -> AccountService:
     from valorize.adapters.system import SystemClock, Uuid7Ids
     from valorize.service.accounts import AccountService
 
-    return AccountService(store(), SystemClock(), Uuid7Ids())
+    return AccountService(store(), SystemClock(), Uuid7Ids(), bus())
 
 
 @cache
@@ -82,4 +92,4 @@ def transaction_service() -> TransactionService:
     from valorize.adapters.system import SystemClock, Uuid7Ids
     from valorize.service.transactions import TransactionService
 
-    return TransactionService(store(), SystemClock(), Uuid7Ids())
+    return TransactionService(store(), SystemClock(), Uuid7Ids(), bus())

@@ -619,13 +619,15 @@ class FirestoreStore:
         user_id: str,
         transaction_id: str,
         mutate: Callable[[Transaction, Transaction | None], tuple[Transaction, Transaction | None]],
-    ) -> Transaction:
+    ) -> tuple[Transaction, Transaction, Transaction | None, Transaction | None]:
         txns = self._col(user_id, "transactions")
         accounts = self._col(user_id, "accounts")
         ref = txns.document(transaction_id)
 
         @firestore.transactional
-        def run(tx: firestore.Transaction) -> Transaction:
+        def run(
+            tx: firestore.Transaction,
+        ) -> tuple[Transaction, Transaction, Transaction | None, Transaction | None]:
             snap = ref.get(transaction=tx)
             if not snap.exists:
                 raise NotFound("transaction not found")
@@ -648,20 +650,22 @@ class FirestoreStore:
                         accounts.document(old_cp.account_id),
                         {"balance": firestore.Increment(new_cp.amount - old_cp.amount)},
                     )
-            return new
+            return old, new, old_cp, new_cp
 
         try:
-            result: Transaction = run(self.db.transaction())
+            result: tuple[Transaction, Transaction, Transaction | None, Transaction | None] = run(
+                self.db.transaction()
+            )
         except gexc.NotFound:
             raise NotFound("the transaction's account no longer exists") from None
         return result
 
-    def delete_transaction(self, user_id: str, transaction_id: str) -> None:
+    def delete_transaction(self, user_id: str, transaction_id: str) -> list[Transaction]:
         txns = self._col(user_id, "transactions")
         accounts = self._col(user_id, "accounts")
 
         @firestore.transactional
-        def run(tx: firestore.Transaction) -> None:
+        def run(tx: firestore.Transaction) -> list[Transaction]:
             snap = txns.document(transaction_id).get(transaction=tx)
             if not snap.exists:
                 raise NotFound("transaction not found")
@@ -680,11 +684,13 @@ class FirestoreStore:
                         "transaction_count": firestore.Increment(-1),
                     },
                 )
+            return victims
 
         try:
-            run(self.db.transaction())
+            deleted: list[Transaction] = run(self.db.transaction())
         except gexc.NotFound:
             raise NotFound("the transaction's account no longer exists") from None
+        return deleted
 
     def list_transactions(
         self, user_id: str, flt: TransactionFilter, limit: int, cursor: str | None

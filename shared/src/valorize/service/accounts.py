@@ -5,16 +5,26 @@ from __future__ import annotations
 from dataclasses import replace
 
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
+from valorize.domain.events import AccountChanged, AccountDeleted
 from valorize.domain.model import Account
 from valorize.service.commands import CreateAccount, UpdateAccount
-from valorize.service.ports import Clock, IdempotencyMark, Ids, PageResult, Store
+from valorize.service.ports import (
+    Clock,
+    EventBus,
+    IdempotencyMark,
+    Ids,
+    NullBus,
+    PageResult,
+    Store,
+)
 
 
 class AccountService:
-    def __init__(self, store: Store, clock: Clock, ids: Ids) -> None:
+    def __init__(self, store: Store, clock: Clock, ids: Ids, bus: EventBus | None = None) -> None:
         self.store = store
         self.clock = clock
         self.ids = ids
+        self.bus: EventBus = bus or NullBus()
 
     def create(
         self, user_id: str, cmd: CreateAccount, idem: IdempotencyMark | None = None
@@ -34,6 +44,7 @@ class AccountService:
             updated_at=now,
         )
         self.store.add_account(user_id, account, idem.seal(account) if idem else None)
+        self.bus.publish(AccountChanged(user_id, account))
         return account
 
     def get(self, user_id: str, account_id: str) -> Account:
@@ -62,7 +73,9 @@ class AccountService:
             )
             return replace(account, **changes, balance=account.balance + delta, updated_at=now)
 
-        return self.store.update_account(user_id, account_id, mutate)
+        account = self.store.update_account(user_id, account_id, mutate)
+        self.bus.publish(AccountChanged(user_id, account))
+        return account
 
     def delete(self, user_id: str, account_id: str, confirm: bool) -> None:
         account = self.get(user_id, account_id)
@@ -72,3 +85,4 @@ class AccountService:
                 "repeat with ?confirm=true to delete it and them"
             )
         self.store.delete_account(user_id, account_id)
+        self.bus.publish(AccountDeleted(user_id, account_id))

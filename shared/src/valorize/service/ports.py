@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+from valorize.domain.events import Event
 from valorize.domain.model import Account, ApiToken, Category, Transaction, User
 
 
@@ -130,11 +131,28 @@ class Store(Protocol):
         user_id: str,
         transaction_id: str,
         mutate: Callable[[Transaction, Transaction | None], tuple[Transaction, Transaction | None]],
-    ) -> Transaction: ...
-    def delete_transaction(self, user_id: str, transaction_id: str) -> None: ...
+    ) -> tuple[Transaction, Transaction, Transaction | None, Transaction | None]:
+        """Returns (old, new, old counterpart, new counterpart)."""
+        ...
+
+    def delete_transaction(self, user_id: str, transaction_id: str) -> list[Transaction]:
+        """Returns what was deleted (both sides of a transfer)."""
+        ...
+
     def list_transactions(
         self, user_id: str, flt: TransactionFilter, limit: int, cursor: str | None
     ) -> PageResult[Transaction]: ...
+
+
+class EventBus(Protocol):
+    def publish(self, event: Event) -> None:
+        """Called after the change is committed; must never fail the write."""
+        ...
+
+
+class NullBus:
+    def publish(self, event: Event) -> None:
+        pass
 
 
 class PasswordHasher(Protocol):

@@ -7,6 +7,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from valorize.domain.errors import NotFound, ValidationFailed
+from valorize.domain.events import (
+    BalancesChanged,
+    TransactionCreated,
+    TransactionDeleted,
+    TransactionUpdated,
+)
 from valorize.domain.model import (
     Split,
     Transaction,
@@ -23,8 +29,10 @@ from valorize.service.commands import (
 )
 from valorize.service.ports import (
     Clock,
+    EventBus,
     IdempotencyMark,
     Ids,
+    NullBus,
     PageResult,
     Store,
     TransactionFilter,
@@ -42,10 +50,16 @@ def _splits(given: Sequence[SplitIn]) -> tuple[Split, ...]:
 
 
 class TransactionService:
-    def __init__(self, store: Store, clock: Clock, ids: Ids) -> None:
+    def __init__(self, store: Store, clock: Clock, ids: Ids, bus: EventBus | None = None) -> None:
         self.store = store
         self.clock = clock
         self.ids = ids
+        self.bus: EventBus = bus or NullBus()
+
+    def _balances(self, user_id: str, moved: list[Transaction]) -> None:
+        accounts = tuple(dict.fromkeys(t.account_id for t in moved))
+        if accounts:
+            self.bus.publish(BalancesChanged(user_id, accounts))
 
     def _check_categories(
         self, user_id: str, category_id: str | None, splits: Sequence[Split]
@@ -85,6 +99,8 @@ class TransactionService:
             updated_at=now,
         )
         self.store.add_transactions(user_id, [txn], idem.seal(txn) if idem else None)
+        self.bus.publish(TransactionCreated(user_id, txn))
+        self._balances(user_id, [txn])
         return txn
 
     def transfer(
@@ -108,6 +124,9 @@ class TransactionService:
             now=self.clock.now(),
         )
         self.store.add_transactions(user_id, list(pair), idem.seal(pair) if idem else None)
+        for side in pair:
+            self.bus.publish(TransactionCreated(user_id, side))
+        self._balances(user_id, list(pair))
         return pair
 
     def get(self, user_id: str, transaction_id: str) -> Transaction:
@@ -154,10 +173,21 @@ class TransactionService:
             mirrored = mirror_transfer_change(new, counterpart) if counterpart else None
             return new, mirrored
 
-        return self.store.update_transaction(user_id, transaction_id, mutate)
+        old, new, old_cp, new_cp = self.store.update_transaction(user_id, transaction_id, mutate)
+        self.bus.publish(TransactionUpdated(user_id, new, old))
+        moved = [new] if new.amount != old.amount else []
+        if old_cp is not None and new_cp is not None:
+            self.bus.publish(TransactionUpdated(user_id, new_cp, old_cp))
+            if new_cp.amount != old_cp.amount:
+                moved.append(new_cp)
+        self._balances(user_id, moved)
+        return new
 
     def delete(self, user_id: str, transaction_id: str) -> None:
-        self.store.delete_transaction(user_id, transaction_id)
+        deleted = self.store.delete_transaction(user_id, transaction_id)
+        for txn in deleted:
+            self.bus.publish(TransactionDeleted(user_id, txn))
+        self._balances(user_id, deleted)
 
     def list(self, user_id: str, query: ListTransactions) -> PageResult[Transaction]:
         if query.from_ and query.to and query.from_ > query.to:

@@ -1,0 +1,46 @@
+"""Domain events: facts the write side announces after a change is committed. Handlers
+(realtime push, cache invalidation, alerts) subscribe to them in the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from valorize.domain.model import Account, Transaction
+
+
+@dataclass(frozen=True)
+class Event:
+    user_id: str
+
+
+@dataclass(frozen=True)
+class TransactionCreated(Event):
+    transaction: Transaction
+
+
+@dataclass(frozen=True)
+class TransactionUpdated(Event):
+    transaction: Transaction
+    previous: Transaction
+
+
+@dataclass(frozen=True)
+class TransactionDeleted(Event):
+    transaction: Transaction
+
+
+@dataclass(frozen=True)
+class BalancesChanged(Event):
+    """The balances of these accounts moved; handlers read the new values."""
+
+    account_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AccountChanged(Event):
+    account: Account
+
+
+@dataclass(frozen=True)
+class AccountDeleted(Event):
+    account_id: str
