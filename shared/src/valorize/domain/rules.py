@@ -1,0 +1,461 @@
+"""Rules: ordered automations that categorise, rename and annotate transactions. No I/O.
+
+How a rule set runs on one transaction (the public semantics, decided here):
+
+* **Order.** Enabled rules run by ascending `position` (ties by id). Every rule whose
+  conditions match applies its actions, and a later rule overrides what an earlier one set
+  (Actual Budget's model, rather than first-match-wins): general rules go first, specific
+  ones last, and the specific one wins. A rule with `stop=True` ends the pass when it matches,
+  which gives first-match-wins to the rules that want it (like mail filters or Lunch Money's
+  "stop processing").
+* **Chaining.** Each rule sees the transaction as the rules before it left it, so a rename
+  ("PAG*UBER TRIP 1234" -> "Uber") can feed a later rule ("description is Uber" -> Transport).
+* **Idempotence.** One chained pass alone is not idempotent: a rename can make an *earlier*
+  rule match the next time round. So the pass is repeated until the description stops
+  changing, and the result is a fixed point: applying the rules again changes nothing. If
+  renames form a loop (A renames "x" to "y", B renames "y" back to "x") there is no fixed
+  point; then the transaction keeps its description, the other actions come from a single
+  pass over that description (again stable), and the outcome reports `rename_loop`.
+* **Conditions.** `match=all` needs every condition, `match=any` one. Text conditions compare
+  folded text (case- and accent-insensitive, like the transaction search); `contains` and
+  `starts_with` also collapse runs of spaces. Amount bounds apply to the magnitude |amount|
+  in minor units, inclusive, like the list filter. A regex runs on the folded description,
+  with accents removed from the pattern's literals, under a time limit: a timeout counts as
+  no match and is reported, and a `RuleSet` stops evaluating a rule that timed out once.
+* **Actions.** `set_category` overwrites the category (skipped on split transactions, whose
+  splits carry the categories); `rename_description` overwrites the description;
+  `add_note` appends a line to the notes unless that line is already there.
+* **Scope.** Transfers are never touched (their two sides mirror each other and carry no
+  category). `apply` never changes `updated_at`: the caller stamps it when `changed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeAlias
+
+from valorize.domain.errors import FieldError, ValidationFailed
+from valorize.domain.model import Transaction, TransactionType
+from valorize.domain.text import fold, squash, strip_accents
+
+# Limits. They bound the work one transaction can cost: rules x conditions x regex time.
+MAX_RULES = 200
+MAX_CONDITIONS = 20
+MAX_ACTIONS = 10
+MAX_TEXT = 100
+MAX_PATTERN = 200
+MAX_ACCOUNTS = 50
+# Same bounds as the commands: a description is at most 255 characters, notes 500.
+MAX_DESCRIPTION = 255
+MAX_NOTES = 500
+# Per regex evaluation. Descriptions are short, so a sane pattern takes microseconds; only a
+# pathological one (nested quantifiers) reaches this.
+REGEX_TIMEOUT_SECONDS = 0.05
+
+
+class Match(StrEnum):
+    ALL = "all"
+    ANY = "any"
+
+
+class RegexTimedOut(Exception):
+    """A pattern ran past REGEX_TIMEOUT_SECONDS on one description."""
+
+
+# --- conditions -------------------------------------------------------------------------------
+#
+# Each condition has one operand; validation errors name it "value" (the JSON key every
+# condition uses), and the command layer prefixes the condition's index.
+
+
+def _text_operand(text: str, limit: int = MAX_TEXT) -> str:
+    folded = squash(text)
+    if not folded:
+        raise ValidationFailed.on("value", "must contain some text")
+    if len(text) > limit:
+        raise ValidationFailed.on("value", f"at most {limit} characters")
+    return folded
+
+
+@dataclass(frozen=True)
+class DescriptionContains:
+    text: str
+    _needle: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_needle", _text_operand(self.text))
+
+    def test(self, subject: _Subject) -> bool:
+        return self._needle in subject.squashed
+
+
+@dataclass(frozen=True)
+class DescriptionStartsWith:
+    text: str
+    _needle: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_needle", _text_operand(self.text))
+
+    def test(self, subject: _Subject) -> bool:
+        return subject.squashed.startswith(self._needle)
+
+
+def compile_pattern(pattern: str) -> Any:
+    """The compiled form of a rule's regex, or ValidationFailed on "value" saying why not.
+
+    Uses the `regex` package (imported here, not at module load: it costs ~80 ms of cold
+    start) for its `timeout=`; the standard `re` cannot interrupt a runaway match."""
+    if not pattern:
+        raise ValidationFailed.on("value", "a pattern cannot be empty")
+    if len(pattern) > MAX_PATTERN:
+        raise ValidationFailed.on("value", f"a pattern has at most {MAX_PATTERN} characters")
+    import regex
+
+    try:
+        return regex.compile(strip_accents(pattern), regex.IGNORECASE | regex.FULLCASE)
+    except (regex.error, ValueError, OverflowError, RecursionError) as e:
+        raise ValidationFailed.on("value", f"not a valid regular expression: {e}") from None
+
+
+@dataclass(frozen=True)
+class DescriptionMatches:
+    """A regular expression (Python/`regex` syntax) searched anywhere in the description;
+    anchor with ^ and $ for a whole match."""
+
+    pattern: str
+    _compiled: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_compiled", compile_pattern(self.pattern))
+
+    def test(self, subject: _Subject) -> bool:
+        try:
+            found = self._compiled.search(subject.folded, timeout=REGEX_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise RegexTimedOut(self.pattern) from None
+        return found is not None
+
+
+@dataclass(frozen=True)
+class AmountBetween:
+    """|amount| within [minimum, maximum], minor units; either bound may be open."""
+
+    minimum: int | None = None
+    maximum: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.minimum is None and self.maximum is None:
+            raise ValidationFailed.on("value", "give min, max or both")
+        for name, bound in (("min", self.minimum), ("max", self.maximum)):
+            if bound is not None and (isinstance(bound, bool) or bound < 0):
+                raise ValidationFailed.on(f"value.{name}", "a magnitude: zero or more")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValidationFailed.on("value.max", "must be at least min")
+
+    def test(self, subject: _Subject) -> bool:
+        magnitude = abs(subject.transaction.amount)
+        if self.minimum is not None and magnitude < self.minimum:
+            return False
+        return self.maximum is None or magnitude <= self.maximum
+
+
+@dataclass(frozen=True)
+class AccountIn:
+    account_ids: frozenset[str]
+
+    def __post_init__(self) -> None:
+        if not self.account_ids:
+            raise ValidationFailed.on("value", "name at least one account")
+        if len(self.account_ids) > MAX_ACCOUNTS:
+            raise ValidationFailed.on("value", f"at most {MAX_ACCOUNTS} accounts")
+
+    def test(self, subject: _Subject) -> bool:
+        return subject.transaction.account_id in self.account_ids
+
+
+@dataclass(frozen=True)
+class TypeIs:
+    type: TransactionType
+
+    def test(self, subject: _Subject) -> bool:
+        return subject.transaction.type is self.type
+
+
+Condition: TypeAlias = (
+    DescriptionContains
+    | DescriptionStartsWith
+    | DescriptionMatches
+    | AmountBetween
+    | AccountIn
+    | TypeIs
+)
+
+
+# --- actions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetCategory:
+    category_id: str
+
+    def __post_init__(self) -> None:
+        if not self.category_id:
+            raise ValidationFailed.on("value", "name a category")
+
+
+@dataclass(frozen=True)
+class RenameDescription:
+    description: str
+
+    def __post_init__(self) -> None:
+        if not self.description.strip():
+            raise ValidationFailed.on("value", "a description cannot be blank")
+        if len(self.description) > MAX_DESCRIPTION:
+            raise ValidationFailed.on("value", f"at most {MAX_DESCRIPTION} characters")
+
+
+@dataclass(frozen=True)
+class AddNote:
+    note: str
+
+    def __post_init__(self) -> None:
+        if not self.note.strip():
+            raise ValidationFailed.on("value", "a note cannot be blank")
+        if "\n" in self.note or "\r" in self.note:
+            raise ValidationFailed.on("value", "a note is one line")
+        if len(self.note) > MAX_TEXT:
+            raise ValidationFailed.on("value", f"at most {MAX_TEXT} characters")
+
+
+Action: TypeAlias = SetCategory | RenameDescription | AddNote
+
+
+def add_note(notes: str | None, note: str) -> str | None:
+    """Notes with `note` appended as its own line, unless a line already says it (compared
+    folded and trimmed). None when it would not fit in MAX_NOTES: the note is then left out
+    rather than the existing notes cut."""
+    lines = notes.splitlines() if notes else []
+    if any(squash(line) == squash(note) for line in lines):
+        return notes
+    merged = f"{notes.rstrip()}\n{note.strip()}" if notes and notes.strip() else note.strip()
+    return merged if len(merged) <= MAX_NOTES else None
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    position: int
+    conditions: tuple[Condition, ...]
+    actions: tuple[Action, ...]
+    created_at: datetime
+    updated_at: datetime
+    enabled: bool = True
+    match: Match = Match.ALL
+    stop: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise ValidationFailed.on("name", "a rule needs a name")
+        if self.position < 0:
+            raise ValidationFailed.on("position", "zero or more")
+        if not self.conditions:
+            # A rule without conditions would rewrite every transaction the user has.
+            raise ValidationFailed.on("conditions", "give at least one condition")
+        if len(self.conditions) > MAX_CONDITIONS:
+            raise ValidationFailed.on("conditions", f"at most {MAX_CONDITIONS} conditions")
+        if not self.actions:
+            raise ValidationFailed.on("actions", "give at least one action")
+        if len(self.actions) > MAX_ACTIONS:
+            raise ValidationFailed.on("actions", f"at most {MAX_ACTIONS} actions")
+        seen: set[type[Action]] = set()
+        for i, action in enumerate(self.actions):
+            kind = type(action)
+            if kind in seen and kind is not AddNote:
+                raise ValidationFailed.on(
+                    f"actions.{i}", "a rule sets the category or the description once"
+                )
+            seen.add(kind)
+
+    @property
+    def sort_key(self) -> tuple[int, str]:
+        return (self.position, self.id)
+
+    @property
+    def has_regex(self) -> bool:
+        return any(isinstance(c, DescriptionMatches) for c in self.conditions)
+
+
+def ordered(rules: Iterable[Rule]) -> list[Rule]:
+    """Enabled rules in the order they run."""
+    return sorted((r for r in rules if r.enabled), key=lambda r: r.sort_key)
+
+
+def check_rule_count(existing: int) -> None:
+    """Refuse a new rule beyond MAX_RULES (bounds the work per transaction)."""
+    if existing >= MAX_RULES:
+        raise ValidationFailed(
+            f"a user has at most {MAX_RULES} rules",
+            [FieldError("rules", f"at most {MAX_RULES} rules")],
+        )
+
+
+def is_uncategorized(txn: Transaction) -> bool:
+    """No category of its own and none on its splits (ApplyRules' only_uncategorized)."""
+    return not txn.category_ids
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """What conditions look at: the transaction and its description's folded forms,
+    computed once per description rather than per condition."""
+
+    transaction: Transaction
+    folded: str
+    squashed: str
+
+    @classmethod
+    def of(cls, txn: Transaction) -> _Subject:
+        return cls(txn, fold(txn.description), squash(txn.description))
+
+
+@dataclass(frozen=True)
+class RulesOutcome:
+    """What applying a rule set to one transaction did.
+
+    `applied` lists the rules that matched, in the order they first matched; `timed_out`
+    the rules whose regex ran out of time (counted as not matching); `rename_loop` that
+    renames undid each other and were left out."""
+
+    before: Transaction
+    transaction: Transaction
+    applied: tuple[str, ...] = ()
+    timed_out: tuple[str, ...] = ()
+    rename_loop: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.transaction != self.before
+
+
+class RuleSet:
+    """A user's rules, ordered once, applied to many transactions.
+
+    Regexes are compiled when the rules are built; a rule whose regex timed out is not
+    evaluated again for the life of this object (it is reported once and then treated as not
+    matching), so a bulk run over thousands of transactions cannot spend the time limit on
+    every one of them."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules: list[Rule] = ordered(rules)
+        self.timed_out: set[str] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+    def apply(self, txn: Transaction) -> RulesOutcome:
+        if txn.is_transfer or not self.rules:
+            return RulesOutcome(txn, txn)
+        run = _Run(self)
+        seen = {txn.description}
+        current = txn
+        while True:
+            after = run.pass_over(current, renames=True)
+            if after.description == current.description:
+                current = after
+                break
+            if after.description in seen:
+                # Renames cycle: no fixed point. Keep the description; one pass without
+                # renames over it is stable under re-application.
+                return run.outcome(txn, run.pass_over(txn, renames=False), rename_loop=True)
+            seen.add(after.description)
+            current = after
+        return run.outcome(txn, current)
+
+
+class _Run:
+    """One application: remembers each rule's verdict per description, so the fixed-point
+    passes cost no extra condition evaluations."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.rules = rules
+        self.verdicts: dict[tuple[int, str], bool] = {}
+        self.applied: dict[str, None] = {}
+        self.timed_out: dict[str, None] = {}
+
+    def pass_over(self, txn: Transaction, *, renames: bool) -> Transaction:
+        subject = _Subject.of(txn)
+        for index, rule in enumerate(self.rules.rules):
+            if not self._matches(index, rule, subject):
+                continue
+            self.applied.setdefault(rule.id)
+            txn = _act(txn, rule.actions, renames=renames)
+            if txn.description != subject.transaction.description:
+                subject = _Subject.of(txn)
+            if rule.stop:
+                break
+        return txn
+
+    def _matches(self, index: int, rule: Rule, subject: _Subject) -> bool:
+        # Conditions read the description and fields no action changes (amount, account,
+        # type), so the description is the whole key.
+        key = (index, subject.transaction.description)
+        if key not in self.verdicts:
+            self.verdicts[key] = self._evaluate(rule, subject)
+        return self.verdicts[key]
+
+    def _evaluate(self, rule: Rule, subject: _Subject) -> bool:
+        if rule.id in self.rules.timed_out:
+            return False
+        try:
+            if rule.match is Match.ALL:
+                return all(c.test(subject) for c in rule.conditions)
+            return any(c.test(subject) for c in rule.conditions)
+        except RegexTimedOut:
+            self.rules.timed_out.add(rule.id)
+            self.timed_out.setdefault(rule.id)
+            return False
+
+    def outcome(
+        self, before: Transaction, after: Transaction, *, rename_loop: bool = False
+    ) -> RulesOutcome:
+        return RulesOutcome(
+            before=before,
+            transaction=after,
+            applied=tuple(self.applied),
+            timed_out=tuple(self.timed_out),
+            rename_loop=rename_loop,
+        )
+
+
+def _act(txn: Transaction, actions: Sequence[Action], *, renames: bool) -> Transaction:
+    for action in actions:
+        if isinstance(action, SetCategory):
+            if not txn.splits and txn.category_id != action.category_id:
+                txn = replace(txn, category_id=action.category_id)
+        elif isinstance(action, RenameDescription):
+            if renames and txn.description != action.description:
+                txn = replace(txn, description=action.description)
+        else:
+            notes = add_note(txn.notes, action.note)
+            if notes is not None and notes != txn.notes:
+                txn = replace(txn, notes=notes)
+    return txn
+
+
+def apply_rules(rules: Iterable[Rule], txn: Transaction) -> tuple[Transaction, list[str]]:
+    """The transaction after the rules (see the module docstring), and the ids of the rules
+    that matched. Idempotent: applying the result again changes nothing. For timeouts and
+    loops, or many transactions, use `RuleSet(rules).apply(txn)`."""
+    outcome = RuleSet(rules).apply(txn)
+    return outcome.transaction, list(outcome.applied)
