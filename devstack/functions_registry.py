@@ -9,4 +9,5 @@ FUNCTIONS: dict[str, str] = {
     "accounts": "accounts",
     "categories": "categories",
     "transactions": "transactions",
+    "dashboard": "dashboard",
 }

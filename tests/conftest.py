@@ -19,7 +19,13 @@ from devstack.stack import Stack, StackConfig  # noqa: E402
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     config = StackConfig(
-        storage=False, tasks=False, smtp=False, gateway=True, log_dir=ROOT / ".local" / "test-logs"
+        storage=False,
+        tasks=False,
+        smtp=False,
+        gateway=True,
+        log_dir=ROOT / ".local" / "test-logs",
+        # A short breaker so the Redis-outage test sees the cache come back quickly.
+        extra_env={"VALORIZE_CACHE_BREAKER_SECONDS": "1"},
     )
     with Stack(config) as running:
         yield running

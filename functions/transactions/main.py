@@ -4,7 +4,7 @@ import flask
 import functions_framework
 
 from valorize import bootstrap
-from valorize.entrypoints.http import Call, FunctionApp, Route
+from valorize.entrypoints.http import Call, FunctionApp, Route, cached
 from valorize.entrypoints.schemas import ListOf, TransactionOut, TransferOut, dump
 from valorize.service import commands as c
 
@@ -18,6 +18,12 @@ def render_transfer(pair: object) -> object:
 
 
 def list_transactions(call: Call) -> object:
+    # Pages are cached per user; any write bumps the user's version, so a hit is never stale.
+    key = "txns:" + call.query.model_dump_json(by_alias=True, exclude_defaults=True)
+    return cached(call, key, lambda: _page(call))
+
+
+def _page(call: Call) -> object:
     page = bootstrap.transaction_service().list(call.user_id, call.query)
     return dump(
         ListOf[TransactionOut](

@@ -14,9 +14,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
-from valorize.domain.model import Account, ApiToken, Category, Origin, Transaction, User
+from valorize.domain.model import Account, ApiToken, Category, Transaction, User
+from valorize.domain.readmodel import recompute
 from valorize.service.ports import (
     Clock,
     IdempotencyRecord,
@@ -93,6 +95,11 @@ class InMemoryStore:
     def _save_idem(self, scope: str, idem: IdempotencyRecord | None) -> None:
         if idem is not None:
             self._space(scope).idempotency[idem.key_hash] = idem
+
+    def get_months(self, user_id: str, months: Sequence[str]) -> dict[str, dict[str, Any]]:
+        # Derived from scratch: the fake is the oracle the Firestore increments must match.
+        model = recompute(self._space(user_id).transactions.values())
+        return {m: model[m] for m in dict.fromkeys(months) if m in model}
 
     def get_idempotency(
         self, scope: str, key_hash: str, drop_expired: bool = True
@@ -233,15 +240,11 @@ class InMemoryStore:
             raise NotFound("account not found")  # the adapter's update() of a missing doc
         for t in [t for t in space.transactions.values() if t.account_id == account_id]:
             del space.transactions[t.id]
-            # The other side of a transfer stays in its account, as a plain transaction.
+            # The other side of a transfer stays in its account, still a transfer, unlinked.
             cp = space.transactions.get(t.counterpart_id) if t.counterpart_id else None
             if cp is not None and t.counterpart_account_id != account_id:
                 space.transactions[cp.id] = replace(
-                    cp,
-                    transfer_id=None,
-                    counterpart_id=None,
-                    counterpart_account_id=None,
-                    origin=Origin.MANUAL,
+                    cp, counterpart_id=None, counterpart_account_id=None
                 )
         del space.accounts[account_id]
         self.writes += 1

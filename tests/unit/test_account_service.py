@@ -118,14 +118,18 @@ def test_delete_unknown_account(world: World) -> None:
         world.accounts.delete(USER, "nope", confirm=True)
 
 
-def test_deleting_one_side_of_a_transfer_account_leaves_the_other_side_plain(world: World) -> None:
+def test_deleting_a_transfer_account_leaves_the_other_side_an_unlinked_transfer(
+    world: World,
+) -> None:
     a, b = world.account(name="A", opening=1_000), world.account(name="B")
     out, into = world.transfer(a.id, b.id, 400)
     world.accounts.delete(USER, a.id, confirm=True)
     left = world.store.get_transaction(USER, into.id)
     assert left is not None
-    assert (left.transfer_id, left.counterpart_id, left.counterpart_account_id) == (None,) * 3
-    assert left.origin is Origin.MANUAL and left.amount == 400
+    # Still a transfer (so it does not turn into income), only unlinked.
+    assert left.transfer_id == out.transfer_id
+    assert (left.counterpart_id, left.counterpart_account_id) == (None, None)
+    assert left.origin is Origin.TRANSFER and left.amount == 400
     assert world.balance(b.id) == 400
     assert world.store.get_transaction(USER, out.id) is None
 

@@ -189,7 +189,8 @@ class Ledger(RuleBasedStateMachine):
             if t.splits:
                 assert sum(s.amount for s in t.splits) == t.amount and t.category_id is None
             if t.counterpart_id is None:
-                assert t.transfer_id is None
+                # Either never a transfer, or the side left when the other's account went.
+                assert t.counterpart_account_id is None
                 continue
             cp = by_id[t.counterpart_id]
             assert cp.counterpart_id == t.id and cp.transfer_id == t.transfer_id

@@ -15,10 +15,12 @@ if TYPE_CHECKING:
     import redis
     from google.cloud import firestore
 
+    from valorize.adapters.cache import RedisQueryCache
     from valorize.adapters.firestore_store import FirestoreStore
     from valorize.service.accounts import AccountService
     from valorize.service.auth import AuthService
     from valorize.service.categories import CategoryService
+    from valorize.service.dashboard import DashboardService
     from valorize.service.messagebus import MessageBus
     from valorize.service.transactions import TransactionService
 
@@ -57,7 +59,45 @@ def bus() -> MessageBus:
     from valorize.service.messagebus import MessageBus
 
     message_bus = MessageBus()
+    _subscribe_cache_invalidation(message_bus)
     return message_bus
+
+
+def _subscribe_cache_invalidation(message_bus: MessageBus) -> None:
+    """Any change a user can see bumps that user's cache version (one INCR)."""
+    from valorize.domain import events
+
+    def bump(event: events.Event) -> None:
+        query_cache().bump(event.user_id)
+
+    for kind in (
+        events.TransactionCreated,
+        events.TransactionUpdated,
+        events.TransactionDeleted,
+        events.AccountChanged,
+        events.AccountDeleted,
+        events.CategoryChanged,
+    ):
+        message_bus.subscribe(kind, bump)
+
+
+@cache
+def query_cache() -> RedisQueryCache:
+    from valorize.adapters.cache import RedisQueryCache
+
+    return RedisQueryCache(
+        redis_client(),
+        ttl=settings().cache_ttl_seconds,
+        breaker_seconds=settings().cache_breaker_seconds,
+    )
+
+
+@cache
+def dashboard_service() -> DashboardService:
+    from valorize.adapters.system import SystemClock
+    from valorize.service.dashboard import DashboardService
+
+    return DashboardService(store(), SystemClock(), query_cache())
 
 
 @cache
@@ -84,7 +124,7 @@ def category_service() -> CategoryService:
     from valorize.adapters.system import SystemClock, Uuid7Ids
     from valorize.service.categories import CategoryService
 
-    return CategoryService(store(), SystemClock(), Uuid7Ids())
+    return CategoryService(store(), SystemClock(), Uuid7Ids(), bus())
 
 
 @cache

@@ -21,6 +21,10 @@ class Settings:
     # How many proxies in front of us append to X-Forwarded-For: the client address is that
     # many entries from the right (whatever the client wrote itself is further left).
     trusted_proxy_hops: int = 1
+    cache_ttl_seconds: int = 300
+    # After a Redis error the cache is bypassed this long, so an outage costs one timeout,
+    # not one per request; then it is tried again (recovery needs no restart).
+    cache_breaker_seconds: float = 5.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -31,6 +35,10 @@ class Settings:
             cors_origins=_csv(env.get("VALORIZE_CORS_ORIGINS", "")),
             max_body_bytes=int(env.get("VALORIZE_MAX_BODY_BYTES", cls.max_body_bytes)),
             internal_secret=env.get("VALORIZE_INTERNAL_SECRET") or None,
+            cache_ttl_seconds=int(env.get("VALORIZE_CACHE_TTL_SECONDS", cls.cache_ttl_seconds)),
+            cache_breaker_seconds=float(
+                env.get("VALORIZE_CACHE_BREAKER_SECONDS", cls.cache_breaker_seconds)
+            ),
             trusted_proxy_hops=int(env.get("VALORIZE_TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops)),
         )
 

@@ -47,6 +47,7 @@ from valorize.domain.model import (
     Transaction,
     User,
 )
+from valorize.domain.readmodel import Path, change, merge_changes, nest
 from valorize.service.ports import (
     IdempotencyRecord,
     IdempotentReplay,
@@ -265,6 +266,28 @@ class FirestoreStore:
             # An update() in the batch met a document deleted meanwhile (e.g. the account).
             raise NotFound("a referenced resource no longer exists") from None
 
+    def _apply_months(
+        self,
+        writer: firestore.WriteBatch | firestore.Transaction,
+        user_id: str,
+        changes: dict[str, dict[Path, int]],
+    ) -> None:
+        """Add a write's read-model increments to the same batch or transaction."""
+        months = self._col(user_id, "months")
+        for month, paths in changes.items():
+            increments = {p: firestore.Increment(v) for p, v in paths.items()}
+            writer.set(
+                months.document(month),
+                {"month": month, "currencies": nest(increments)},
+                merge=True,
+            )
+
+    def get_months(self, user_id: str, months: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The read model of these months ("YYYY-MM"); a month with no activity is absent."""
+        col = self._col(user_id, "months")
+        snaps = self.db.get_all([col.document(m) for m in dict.fromkeys(months)])
+        return {s.id: (s.to_dict() or {}).get("currencies", {}) for s in snaps if s.exists}
+
     def get_idempotency(
         self, scope: str, key_hash: str, drop_expired: bool = True
     ) -> IdempotencyRecord | None:
@@ -454,26 +477,28 @@ class FirestoreStore:
             )
             if not snaps:
                 break
+            victims = [_txn(s.id, s.to_dict() or {}) for s in snaps]
+            # The other side of a transfer stays in its account, still a transfer (so it is
+            # not suddenly income or expense), only unlinked.
+            others = [
+                v.counterpart_id
+                for v in victims
+                if v.counterpart_id and v.counterpart_account_id != account_id
+            ]
+            alive = {s.id for s in self.db.get_all([txns.document(i) for i in others]) if s.exists}
             batch = self.db.batch()
-            for s in snaps:
-                d = s.to_dict() or {}
-                batch.delete(s.reference)
-                # The other side of a transfer stays in its account, as a plain transaction.
-                if d.get("counterpart_id") and d.get("counterpart_account_id") != account_id:
+            for v in victims:
+                batch.delete(txns.document(v.id))
+                if v.counterpart_id in alive:
                     batch.update(
-                        txns.document(d["counterpart_id"]),
-                        {
-                            "transfer_id": None,
-                            "counterpart_id": None,
-                            "counterpart_account_id": None,
-                            "origin": Origin.MANUAL.value,
-                        },
+                        txns.document(v.counterpart_id),
+                        {"counterpart_id": None, "counterpart_account_id": None},
                     )
+            self._apply_months(batch, user_id, merge_changes(*(change(v, None) for v in victims)))
             try:
                 batch.commit()
             except gexc.NotFound:
-                # A counterpart vanished meanwhile; redo this round without it.
-                continue
+                continue  # a counterpart vanished between the read and the commit: re-read
         ref.delete()
 
     # --- categories ---------------------------------------------------------------------------
@@ -554,6 +579,7 @@ class FirestoreStore:
             if not snaps:
                 break
             batch = self.db.batch()
+            changes = []
             for s in snaps:
                 t = _txn(s.id, s.to_dict() or {})
                 moved = replace(
@@ -572,6 +598,8 @@ class FirestoreStore:
                         "splits": _txn_doc(moved)["splits"],
                     },
                 )
+                changes.append(change(t, moved))
+            self._apply_months(batch, user_id, merge_changes(*changes))
             batch.commit()
         batch = self.db.batch()
         # Subcategories outlive their parent as top-level categories.
@@ -599,6 +627,7 @@ class FirestoreStore:
             batch.create(self._col(user_id, "transactions").document(t.id), _txn_doc(t))
             amount, count = deltas.get(t.account_id, (0, 0))
             deltas[t.account_id] = (amount + t.amount, count + 1)
+        self._apply_months(batch, user_id, merge_changes(*(change(None, t) for t in transactions)))
         for account_id, (amount, count) in deltas.items():
             # update() requires the account to exist: a concurrent delete fails the batch.
             batch.update(
@@ -638,6 +667,10 @@ class FirestoreStore:
                 old_cp = _txn(cp_snap.id, cp_snap.to_dict() or {}) if cp_snap.exists else None
             new, new_cp = mutate(old, old_cp)
             tx.set(ref, _txn_doc(new))
+            months = change(old, new)
+            if old_cp is not None and new_cp is not None:
+                months = merge_changes(months, change(old_cp, new_cp))
+            self._apply_months(tx, user_id, months)
             if new.amount != old.amount:
                 tx.update(
                     accounts.document(old.account_id),
@@ -675,6 +708,7 @@ class FirestoreStore:
                 cp = txns.document(victims[0].counterpart_id).get(transaction=tx)
                 if cp.exists:
                     victims.append(_txn(cp.id, cp.to_dict() or {}))
+            self._apply_months(tx, user_id, merge_changes(*(change(t, None) for t in victims)))
             for t in victims:
                 tx.delete(txns.document(t.id))
                 tx.update(

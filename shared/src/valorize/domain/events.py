@@ -44,3 +44,10 @@ class AccountChanged(Event):
 @dataclass(frozen=True)
 class AccountDeleted(Event):
     account_id: str
+
+
+@dataclass(frozen=True)
+class CategoryChanged(Event):
+    """Created, renamed, recoloured or deleted (its transactions may have moved)."""
+
+    category_id: str

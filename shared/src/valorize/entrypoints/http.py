@@ -56,6 +56,8 @@ class Call:
     query: Any = None
     user_id: str = ""
     idem: IdempotencyMark | None = None
+    # Extra headers for the answer (e.g. X-Cache), set by the handler.
+    response_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def client_ip(self) -> str:
@@ -170,6 +172,16 @@ def configure_logging() -> None:
     root.setLevel(logging.INFO)
 
 
+def cached(call: Call, key: str, compute: Callable[[], Any]) -> Any:
+    """Cache-aside through the user's versioned query cache; says how in X-Cache."""
+    from valorize import bootstrap
+
+    cache = bootstrap.query_cache()
+    value = cache.get_or_compute(call.user_id, key, compute)
+    call.response_headers["X-Cache"] = getattr(cache.last, "outcome", "bypass")
+    return value
+
+
 def healthz(_call: Call) -> dict[str, str]:
     return {"status": "ok"}
 
@@ -281,7 +293,7 @@ class FunctionApp:
         if result is None:
             return flask.Response(status=204), call.user_id
         payload = route.render(result) if route.render else result
-        return _json(route.status, payload), call.user_id
+        return _json(route.status, payload, call.response_headers or None), call.user_id
 
     def _authenticate(self, request: flask.Request) -> str:
         header = request.headers.get("Authorization", "")

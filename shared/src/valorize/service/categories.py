@@ -5,16 +5,26 @@ from __future__ import annotations
 from dataclasses import replace
 
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
+from valorize.domain.events import CategoryChanged
 from valorize.domain.model import Category
 from valorize.service.commands import CreateCategory, UpdateCategory
-from valorize.service.ports import Clock, IdempotencyMark, Ids, PageResult, Store
+from valorize.service.ports import (
+    Clock,
+    EventBus,
+    IdempotencyMark,
+    Ids,
+    NullBus,
+    PageResult,
+    Store,
+)
 
 
 class CategoryService:
-    def __init__(self, store: Store, clock: Clock, ids: Ids) -> None:
+    def __init__(self, store: Store, clock: Clock, ids: Ids, bus: EventBus | None = None) -> None:
         self.store = store
         self.clock = clock
         self.ids = ids
+        self.bus: EventBus = bus or NullBus()
 
     def _check_parent(self, user_id: str, parent_id: str | None, child: Category) -> None:
         if parent_id is None:
@@ -46,6 +56,7 @@ class CategoryService:
         )
         self._check_parent(user_id, cmd.parent_id, category)
         self.store.add_category(user_id, category, idem.seal(category) if idem else None)
+        self.bus.publish(CategoryChanged(user_id, category.id))
         return category
 
     def get(self, user_id: str, category_id: str) -> Category:
@@ -76,6 +87,7 @@ class CategoryService:
                 "type", f"the category has {old.type} subcategories; change them first"
             )
         self.store.update_category(user_id, old, new)
+        self.bus.publish(CategoryChanged(user_id, new.id))
         return new
 
     def delete(
@@ -95,3 +107,4 @@ class CategoryService:
                 "or ?uncategorize=true"
             )
         self.store.delete_category(user_id, category, reassign_to)
+        self.bus.publish(CategoryChanged(user_id, category_id))

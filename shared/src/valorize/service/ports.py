@@ -118,6 +118,9 @@ class Store(Protocol):
         self, user_id: str, category: Category, replacement_id: str | None
     ) -> None: ...
 
+    # the dashboard read model
+    def get_months(self, user_id: str, months: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
     # transactions
     def add_transactions(
         self,
