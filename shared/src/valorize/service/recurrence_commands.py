@@ -35,9 +35,17 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StrictInt, TypeAdapter
 
 from valorize.domain import recurrence as rc
-from valorize.domain.errors import ValidationFailed
+from valorize.domain.errors import FieldError, ValidationFailed
 from valorize.service.commands import Command, Description, Id, MinorUnits, Text
-from valorize.service.rule_commands import nested
+
+
+def _nested(prefix: str, err: ValidationFailed) -> ValidationFailed:
+    # As rule_commands.nested; not imported from there so the recurrences function does not
+    # load the rule models at cold start.
+    fields = [FieldError(f"{prefix}.{e.field}", e.message) for e in err.errors] or [
+        FieldError(prefix, err.detail)
+    ]
+    return ValidationFailed("; ".join(f"{f.field}: {f.message}" for f in fields), fields)
 
 
 def _interval(limit: int) -> Any:
@@ -97,7 +105,7 @@ def schedule_of(s: MonthlyIn | WeeklyIn | YearlyIn | DailyIn) -> rc.Schedule:
     try:
         return s.to_domain()
     except ValidationFailed as e:
-        raise nested("schedule", e) from None
+        raise _nested("schedule", e) from None
 
 
 class CreateRecurrence(Command):
