@@ -41,7 +41,7 @@ from valorize.service.recurrence_commands import (
 
 NOW = datetime(2025, 1, 1, 9, 0)
 FAST = settings(
-    max_examples=200,
+    max_examples=120,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],

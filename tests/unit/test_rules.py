@@ -47,7 +47,7 @@ from valorize.service.rule_commands import (
 
 NOW = datetime(2025, 1, 1, 12, 0)
 FAST = settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
