@@ -10,4 +10,5 @@ FUNCTIONS: dict[str, str] = {
     "categories": "categories",
     "transactions": "transactions",
     "dashboard": "dashboard",
+    "budgets": "budgets",
 }

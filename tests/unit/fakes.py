@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from valorize.domain.budget import Budget
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
 from valorize.domain.model import Account, ApiToken, Category, Transaction, User
 from valorize.domain.readmodel import recompute
@@ -62,6 +63,8 @@ class _Space:
     category_names: dict[str, str] = field(default_factory=dict)  # name_key -> category id
     transactions: dict[str, Transaction] = field(default_factory=dict)
     idempotency: dict[str, IdempotencyRecord] = field(default_factory=dict)
+    budgets: dict[str, Budget] = field(default_factory=dict)
+    incomes: dict[str, int] = field(default_factory=dict)
 
 
 class InMemoryStore:
@@ -100,6 +103,77 @@ class InMemoryStore:
         # Derived from scratch: the fake is the oracle the Firestore increments must match.
         model = recompute(self._space(user_id).transactions.values())
         return {m: model[m] for m in dict.fromkeys(months) if m in model}
+
+    def get_months_from(self, user_id: str, month: str) -> dict[str, dict[str, Any]]:
+        model = recompute(self._space(user_id).transactions.values())
+        return {m: v for m, v in model.items() if m >= month}
+
+    def get_totals(self, user_id: str) -> dict[str, Any]:
+        everything = [t for t in self._space(user_id).transactions.values()]
+        merged = recompute(
+            replace(t, date=t.date.replace(year=2000, month=1, day=1)) for t in everything
+        )
+        return merged.get("2000-01", {})
+
+    # --- budgets ------------------------------------------------------------------------------
+
+    def add_budget(self, user_id: str, budget: Budget) -> tuple[Budget, bool]:
+        space = self._space(user_id)
+        if budget.id in space.budgets:
+            return space.budgets[budget.id], False
+        space.budgets[budget.id] = budget
+        self.writes += 1
+        return budget, True
+
+    def get_budget(self, user_id: str, budget_id: str) -> Budget | None:
+        return self._space(user_id).budgets.get(budget_id)
+
+    def list_budgets(self, user_id: str) -> list[Budget]:
+        return list(self._space(user_id).budgets.values())
+
+    def rename_budget(self, user_id: str, budget_id: str, name: str, now: datetime) -> Budget:
+        space = self._space(user_id)
+        if budget_id not in space.budgets:
+            raise NotFound("budget not found")
+        space.budgets[budget_id] = replace(space.budgets[budget_id], name=name, updated_at=now)
+        return space.budgets[budget_id]
+
+    def delete_budget(self, user_id: str, budget_id: str) -> bool:
+        return self._space(user_id).budgets.pop(budget_id, None) is not None
+
+    def get_incomes(self, user_id: str) -> dict[str, int]:
+        return dict(self._space(user_id).incomes)
+
+    def set_income(self, user_id: str, month: str, amount: int) -> None:
+        self._space(user_id).incomes[month] = amount
+
+    def change_allocations(
+        self,
+        user_id: str,
+        budget_ids: Sequence[str],
+        mutate: Callable[[dict[str, Budget], dict[str, int]], list[Budget]],
+    ) -> list[Budget]:
+        space = self._space(user_id)
+        for budget_id in budget_ids:
+            if budget_id not in space.budgets:
+                raise NotFound("budget not found")
+        changed = mutate(dict(space.budgets), dict(space.incomes))
+        for b in changed:
+            space.budgets[b.id] = b
+        return changed
+
+    def claim_idempotency(self, scope: str, claim: IdempotencyRecord) -> IdempotencyRecord | None:
+        space = self._space(scope)
+        if claim.key_hash in space.idempotency:
+            return space.idempotency[claim.key_hash]
+        space.idempotency[claim.key_hash] = claim
+        return None
+
+    def put_idempotency(self, scope: str, record: IdempotencyRecord) -> None:
+        self._space(scope).idempotency[record.key_hash] = record
+
+    def drop_idempotency(self, scope: str, key_hash: str) -> None:
+        self._space(scope).idempotency.pop(key_hash, None)
 
     def get_idempotency(
         self, scope: str, key_hash: str, drop_expired: bool = True

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from valorize.adapters.firestore_store import FirestoreStore
     from valorize.service.accounts import AccountService
     from valorize.service.auth import AuthService
+    from valorize.service.budgets import BudgetService
     from valorize.service.categories import CategoryService
     from valorize.service.dashboard import DashboardService
     from valorize.service.messagebus import MessageBus
@@ -90,6 +91,14 @@ def query_cache() -> RedisQueryCache:
         ttl=settings().cache_ttl_seconds,
         breaker_seconds=settings().cache_breaker_seconds,
     )
+
+
+@cache
+def budget_service() -> BudgetService:
+    from valorize.adapters.system import SystemClock
+    from valorize.service.budgets import BudgetService
+
+    return BudgetService(store(), SystemClock(), bus())
 
 
 @cache

@@ -34,6 +34,7 @@ from google.cloud.firestore_v1 import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.query import Query
 
+from valorize.domain.budget import Budget
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
 from valorize.domain.model import (
     Account,
@@ -218,6 +219,29 @@ def _txn(doc_id: str, d: dict[str, Any]) -> Transaction:
     )
 
 
+def _budget_doc(b: Budget) -> dict[str, Any]:
+    return {
+        "category_id": b.category_id,
+        "name": b.name,
+        "currency": b.currency,
+        "allocations": dict(b.allocations),
+        "created_at": b.created_at,
+        "updated_at": b.updated_at,
+    }
+
+
+def _budget(doc_id: str, d: dict[str, Any]) -> Budget:
+    return Budget(
+        id=doc_id,
+        category_id=d["category_id"],
+        name=d["name"],
+        currency=d["currency"],
+        allocations=dict(d.get("allocations") or {}),
+        created_at=d["created_at"],
+        updated_at=d["updated_at"],
+    )
+
+
 def _idem_doc(r: IdempotencyRecord) -> dict[str, Any]:
     return {
         "fingerprint": r.fingerprint,
@@ -281,12 +305,121 @@ class FirestoreStore:
                 {"month": month, "currencies": nest(increments)},
                 merge=True,
             )
+        # The all-time totals, so "everything before month M" is all-time minus the (few)
+        # months from M on, not a read of the whole history (budget rollover).
+        overall: dict[Path, int] = {}
+        for paths in changes.values():
+            for p, v in paths.items():
+                overall[p] = overall.get(p, 0) + v
+        overall = {p: v for p, v in overall.items() if v}
+        if overall:
+            writer.set(
+                self._col(user_id, "totals").document("all"),
+                {"currencies": nest({p: firestore.Increment(v) for p, v in overall.items()})},
+                merge=True,
+            )
 
     def get_months(self, user_id: str, months: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The read model of these months ("YYYY-MM"); a month with no activity is absent."""
         col = self._col(user_id, "months")
         snaps = self.db.get_all([col.document(m) for m in dict.fromkeys(months)])
         return {s.id: (s.to_dict() or {}).get("currencies", {}) for s in snaps if s.exists}
+
+    def get_totals(self, user_id: str) -> dict[str, Any]:
+        """All-time read model (same shape as a month's)."""
+        snap = self._col(user_id, "totals").document("all").get()
+        return dict((snap.to_dict() or {}).get("currencies", {})) if snap.exists else {}
+
+    def get_months_from(self, user_id: str, month: str) -> dict[str, dict[str, Any]]:
+        """Every month's read model from `month` on (usually this month and a few ahead)."""
+        q = self._col(user_id, "months").where(filter=FieldFilter("month", ">=", month))
+        return {s.id: (s.to_dict() or {}).get("currencies", {}) for s in q.stream()}
+
+    # --- budgets ------------------------------------------------------------------------------
+
+    def _budget_ref(self, user_id: str, budget_id: str) -> firestore.DocumentReference:
+        ref: firestore.DocumentReference = self._col(user_id, "budgets").document(budget_id)
+        return ref
+
+    def add_budget(self, user_id: str, budget: Budget) -> tuple[Budget, bool]:
+        """Create it, or return the envelope the category already has: (budget, created)."""
+        try:
+            self._budget_ref(user_id, budget.id).create(_budget_doc(budget))
+        except gexc.AlreadyExists:
+            existing = self.get_budget(user_id, budget.id)
+            if existing is None:  # deleted in between: try once more
+                return self.add_budget(user_id, budget)
+            return existing, False
+        return budget, True
+
+    def get_budget(self, user_id: str, budget_id: str) -> Budget | None:
+        snap = self._budget_ref(user_id, budget_id).get()
+        return _budget(snap.id, snap.to_dict() or {}) if snap.exists else None
+
+    def list_budgets(self, user_id: str) -> list[Budget]:
+        return [_budget(s.id, s.to_dict() or {}) for s in self._col(user_id, "budgets").stream()]
+
+    def rename_budget(self, user_id: str, budget_id: str, name: str, now: datetime) -> Budget:
+        try:
+            self._budget_ref(user_id, budget_id).update({"name": name, "updated_at": now})
+        except gexc.NotFound:
+            raise NotFound("budget not found") from None
+        found = self.get_budget(user_id, budget_id)
+        if found is None:
+            raise NotFound("budget not found")
+        return found
+
+    def delete_budget(self, user_id: str, budget_id: str) -> bool:
+        ref = self._budget_ref(user_id, budget_id)
+        if not ref.get().exists:
+            return False
+        ref.delete()
+        return True
+
+    def get_incomes(self, user_id: str) -> dict[str, int]:
+        snap = self._col(user_id, "settings").document("budget_income").get()
+        return dict((snap.to_dict() or {}).get("months", {})) if snap.exists else {}
+
+    def set_income(self, user_id: str, month: str, amount: int) -> None:
+        self._col(user_id, "settings").document("budget_income").set(
+            {"months": {month: amount}}, merge=True
+        )
+
+    def change_allocations(
+        self,
+        user_id: str,
+        budget_ids: Sequence[str],
+        mutate: Callable[[dict[str, Budget], dict[str, int]], list[Budget]],
+    ) -> list[Budget]:
+        """Read every budget and the incomes, let `mutate` decide, write what it returns,
+        all in one transaction: two allocations racing for the same income cannot both
+        pass the cap (the loser retries and sees the winner's amount)."""
+        budgets_col = self._col(user_id, "budgets")
+        income_ref = self._col(user_id, "settings").document("budget_income")
+
+        @firestore.transactional
+        def run(tx: firestore.Transaction) -> list[Budget]:
+            # One envelope per category: a few dozen documents, well under the limit.
+            every = budgets_col.limit(1000)
+            budgets = {s.id: _budget(s.id, s.to_dict() or {}) for s in tx.get(every) if s.exists}
+            income_snap = income_ref.get(transaction=tx)
+            incomes = dict((income_snap.to_dict() or {}).get("months", {}))
+            for budget_id in budget_ids:
+                if budget_id not in budgets:
+                    raise NotFound("budget not found")
+            changed = mutate(budgets, incomes)
+            for b in changed:
+                tx.update(
+                    budgets_col.document(b.id),
+                    {
+                        "allocations": dict(b.allocations),
+                        "updated_at": b.updated_at,
+                    },
+                )
+            return changed
+
+        result: list[Budget] = run(self.db.transaction())
+        return result
 
     def get_idempotency(
         self, scope: str, key_hash: str, drop_expired: bool = True
@@ -302,6 +435,21 @@ class FirestoreStore:
         return IdempotencyRecord(
             key_hash, d["fingerprint"], d["status"], d["body"], d["expires_at"]
         )
+
+    def claim_idempotency(self, scope: str, claim: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Take the key before running a command that cannot carry the record in its own
+        write; None when taken, else whoever holds it (in flight or done)."""
+        try:
+            self._idem_ref(scope, claim.key_hash).create(_idem_doc(claim))
+        except gexc.AlreadyExists:
+            return self.get_idempotency(scope, claim.key_hash, drop_expired=False)
+        return None
+
+    def put_idempotency(self, scope: str, record: IdempotencyRecord) -> None:
+        self._idem_ref(scope, record.key_hash).set(_idem_doc(record))
+
+    def drop_idempotency(self, scope: str, key_hash: str) -> None:
+        self._idem_ref(scope, key_hash).delete()
 
     # --- users and tokens ---------------------------------------------------------------------
 
@@ -610,6 +758,8 @@ class FirestoreStore:
         ):
             batch.update(child.reference, {"parent_id": None})
         batch.delete(self._col(user_id, "categories").document(cid))
+        # A category's envelope goes with it (as in the original).
+        batch.delete(self._col(user_id, "budgets").document(cid))
         batch.delete(self._col(user_id, "category_names").document(category.name_key))
         batch.commit()
 

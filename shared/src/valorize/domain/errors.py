@@ -21,6 +21,8 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors: list[FieldError] = errors or []
+        # RFC 9457 extension members added to the problem document (e.g. "remaining").
+        self.extensions: dict[str, object] = {}
 
 
 class ValidationFailed(DomainError):

@@ -51,3 +51,8 @@ class CategoryChanged(Event):
     """Created, renamed, recoloured or deleted (its transactions may have moved)."""
 
     category_id: str
+
+
+@dataclass(frozen=True)
+class BudgetChanged(Event):
+    month: str | None = None

@@ -28,6 +28,8 @@ from valorize.service.ports import IdempotencyMark, IdempotencyRecord, Idempoten
 
 log = logging.getLogger("valorize.request")
 IDEMPOTENCY_TTL = timedelta(hours=24)
+# A claim whose request died without answering frees itself after this long.
+CLAIM_TTL = timedelta(seconds=60)
 PROBLEM = "application/problem+json"
 
 
@@ -44,6 +46,10 @@ class Route:
     status: int = 200
     auth: bool = True
     errors: tuple[int, ...] = ()
+    # "atomic": the command writes the Idempotency-Key record in its own atomic write.
+    # "claim": the key is claimed before the command runs and the answer stored after (for
+    # commands whose write cannot carry the record); a concurrent retry gets a 409.
+    idempotency: str = "atomic"
 
 
 @dataclass
@@ -58,6 +64,9 @@ class Call:
     idem: IdempotencyMark | None = None
     # Extra headers for the answer (e.g. X-Cache), set by the handler.
     response_headers: dict[str, str] = field(default_factory=dict)
+    # A handler may answer with another status than the route's (e.g. 200 for "existed").
+    status: int | None = None
+    claim: IdempotencyRecord | None = None
 
     @property
     def client_ip(self) -> str:
@@ -96,14 +105,17 @@ def problem(
     detail: str | None = None,
     errors: Sequence[FieldError] = (),
     headers: dict[str, str] | None = None,
+    extensions: dict[str, object] | None = None,
 ) -> flask.Response:
     body = Problem(
         title=title,
         status=status,
         detail=detail,
         errors=[FieldProblem(field=e.field, message=e.message) for e in errors],
-    )
-    resp = flask.Response(body.model_dump_json(), status=status, mimetype=PROBLEM)
+    ).model_dump(mode="json")
+    # RFC 9457 extension members sit beside the standard ones (e.g. "remaining").
+    body.update(extensions or {})
+    resp = flask.Response(json.dumps(body), status=status, mimetype=PROBLEM)
     for k, v in (headers or {}).items():
         resp.headers[k] = v
     return resp
@@ -285,15 +297,34 @@ class FunctionApp:
             result = route.handler(call)
         except IdempotentReplay as r:
             return self._replayed(r.record, call), call.user_id
-        except DomainError as e:
-            headers = {"Retry-After": str(e.retry_after)} if isinstance(e, RateLimited) else None
-            if e.status == 503:
-                headers = {"Retry-After": "5"}
-            return problem(e.status, e.title, e.detail, e.errors, headers), call.user_id
+        except BaseException as e:
+            if call.claim is not None:
+                # Nothing was done: free the key so a corrected retry can run.
+                self._store().drop_idempotency(call.user_id, call.claim.key_hash)
+            if not isinstance(e, DomainError):
+                raise
+            return self._domain_problem(e), call.user_id
         if result is None:
             return flask.Response(status=204), call.user_id
         payload = route.render(result) if route.render else result
-        return _json(route.status, payload, call.response_headers or None), call.user_id
+        status = call.status or route.status
+        if call.claim is not None:
+            done = IdempotencyRecord(
+                call.claim.key_hash,
+                call.claim.fingerprint,
+                status,
+                payload,
+                datetime.now(UTC) + IDEMPOTENCY_TTL,
+            )
+            self._store().put_idempotency(call.user_id, done)
+        return _json(status, payload, call.response_headers or None), call.user_id
+
+    @staticmethod
+    def _domain_problem(e: DomainError) -> flask.Response:
+        headers = {"Retry-After": str(e.retry_after)} if isinstance(e, RateLimited) else None
+        if e.status == 503:
+            headers = {"Retry-After": "5"}
+        return problem(e.status, e.title, e.detail, e.errors, headers, e.extensions)
 
     def _authenticate(self, request: flask.Request) -> str:
         header = request.headers.get("Authorization", "")
@@ -378,10 +409,26 @@ class FunctionApp:
             request.method.encode() + b" " + request.full_path.encode() + b"\n" + raw
         ).hexdigest()
         prior = self._store().get_idempotency(call.user_id, key_hash)
+        if prior is None and route.idempotency == "claim":
+            call.claim = IdempotencyRecord(
+                key_hash, fingerprint, 0, None, datetime.now(UTC) + CLAIM_TTL
+            )
+            prior = self._store().claim_idempotency(call.user_id, call.claim)
+            if prior is not None:
+                call.claim = None
         if prior is not None:
             if prior.fingerprint != fingerprint:
                 return self._mismatch()
+            if prior.status == 0:
+                return problem(
+                    409,
+                    "Conflict",
+                    "a request with this Idempotency-Key is still in progress; retry shortly",
+                    headers={"Retry-After": "1"},
+                )
             return self._replayed(prior, call)
+        if call.claim is not None:
+            return None
         render = route.render
         assert render is not None
         call.idem = IdempotencyMark(

@@ -1,0 +1,50 @@
+"""Commands of the budgets API (strict, unknown fields refused)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from valorize.service.commands import Command, CurrencyCode, Id, MinorUnits, Name
+
+Month = Annotated[
+    str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$"), Field(description="YYYY-MM")
+]
+
+
+class MoneyIn(Command):
+    amount: MinorUnits = Field(description="Integer minor units")
+    currency: CurrencyCode
+
+
+class CreateBudget(Command):
+    category_id: Id
+    name: Name | None = Field(default=None, description="Defaults to the category's name")
+
+
+class RenameBudget(Command):
+    name: Name
+
+
+class SetIncome(Command):
+    month: Month
+    amount: MoneyIn = Field(description="Income to budget that month (>= 0)")
+
+
+class Allocate(Command):
+    budget_id: Id
+    month: Month
+    amount: MoneyIn = Field(description="Replaces the envelope's amount for the month")
+
+
+class MoveMoney(Command):
+    from_budget_id: Id
+    to_budget_id: Id
+    month: Month
+    amount: MoneyIn = Field(description="Positive; not capped, the source may go negative")
+
+
+class MonthQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    month: Month | None = Field(default=None, description="YYYY-MM; default this month (UTC)")

@@ -1,0 +1,183 @@
+"""Budgets: envelopes per category, monthly income, allocations, moves, and the month
+overview. The arithmetic lives in valorize.domain.budget; spending comes from the dashboard
+read models (this month's document, and all-time totals minus the months from this one on),
+so no request scans the transaction history."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+from typing import Any
+
+from valorize.domain.budget import Budget, allocate, envelope, income_for, move
+from valorize.domain.errors import NotFound, ValidationFailed
+from valorize.domain.events import BudgetChanged
+from valorize.domain.money import Money
+from valorize.service.budget_commands import Allocate, CreateBudget, MoveMoney, SetIncome
+from valorize.service.ports import Clock, EventBus, NullBus, Store
+
+
+def _money(amount: int, currency: str) -> dict[str, Any]:
+    return Money(amount, currency).to_json()
+
+
+def _expense_by_category(model: Mapping[str, Any], currency: str) -> dict[str, int]:
+    categories = (model.get(currency) or {}).get("categories") or {}
+    return {cid: int(node.get("expense", 0)) for cid, node in categories.items()}
+
+
+class BudgetService:
+    def __init__(self, store: Store, clock: Clock, bus: EventBus | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.bus: EventBus = bus or NullBus()
+
+    def _currency(self, user_id: str) -> str:
+        user = self.store.get_user(user_id)
+        if user is None:
+            raise NotFound("user not found")
+        return user.preferred_currency
+
+    def _changed(self, user_id: str, month: str | None = None) -> None:
+        self.bus.publish(BudgetChanged(user_id, month))
+
+    # --- envelopes ----------------------------------------------------------------------------
+
+    def create(self, user_id: str, cmd: CreateBudget) -> tuple[Budget, bool]:
+        """(budget, created): a category has one envelope; asking again returns it."""
+        category = self.store.get_category(user_id, cmd.category_id)
+        if category is None:
+            raise ValidationFailed.on("category_id", "no such category")
+        now = self.clock.now()
+        wanted = Budget(
+            id=category.id,
+            category_id=category.id,
+            name=cmd.name or category.name,
+            currency=self._currency(user_id),
+            created_at=now,
+            updated_at=now,
+        )
+        budget, created = self.store.add_budget(user_id, wanted)
+        if created:
+            self._changed(user_id)
+        return budget, created
+
+    def get(self, user_id: str, budget_id: str) -> Budget:
+        budget = self.store.get_budget(user_id, budget_id)
+        if budget is None:
+            raise NotFound("budget not found")
+        return budget
+
+    def list(self, user_id: str) -> list[Budget]:
+        return sorted(self.store.list_budgets(user_id), key=lambda b: b.name.casefold())
+
+    def rename(self, user_id: str, budget_id: str, name: str) -> Budget:
+        budget = self.store.rename_budget(user_id, budget_id, name, self.clock.now())
+        self._changed(user_id)
+        return budget
+
+    def delete(self, user_id: str, budget_id: str) -> None:
+        if not self.store.delete_budget(user_id, budget_id):
+            raise NotFound("budget not found")
+        self._changed(user_id)
+
+    # --- money --------------------------------------------------------------------------------
+
+    def set_income(self, user_id: str, cmd: SetIncome) -> dict[str, Any]:
+        currency = self._currency(user_id)
+        if cmd.amount.currency != currency:
+            raise ValidationFailed.on(
+                "amount.currency", f"budgets are in your preferred currency, {currency}"
+            )
+        if cmd.amount.amount < 0:
+            raise ValidationFailed.on("amount.amount", "income cannot be negative")
+        self.store.set_income(user_id, cmd.month, cmd.amount.amount)
+        self._changed(user_id, cmd.month)
+        return self.month_summary(user_id, cmd.month)
+
+    def allocate(self, user_id: str, cmd: Allocate) -> Budget:
+        now = self.clock.now()
+        amount = Money(cmd.amount.amount, cmd.amount.currency)
+
+        def decide(budgets: dict[str, Budget], incomes: dict[str, int]) -> list[Budget]:
+            target = budgets[cmd.budget_id]
+            return [allocate(budgets.values(), incomes, target, cmd.month, amount, now)]
+
+        (budget,) = self.store.change_allocations(user_id, [cmd.budget_id], decide)
+        self._changed(user_id, cmd.month)
+        return budget
+
+    def move(self, user_id: str, cmd: MoveMoney) -> tuple[Budget, Budget]:
+        now = self.clock.now()
+        amount = Money(cmd.amount.amount, cmd.amount.currency)
+
+        def decide(budgets: dict[str, Budget], _incomes: dict[str, int]) -> list[Budget]:
+            return list(
+                move(budgets[cmd.from_budget_id], budgets[cmd.to_budget_id], cmd.month, amount, now)
+            )
+
+        if cmd.from_budget_id == cmd.to_budget_id:
+            raise ValidationFailed.on("to_budget_id", "must differ from from_budget_id")
+        source, target = self.store.change_allocations(
+            user_id, [cmd.from_budget_id, cmd.to_budget_id], decide
+        )
+        self._changed(user_id, cmd.month)
+        return source, target
+
+    # --- views --------------------------------------------------------------------------------
+
+    def month_summary(self, user_id: str, month: str) -> dict[str, Any]:
+        currency = self._currency(user_id)
+        budgets = self.store.list_budgets(user_id)
+        return self._summary(currency, month, budgets, self.store.get_incomes(user_id))
+
+    @staticmethod
+    def _summary(
+        currency: str, month: str, budgets: builtins.list[Budget], incomes: Mapping[str, int]
+    ) -> dict[str, Any]:
+        income = income_for(incomes, month)
+        assigned = sum(b.allocated(month) for b in budgets)
+        return {
+            "month": month,
+            "currency": currency,
+            "has_income": income is not None,
+            "is_inherited": income is not None and income[0] != month,
+            "income_month": income[0] if income else None,
+            "income": _money(income[1], currency) if income else None,
+            "assigned": _money(assigned, currency),
+            "unassigned": _money(income[1] - assigned, currency) if income else None,
+        }
+
+    def overview(self, user_id: str, month: str) -> dict[str, Any]:
+        currency = self._currency(user_id)
+        budgets = self.list(user_id)
+        later = self.store.get_months_from(user_id, month)
+        totals = self.store.get_totals(user_id)
+        spent_now = _expense_by_category(later.get(month, {}), currency)
+        spent_all = _expense_by_category(totals, currency)
+        spent_from_now: dict[str, int] = {}
+        for model in later.values():
+            for cid, value in _expense_by_category(model, currency).items():
+                spent_from_now[cid] = spent_from_now.get(cid, 0) + value
+        envelopes = []
+        for b in budgets:
+            before = spent_all.get(b.category_id, 0) - spent_from_now.get(b.category_id, 0)
+            e = envelope(b, month, spent_now.get(b.category_id, 0), before)
+            envelopes.append(
+                {
+                    "budget_id": b.id,
+                    "category_id": b.category_id,
+                    "name": b.name,
+                    "budgeted": _money(e.budgeted, currency),
+                    "spent": _money(e.spent, currency),
+                    "rollover": _money(e.rollover, currency),
+                    "available": _money(e.available, currency),
+                    "overspent": e.available < 0,
+                }
+            )
+        return {
+            "month": month,
+            "currency": currency,
+            "summary": self._summary(currency, month, budgets, self.store.get_incomes(user_id)),
+            "envelopes": envelopes,
+        }
