@@ -20,7 +20,8 @@ spec = importlib.util.spec_from_file_location("main", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 sys.modules["main"] = module
 spec.loader.exec_module(module)
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {"grpc", "redis", "argon2"}
+heavy = {"grpc", "redis", "argon2", "socketio", "engineio"}
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy
                         or m.startswith("google.cloud.firestore"))))
 """
 

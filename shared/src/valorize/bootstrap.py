@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
     from valorize.adapters.cache import RedisQueryCache
     from valorize.adapters.firestore_store import FirestoreStore
+    from valorize.adapters.notifier import TaskNotifier
+    from valorize.adapters.tasks import CloudTasksQueue
     from valorize.service.accounts import AccountService
     from valorize.service.auth import AuthService
     from valorize.service.budgets import BudgetService
@@ -142,3 +144,17 @@ def transaction_service() -> TransactionService:
     from valorize.service.transactions import TransactionService
 
     return TransactionService(store(), SystemClock(), Uuid7Ids(), bus())
+
+
+@cache
+def task_queue() -> CloudTasksQueue:
+    from valorize.adapters.tasks import CloudTasksQueue
+
+    return CloudTasksQueue(settings().project)
+
+
+@cache
+def notifier() -> TaskNotifier:
+    from valorize.adapters.notifier import TaskNotifier
+
+    return TaskNotifier(task_queue())

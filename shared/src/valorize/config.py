@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from functools import cache
 
 
+# Locally, tasks and the scheduler authenticate to internal endpoints with this header.
+INTERNAL_HEADER = "X-Valorize-Internal"
+
+
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 

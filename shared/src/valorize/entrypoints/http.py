@@ -50,6 +50,8 @@ class Route:
     # "claim": the key is claimed before the command runs and the answer stored after (for
     # commands whose write cannot carry the record); a concurrent retry gets a 409.
     idempotency: str = "atomic"
+    # Cloud Tasks / Cloud Scheduler targets: the invoker's credentials, never a user token.
+    internal: bool = False
 
 
 @dataclass
@@ -278,7 +280,14 @@ class FunctionApp:
             ) from None
         route = self.routes[index]
         call = Call(request=request, params=dict(params))
-        if route.auth:
+        if route.internal:
+            from valorize.entrypoints.internal import check_internal
+
+            try:
+                check_internal(request)
+            except DomainError as e:
+                raise Reply(problem(401, "Unauthorized", e.detail)) from None
+        elif route.auth:
             call.user_id = self._authenticate(request)
         if route.query is not None:
             call.query = self._parse_query(request, route.query)

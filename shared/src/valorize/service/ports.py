@@ -11,6 +11,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from valorize.domain.budget import Budget
 from valorize.domain.events import Event
 from valorize.domain.model import Account, ApiToken, Category, Transaction, User
+from valorize.domain.notifications import NotificationRequest
 
 
 @dataclass(frozen=True)
@@ -196,3 +197,20 @@ class Clock(Protocol):
 
 class Ids(Protocol):
     def new_id(self) -> str: ...
+
+
+class Notifier(Protocol):
+    """Hands a notification to the notify function (a Cloud Task in production)."""
+
+    def notify(self, request: NotificationRequest) -> None: ...
+
+
+class TaskQueue(Protocol):
+    def enqueue(
+        self,
+        queue: str,
+        function: str,
+        path: str,
+        payload: dict[str, Any],
+        name: str | None = None,
+    ) -> None: ...

@@ -1,0 +1,106 @@
+"""Cloud Tasks: enqueue an HTTP task that POSTs JSON to one of our functions.
+
+Production tasks carry a Google-signed OIDC token of the tasks-invoker service account
+(verified by the target, see entrypoints/internal.py); locally the emulator cannot mint
+one, so tasks carry the stack's shared secret instead. Task names make enqueueing
+idempotent where Cloud Tasks deduplicates (the emulator does not; handlers are idempotent
+anyway, because Cloud Tasks delivers at least once)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from valorize.config import INTERNAL_HEADER, settings
+
+if TYPE_CHECKING:
+    from google.cloud import tasks_v2
+
+log = logging.getLogger(__name__)
+
+
+def function_url(name: str) -> str:
+    """Where function `name` is served: FUNCTION_URL_<NAME> in production (set by infra),
+    VALORIZE_FUNCTION_URLS (JSON) locally."""
+    direct = os.environ.get(f"FUNCTION_URL_{name.upper()}")
+    if direct:
+        return direct.rstrip("/")
+    urls = json.loads(os.environ.get("VALORIZE_FUNCTION_URLS", "{}"))
+    if name not in urls:
+        raise LookupError(f"no URL configured for function {name!r}")
+    return str(urls[name]).rstrip("/")
+
+
+def task_id(*parts: str) -> str:
+    """A Cloud Tasks task id from meaningful parts (allowed: letters, digits, -, _)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", "-".join(parts))[:500]
+
+
+class CloudTasksQueue:
+    def __init__(self, project: str) -> None:
+        self.project = project
+        self.location = os.environ.get("VALORIZE_TASKS_LOCATION", "us-central1")
+
+    @cached_property
+    def client(self) -> tasks_v2.CloudTasksClient:
+        from google.cloud import tasks_v2
+
+        emulator = os.environ.get("TASKS_EMULATOR_HOST")
+        if emulator:
+            import grpc
+            from google.cloud.tasks_v2.services.cloud_tasks.transports import (
+                CloudTasksGrpcTransport,
+            )
+
+            channel = grpc.insecure_channel(emulator)
+            return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+        return tasks_v2.CloudTasksClient()
+
+    def queue_path(self, queue: str) -> str:
+        full = os.environ.get(f"TASKS_QUEUE_{queue.upper()}")
+        if full:
+            return full
+        # Locally one queue serves every purpose.
+        name = os.environ.get("VALORIZE_TASKS_QUEUE", queue)
+        return f"projects/{self.project}/locations/{self.location}/queues/{name}"
+
+    def enqueue(
+        self,
+        queue: str,
+        function: str,
+        path: str,
+        payload: dict[str, Any],
+        name: str | None = None,
+    ) -> None:
+        from google.api_core import exceptions as gexc
+        from google.cloud import tasks_v2
+
+        url = function_url(function) + path
+        headers = {"Content-Type": "application/json"}
+        request = tasks_v2.HttpRequest(
+            http_method=tasks_v2.HttpMethod.POST,
+            url=url,
+            headers=headers,
+            body=json.dumps(payload, separators=(",", ":")).encode(),
+        )
+        secret = settings().internal_secret
+        invoker = os.environ.get("TASKS_INVOKER_SA")
+        if secret:
+            headers[INTERNAL_HEADER] = secret
+            request.headers = headers
+        elif invoker:
+            request.oidc_token = tasks_v2.OidcToken(
+                service_account_email=invoker, audience=function_url(function)
+            )
+        parent = self.queue_path(queue)
+        task = tasks_v2.Task(http_request=request)
+        if name:
+            task.name = f"{parent}/tasks/{name}"
+        try:
+            self.client.create_task(parent=parent, task=task)
+        except gexc.AlreadyExists:
+            log.info("task %s already enqueued", name)

@@ -1,0 +1,88 @@
+"""Domain events → the realtime events of CONTRACT.md, pushed to the owner's Socket.IO room.
+
+Payloads are what the HTTP API renders for the same resource, so a UI can update in place
+without refetching. Every handler runs after the write committed; the message bus logs a
+failure and the request still succeeds, and the publisher itself never raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from valorize.domain.events import (
+    AccountChanged,
+    AccountDeleted,
+    BalancesChanged,
+    Event,
+    TransactionCreated,
+    TransactionDeleted,
+    TransactionUpdated,
+)
+from valorize.domain.model import Account
+from valorize.entrypoints.schemas import AccountOut, MoneyOut, Out, TransactionOut
+from valorize.service.messagebus import MessageBus
+
+
+class Publisher(Protocol):
+    def publish(self, user_id: str, event: str, data: Mapping[str, object]) -> int | None: ...
+
+
+AccountReader = Callable[[str, Sequence[str]], Mapping[str, Account]]
+
+HANDLED: tuple[type[Event], ...] = (
+    TransactionCreated,
+    TransactionUpdated,
+    TransactionDeleted,
+    BalancesChanged,
+    AccountChanged,
+    AccountDeleted,
+)
+
+
+def render(model: Out) -> dict[str, object]:
+    # The JSON the HTTP API answers with for the same resource.
+    return model.model_dump(mode="json", by_alias=True)
+
+
+def balance_payload(account: Account) -> dict[str, object]:
+    return {"account_id": account.id, "balance": render(MoneyOut.of(account.balance_money))}
+
+
+class LiveUpdates:
+    def __init__(self, publisher: Publisher, accounts: AccountReader) -> None:
+        self.publisher = publisher
+        # Read after the commit: balances move by server-side increments, so only a read
+        # knows the new value.
+        self.accounts = accounts
+
+    def subscribe(self, bus: MessageBus) -> None:
+        for event_type in HANDLED:
+            bus.subscribe(event_type, self.handle)
+
+    def _send(self, user_id: str, name: str, data: Mapping[str, object]) -> None:
+        self.publisher.publish(user_id, name, data)
+
+    def handle(self, event: Event) -> None:
+        uid = event.user_id
+        match event:
+            case TransactionCreated(transaction=txn):
+                self._send(uid, "transaction.created", render(TransactionOut.of(txn)))
+            case TransactionUpdated(transaction=txn):
+                self._send(uid, "transaction.updated", render(TransactionOut.of(txn)))
+            case TransactionDeleted(transaction=txn):
+                # The whole transaction as it was: a UI can also undo its totals.
+                self._send(uid, "transaction.deleted", render(TransactionOut.of(txn)))
+            case BalancesChanged(account_ids=ids):
+                found = self.accounts(uid, ids)
+                for account_id in ids:
+                    # Missing: deleted meanwhile; account.deleted tells the UI.
+                    if account_id in found:
+                        self._send(uid, "account.balance", balance_payload(found[account_id]))
+            case AccountChanged(account=account):
+                self._send(uid, "account.updated", render(AccountOut.of(account)))
+                # An opening-balance change moves the balance too; UIs that only follow
+                # account.balance must hear of it.
+                self._send(uid, "account.balance", balance_payload(account))
+            case AccountDeleted(account_id=account_id):
+                self._send(uid, "account.deleted", {"id": account_id})

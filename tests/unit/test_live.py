@@ -1,0 +1,154 @@
+"""Domain events become the realtime events of CONTRACT.md, with API-shaped payloads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+import pytest
+
+from tests.unit.fakes import FixedClock, InMemoryStore, SeqIds
+from valorize.domain.model import AccountType
+from valorize.entrypoints.live import LiveUpdates
+from valorize.entrypoints.schemas import AccountOut, TransactionOut, dump
+from valorize.service.accounts import AccountService
+from valorize.service.commands import (
+    CreateAccount,
+    CreateTransaction,
+    CreateTransfer,
+    UpdateAccount,
+    UpdateTransaction,
+)
+from valorize.service.messagebus import MessageBus
+from valorize.service.transactions import TransactionService
+
+USER = "u1"
+
+
+@dataclass
+class RecordingPublisher:
+    sent: list[tuple[str, str, Mapping[str, object]]] = field(default_factory=list)
+    fail: bool = False
+
+    def publish(self, user_id: str, event: str, data: Mapping[str, object]) -> int | None:
+        if self.fail:
+            raise RuntimeError("boom")
+        self.sent.append((user_id, event, data))
+        return len(self.sent)
+
+    def take(self) -> list[tuple[str, Mapping[str, object]]]:
+        taken = [(event, data) for _, event, data in self.sent]
+        assert all(user == USER for user, _, _ in self.sent)
+        self.sent.clear()
+        return taken
+
+
+@dataclass
+class Live:
+    publisher: RecordingPublisher
+    accounts: AccountService
+    transactions: TransactionService
+    store: InMemoryStore
+
+
+@pytest.fixture
+def live() -> Live:
+    clock, ids = FixedClock(), SeqIds()
+    store = InMemoryStore(clock)
+    bus = MessageBus()
+    publisher = RecordingPublisher()
+    LiveUpdates(publisher, store.get_accounts).subscribe(bus)
+    return Live(
+        publisher,
+        AccountService(store, clock, ids, bus),
+        TransactionService(store, clock, ids, bus),
+        store,
+    )
+
+
+def balance(account_id: str, amount: int) -> dict[str, object]:
+    return {"account_id": account_id, "balance": {"amount": amount, "currency": "BRL"}}
+
+
+def new_account(live: Live, opening: int = 0) -> str:
+    cmd = CreateAccount(
+        name="Checking", type=AccountType.CHECKING, currency="BRL", opening_balance=opening
+    )
+    account = live.accounts.create(USER, cmd)
+    live.publisher.sent.clear()
+    return account.id
+
+
+def test_a_new_transaction_announces_itself_as_the_api_renders_it_and_the_new_balance(
+    live: Live,
+) -> None:
+    account = new_account(live, opening=10_000)
+    cmd = CreateTransaction(
+        account_id=account, amount=-1_550, date=date(2025, 3, 1), description="X"
+    )
+    txn = live.transactions.create(USER, cmd)
+    assert live.publisher.take() == [
+        ("transaction.created", dump(TransactionOut.of(txn))),
+        ("account.balance", balance(account, 8_450)),
+    ]
+
+
+def test_transfers_updates_and_deletes(live: Live) -> None:
+    checking, savings = new_account(live), new_account(live)
+    out, into = live.transactions.transfer(
+        USER,
+        CreateTransfer(
+            from_account_id=checking,
+            to_account_id=savings,
+            amount=500,
+            date=date(2025, 3, 1),
+            description="Move",
+        ),
+    )
+    assert live.publisher.take() == [
+        ("transaction.created", dump(TransactionOut.of(out))),
+        ("transaction.created", dump(TransactionOut.of(into))),
+        ("account.balance", balance(checking, -500)),
+        ("account.balance", balance(savings, 500)),
+    ]
+
+    # A description change moves no money: no balance event.
+    renamed = live.transactions.update(USER, out.id, UpdateTransaction(description="Renamed"))
+    events = live.publisher.take()
+    assert events[0] == ("transaction.updated", dump(TransactionOut.of(renamed)))
+    assert [name for name, _ in events] == ["transaction.updated"] * len(events)
+
+    live.transactions.delete(USER, out.id)
+    events = live.publisher.take()
+    deleted = [data for name, data in events if name == "transaction.deleted"]
+    assert {d["id"] for d in deleted} == {out.id, into.id}
+    assert all(d["account_id"] in (checking, savings) for d in deleted)
+    assert ("account.balance", balance(checking, 0)) in events
+    assert ("account.balance", balance(savings, 0)) in events
+
+
+def test_account_changes_and_deletion(live: Live) -> None:
+    account = live.accounts.create(
+        USER,
+        CreateAccount(name="Card", type=AccountType.CHECKING, currency="BRL", opening_balance=0),
+    )
+    assert live.publisher.take() == [
+        ("account.updated", dump(AccountOut.of(account))),
+        ("account.balance", balance(account.id, 0)),
+    ]
+    changed = live.accounts.update(USER, account.id, UpdateAccount(opening_balance=2_000))
+    assert live.publisher.take() == [
+        ("account.updated", dump(AccountOut.of(changed))),
+        ("account.balance", balance(account.id, 2_000)),
+    ]
+    live.accounts.delete(USER, account.id, confirm=True)
+    assert live.publisher.take() == [("account.deleted", {"id": account.id})]
+
+
+def test_a_failing_publisher_never_fails_the_write(live: Live) -> None:
+    account = new_account(live)
+    live.publisher.fail = True
+    cmd = CreateTransaction(account_id=account, amount=100, date=date(2025, 3, 1), description="X")
+    txn = live.transactions.create(USER, cmd)
+    assert live.store.get_transaction(USER, txn.id) == txn
