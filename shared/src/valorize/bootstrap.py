@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from valorize.adapters.cache import RedisQueryCache
     from valorize.adapters.firestore_store import FirestoreStore
     from valorize.adapters.notifier import TaskNotifier
+    from valorize.adapters.realtime import RealtimePublisher
     from valorize.adapters.tasks import CloudTasksQueue
     from valorize.service.accounts import AccountService
     from valorize.service.auth import AuthService
@@ -63,7 +64,37 @@ def bus() -> MessageBus:
 
     message_bus = MessageBus()
     _subscribe_cache_invalidation(message_bus)
+    _subscribe_live_updates(message_bus)
     return message_bus
+
+
+def _subscribe_live_updates(message_bus: MessageBus) -> None:
+    """Push each change to the owner's open Socket.IO connections (entrypoints/live.py)."""
+    from valorize.entrypoints.live import LiveUpdates
+
+    LiveUpdates(realtime_publisher(), store().get_accounts).subscribe(message_bus)
+
+
+@cache
+def realtime_publisher() -> RealtimePublisher:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from valorize.adapters.realtime import EventLog, RealtimePublisher
+
+    s = settings()
+    # Its own client: one attempt and short timeouts (redis-py retries 3 times by default), so
+    # a Redis outage never holds up a write that already committed; the publisher then pauses.
+    client = redis.Redis.from_url(
+        s.redis_url,
+        socket_timeout=0.2,
+        socket_connect_timeout=0.2,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=30,
+    )
+    event_log = EventLog(client, s.realtime_log_events, s.realtime_log_seconds)
+    return RealtimePublisher(event_log, cooldown=s.realtime_breaker_seconds)
 
 
 def _subscribe_cache_invalidation(message_bus: MessageBus) -> None:

@@ -25,6 +25,12 @@ class Settings:
     # How many proxies in front of us append to X-Forwarded-For: the client address is that
     # many entries from the right (whatever the client wrote itself is further left).
     trusted_proxy_hops: int = 1
+    # Realtime catch-up window: each user's last N events, kept until this long after the
+    # user's latest event (see adapters/realtime.py).
+    realtime_log_events: int = 500
+    realtime_log_seconds: int = 24 * 3600
+    # After a Redis error, functions stop publishing realtime events this long (then retry).
+    realtime_breaker_seconds: float = 5.0
     cache_ttl_seconds: int = 300
     # After a Redis error the cache is bypassed this long, so an outage costs one timeout,
     # not one per request; then it is tried again (recovery needs no restart).
@@ -44,6 +50,15 @@ class Settings:
                 env.get("VALORIZE_CACHE_BREAKER_SECONDS", cls.cache_breaker_seconds)
             ),
             trusted_proxy_hops=int(env.get("VALORIZE_TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops)),
+            realtime_log_events=int(
+                env.get("VALORIZE_REALTIME_LOG_EVENTS", cls.realtime_log_events)
+            ),
+            realtime_log_seconds=int(
+                env.get("VALORIZE_REALTIME_LOG_SECONDS", cls.realtime_log_seconds)
+            ),
+            realtime_breaker_seconds=float(
+                env.get("VALORIZE_REALTIME_BREAKER_SECONDS", cls.realtime_breaker_seconds)
+            ),
         )
 
 
