@@ -23,6 +23,7 @@ from devstack.stack import Ports, Stack, StackConfig, StackStartError
 DEFAULT_PORTS = {
     "gateway": 8080,
     "functions": 8101,
+    "realtime": 8201,
     "firestore": 8090,
     "redis": 6390,
     "storage": 9023,
@@ -58,8 +59,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name, default in DEFAULT_PORTS.items():
         option = f"--{name.replace('_', '-')}-port"
         help_text = f"default {default}, or ${env_var_for(name)}; 0 picks a free one"
-        if name == "functions":
-            help_text = "first function's port, the others follow; " + help_text
+        if name in ("functions", "realtime"):
+            help_text = f"first {name} instance's port, the others follow; " + help_text
         up.add_argument(option, dest=f"{name}_port", type=int, help=help_text)
     up.add_argument("--no-seed", action="store_true", help="do not create the demo user")
     up.add_argument(
@@ -70,6 +71,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     up.add_argument("--skip", action="append", choices=SERVICES, default=[], help="repeatable")
     up.add_argument(
         "--realtime", action="append", default=[], help="URL of a running Socket.IO server"
+    )
+    up.add_argument(
+        "--realtime-instances",
+        type=int,
+        default=2,
+        help="realtime_server instances to start behind /socket.io/ (default 2; 0: none)",
+    )
+    up.add_argument(
+        "--realtime-worker",
+        choices=("eventlet", "gevent"),
+        default="eventlet",
+        help="gunicorn worker of the realtime instances (default eventlet)",
     )
     up.add_argument(
         "--functions-dir", type=Path, default=REPO_ROOT / "functions", help=argparse.SUPPRESS
@@ -89,6 +102,7 @@ def summary(stack: Stack, stack_file: Path) -> str:
     if urls.base_url:
         rows += [("gateway", urls.base_url), ("realtime", f"{urls.realtime_url}/socket.io/")]
     rows += [(f"function {name}", url) for name, url in urls.functions.items()]
+    rows += [(f"realtime {i}", url) for i, url in enumerate(urls.realtime_instances)]
     if urls.firestore_host:
         rows.append(("firestore", f"{urls.firestore_host}  (FIRESTORE_EMULATOR_HOST)"))
     if urls.redis_url:
@@ -129,6 +143,9 @@ def up(args: argparse.Namespace) -> int:
         tasks="tasks" not in args.skip,
         smtp="smtp" not in args.skip,
         functions=args.functions,
+        realtime=args.realtime_instances > 0,
+        realtime_instances=args.realtime_instances,
+        realtime_worker=args.realtime_worker,
         realtime_urls=args.realtime,
         ports=Ports(**{name: getattr(args, f"{name}_port") for name in DEFAULT_PORTS}),
         log_dir=args.log_dir,

@@ -335,3 +335,43 @@ class GatewayServer(ManagedProcess):
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+
+class RealtimeInstance(ManagedProcess):
+    """One instance of realtime_server/ (Socket.IO under gunicorn), as Cloud Run runs it."""
+
+    def __init__(
+        self,
+        index: int,
+        port: int,
+        log_dir: Path,
+        env: Mapping[str, str],
+        worker: str = "eventlet",
+        unset_env: Iterable[str] = (),
+        source_dir: Path | None = None,
+    ) -> None:
+        super().__init__(log_dir, {**env, "VALORIZE_REALTIME_WORKER": worker}, unset_env)
+        self.name = f"realtime-{index}"
+        self.port = port
+        self.worker = worker
+        self.source_dir = source_dir or REPO_ROOT / "realtime_server"
+
+    def command(self) -> Sequence[str]:
+        return [
+            venv_bin("gunicorn"),
+            "--config", str(self.source_dir / "gunicorn.conf.py"),
+            "--bind", f"{HOST}:{self.port}",
+            "wsgi:app",
+        ]  # fmt: skip
+
+    def cwd(self) -> Path:
+        # As in the container: the app's modules sit in the working directory.
+        return self.source_dir
+
+    def is_ready(self) -> bool:
+        status, _ = http_status(f"{self.url}/healthz")
+        return status == 200
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"

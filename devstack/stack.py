@@ -33,6 +33,7 @@ from devstack.services import (
     FirestoreEmulator,
     FunctionServer,
     GatewayServer,
+    RealtimeInstance,
     RedisServer,
     SmtpSink,
     StorageEmulator,
@@ -77,6 +78,8 @@ class Ports:
     smtp_http: int = 0
     # Port of the first function; the others follow in registry order.
     functions: int = 0
+    # Port of the first realtime instance; the others follow.
+    realtime: int = 0
 
 
 @dataclass
@@ -89,7 +92,13 @@ class StackConfig:
     # Function folders to run; None runs every function of the registry.
     functions: Sequence[str] | None = None
     gateway: bool = True
-    # Already-running Socket.IO servers the gateway sends /socket.io/ to.
+    # Start realtime_server/ instances (they need Firestore and Redis); the gateway sends
+    # /socket.io/ to them, sticky per session.
+    realtime: bool = False
+    realtime_instances: int = 2
+    # gunicorn worker of the instances: "eventlet" or "gevent" (VALORIZE_REALTIME_WORKER).
+    realtime_worker: str = "eventlet"
+    # Already-running Socket.IO servers the gateway sends /socket.io/ to as well.
     realtime_urls: Sequence[str] = ()
     ports: Ports = field(default_factory=Ports)
     # None: a fresh temporary directory (kept afterwards, for post-mortems).
@@ -109,6 +118,8 @@ class StackUrls:
     base_url: str | None
     realtime_url: str | None
     functions: dict[str, str]
+    # Each realtime instance's own URL (the gateway's /socket.io/ spreads over them).
+    realtime_instances: list[str]
     firestore_host: str | None
     redis_url: str | None
     storage_url: str | None
@@ -141,6 +152,8 @@ class Stack:
         self.secret = secrets.token_urlsafe(32)
         self.ports: dict[str, int] = {}
         self.function_ports: dict[str, int] = {}
+        self.realtime_ports: list[int] = []
+        self.realtime_count = self.config.realtime_instances if self.config.realtime else 0
         self.demo: demo_seed.DemoUser | None = None
         self.startup_seconds: float | None = None
         # Seconds per startup phase, to see where a slow start goes.
@@ -164,12 +177,14 @@ class Stack:
             wanted["gateway"] = requested.gateway
         for index, name in enumerate(self.function_targets):
             wanted[f"function:{name}"] = requested.functions + index if requested.functions else 0
+        for index in range(self.realtime_count):
+            wanted[f"realtime:{index}"] = requested.realtime + index if requested.realtime else 0
 
         explicit: dict[int, str] = {}
         for key, port in wanted.items():
             if not port:
                 continue
-            label = "functions" if key.startswith("function:") else key
+            label = key.split(":")[0].replace("function", "functions")
             if port in explicit:
                 raise ValueError(f"port {port} is requested for both {explicit[port]} and {key}")
             explicit[port] = key
@@ -179,6 +194,8 @@ class Stack:
             chosen = port or next(picked)
             if key.startswith("function:"):
                 self.function_ports[key.removeprefix("function:")] = chosen
+            elif key.startswith("realtime:"):
+                self.realtime_ports.append(chosen)
             else:
                 self.ports[key] = chosen
 
@@ -187,10 +204,12 @@ class Stack:
     def urls(self) -> StackUrls:
         gateway = f"http://{HOST}:{self.ports['gateway']}" if "gateway" in self.ports else None
         has = self.ports.__contains__
+        instances = [f"http://{HOST}:{port}" for port in self.realtime_ports]
         return StackUrls(
             base_url=gateway,
-            realtime_url=gateway,
+            realtime_url=gateway or (instances[0] if instances else None),
             functions={name: f"http://{HOST}:{p}" for name, p in self.function_ports.items()},
+            realtime_instances=instances,
             firestore_host=f"{HOST}:{self.ports['firestore']}" if has("firestore") else None,
             redis_url=f"redis://{HOST}:{self.ports['redis']}/0" if has("redis") else None,
             storage_url=f"http://{HOST}:{self.ports['storage']}" if has("storage") else None,
@@ -260,7 +279,7 @@ class Stack:
         if cfg.smtp:
             emulators.append(SmtpSink(ports["smtp"], ports["smtp_http"], logs))
         env = {**self.env, **cfg.extra_env}
-        functions: list[ManagedProcess] = [
+        servers: list[ManagedProcess] = [
             FunctionServer(
                 name,
                 target,
@@ -272,11 +291,19 @@ class Stack:
             )
             for name, target in self.function_targets.items()
         ]
+        # Started with the functions: both only need the emulators.
+        servers += [
+            RealtimeInstance(
+                index, port, logs, env, worker=cfg.realtime_worker, unset_env=STACK_ENV_KEYS
+            )
+            for index, port in enumerate(self.realtime_ports)
+        ]
         gateway: list[ManagedProcess] = []
         if cfg.gateway:
-            routes = self.urls.functions
-            gateway.append(GatewayServer(ports["gateway"], logs, routes, cfg.realtime_urls))
-        return emulators, functions, gateway
+            urls = self.urls
+            realtime = [*cfg.realtime_urls, *urls.realtime_instances]
+            gateway.append(GatewayServer(ports["gateway"], logs, urls.functions, realtime))
+        return emulators, servers, gateway
 
     def start(self) -> Self:
         if self._started or self._closed:

@@ -23,9 +23,11 @@ def stack() -> Iterator[Stack]:
         tasks=False,
         smtp=False,
         gateway=True,
+        # Two realtime_server instances behind the gateway's /socket.io/ (e2e/test_realtime.py).
+        realtime=True,
         log_dir=ROOT / ".local" / "test-logs",
         # A short breaker so the Redis-outage test sees the cache come back quickly.
-        extra_env={"VALORIZE_CACHE_BREAKER_SECONDS": "1"},
+        extra_env={"VALORIZE_CACHE_BREAKER_SECONDS": "1", "VALORIZE_REALTIME_BREAKER_SECONDS": "1"},
     )
     with Stack(config) as running:
         yield running

@@ -442,7 +442,8 @@ def test_cli_up_runs_everything_seeds_and_stops_on_sigint(tmp_path: Path) -> Non
     stack_file = tmp_path / "stack.json"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     # Every port from the environment, 0 = any free one: the test must not need 8080 & co.
-    for name in ("gateway", "functions", "firestore", "redis", "storage", "tasks", "smtp"):
+    services = ("gateway", "functions", "realtime", "firestore", "redis", "storage", "tasks")
+    for name in (*services, "smtp"):
         env[f"VALORIZE_{name.upper()}_PORT"] = "0"
     env["VALORIZE_SMTP_HTTP_PORT"] = "0"
     cli = subprocess.Popen(
@@ -484,8 +485,13 @@ def test_cli_up_runs_everything_seeds_and_stops_on_sigint(tmp_path: Path) -> Non
         # Each function answers on its own URL as well as through the gateway.
         for name, url in state["functions"].items():
             assert requests.get(f"{url}/api/{name}/healthz", timeout=5).status_code == 200
+        # The two realtime instances are the real realtime_server (the seed does not use it).
+        realtime = state["services"]["realtime_instances"]
+        assert len(realtime) == 2
+        for url in realtime:
+            assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
         leaders = {pid for pid, ppid, _, _ in processes() if ppid == cli.pid}
-        assert len(leaders) == 5 + len(FUNCTIONS) + 1
+        assert len(leaders) == 5 + len(FUNCTIONS) + len(realtime) + 1
     finally:
         cli.send_signal(signal.SIGINT)
         output, _ = cli.communicate(timeout=30)
