@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,11 @@ PING_INTERVAL = 25
 PING_TIMEOUT = 20
 # Redis reads of the catch-up path; beyond this the client is told to refetch instead.
 LOG_READ_TIMEOUT = 1.0
+LOG_READ_CONNECTIONS = 16
+# Token checks in flight at once (each is a Firestore read): a reconnect storm queues here
+# instead of flooding Firestore, and under eventlet it matches the REST session's pool of 10
+# connections (more would open and discard a connection per check).
+AUTH_CONCURRENCY = 10
 
 
 def worker_kind() -> str:
@@ -66,7 +72,7 @@ class _Hold:
     caught_up: dict[str, int] = field(default_factory=dict)
 
 
-class CatchUpRedisManager(socketio.RedisManager):  # type: ignore[misc]
+class CatchUpRedisManager(socketio.RedisManager):
     """A RedisManager that can hold a room's incoming events while a client catches up.
 
     Without it a live event could overtake the replayed ones it follows (both are sent to the
@@ -170,6 +176,8 @@ class RealtimeServer:
         cors_origins: Iterable[str] = (),
     ) -> None:
         self.authenticate = authenticate
+        # Green under both workers: gunicorn monkey-patches threading before loading us.
+        self._auth_slots = threading.BoundedSemaphore(AUTH_CONCURRENCY)
         self.event_log = event_log
         self.manager = manager
         self.cors_origins = frozenset(cors_origins)
@@ -201,7 +209,8 @@ class RealtimeServer:
         if not isinstance(token, str) or not token:
             raise socketio.exceptions.ConnectionRefusedError("missing token")
         try:
-            principal = self.authenticate(token)
+            with self._auth_slots:
+                principal = self.authenticate(token)
         except Unauthorized as error:
             raise socketio.exceptions.ConnectionRefusedError(str(error)) from None
         except Exception:
@@ -237,8 +246,8 @@ class RealtimeServer:
                     if valid
                     else CatchUp(self.event_log.latest(user_id), reset="invalid_since")
                 )
-            except Exception:
-                log.exception("event log unavailable")
+            except Exception as error:  # noqa: BLE001 - any Redis trouble means the same
+                log.warning("event log unavailable: %s: %s", type(error).__name__, error)
                 result = CatchUp(-1, reset="log_unavailable")
             for logged in result.events:
                 # ignore_queue: the socket is here, no need to go round through Redis.
@@ -274,9 +283,16 @@ def create_app() -> socketio.WSGIApp:
     s = settings()
     import redis
 
-    reader = redis.Redis.from_url(
-        s.redis_url, socket_timeout=LOG_READ_TIMEOUT, socket_connect_timeout=LOG_READ_TIMEOUT
+    # A bounded pool: a reconnect storm (an instance gone, its clients arriving here) waits
+    # for a few connections instead of opening hundreds at once.
+    pool = redis.BlockingConnectionPool.from_url(
+        s.redis_url,
+        max_connections=LOG_READ_CONNECTIONS,
+        timeout=LOG_READ_TIMEOUT,
+        socket_timeout=LOG_READ_TIMEOUT,
+        socket_connect_timeout=LOG_READ_TIMEOUT,
     )
+    reader = redis.Redis(connection_pool=pool)
     manager = CatchUpRedisManager(s.redis_url, channel=CHANNEL)
     server = RealtimeServer(
         bootstrap.auth_service().authenticate,
