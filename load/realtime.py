@@ -21,7 +21,8 @@ One run:
 
     python load/realtime.py [--clients 1000] [--rate 200] [--duration 30] [--worker eventlet]
 
-Writes `<out>/realtime.json`, `<out>/realtime.md` and `<out>/realtime.png`.
+Writes `<out>/realtime.json`, `<out>/realtime.md` and `<out>/realtime.png` (`--name` changes
+the file names, e.g. `--worker gevent --name realtime-gevent`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import importlib.metadata
 import json
 import os
@@ -68,7 +70,11 @@ def role_clients(args: argparse.Namespace) -> None:
     import socketio
 
     users = json.loads(Path(args.users).read_text())
-    received: list[tuple[int, int, int, int]] = []  # (event index, sent ns, received ns, seq)
+    # (event index, sent ns, received ns, seq, instance index)
+    received: list[tuple[int, int, int, int, int]] = []
+    # Event-loop lag samples (ms): a late loop delays receipts, so the generator's own
+    # stalls are on record beside the latencies they would inflate.
+    lags: list[tuple[int, float]] = []
     stats = {"connected": 0, "failed": 0, "disconnects": 0, "wrong_user": 0}
 
     async def main() -> None:
@@ -76,12 +82,12 @@ def role_clients(args: argparse.Namespace) -> None:
         clients: list[Any] = []
         gate = asyncio.Semaphore(args.connect_concurrency)
 
-        def on_event(user_id: str) -> Any:
+        def on_event(user_id: str, instance: int) -> Any:
             def handle(envelope: dict[str, Any]) -> None:
                 data = envelope["data"]
                 if data["user"] != user_id:
                     stats["wrong_user"] += 1
-                received.append((data["i"], data["t"], time.time_ns(), envelope["seq"]))
+                received.append((data["i"], data["t"], time.time_ns(), envelope["seq"], instance))
 
             return handle
 
@@ -90,9 +96,10 @@ def role_clients(args: argparse.Namespace) -> None:
 
         async def connect(index: int, user: dict[str, str]) -> None:
             client = socketio.AsyncClient(http_session=session, reconnection=True)
-            client.on(EVENT, on_event(user["user_id"]))
+            instance = index % len(args.urls)
+            client.on(EVENT, on_event(user["user_id"], instance))
             client.on("disconnect", on_disconnect)
-            url = args.urls[index % len(args.urls)]
+            url = args.urls[instance]
             for attempt in range(3):
                 try:
                     async with gate:
@@ -112,9 +119,22 @@ def role_clients(args: argparse.Namespace) -> None:
         began = time.monotonic()
         await asyncio.gather(*(connect(i, u) for i, u in enumerate(users)))
         stats["connect_seconds"] = round(time.monotonic() - began, 2)
+        # Thousands of long-lived client objects: keep them out of the cyclic GC's full
+        # passes, whose pauses would otherwise show up as delivery latency.
+        gc.freeze()
+
+        async def watch_lag() -> None:
+            while True:
+                before = time.monotonic()
+                await asyncio.sleep(0.01)
+                lags.append((time.time_ns(), (time.monotonic() - before - 0.01) * 1000))
+
+        watcher = asyncio.create_task(watch_lag())
         print(json.dumps({"ready": stats}), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, wait_for_stop)
-        Path(args.result).write_text(json.dumps({"stats": stats, "received": received}))
+        watcher.cancel()
+        result = {"stats": stats, "received": received, "lags": lags}
+        Path(args.result).write_text(json.dumps(result))
         await asyncio.gather(*(c.disconnect() for c in clients), return_exceptions=True)
         await session.close()
 
@@ -371,20 +391,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sent = json.loads((work / "sent.json").read_text())
     received: list[list[int]] = []
     client_stats = []
+    lags: list[list[float]] = []
     for n in range(args.client_processes):
         part = json.loads((work / f"received-{n}.json").read_text())
         received += part["received"]
+        lags += part["lags"]
         client_stats.append(part["stats"])
     raw_received = json.loads((work / "raw.json").read_text())["received"]
 
     sent_at = {index: t for index, _, t, _ in sent["sent"]}
-    latencies = [(recv - t) / 1e6 for _, t, recv, _ in received]
-    seen = [index for index, _, _, _ in received]
+    latencies = [(recv - t) / 1e6 for _, t, recv, _, _ in received]
+    by_instance = {
+        str(i): percentiles([(r - t) / 1e6 for _, t, r, _, inst in received if inst == i])
+        for i in range(args.instances)
+    }
+    seen = [index for index, _, _, _, _ in received]
     raw_latencies = [(recv - t) / 1e6 for _, t, recv in raw_received]
     append_ms = [took / 1000 for _, _, _, took in sent["sent"]]
     first_sent = min(sent_at.values(), default=0)
     timeline: dict[int, list[float]] = {}
-    for _, t, recv, _ in received:
+    for _, t, recv, _, _ in received:
         timeline.setdefault(int((t - first_sent) / 1e9), []).append((recv - t) / 1e6)
     raw_timeline: dict[int, list[float]] = {}
     first_raw = min((t for _, t, _ in raw_received), default=0)
@@ -392,6 +418,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raw_timeline.setdefault(int((t - first_raw) / 1e9), []).append((recv - t) / 1e6)
 
     n_sent = len(sent["sent"])
+    window_lags = [lag for at, lag in lags if first_sent <= at <= first_sent + args.duration * 1e9]
     # The publisher's sending loop only (its start-up imports are not load generation).
     publisher_cpu = sent["cpu"]
     generator_cpu = cpu_end[1] - cpu_start[1] + publisher_cpu
@@ -423,6 +450,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "wrong_user": sum(s["wrong_user"] for s in client_stats),
         "delivery_ratio": round(len(set(seen)) / n_sent, 5) if n_sent else None,
         "latency_ms": socketio_stats,
+        "latency_ms_by_instance": by_instance,
+        "client_loop_lag_ms": percentiles(window_lags),
         "raw_redis_latency_ms": percentiles(raw_latencies),
         "raw_received": len(raw_received),
         "publish_call_ms": percentiles(append_ms),
@@ -479,6 +508,10 @@ def markdown(report: dict[str, Any]) -> str:
         f"- **Target P95 ≤ {TARGET_P95_MS:.0f} ms: {verdict}** ({lat['p95']} ms).",
         f"- Delivery ratio {report['delivery_ratio']:.2%}; duplicates {report['duplicates']}; "
         f"events at the wrong user {report['wrong_user']}.",
+        "- P95 by instance: "
+        + ", ".join(f"#{i} {v['p95']} ms" for i, v in report["latency_ms_by_instance"].items())
+        + f". The clients' event loop ran late by P99 {report['client_loop_lag_ms']['p99']} ms, "
+        f"max {report['client_loop_lag_ms']['max']} ms (a generator stall shows up here).",
         f"- The publisher's call (`EventLog.append`, one round trip): P50 "
         f"{report['publish_call_ms']['p50']} ms, P99 {report['publish_call_ms']['p99']} ms.",
         f"- CPU during the {cpu['window_seconds']} s window: servers {cpu['servers_cores']} "
@@ -560,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-processes", type=int, default=1)
     parser.add_argument("--connect-concurrency", type=int, default=50)
     parser.add_argument("--out", type=Path, default=ROOT / "load" / "results")
+    parser.add_argument("--name", default="realtime", help="file names: <name>.json/.md/.png")
     # Internal: the child processes.
     parser.add_argument("--role", choices=("clients", "raw", "publisher"))
     parser.add_argument("--users")
@@ -572,12 +606,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     report = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out / "realtime.json", json.dumps(report, indent=1) + "\n")
-    has_plot = plot(report, args.out / "realtime.png")
-    text = markdown(report)
+    write_atomic(args.out / f"{args.name}.json", json.dumps(report, indent=1) + "\n")
+    has_plot = plot(report, args.out / f"{args.name}.png")
+    text = markdown(report).replace("(realtime.png)", f"({args.name}.png)")
     if not has_plot:
-        text = text.replace("![latency](realtime.png)\n", "(matplotlib not installed: no plot)\n")
-    write_atomic(args.out / "realtime.md", text)
+        text = text.replace(f"![latency]({args.name}.png)", "(matplotlib not installed: no plot)")
+    write_atomic(args.out / f"{args.name}.md", text)
     print(text)
     return 0
 
