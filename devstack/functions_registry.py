@@ -11,4 +11,7 @@ FUNCTIONS: dict[str, str] = {
     "transactions": "transactions",
     "dashboard": "dashboard",
     "budgets": "budgets",
+    "rules": "rules",
+    "recurrences": "recurrences",
+    "automate": "automate",
 }

@@ -13,13 +13,22 @@ import binascii
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from valorize.domain.automation import (
+    JobStatus,
+    Materialization,
+    RuleJob,
+    RuleJobPage,
+    scheduled_next,
+)
 from valorize.domain.budget import Budget
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
 from valorize.domain.model import Account, ApiToken, Category, Transaction, User
 from valorize.domain.readmodel import recompute
+from valorize.domain.recurrence import Recurrence
+from valorize.domain.rules import Rule
 from valorize.service.ports import (
     Clock,
     IdempotencyRecord,
@@ -30,7 +39,7 @@ from valorize.service.ports import (
 
 # Same bounds as the Firestore adapter.
 SCAN_LIMIT = 2000
-_SORT_KEY = re.compile(r"\d{4}-\d{2}-\d{2}#[0-9a-f]{1,64}")
+_SORT_KEY = re.compile(r"\d{4}-\d{2}-\d{2}#[A-Za-z0-9_-]{1,80}")
 
 
 class AlreadyExists(Exception):
@@ -65,6 +74,11 @@ class _Space:
     idempotency: dict[str, IdempotencyRecord] = field(default_factory=dict)
     budgets: dict[str, Budget] = field(default_factory=dict)
     incomes: dict[str, int] = field(default_factory=dict)
+    rules: dict[str, Rule] = field(default_factory=dict)
+    rule_jobs: dict[str, RuleJob] = field(default_factory=dict)
+    rule_job_pages: dict[tuple[str, int], RuleJobPage] = field(default_factory=dict)
+    recurrences: dict[str, Recurrence] = field(default_factory=dict)
+    automation_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class InMemoryStore:
@@ -520,6 +534,183 @@ class InMemoryStore:
         if exhausted or last_seen is None:
             return PageResult(items, None)
         return PageResult(items, encode_cursor(last_seen))
+
+    # --- rules --------------------------------------------------------------------------------
+
+    def list_rules(self, user_id: str) -> list[Rule]:
+        return sorted(self._space(user_id).rules.values(), key=lambda r: r.sort_key)
+
+    def get_rule(self, user_id: str, rule_id: str) -> Rule | None:
+        return self._space(user_id).rules.get(rule_id)
+
+    def change_rules(
+        self,
+        user_id: str,
+        mutate: Callable[[dict[str, Rule]], tuple[list[Rule], list[str]]],
+    ) -> None:
+        space = self._space(user_id)
+        writes, deletes = mutate(dict(space.rules))
+        for rule in writes:
+            space.rules[rule.id] = rule
+        for rule_id in deletes:
+            space.rules.pop(rule_id, None)
+        self.writes += 1
+
+    # --- on-demand rules runs -----------------------------------------------------------------
+
+    def add_rule_job(self, user_id: str, job: RuleJob) -> None:
+        space = self._space(user_id)
+        if job.id in space.rule_jobs:
+            raise AlreadyExists(f"rule_jobs/{job.id}")
+        space.rule_jobs[job.id] = job
+        self.writes += 1
+
+    def get_rule_job(self, user_id: str, job_id: str) -> RuleJob | None:
+        return self._space(user_id).rule_jobs.get(job_id)
+
+    def start_rule_job_page(self, user_id: str, job_id: str, page: RuleJobPage) -> RuleJobPage:
+        pages = self._space(user_id).rule_job_pages
+        return pages.setdefault((job_id, page.index), page)
+
+    def finish_rule_job_page(self, user_id: str, job_id: str, index: int, now: datetime) -> bool:
+        space = self._space(user_id)
+        page = space.rule_job_pages.get((job_id, index))
+        if page is None:
+            raise NotFound("no such page")
+        if page.done:
+            return False
+        job = space.rule_jobs.get(job_id)
+        if job is None:
+            raise NotFound("a referenced resource no longer exists")
+        last = page.next_cursor is None
+        space.rule_job_pages[(job_id, index)] = replace(page, done=True)
+        space.rule_jobs[job_id] = replace(
+            job,
+            processed=job.processed + page.processed,
+            changed=job.changed + page.changed,
+            pages=job.pages + 1,
+            status=JobStatus.DONE if last else JobStatus.RUNNING,
+            updated_at=now,
+            finished_at=now if last else None,
+        )
+        self.writes += 1
+        return True
+
+    # --- recurrences --------------------------------------------------------------------------
+
+    def add_recurrence(
+        self, user_id: str, recurrence: Recurrence, idem: IdempotencyRecord | None = None
+    ) -> None:
+        self._check_idem(user_id, idem)
+        space = self._space(user_id)
+        if recurrence.id in space.recurrences:
+            raise AlreadyExists(f"recurrences/{recurrence.id}")
+        space.recurrences[recurrence.id] = recurrence
+        self._save_idem(user_id, idem)
+        self.writes += 1
+
+    def get_recurrence(self, user_id: str, recurrence_id: str) -> Recurrence | None:
+        return self._space(user_id).recurrences.get(recurrence_id)
+
+    def list_recurrences(
+        self, user_id: str, limit: int, cursor: str | None
+    ) -> PageResult[Recurrence]:
+        rows = sorted(self._space(user_id).recurrences.values(), key=lambda r: r.id)
+        if cursor:
+            after = decode_cursor(cursor)
+            rows = [r for r in rows if r.id > after]
+        page = rows[: limit + 1]
+        items = page[:limit]
+        return PageResult(items, encode_cursor(items[-1].id) if len(page) > limit else None)
+
+    def update_recurrence(
+        self, user_id: str, recurrence_id: str, mutate: Callable[[Recurrence], Recurrence]
+    ) -> Recurrence:
+        space = self._space(user_id)
+        old = space.recurrences.get(recurrence_id)
+        if old is None:
+            raise NotFound("recurrence not found")
+        new = mutate(old)
+        space.recurrences[recurrence_id] = new
+        self.writes += 1
+        return new
+
+    def delete_recurrence(self, user_id: str, recurrence_id: str) -> bool:
+        found = self._space(user_id).recurrences.pop(recurrence_id, None) is not None
+        self.writes += found
+        return found
+
+    def due_recurrences(self, user_id: str, on: date) -> list[Recurrence]:
+        return [
+            r
+            for r in self._space(user_id).recurrences.values()
+            if (upcoming := scheduled_next(r)) is not None and upcoming <= on
+        ]
+
+    def materialize(
+        self,
+        user_id: str,
+        recurrence_id: str,
+        plan: Callable[[Recurrence], Materialization | None],
+    ) -> tuple[Recurrence, list[Transaction]] | None:
+        space = self._space(user_id)
+        rec = space.recurrences.get(recurrence_id)
+        if rec is None:
+            return None
+        step = plan(rec)
+        if step is None:
+            return None
+        fresh = [t for t in step.transactions if t.id not in space.transactions]
+        if any(t.account_id not in space.accounts for t in fresh):
+            raise NotFound("the recurrence's account no longer exists")
+        for t in fresh:
+            space.transactions[t.id] = t
+            a = space.accounts[t.account_id]
+            space.accounts[t.account_id] = replace(
+                a, balance=a.balance + t.amount, transaction_count=a.transaction_count + 1
+            )
+        # Only the scheduler's fields: a concurrent edit of the rest is kept.
+        space.recurrences[recurrence_id] = replace(
+            rec, materialized_through=step.recurrence.materialized_through
+        )
+        self.writes += 1
+        return step.recurrence, fresh
+
+    # --- the scheduler's fan-out --------------------------------------------------------------
+
+    def users_with_due_recurrences(
+        self, on: date, limit: int, cursor: str | None
+    ) -> PageResult[str]:
+        rows = sorted(
+            (str(upcoming), f"users/{uid}/recurrences/{r.id}", uid)
+            for uid, space in self.spaces.items()
+            for r in space.recurrences.values()
+            if (upcoming := scheduled_next(r)) is not None and upcoming <= on
+        )
+        if cursor:
+            after = decode_cursor(cursor)
+            rows = [row for row in rows if f"{row[0]}|{row[1]}" > after]
+        page = rows[:limit]
+        users = list(dict.fromkeys(uid for _, _, uid in page))
+        nxt = encode_cursor(f"{page[-1][0]}|{page[-1][1]}") if len(page) == limit else None
+        return PageResult(users, nxt)
+
+    def list_user_ids(self, limit: int, cursor: str | None) -> PageResult[str]:
+        ids = sorted(uid for uid, space in self.spaces.items() if space.user is not None)
+        if cursor:
+            after = decode_cursor(cursor)
+            ids = [i for i in ids if i > after]
+        page = ids[:limit]
+        return PageResult(page, encode_cursor(page[-1]) if len(page) == limit else None)
+
+    def record_automation_run(
+        self, user_id: str, run_id: str, created: int, when: datetime
+    ) -> None:
+        runs = self._space(user_id).automation_runs
+        entry = runs.setdefault(run_id, {"runs": 0, "created": 0})
+        entry["runs"] += 1
+        entry["created"] += created
+        entry["last_run_at"] = when
 
 
 # --- the other ports --------------------------------------------------------------------------

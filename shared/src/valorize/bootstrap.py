@@ -20,12 +20,16 @@ if TYPE_CHECKING:
     from valorize.adapters.notifier import TaskNotifier
     from valorize.adapters.realtime import RealtimePublisher
     from valorize.adapters.tasks import CloudTasksQueue
+    from valorize.domain.rules import RuleSet
     from valorize.service.accounts import AccountService
     from valorize.service.auth import AuthService
+    from valorize.service.automations import AutomationService
     from valorize.service.budgets import BudgetService
     from valorize.service.categories import CategoryService
     from valorize.service.dashboard import DashboardService
     from valorize.service.messagebus import MessageBus
+    from valorize.service.recurrences import RecurrenceService
+    from valorize.service.rules import RuleService
     from valorize.service.transactions import TransactionService
 
 
@@ -174,7 +178,7 @@ def transaction_service() -> TransactionService:
     from valorize.adapters.system import SystemClock, Uuid7Ids
     from valorize.service.transactions import TransactionService
 
-    return TransactionService(store(), SystemClock(), Uuid7Ids(), bus())
+    return TransactionService(store(), SystemClock(), Uuid7Ids(), bus(), rules=rules_for)
 
 
 @cache
@@ -189,3 +193,49 @@ def notifier() -> TaskNotifier:
     from valorize.adapters.notifier import TaskNotifier
 
     return TaskNotifier(task_queue())
+
+
+@cache
+def rule_service() -> RuleService:
+    from valorize.adapters.system import SystemClock, Uuid7Ids
+    from valorize.service.rules import RuleService
+
+    return RuleService(
+        store(),
+        SystemClock(),
+        Uuid7Ids(),
+        queue=task_queue(),
+        apply_rules=lambda user_id, txn_id, ruleset: transaction_service().apply_rules(
+            user_id, txn_id, ruleset
+        ),
+    )
+
+
+def rules_for(user_id: str) -> RuleSet:
+    """The user's rule set, loaded per request: every path that creates transactions (manual
+    create, recurrence occurrences, import commits) passes them through it."""
+    return rule_service().ruleset(user_id)
+
+
+@cache
+def recurrence_service() -> RecurrenceService:
+    from valorize.adapters.system import SystemClock, Uuid7Ids
+    from valorize.service.recurrences import RecurrenceService
+
+    return RecurrenceService(store(), SystemClock(), Uuid7Ids())
+
+
+@cache
+def automation_service() -> AutomationService:
+    from valorize.adapters.system import SystemClock
+    from valorize.service.automations import AutomationService
+
+    return AutomationService(
+        store(),
+        SystemClock(),
+        task_queue(),
+        notifier(),
+        rules=rules_for,
+        month_summary=lambda user_id, month: dashboard_service().summary(user_id, month),
+        bus=bus(),
+    )

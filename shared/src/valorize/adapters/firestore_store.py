@@ -34,6 +34,7 @@ from google.cloud.firestore_v1 import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.query import Query
 
+from valorize.domain.automation import JobStatus, Materialization, RuleJob, RuleJobPage
 from valorize.domain.budget import Budget
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
 from valorize.domain.model import (
@@ -49,6 +50,8 @@ from valorize.domain.model import (
     User,
 )
 from valorize.domain.readmodel import Path, change, merge_changes, nest
+from valorize.domain.recurrence import Recurrence
+from valorize.domain.rules import MAX_RULES, Rule
 from valorize.service.ports import (
     IdempotencyRecord,
     IdempotentReplay,
@@ -79,7 +82,9 @@ def decode_cursor(cursor: str, shape: re.Pattern[str] | None = None) -> str:
     return value
 
 
-_SORT_KEY = re.compile(r"\d{4}-\d{2}-\d{2}#[0-9a-f]{1,64}")
+# Ids are UUIDv7 hex, or `rec-<recurrence id>-<yyyymmdd>` for a recurrence's occurrences.
+_SORT_KEY = re.compile(r"\d{4}-\d{2}-\d{2}#[A-Za-z0-9_-]{1,80}")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 # --- mapping ----------------------------------------------------------------------------------
@@ -932,3 +937,267 @@ class FirestoreStore:
                 yield t
             if len(snaps) < chunk:
                 return
+
+    # --- rules (see adapters/automation_docs.py for the documents) ----------------------------
+
+    def list_rules(self, user_id: str) -> list[Rule]:
+        from valorize.adapters.automation_docs import rule_of
+
+        snaps = self._col(user_id, "rules").limit(MAX_RULES + 1).stream()
+        return sorted((rule_of(s.id, s.to_dict() or {}) for s in snaps), key=lambda x: x.sort_key)
+
+    def get_rule(self, user_id: str, rule_id: str) -> Rule | None:
+        from valorize.adapters.automation_docs import rule_of
+
+        snap = self._col(user_id, "rules").document(rule_id).get()
+        return rule_of(snap.id, snap.to_dict() or {}) if snap.exists else None
+
+    def change_rules(
+        self,
+        user_id: str,
+        mutate: Callable[[dict[str, Rule]], tuple[list[Rule], list[str]]],
+    ) -> None:
+        from valorize.adapters.automation_docs import rule_doc, rule_of
+
+        col = self._col(user_id, "rules")
+
+        @firestore.transactional
+        def run(tx: firestore.Transaction) -> None:
+            every = tx.get(col.limit(MAX_RULES + 1))
+            rules = {s.id: rule_of(s.id, s.to_dict() or {}) for s in every if s.exists}
+            writes, deletes = mutate(rules)
+            for rule in writes:
+                tx.set(col.document(rule.id), rule_doc(rule))
+            for rule_id in deletes:
+                tx.delete(col.document(rule_id))
+
+        run(self.db.transaction())
+
+    # --- on-demand rules runs -----------------------------------------------------------------
+
+    def _job_ref(self, user_id: str, job_id: str) -> firestore.DocumentReference:
+        ref: firestore.DocumentReference = self._col(user_id, "rule_jobs").document(job_id)
+        return ref
+
+    def add_rule_job(self, user_id: str, job: RuleJob) -> None:
+        from valorize.adapters.automation_docs import job_doc
+
+        self._job_ref(user_id, job.id).create(job_doc(job))
+
+    def get_rule_job(self, user_id: str, job_id: str) -> RuleJob | None:
+        from valorize.adapters.automation_docs import job_of
+
+        snap = self._job_ref(user_id, job_id).get()
+        return job_of(snap.id, snap.to_dict() or {}) if snap.exists else None
+
+    def start_rule_job_page(self, user_id: str, job_id: str, page: RuleJobPage) -> RuleJobPage:
+        from valorize.adapters.automation_docs import page_doc, page_of
+
+        ref = self._job_ref(user_id, job_id).collection("pages").document(str(page.index))
+        try:
+            ref.create(page_doc(page))
+        except gexc.AlreadyExists:
+            return page_of(ref.get().to_dict() or {})
+        return page
+
+    def finish_rule_job_page(self, user_id: str, job_id: str, index: int, now: datetime) -> bool:
+        from valorize.adapters.automation_docs import page_of
+
+        job_ref = self._job_ref(user_id, job_id)
+        page_ref = job_ref.collection("pages").document(str(index))
+
+        @firestore.transactional
+        def run(tx: firestore.Transaction) -> bool:
+            snap = page_ref.get(transaction=tx)
+            if not snap.exists:
+                raise NotFound("no such page")
+            page = page_of(snap.to_dict() or {})
+            if page.done:
+                return False
+            tx.update(page_ref, {"done": True})
+            last = page.next_cursor is None
+            tx.update(
+                job_ref,
+                {
+                    "processed": firestore.Increment(page.processed),
+                    "changed": firestore.Increment(page.changed),
+                    "pages": firestore.Increment(1),
+                    "status": (JobStatus.DONE if last else JobStatus.RUNNING).value,
+                    "updated_at": now,
+                    "finished_at": now if last else None,
+                },
+            )
+            return True
+
+        done: bool = run(self.db.transaction())
+        return done
+
+    # --- recurrences --------------------------------------------------------------------------
+
+    def _rec_ref(self, user_id: str, recurrence_id: str) -> firestore.DocumentReference:
+        ref: firestore.DocumentReference = self._col(user_id, "recurrences").document(recurrence_id)
+        return ref
+
+    def add_recurrence(
+        self, user_id: str, recurrence: Recurrence, idem: IdempotencyRecord | None = None
+    ) -> None:
+        from valorize.adapters.automation_docs import recurrence_doc
+
+        batch = self.db.batch()
+        batch.create(self._rec_ref(user_id, recurrence.id), recurrence_doc(recurrence))
+        self._commit(batch, user_id, idem)
+
+    def get_recurrence(self, user_id: str, recurrence_id: str) -> Recurrence | None:
+        from valorize.adapters.automation_docs import recurrence_of
+
+        snap = self._rec_ref(user_id, recurrence_id).get()
+        return recurrence_of(snap.id, snap.to_dict() or {}) if snap.exists else None
+
+    def list_recurrences(
+        self, user_id: str, limit: int, cursor: str | None
+    ) -> PageResult[Recurrence]:
+        from valorize.adapters.automation_docs import recurrence_of
+
+        col = self._col(user_id, "recurrences")
+        q: Query = col.order_by(FieldPath.document_id())
+        if cursor:
+            q = q.start_after({FieldPath.document_id(): col.document(decode_cursor(cursor))})
+        snaps = list(q.limit(limit + 1).stream())
+        items = [recurrence_of(s.id, s.to_dict() or {}) for s in snaps[:limit]]
+        nxt = encode_cursor(items[-1].id) if len(snaps) > limit else None
+        return PageResult(items, nxt)
+
+    def update_recurrence(
+        self, user_id: str, recurrence_id: str, mutate: Callable[[Recurrence], Recurrence]
+    ) -> Recurrence:
+        from valorize.adapters.automation_docs import recurrence_doc, recurrence_of
+
+        ref = self._rec_ref(user_id, recurrence_id)
+
+        @firestore.transactional
+        def run(tx: firestore.Transaction) -> Recurrence:
+            snap = ref.get(transaction=tx)
+            if not snap.exists:
+                raise NotFound("recurrence not found")
+            new = mutate(recurrence_of(snap.id, snap.to_dict() or {}))
+            tx.set(ref, recurrence_doc(new))
+            return new
+
+        updated: Recurrence = run(self.db.transaction())
+        return updated
+
+    def delete_recurrence(self, user_id: str, recurrence_id: str) -> bool:
+        ref = self._rec_ref(user_id, recurrence_id)
+        if not ref.get().exists:
+            return False
+        ref.delete()
+        return True
+
+    def due_recurrences(self, user_id: str, on: date) -> list[Recurrence]:
+        from valorize.adapters.automation_docs import recurrence_of
+
+        q = self._col(user_id, "recurrences").where(
+            filter=FieldFilter("next_due", "<=", on.isoformat())
+        )
+        return [recurrence_of(s.id, s.to_dict() or {}) for s in q.stream()]
+
+    def materialize(
+        self,
+        user_id: str,
+        recurrence_id: str,
+        plan: Callable[[Recurrence], Materialization | None],
+    ) -> tuple[Recurrence, list[Transaction]] | None:
+        from valorize.adapters.automation_docs import recurrence_doc, recurrence_of
+
+        ref = self._rec_ref(user_id, recurrence_id)
+        txns = self._col(user_id, "transactions")
+        accounts = self._col(user_id, "accounts")
+
+        @firestore.transactional
+        def run(tx: firestore.Transaction) -> tuple[Recurrence, list[Transaction]] | None:
+            snap = ref.get(transaction=tx)
+            if not snap.exists:
+                return None
+            step = plan(recurrence_of(snap.id, snap.to_dict() or {}))
+            if step is None:
+                return None
+            wanted = list(step.transactions)
+            refs = [txns.document(t.id) for t in wanted]
+            # Create-if-absent, decided inside the transaction: a concurrent run that created
+            # some of them makes this one retry and skip them.
+            existing = {s.id for s in tx.get_all(refs) if s.exists} if refs else set()
+            fresh = [t for t in wanted if t.id not in existing]
+            for t in fresh:
+                tx.create(txns.document(t.id), _txn_doc(t))
+            self._apply_months(tx, user_id, merge_changes(*(change(None, t) for t in fresh)))
+            deltas: dict[str, tuple[int, int]] = {}
+            for t in fresh:
+                amount, count = deltas.get(t.account_id, (0, 0))
+                deltas[t.account_id] = (amount + t.amount, count + 1)
+            for account_id, (amount, count) in deltas.items():
+                tx.update(
+                    accounts.document(account_id),
+                    {
+                        "balance": firestore.Increment(amount),
+                        "transaction_count": firestore.Increment(count),
+                    },
+                )
+            doc = recurrence_doc(step.recurrence)
+            tx.update(ref, {k: doc[k] for k in ("materialized_through", "next_due")})
+            return step.recurrence, fresh
+
+        try:
+            result: tuple[Recurrence, list[Transaction]] | None = run(self.db.transaction())
+        except gexc.NotFound:
+            raise NotFound("the recurrence's account no longer exists") from None
+        return result
+
+    # --- the scheduler's fan-out --------------------------------------------------------------
+
+    def users_with_due_recurrences(
+        self, on: date, limit: int, cursor: str | None
+    ) -> PageResult[str]:
+        # Needs the collection-group single-field index on recurrences.next_due (infra).
+        q: Query = (
+            self.db.collection_group("recurrences")
+            .where(filter=FieldFilter("next_due", "<=", on.isoformat()))
+            .order_by("next_due")
+            .order_by(FieldPath.document_id())
+        )
+        if cursor:
+            due, _, path = decode_cursor(cursor).partition("|")
+            if not _DAY.fullmatch(due) or not path.startswith("users/"):
+                raise ValidationFailed.on("cursor", "not a cursor this API returned")
+            q = q.start_after({"next_due": due, FieldPath.document_id(): self.db.document(path)})
+        snaps = list(q.limit(limit).stream())
+        users: dict[str, None] = {}
+        for s in snaps:
+            parent = s.reference.parent.parent
+            if parent is not None:
+                users.setdefault(parent.id)
+        nxt = None
+        if len(snaps) == limit:
+            last = snaps[-1]
+            nxt = encode_cursor(f"{(last.to_dict() or {})['next_due']}|{last.reference.path}")
+        return PageResult(list(users), nxt)
+
+    def list_user_ids(self, limit: int, cursor: str | None) -> PageResult[str]:
+        col = self.db.collection("users")
+        q: Query = col.order_by(FieldPath.document_id()).select([])
+        if cursor:
+            q = q.start_after({FieldPath.document_id(): col.document(decode_cursor(cursor))})
+        snaps = list(q.limit(limit).stream())
+        ids = [s.id for s in snaps]
+        return PageResult(ids, encode_cursor(ids[-1]) if len(ids) == limit else None)
+
+    def record_automation_run(
+        self, user_id: str, run_id: str, created: int, when: datetime
+    ) -> None:
+        self._col(user_id, "automation_runs").document(run_id).set(
+            {
+                "runs": firestore.Increment(1),
+                "created": firestore.Increment(created),
+                "last_run_at": when,
+            },
+            merge=True,
+        )

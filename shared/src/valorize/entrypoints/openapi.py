@@ -32,6 +32,20 @@ def _path(rule: str) -> tuple[str, list[str]]:
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule), names
 
 
+def _plain_discriminators(node: Any) -> Any:
+    """Drop a `discriminator` whose mapping is not all references: pydantic inlines a nested
+    tagged union (rule conditions: by `field`, then by `op`) as the mapping's value, which
+    OpenAPI does not allow. The `oneOf` stays, so the schema still says the same."""
+    if isinstance(node, dict):
+        mapping = (node.get("discriminator") or {}).get("mapping") or {}
+        if any(not isinstance(v, str) for v in mapping.values()):
+            node = {k: v for k, v in node.items() if k != "discriminator"}
+        return {k: _plain_discriminators(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain_discriminators(v) for v in node]
+    return node
+
+
 def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
     models: list[tuple[type[BaseModel], Any]] = [(Problem, "serialization")]
     for r in routes:
@@ -115,9 +129,9 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": f"ValorizeAI {name} API", "version": "1.0.0"},
-        "paths": paths,
+        "paths": _plain_discriminators(paths),
         "components": {
-            "schemas": schemas,
+            "schemas": _plain_discriminators(schemas),
             "securitySchemes": {
                 "bearer": {
                     "type": "http",

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+from valorize.domain.automation import Materialization, RuleJob, RuleJobPage
 from valorize.domain.budget import Budget
 from valorize.domain.events import Event
 from valorize.domain.model import Account, ApiToken, Category, Transaction, User
 from valorize.domain.notifications import NotificationRequest
+from valorize.domain.recurrence import Recurrence
+from valorize.domain.rules import Rule
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,70 @@ class Store(Protocol):
     def list_transactions(
         self, user_id: str, flt: TransactionFilter, limit: int, cursor: str | None
     ) -> PageResult[Transaction]: ...
+
+    # rules (a user has at most domain.rules.MAX_RULES, read whole)
+    def list_rules(self, user_id: str) -> list[Rule]: ...
+    def get_rule(self, user_id: str, rule_id: str) -> Rule | None: ...
+    def change_rules(
+        self,
+        user_id: str,
+        mutate: Callable[[dict[str, Rule]], tuple[list[Rule], list[str]]],
+    ) -> None:
+        """Read every rule, let `mutate` return (rules to write, ids to delete), write them,
+        all in one transaction (creates, moves and deletes renumber positions safely)."""
+        ...
+
+    # on-demand rules runs
+    def add_rule_job(self, user_id: str, job: RuleJob) -> None: ...
+    def get_rule_job(self, user_id: str, job_id: str) -> RuleJob | None: ...
+    def start_rule_job_page(self, user_id: str, job_id: str, page: RuleJobPage) -> RuleJobPage:
+        """Record the page unless it is recorded; return the record that stands."""
+        ...
+
+    def finish_rule_job_page(self, user_id: str, job_id: str, index: int, now: datetime) -> bool:
+        """Mark the page done and add its counts to the job, once: False if it was done."""
+        ...
+
+    # recurrences
+    def add_recurrence(
+        self, user_id: str, recurrence: Recurrence, idem: IdempotencyRecord | None = None
+    ) -> None: ...
+    def get_recurrence(self, user_id: str, recurrence_id: str) -> Recurrence | None: ...
+    def list_recurrences(
+        self, user_id: str, limit: int, cursor: str | None
+    ) -> PageResult[Recurrence]: ...
+    def update_recurrence(
+        self, user_id: str, recurrence_id: str, mutate: Callable[[Recurrence], Recurrence]
+    ) -> Recurrence: ...
+    def delete_recurrence(self, user_id: str, recurrence_id: str) -> bool: ...
+    def due_recurrences(self, user_id: str, on: date) -> list[Recurrence]:
+        """The user's recurrences whose next_due is on or before `on`."""
+        ...
+
+    def materialize(
+        self,
+        user_id: str,
+        recurrence_id: str,
+        plan: Callable[[Recurrence], Materialization | None],
+    ) -> tuple[Recurrence, list[Transaction]] | None:
+        """In one transaction: read the recurrence, ask `plan` for a step, create the step's
+        transactions whose ids do not exist yet (with their balance and read-model
+        increments) and store the recurrence's new watermark. Returns (recurrence, created),
+        None when the recurrence is gone or nothing was due."""
+        ...
+
+    # the scheduler's fan-out
+    def users_with_due_recurrences(
+        self, on: date, limit: int, cursor: str | None
+    ) -> PageResult[str]:
+        """User ids owning a recurrence with next_due <= on (a collection-group query, a page
+        of `limit` recurrences at a time; ids may repeat across pages)."""
+        ...
+
+    def list_user_ids(self, limit: int, cursor: str | None) -> PageResult[str]: ...
+    def record_automation_run(
+        self, user_id: str, run_id: str, created: int, when: datetime
+    ) -> None: ...
 
 
 class EventBus(Protocol):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.events import (
@@ -38,6 +39,16 @@ from valorize.service.ports import (
     TransactionFilter,
 )
 
+if TYPE_CHECKING:
+    from valorize.domain.rules import RuleSet
+
+# The user's rules, loaded per request (RuleService.ruleset).
+RulesProvider = Callable[[str], "RuleSet"]
+
+
+class _Unchanged(Exception):
+    """Raised inside an atomic update to abandon it: the rules changed nothing."""
+
 
 def fold(text: str) -> str:
     """Case- and accent-insensitive form used by text search ("café" matches "CAFE")."""
@@ -50,11 +61,19 @@ def _splits(given: Sequence[SplitIn]) -> tuple[Split, ...]:
 
 
 class TransactionService:
-    def __init__(self, store: Store, clock: Clock, ids: Ids, bus: EventBus | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        ids: Ids,
+        bus: EventBus | None = None,
+        rules: RulesProvider | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.ids = ids
         self.bus: EventBus = bus or NullBus()
+        self.rules = rules
 
     def _balances(self, user_id: str, moved: list[Transaction]) -> None:
         accounts = tuple(dict.fromkeys(t.account_id for t in moved))
@@ -98,6 +117,13 @@ class TransactionService:
             created_at=now,
             updated_at=now,
         )
+        if self.rules is not None:
+            ruleset = self.rules(user_id)
+            if ruleset:
+                txn = ruleset.apply(txn).transaction
+                if cmd.category_id is not None:
+                    # The category the caller chose wins over a rule's on a manual create.
+                    txn = replace(txn, category_id=cmd.category_id)
         self.store.add_transactions(user_id, [txn], idem.seal(txn) if idem else None)
         self.bus.publish(TransactionCreated(user_id, txn))
         self._balances(user_id, [txn])
@@ -181,6 +207,29 @@ class TransactionService:
             if new_cp.amount != old_cp.amount:
                 moved.append(new_cp)
         self._balances(user_id, moved)
+        return new
+
+    def apply_rules(
+        self, user_id: str, transaction_id: str, ruleset: RuleSet
+    ) -> Transaction | None:
+        """Run the rules over a stored transaction through the update path (atomic, read
+        models and events as for any edit); the rules see the transaction as it is at that
+        moment. None when they change nothing (nothing is written) or it is gone."""
+        now = self.clock.now()
+
+        def mutate(
+            txn: Transaction, counterpart: Transaction | None
+        ) -> tuple[Transaction, Transaction | None]:
+            outcome = ruleset.apply(txn)
+            if not outcome.changed:
+                raise _Unchanged
+            return replace(outcome.transaction, updated_at=now), counterpart
+
+        try:
+            old, new, _, _ = self.store.update_transaction(user_id, transaction_id, mutate)
+        except (_Unchanged, NotFound):
+            return None
+        self.bus.publish(TransactionUpdated(user_id, new, old))
         return new
 
     def delete(self, user_id: str, transaction_id: str) -> None:

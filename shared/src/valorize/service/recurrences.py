@@ -1,0 +1,87 @@
+"""Recurrences: CRUD of scheduled transactions (rent, salary, subscriptions). The scheduler's
+side (materializing occurrences) is in service/automations.py."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from valorize.domain.automation import scheduled_next
+from valorize.domain.errors import NotFound, ValidationFailed
+from valorize.domain.recurrence import Recurrence
+from valorize.service.ports import Clock, IdempotencyMark, Ids, PageResult, Store
+from valorize.service.recurrence_commands import (
+    CreateRecurrence,
+    UpdateRecurrence,
+    recurrence_json,
+)
+
+
+def recurrence_out(rec: Recurrence) -> dict[str, Any]:
+    """The API's JSON of a recurrence. `next_due` is the first occurrence not created yet, as
+    the scheduler sees it: after a missed run it may lie in the past until the catch-up."""
+    out = recurrence_json(rec, today=max(rec.start, date(1, 1, 2)))
+    upcoming = scheduled_next(rec)
+    out["next_due"] = upcoming.isoformat() if upcoming else None
+    return out
+
+
+class RecurrenceService:
+    def __init__(self, store: Store, clock: Clock, ids: Ids) -> None:
+        self.store = store
+        self.clock = clock
+        self.ids = ids
+
+    def _account_currency(self, user_id: str, account_id: str) -> str:
+        account = self.store.get_account(user_id, account_id)
+        if account is None:
+            raise ValidationFailed.on("account_id", "no such account")
+        return account.currency
+
+    def _check_category(self, user_id: str, category_id: str | None) -> None:
+        if category_id is not None and self.store.get_category(user_id, category_id) is None:
+            raise ValidationFailed.on("category_id", "no such category")
+
+    def create(
+        self, user_id: str, cmd: CreateRecurrence, idem: IdempotencyMark | None = None
+    ) -> Recurrence:
+        currency = self._account_currency(user_id, cmd.account_id)
+        self._check_category(user_id, cmd.category_id)
+        rec = cmd.to_recurrence(
+            recurrence_id=self.ids.new_id(), currency=currency, now=self.clock.now()
+        )
+        self.store.add_recurrence(user_id, rec, idem.seal(rec) if idem else None)
+        return rec
+
+    def get(self, user_id: str, recurrence_id: str) -> Recurrence:
+        rec = self.store.get_recurrence(user_id, recurrence_id)
+        if rec is None:
+            raise NotFound("recurrence not found")
+        return rec
+
+    def list(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Recurrence]:
+        return self.store.list_recurrences(user_id, limit, cursor)
+
+    def update(self, user_id: str, recurrence_id: str, cmd: UpdateRecurrence) -> Recurrence:
+        given = cmd.given()
+        for required in ("account_id", "amount", "description", "schedule", "start"):
+            if required in given and given[required] is None:
+                raise ValidationFailed.on(required, "cannot be null")
+        currency = None
+        if cmd.account_id is not None:
+            currency = self._account_currency(user_id, cmd.account_id)
+        self._check_category(user_id, cmd.category_id)
+        now = self.clock.now()
+        # Occurrences already created stay; the watermark is kept, so a new schedule or start
+        # never re-creates past dates (recurrence_commands.UpdateRecurrence).
+        return self.store.update_recurrence(
+            user_id, recurrence_id, lambda rec: cmd.apply_to(rec, now=now, currency=currency)
+        )
+
+    def delete(self, user_id: str, recurrence_id: str) -> None:
+        """The recurrence goes; the transactions it created stay (they are history)."""
+        if not self.store.delete_recurrence(user_id, recurrence_id):
+            raise NotFound("recurrence not found")
+
+    def today(self) -> date:
+        return self.clock.now().date()

@@ -1,0 +1,322 @@
+"""Rules: CRUD of a user's ordered rules, the rule set every new transaction goes through, and
+on-demand runs over existing transactions (a job, one Cloud Task per page).
+
+Ordering: positions are dense (0, 1, 2...) in run order. Creating a rule at `position` p (or
+moving one there with PATCH) puts it at index p, clamped to the end, and shifts the rules from
+p on by one; deleting one closes the gap. Every such change runs in one Firestore transaction
+over the user's rules, so concurrent edits cannot leave two rules fighting for a place.
+
+On-demand runs (`POST /rules/apply`): the job is stored, then its first page task is enqueued
+on the rules function's internal endpoint. Each page task lists up to PAGE transactions of
+the filters from its cursor, records the page (its counts and the next cursor) before writing,
+writes only the transactions the rules change (each through the normal atomic update, so
+balances, read models, cache and live events follow), marks the page done (which adds its
+counts to the job exactly once) and enqueues the next page under a deterministic task name.
+A redelivered page reuses its record: nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from valorize.domain import rules as r
+from valorize.domain.automation import JobStatus, RuleJob, RuleJobPage
+from valorize.domain.errors import NotFound, ValidationFailed
+from valorize.domain.model import Transaction
+from valorize.service.ports import (
+    Clock,
+    Ids,
+    PageResult,
+    Store,
+    TaskQueue,
+    TransactionFilter,
+)
+from valorize.service.rule_commands import ApplyRules, CreateRule, UpdateRule
+
+log = logging.getLogger(__name__)
+
+# Transactions per page task: each changed one is its own atomic update.
+PAGE = 100
+APPLY_QUEUE = "automations"
+APPLY_FUNCTION = "rules"
+APPLY_PATH = "/api/rules/apply/run"
+
+
+class _Renumbered:
+    """The user's rules in run order, with one rule placed at an index and the rest shifted."""
+
+    def __init__(self, rules: dict[str, r.Rule]) -> None:
+        self.order = sorted(rules.values(), key=lambda x: x.sort_key)
+        self.before = {x.id: x for x in self.order}
+
+    def place(self, rule: r.Rule, index: int | None) -> None:
+        self.order = [x for x in self.order if x.id != rule.id]
+        at = len(self.order) if index is None else min(index, len(self.order))
+        self.order.insert(at, rule)
+
+    def remove(self, rule_id: str) -> None:
+        self.order = [x for x in self.order if x.id != rule_id]
+
+    def writes(self) -> list[r.Rule]:
+        """Every rule whose position or content changed, with dense positions."""
+        out = []
+        for i, rule in enumerate(self.order):
+            numbered = rule if rule.position == i else replace(rule, position=i)
+            if self.before.get(rule.id) != numbered:
+                out.append(numbered)
+        return out
+
+
+def _encode(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> str:
+    try:
+        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_").decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValidationFailed.on("cursor", "not a cursor this API returned") from None
+
+
+class RuleService:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        ids: Ids,
+        queue: TaskQueue | None = None,
+        apply_rules: Callable[[str, str, r.RuleSet], Transaction | None] | None = None,
+    ) -> None:
+        """`queue` runs on-demand jobs; `apply_rules` is TransactionService.apply_rules (the
+        normal update path). Both are only needed by the rules function."""
+        self.store = store
+        self.clock = clock
+        self.ids = ids
+        self.queue = queue
+        self._apply_rules = apply_rules
+
+    # --- references ---------------------------------------------------------------------------
+
+    def _check_references(self, user_id: str, rule: r.Rule) -> None:
+        """set_category and account conditions name the caller's own category and accounts;
+        another user's is "no such" (422 naming the JSON path)."""
+        categories = [
+            (i, a.category_id) for i, a in enumerate(rule.actions) if isinstance(a, r.SetCategory)
+        ]
+        if categories:
+            found = self.store.get_categories(user_id, [c for _, c in categories])
+            for i, category_id in categories:
+                if category_id not in found:
+                    raise ValidationFailed.on(f"actions.{i}.value", "no such category")
+        accounts = [
+            (i, c.account_ids) for i, c in enumerate(rule.conditions) if isinstance(c, r.AccountIn)
+        ]
+        wanted = sorted({a for _, ids in accounts for a in ids})
+        if wanted:
+            found_accounts = self.store.get_accounts(user_id, wanted)
+            for i, ids in accounts:
+                missing = sorted(a for a in ids if a not in found_accounts)
+                if missing:
+                    raise ValidationFailed.on(
+                        f"conditions.{i}.value", f"no such account: {', '.join(missing)}"
+                    )
+
+    # --- CRUD ---------------------------------------------------------------------------------
+
+    def list(self, user_id: str, limit: int, cursor: str | None) -> PageResult[r.Rule]:
+        """Every rule (enabled or not) in run order, a page at a time."""
+        rules = self.store.list_rules(user_id)
+        if cursor:
+            after = _decode(cursor)
+            rules = [x for x in rules if f"{x.position:07d}#{x.id}" > after]
+        page = rules[:limit]
+        more = len(rules) > limit
+        return PageResult(page, _encode(f"{page[-1].position:07d}#{page[-1].id}") if more else None)
+
+    def get(self, user_id: str, rule_id: str) -> r.Rule:
+        rule = self.store.get_rule(user_id, rule_id)
+        if rule is None:
+            raise NotFound("rule not found")
+        return rule
+
+    def create(self, user_id: str, cmd: CreateRule) -> r.Rule:
+        now = self.clock.now()
+        # Validated (regexes compile, actions make sense) before anything is read.
+        rule = cmd.to_rule(rule_id=self.ids.new_id(), position=0, now=now)
+        self._check_references(user_id, rule)
+        placed: list[r.Rule] = []
+
+        def mutate(rules: dict[str, r.Rule]) -> tuple[list[r.Rule], list[str]]:
+            r.check_rule_count(len(rules))
+            order = _Renumbered(rules)
+            order.place(rule, cmd.position)
+            writes = order.writes()
+            placed[:] = [w for w in writes if w.id == rule.id]
+            return writes, []
+
+        self.store.change_rules(user_id, mutate)
+        return placed[0]
+
+    def update(self, user_id: str, rule_id: str, cmd: UpdateRule) -> r.Rule:
+        now = self.clock.now()
+        current = self.get(user_id, rule_id)
+        changed = cmd.apply_to(current, now=now)
+        if cmd.conditions is not None or cmd.actions is not None:
+            self._check_references(user_id, changed)
+        result: list[r.Rule] = []
+
+        def mutate(rules: dict[str, r.Rule]) -> tuple[list[r.Rule], list[str]]:
+            stored = rules.get(rule_id)
+            if stored is None:
+                raise NotFound("rule not found")
+            new = cmd.apply_to(stored, now=now)
+            order = _Renumbered(rules)
+            moving = cmd.position is not None
+            order.place(new, cmd.position if moving else order.order.index(stored))
+            writes = order.writes()
+            result[:] = [w for w in writes if w.id == rule_id] or [new]
+            return writes, []
+
+        self.store.change_rules(user_id, mutate)
+        return result[0]
+
+    def delete(self, user_id: str, rule_id: str) -> None:
+        def mutate(rules: dict[str, r.Rule]) -> tuple[list[r.Rule], list[str]]:
+            if rule_id not in rules:
+                raise NotFound("rule not found")
+            order = _Renumbered(rules)
+            order.remove(rule_id)
+            return order.writes(), [rule_id]
+
+        self.store.change_rules(user_id, mutate)
+
+    # --- the rule set -------------------------------------------------------------------------
+
+    def ruleset(self, user_id: str, only: Sequence[str] | None = None) -> r.RuleSet:
+        """The user's enabled rules, ready to apply to new transactions (manual create,
+        recurrence occurrences, import commits). `only` keeps those ids (in run order).
+
+        A set_category whose category was deleted since is dropped from its rule (the rule's
+        other actions still run), so no transaction is ever pointed at a missing category."""
+        rules = [x for x in self.store.list_rules(user_id) if x.enabled]
+        if only is not None:
+            keep = set(only)
+            rules = [x for x in rules if x.id in keep]
+        wanted = sorted(
+            {a.category_id for x in rules for a in x.actions if isinstance(a, r.SetCategory)}
+        )
+        if wanted:
+            alive = self.store.get_categories(user_id, wanted)
+            pruned = []
+            for x in rules:
+                actions = tuple(
+                    a
+                    for a in x.actions
+                    if not isinstance(a, r.SetCategory) or a.category_id in alive
+                )
+                if actions != x.actions:
+                    if not actions:
+                        continue
+                    x = replace(x, actions=actions)
+                pruned.append(x)
+            rules = pruned
+        return r.RuleSet(rules)
+
+    # --- on-demand runs -----------------------------------------------------------------------
+
+    def start_apply(self, user_id: str, cmd: ApplyRules) -> RuleJob:
+        cmd.check()
+        if cmd.account_id is not None and self.store.get_account(user_id, cmd.account_id) is None:
+            raise ValidationFailed.on("account_id", "no such account")
+        if cmd.rule_ids is not None:
+            known = {x.id for x in self.store.list_rules(user_id)}
+            for i, rule_id in enumerate(cmd.rule_ids):
+                if rule_id not in known:
+                    raise ValidationFailed.on(f"rule_ids.{i}", "no such rule")
+        if self.queue is None:
+            raise RuntimeError("RuleService needs a task queue to run jobs")
+        now = self.clock.now()
+        job = RuleJob(
+            id=self.ids.new_id(),
+            params=cmd.model_dump(mode="json", by_alias=True, exclude_none=True),
+            created_at=now,
+            updated_at=now,
+        )
+        self.store.add_rule_job(user_id, job)
+        self._enqueue_page(user_id, job.id, 0, None)
+        return job
+
+    def job(self, user_id: str, job_id: str) -> RuleJob:
+        job = self.store.get_rule_job(user_id, job_id)
+        if job is None:
+            raise NotFound("rules job not found")
+        return job
+
+    def _enqueue_page(self, user_id: str, job_id: str, index: int, cursor: str | None) -> None:
+        assert self.queue is not None
+        payload: dict[str, Any] = {
+            "user_id": user_id,
+            "job_id": job_id,
+            "page": index,
+            "cursor": cursor,
+        }
+        self.queue.enqueue(
+            APPLY_QUEUE,
+            APPLY_FUNCTION,
+            APPLY_PATH,
+            payload,
+            name=f"rules-apply-{job_id}-{index}",
+        )
+
+    def run_apply_page(
+        self, user_id: str, job_id: str, index: int, cursor: str | None
+    ) -> dict[str, Any]:
+        """One page task (see the module docstring). Safe to deliver more than once."""
+        job = self.store.get_rule_job(user_id, job_id)
+        if job is None or job.status is JobStatus.DONE:
+            # Unknown (or finished) job: acknowledge, there is nothing left to do.
+            return {"job_id": job_id, "page": index, "skipped": True}
+        cmd = ApplyRules.model_validate_json(json.dumps(job.params))
+        ruleset = self.ruleset(user_id, cmd.rule_ids)
+        flt = TransactionFilter(
+            account_id=cmd.account_id,
+            date_from=cmd.from_.isoformat() if cmd.from_ else None,
+            date_to=cmd.to.isoformat() if cmd.to else None,
+            predicate=cmd.selects,
+        )
+        found = self.store.list_transactions(user_id, flt, PAGE, cursor)
+        planned = [t.id for t in found.items if ruleset.apply(t).changed]
+        page = self.store.start_rule_job_page(
+            user_id,
+            job_id,
+            RuleJobPage(
+                index=index,
+                cursor=cursor,
+                next_cursor=found.next_cursor,
+                processed=len(found.items),
+                changed=len(planned),
+            ),
+        )
+        if not page.done:
+            apply = self._apply_rules
+            if apply is None:
+                raise RuntimeError("RuleService needs apply_rules to run jobs")
+            for transaction_id in planned:
+                apply(user_id, transaction_id, ruleset)
+            self.store.finish_rule_job_page(user_id, job_id, index, self.clock.now())
+        if page.next_cursor is not None:
+            # Also on a redelivery of a finished page: the first enqueue may have failed.
+            self._enqueue_page(user_id, job_id, index + 1, page.next_cursor)
+        return {
+            "job_id": job_id,
+            "page": index,
+            "processed": page.processed,
+            "changed": page.changed,
+            "last": page.next_cursor is None,
+        }
