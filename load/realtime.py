@@ -543,7 +543,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"worker {cfg['worker']}",
         "",
         f"{report['setup']['connected']} Socket.IO clients (one per user) on {cfg['instances']} "
-        f"instances, {report['sent']} events at {report['sent_rate']}/s for {cfg['duration']} s, "
+        f"instances, {report['sent']} events at {report['sent_rate']}/s in {cfg['rounds']} windows "
+        f"of {cfg['duration']:.0f} s, "
         "each to one random user, published the way the functions publish "
         "(`EventLog.append`: seq + log + PUBLISH in one Lua script).",
         "",
@@ -562,7 +563,7 @@ def markdown(report: dict[str, Any]) -> str:
         + ".",
         f"- The publisher's call (`EventLog.append`, one round trip): P50 "
         f"{report['publish_call_ms']['p50']} ms, P99 {report['publish_call_ms']['p99']} ms.",
-        f"- CPU during the {cpu['window_seconds']} s window: servers {cpu['servers_cores']} "
+        f"- CPU over the windows ({cpu['window_seconds']} s): servers {cpu['servers_cores']} "
         f"cores, load generator {cpu['generator_cores']} cores (clients, raw subscriber and "
         f"publisher; publisher alone {cpu['publisher_cpu_seconds']} CPU-s). With the "
         f"{report['setup']['connected']} connections idle: servers {cpu['idle_servers_cores']}, "
@@ -668,20 +669,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url")
     parser.add_argument("--result")
     parser.add_argument("--offset", type=int, default=0)
+    parser.add_argument("--render", type=Path, help="only rewrite the .md/.png of this .json")
     args = parser.parse_args(argv)
+    if args.render:
+        report = json.loads(args.render.read_text())
+        args.out, args.name = args.render.parent, args.render.stem
+        write_report(report, args)
+        return 0
     if args.role:
         {"clients": role_clients, "raw": role_raw, "publisher": role_publisher}[args.role](args)
         return 0
     report = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out / f"{args.name}.json", json.dumps(report, indent=1) + "\n")
+    write_report(report, args)
+    return 0
+
+
+def write_report(report: dict[str, Any], args: argparse.Namespace) -> None:
     has_plot = plot(report, args.out / f"{args.name}.png")
     text = markdown(report).replace("(realtime.png)", f"({args.name}.png)")
     if not has_plot:
         text = text.replace(f"![latency]({args.name}.png)", "(matplotlib not installed: no plot)")
     write_atomic(args.out / f"{args.name}.md", text)
     print(text)
-    return 0
 
 
 if __name__ == "__main__":
