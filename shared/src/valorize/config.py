@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass, field
 from functools import cache
 
-
 # Locally, tasks and the scheduler authenticate to internal endpoints with this header.
 INTERNAL_HEADER = "X-Valorize-Internal"
 
