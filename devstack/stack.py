@@ -261,7 +261,14 @@ class Stack:
             "realtime_url": urls.realtime_url,
             "functions": urls.functions,
             "demo": demo,
-            "services": {**services, "log_dir": str(self.log_dir)},
+            # The shared secret internal endpoints (scheduler and task targets) accept locally,
+            # sent as X-Valorize-Internal: trigger an automation run with curl (README).
+            "services": {
+                **services,
+                "log_dir": str(self.log_dir),
+                "internal_header": "X-Valorize-Internal",
+                "internal_secret": self.secret,
+            },
         }
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from devstack.stack import Stack, StackConfig  # noqa: E402
 def stack() -> Iterator[Stack]:
     config = StackConfig(
         storage=False,
-        tasks=False,
+        # Scheduler runs, rules jobs and notifications go through Cloud Tasks.
+        tasks=True,
         smtp=False,
         gateway=True,
         # Two realtime_server instances behind the gateway's /socket.io/ (e2e/test_realtime.py).

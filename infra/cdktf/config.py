@@ -78,7 +78,8 @@ FUNCTIONS: dict[str, FunctionSpec] = {
     ),
     "dashboard": FunctionSpec("dashboard", max_instances=30),
     "budgets": FunctionSpec("budgets", enqueues=("notifications",)),
-    "rules": FunctionSpec("rules", enqueues=("automations",)),
+    # On-demand rules jobs: each page is a Cloud Task on the rules function itself.
+    "rules": FunctionSpec("rules", enqueues=("automations",), task_target=True),
     "recurrences": FunctionSpec("recurrences", max_instances=10),
     "notifications": FunctionSpec("notifications", max_instances=10),
 }
@@ -170,6 +171,26 @@ FIRESTORE_INDEXES: list[IndexSpec] = [
     IndexSpec("transactions", _newest_first(IndexField("type", "ASCENDING"))),
     IndexSpec("transactions", _newest_first(IndexField("import_id", "ASCENDING"))),
     IndexSpec("transactions", _newest_first(IndexField("category_ids", array_contains=True))),
+]
+
+
+@dataclass(frozen=True)
+class FieldIndexSpec:
+    """Single-field index settings of one field (a Firestore field override). An override
+    replaces the automatic single-field indexes of that field, so it lists every scope the
+    queries need: COLLECTION for queries inside one user's subcollection, COLLECTION_GROUP for
+    queries across every user's."""
+
+    collection: str
+    field: str
+    scopes: tuple[str, ...] = ("COLLECTION", "COLLECTION_GROUP")
+    order: str = "ASCENDING"
+
+
+FIRESTORE_FIELD_INDEXES: list[FieldIndexSpec] = [
+    # The scheduler's daily fan-out: collection group "recurrences" where next_due <= day,
+    # ordered by next_due; and one user's due recurrences (collection scope).
+    FieldIndexSpec("recurrences", "next_due"),
 ]
 
 

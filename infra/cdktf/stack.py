@@ -95,6 +95,11 @@ from cdktf_cdktf_provider_google.compute_url_map import (
 )
 from cdktf_cdktf_provider_google.data_google_project import DataGoogleProject
 from cdktf_cdktf_provider_google.firestore_database import FirestoreDatabase
+from cdktf_cdktf_provider_google.firestore_field import (
+    FirestoreField,
+    FirestoreFieldIndexConfig,
+    FirestoreFieldIndexConfigIndexes,
+)
 from cdktf_cdktf_provider_google.firestore_index import FirestoreIndex, FirestoreIndexFields
 from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
 from cdktf_cdktf_provider_google.project_service import ProjectService
@@ -294,6 +299,20 @@ class ValorizeStack(TerraformStack):
                     )
                     for f in spec.fields
                 ],
+            )
+        for spec in config.FIRESTORE_FIELD_INDEXES:
+            FirestoreField(
+                self,
+                f"field_{spec.collection}_{spec.field}",
+                database=self.firestore.name,
+                collection=spec.collection,
+                field=spec.field,
+                index_config=FirestoreFieldIndexConfig(
+                    indexes=[
+                        FirestoreFieldIndexConfigIndexes(order=spec.order, query_scope=scope)
+                        for scope in spec.scopes
+                    ]
+                ),
             )
 
     # ---------------------------------------------------------------- buckets

@@ -282,6 +282,24 @@ def test_firestore_native_database_and_transaction_indexes(tf: dict[str, Any]) -
     assert [{"field_path": "category_ids", "array_config": "CONTAINS"}, *tail] in fields
 
 
+def test_recurrences_next_due_is_indexed_for_the_schedulers_collection_group_query(
+    tf: dict[str, Any],
+) -> None:
+    fields = {
+        (f["collection"], f["field"]): f for f in resources(tf, "google_firestore_field").values()
+    }
+    next_due = fields[("recurrences", "next_due")]
+    scopes = {(i["query_scope"], i["order"]) for i in next_due["index_config"]["indexes"]}
+    # Both: the override replaces the automatic collection-scope index of the field.
+    assert scopes == {("COLLECTION", "ASCENDING"), ("COLLECTION_GROUP", "ASCENDING")}
+
+
+def test_functions_with_internal_endpoints_are_task_targets() -> None:
+    # Their internal routes are Cloud Tasks targets: rules jobs, the automate fan-out.
+    assert cfg.FUNCTIONS["rules"].task_target and cfg.FUNCTIONS["automate"].task_target
+    assert "automations" in cfg.FUNCTIONS["rules"].enqueues
+
+
 def test_redis_tier_follows_environment(tf: dict[str, Any]) -> None:
     (redis,) = resources(tf, "google_redis_instance").values()
     assert "var.environment" in redis["tier"]

@@ -482,6 +482,9 @@ def test_cli_up_runs_everything_seeds_and_stops_on_sigint(tmp_path: Path) -> Non
         assert seen_env["VALORIZE_GATEWAY_URL"] == base
         assert seen_env["GOOGLE_CLOUD_PROJECT"] == "valorize-local"
         assert all(seen_env[key] for key in ENV_KEYS), seen_env
+        services = state["services"]
+        assert services["internal_secret"] == seen_env["VALORIZE_INTERNAL_SECRET"]
+        assert services["internal_header"] == "X-Valorize-Internal"
         # Each function answers on its own URL as well as through the gateway.
         for name, url in state["functions"].items():
             assert requests.get(f"{url}/api/{name}/healthz", timeout=5).status_code == 200
