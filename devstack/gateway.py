@@ -235,7 +235,10 @@ async def _client_context(app: web.Application) -> AsyncIterator[None]:
     # No overall timeout: imports and long-polls may legitimately take long; connecting must
     # not. No decompression: bodies pass through byte for byte with their Content-Encoding.
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
-    connector = aiohttp.TCPConnector(limit=0)
+    # Idle upstream connections are dropped after 1 s, before gunicorn's own 2 s keep-alive
+    # closes them: reusing one the server is closing that instant fails the request with
+    # ServerDisconnectedError (seen as a spurious 503 under load).
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=1.0)
     async with aiohttp.ClientSession(
         timeout=timeout,
         connector=connector,
