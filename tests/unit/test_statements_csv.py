@@ -102,6 +102,13 @@ def test_nubank_card_export_is_a_credit_card_with_purchases_positive() -> None:
     ]
 
 
+def test_nubank_card_export_with_quoted_comma_decimals() -> None:
+    data = b'date,title,amount\n2026-09-16,Taxi 14set,"32,45"\n2026-09-17,Pagamento,"-1.034,00"\n'
+    events = parse(data)
+    assert info(events).preset == "nubank_card"
+    assert [ln.amount for ln in lines(events)] == [-3245, 103400]
+
+
 def test_inter_export_with_preamble_semicolons_and_brazilian_numbers() -> None:
     events = fixture("inter.csv")
     assert info(events).preset == "inter"

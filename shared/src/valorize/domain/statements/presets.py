@@ -161,15 +161,13 @@ PRESETS: dict[str, Preset] = {
                 amount="Valor",
                 fitid="Identificador",
                 date_format="%d/%m/%Y",
-                decimal_separator=".",
-                thousands_separator="",
                 delimiter=",",
             ),
             signature=_sig("Data", "Valor", "Identificador", "Descrição"),
             account_type=AccountType.CHECKING,
             currency="BRL",
             source="app export of the account: Data,Valor,Identificador,Descrição; "
-            "Identificador is a UUID per line (used as FITID)",
+            "Identificador is a UUID per line (used as FITID); decimals detected",
         ),
         Preset(
             name="nubank_card",
@@ -179,8 +177,6 @@ PRESETS: dict[str, Preset] = {
                 description="title",
                 amount="amount",
                 date_format="%Y-%m-%d",
-                decimal_separator=".",
-                thousands_separator="",
                 sign="debit_positive",
                 delimiter=",",
             ),
@@ -188,8 +184,8 @@ PRESETS: dict[str, Preset] = {
             kind=StatementKind.CREDIT_CARD,
             account_type=AccountType.CREDIT,
             currency="BRL",
-            source="credit-card bill export: date,title,amount (newer files add category); "
-            "purchases positive, payments and refunds negative",
+            source="credit-card bill export: date,title,amount (some add category); "
+            "purchases positive, payments and refunds negative; '72.80' or '\"34,00\"'",
         ),
     )
 }
