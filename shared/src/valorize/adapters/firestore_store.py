@@ -122,6 +122,7 @@ def _account_doc(a: Account) -> dict[str, Any]:
         "bank_name": a.bank_name,
         "number": a.number,
         "transaction_count": a.transaction_count,
+        "low_balance_threshold": a.low_balance_threshold,
         "created_at": a.created_at,
         "updated_at": a.updated_at,
     }
@@ -139,6 +140,7 @@ def _account(doc_id: str, d: dict[str, Any]) -> Account:
         bank_name=d.get("bank_name"),
         number=d.get("number"),
         transaction_count=d.get("transaction_count", 0),
+        low_balance_threshold=d.get("low_balance_threshold"),
         created_at=d["created_at"],
         updated_at=d["updated_at"],
     )

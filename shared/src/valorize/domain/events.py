@@ -34,6 +34,13 @@ class BalancesChanged(Event):
     """The balances of these accounts moved; handlers read the new values."""
 
     account_ids: tuple[str, ...]
+    # (account id, how much its balance moved) when the writer knows; lets a handler tell
+    # where the balance was before the change (the low-balance alert needs a crossing).
+    deltas: tuple[tuple[str, int], ...] = ()
+
+    def delta(self, account_id: str) -> int | None:
+        found = [amount for account, amount in self.deltas if account == account_id]
+        return sum(found) if found else None
 
 
 @dataclass(frozen=True)

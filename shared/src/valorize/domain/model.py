@@ -98,6 +98,8 @@ class Account:
     bank_name: str | None = None
     number: str | None = None
     transaction_count: int = 0
+    # Alert when the balance falls below this (minor units of the account's currency).
+    low_balance_threshold: int | None = None
 
     @property
     def balance_money(self) -> Money:

@@ -113,6 +113,9 @@ class AccountOut(Out):
     bank_name: str | None
     number: str | None
     transaction_count: int
+    low_balance_threshold: int | None = Field(
+        description="Notify when the balance falls below this (minor units); null: never"
+    )
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -129,6 +132,7 @@ class AccountOut(Out):
             bank_name=a.bank_name,
             number=a.number,
             transaction_count=a.transaction_count,
+            low_balance_threshold=a.low_balance_threshold,
             created_at=a.created_at,
             updated_at=a.updated_at,
         )

@@ -40,6 +40,7 @@ class AccountService:
             bank_code=cmd.bank_code,
             bank_name=cmd.bank_name,
             number=cmd.number,
+            low_balance_threshold=cmd.low_balance_threshold,
             created_at=now,
             updated_at=now,
         )

@@ -226,7 +226,11 @@ class AutomationService:
     def _announce(self, user_id: str, made: Sequence[Transaction]) -> None:
         for txn in made:
             self.bus.publish(TransactionCreated(user_id, txn))
-        self.bus.publish(BalancesChanged(user_id, tuple(dict.fromkeys(t.account_id for t in made))))
+        deltas: dict[str, int] = {}
+        for t in made:
+            deltas[t.account_id] = deltas.get(t.account_id, 0) + t.amount
+        # With the deltas, the low-balance alert can tell a crossing from a dip already below.
+        self.bus.publish(BalancesChanged(user_id, tuple(deltas), tuple(deltas.items())))
 
     # --- notifications ------------------------------------------------------------------------
 

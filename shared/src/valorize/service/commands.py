@@ -88,6 +88,10 @@ class CreateAccount(Command):
     bank_code: BankCode | None = None
     bank_name: Name | None = None
     number: AccountNumber | None = None
+    low_balance_threshold: MinorUnits | None = Field(
+        default=None,
+        description="Notify when the balance falls below this (minor units); null: never",
+    )
 
 
 class UpdateAccount(Command):
@@ -100,6 +104,10 @@ class UpdateAccount(Command):
     bank_code: BankCode | None = None
     bank_name: Name | None = None
     number: AccountNumber | None = None
+    low_balance_threshold: MinorUnits | None = Field(
+        default=None,
+        description="Notify when the balance falls below this (minor units); null: never",
+    )
 
 
 # --- categories -------------------------------------------------------------------------------

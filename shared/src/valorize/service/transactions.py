@@ -75,10 +75,13 @@ class TransactionService:
         self.bus: EventBus = bus or NullBus()
         self.rules = rules
 
-    def _balances(self, user_id: str, moved: list[Transaction]) -> None:
-        accounts = tuple(dict.fromkeys(t.account_id for t in moved))
-        if accounts:
-            self.bus.publish(BalancesChanged(user_id, accounts))
+    def _balances(self, user_id: str, moves: Sequence[tuple[str, int]]) -> None:
+        """Announce the balances that moved: (account id, by how much) per change."""
+        deltas: dict[str, int] = {}
+        for account_id, amount in moves:
+            deltas[account_id] = deltas.get(account_id, 0) + amount
+        if deltas:
+            self.bus.publish(BalancesChanged(user_id, tuple(deltas), tuple(deltas.items())))
 
     def _check_categories(
         self, user_id: str, category_id: str | None, splits: Sequence[Split]
@@ -126,7 +129,7 @@ class TransactionService:
                     txn = replace(txn, category_id=cmd.category_id)
         self.store.add_transactions(user_id, [txn], idem.seal(txn) if idem else None)
         self.bus.publish(TransactionCreated(user_id, txn))
-        self._balances(user_id, [txn])
+        self._balances(user_id, [(txn.account_id, txn.amount)])
         return txn
 
     def transfer(
@@ -152,7 +155,7 @@ class TransactionService:
         self.store.add_transactions(user_id, list(pair), idem.seal(pair) if idem else None)
         for side in pair:
             self.bus.publish(TransactionCreated(user_id, side))
-        self._balances(user_id, list(pair))
+        self._balances(user_id, [(t.account_id, t.amount) for t in pair])
         return pair
 
     def get(self, user_id: str, transaction_id: str) -> Transaction:
@@ -201,11 +204,11 @@ class TransactionService:
 
         old, new, old_cp, new_cp = self.store.update_transaction(user_id, transaction_id, mutate)
         self.bus.publish(TransactionUpdated(user_id, new, old))
-        moved = [new] if new.amount != old.amount else []
+        moved = [(new.account_id, new.amount - old.amount)] if new.amount != old.amount else []
         if old_cp is not None and new_cp is not None:
             self.bus.publish(TransactionUpdated(user_id, new_cp, old_cp))
             if new_cp.amount != old_cp.amount:
-                moved.append(new_cp)
+                moved.append((new_cp.account_id, new_cp.amount - old_cp.amount))
         self._balances(user_id, moved)
         return new
 
@@ -236,7 +239,7 @@ class TransactionService:
         deleted = self.store.delete_transaction(user_id, transaction_id)
         for txn in deleted:
             self.bus.publish(TransactionDeleted(user_id, txn))
-        self._balances(user_id, deleted)
+        self._balances(user_id, [(t.account_id, -t.amount) for t in deleted])
 
     def list(self, user_id: str, query: ListTransactions) -> PageResult[Transaction]:
         if query.from_ and query.to and query.from_ > query.to:
