@@ -14,4 +14,6 @@ FUNCTIONS: dict[str, str] = {
     "rules": "rules",
     "recurrences": "recurrences",
     "automate": "automate",
+    "notify": "notify",
+    "notifications": "notifications",
 }

@@ -22,7 +22,8 @@ def stack() -> Iterator[Stack]:
         storage=False,
         # Scheduler runs, rules jobs and notifications go through Cloud Tasks.
         tasks=True,
-        smtp=False,
+        # The notify function emails through the SMTP sink (e2e/test_notifications.py).
+        smtp=True,
         gateway=True,
         # Two realtime_server instances behind the gateway's /socket.io/ (e2e/test_realtime.py).
         realtime=True,

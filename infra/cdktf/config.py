@@ -138,7 +138,10 @@ class SecretSpec:
 
 
 SECRETS: dict[str, SecretSpec] = {
-    "smtp-credentials": SecretSpec("SMTP_CREDENTIALS", "JSON: host, port, username, password"),
+    # Read by the notify function (shared/src/valorize/adapters/email.py).
+    "smtp-credentials": SecretSpec(
+        "SMTP_CREDENTIALS", "JSON: host, port, username, password; optional starttls, from"
+    ),
     "internal-shared-secret": SecretSpec(
         "INTERNAL_SHARED_SECRET", "Shared secret header for internal calls"
     ),
@@ -171,6 +174,10 @@ FIRESTORE_INDEXES: list[IndexSpec] = [
     IndexSpec("transactions", _newest_first(IndexField("type", "ASCENDING"))),
     IndexSpec("transactions", _newest_first(IndexField("import_id", "ASCENDING"))),
     IndexSpec("transactions", _newest_first(IndexField("category_ids", array_contains=True))),
+    # users/{uid}/notifications?unread=true: unread ones, newest first.
+    IndexSpec(
+        "notifications", (IndexField("read", "ASCENDING"), IndexField("sort_key", "DESCENDING"))
+    ),
 ]
 
 

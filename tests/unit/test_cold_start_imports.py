@@ -20,7 +20,7 @@ spec = importlib.util.spec_from_file_location("main", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 sys.modules["main"] = module
 spec.loader.exec_module(module)
-heavy = {"grpc", "redis", "argon2", "socketio", "engineio"}
+heavy = {"grpc", "redis", "argon2", "socketio", "engineio", "smtplib"}
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy
                         or m.startswith("google.cloud.firestore"))))
 """

@@ -15,11 +15,17 @@ if TYPE_CHECKING:
     import redis
     from google.cloud import firestore
 
+    from valorize.adapters.alert_profiles import RedisAlertProfiles
     from valorize.adapters.cache import RedisQueryCache
+    from valorize.adapters.email import SmtpMailer
+    from valorize.adapters.firestore_notifications import FirestoreNotificationStore
     from valorize.adapters.firestore_store import FirestoreStore
     from valorize.adapters.notifier import TaskNotifier
     from valorize.adapters.realtime import RealtimePublisher
     from valorize.adapters.tasks import CloudTasksQueue
+    from valorize.domain.alerts import AlertProfile
+    from valorize.domain.model import Account
+    from valorize.domain.notifications import Notification
     from valorize.domain.rules import RuleSet
     from valorize.service.accounts import AccountService
     from valorize.service.auth import AuthService
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
     from valorize.service.categories import CategoryService
     from valorize.service.dashboard import DashboardService
     from valorize.service.messagebus import MessageBus
+    from valorize.service.notifications import NotificationService
     from valorize.service.recurrences import RecurrenceService
     from valorize.service.rules import RuleService
     from valorize.service.transactions import TransactionService
@@ -69,6 +76,7 @@ def bus() -> MessageBus:
     message_bus = MessageBus()
     _subscribe_cache_invalidation(message_bus)
     _subscribe_live_updates(message_bus)
+    _subscribe_alerts(message_bus)
     return message_bus
 
 
@@ -238,4 +246,90 @@ def automation_service() -> AutomationService:
         rules=rules_for,
         month_summary=lambda user_id, month: dashboard_service().summary(user_id, month),
         bus=bus(),
+    )
+
+
+# --- notifications and alerts -----------------------------------------------------------------
+
+
+@cache
+def notification_store() -> FirestoreNotificationStore:
+    from valorize.adapters.firestore_notifications import FirestoreNotificationStore
+
+    return FirestoreNotificationStore(firestore_client())
+
+
+@cache
+def mailer() -> SmtpMailer | None:
+    """None when no SMTP server is configured (notifications are then not emailed)."""
+    from valorize.adapters.email import SmtpConfig, SmtpMailer
+
+    config = SmtpConfig.from_env()
+    return SmtpMailer(config) if config is not None else None
+
+
+@cache
+def notification_service() -> NotificationService:
+    from valorize.adapters.system import SystemClock
+    from valorize.entrypoints.notification_schemas import NotificationOut
+    from valorize.service.notifications import NotificationService
+
+    def render(notification: Notification) -> dict[str, object]:
+        # The realtime payload is what GET /api/notifications answers for it.
+        return NotificationOut.of(notification).model_dump(mode="json")
+
+    return NotificationService(
+        notification_store(),
+        store().get_user,
+        SystemClock(),
+        realtime_publisher(),
+        mailer(),
+        render,
+        on_preferences_changed=alert_profiles().forget,
+    )
+
+
+@cache
+def alert_profiles() -> RedisAlertProfiles:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from valorize.adapters.alert_profiles import RedisAlertProfiles
+    from valorize.entrypoints.alerts import build_profile
+
+    # Read on every ledger write: one attempt and short timeouts, like the realtime client.
+    client = redis.Redis.from_url(
+        settings().redis_url,
+        socket_timeout=0.2,
+        socket_connect_timeout=0.2,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=30,
+    )
+
+    def accounts(user_id: str) -> list[Account]:
+        found, cursor = [], None
+        while True:
+            page = store().list_accounts(user_id, 200, cursor)
+            found += page.items
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    def build(user_id: str) -> AlertProfile:
+        return build_profile(store(), notification_store().get_preferences, accounts, user_id)
+
+    return RedisAlertProfiles(client, build, cooldown=settings().realtime_breaker_seconds)
+
+
+def _subscribe_alerts(message_bus: MessageBus) -> None:
+    """Low balance, large transaction, envelope overspent (entrypoints/alerts.py)."""
+    from valorize.adapters.system import SystemClock
+    from valorize.entrypoints.alerts import Alerts
+    from valorize.service.budgets import BudgetService
+
+    # Its own BudgetService without the bus: it only reads.
+    envelopes = BudgetService(store(), SystemClock())
+    Alerts(alert_profiles(), store(), envelopes.envelope, notifier(), SystemClock()).subscribe(
+        message_bus
     )

@@ -7,10 +7,11 @@ A notification's id is deterministic, derived from what caused it (e.g.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
-from typing import Any
+from enum import Enum, StrEnum
+from typing import Any, Final
 
 
 class NotificationKind(StrEnum):
@@ -21,6 +22,15 @@ class NotificationKind(StrEnum):
     LOW_BALANCE = "account.low_balance"
     LARGE_TRANSACTION = "transaction.large"
     MONTH_SUMMARY = "month.summary"
+
+
+class Unset(Enum):
+    """Marks an argument the caller did not give (None is a value: "turn it off")."""
+
+    UNSET = "unset"
+
+
+UNSET: Final = Unset.UNSET
 
 
 def notification_id(*parts: str) -> str:
@@ -54,3 +64,56 @@ class Notification:
     @property
     def read(self) -> bool:
         return self.read_at is not None
+
+    @classmethod
+    def stored(cls, request: NotificationRequest, now: datetime) -> Notification:
+        """The notification a request becomes when the notify task first stores it."""
+        return cls(
+            id=request.id,
+            kind=request.kind,
+            title=request.title,
+            body=request.body,
+            data=dict(request.data),
+            created_at=now,
+        )
+
+
+# Emailed unless the user says otherwise: what needs acting on. The rest is in-app only
+# unless the user asks for email.
+EMAIL_BY_DEFAULT: frozenset[NotificationKind] = frozenset(
+    {
+        NotificationKind.IMPORT_FAILED,
+        NotificationKind.ENVELOPE_OVERSPENT,
+        NotificationKind.LOW_BALANCE,
+    }
+)
+
+
+@dataclass(frozen=True)
+class NotificationPreferences:
+    """A user's choices. Only explicit email choices are kept, so a kind the user never
+    touched follows the default (also for kinds added later)."""
+
+    email: Mapping[NotificationKind, bool] = field(default_factory=dict)
+    # Minor units of the user's preferred currency; None: no large-transaction alerts.
+    large_transaction_threshold: int | None = None
+
+    def emails(self, kind: NotificationKind) -> bool:
+        return self.email.get(kind, kind in EMAIL_BY_DEFAULT)
+
+    def email_choices(self) -> dict[NotificationKind, bool]:
+        """Every kind with whether it is emailed (explicit choice or default)."""
+        return {kind: self.emails(kind) for kind in NotificationKind}
+
+    def changed(
+        self,
+        email: Mapping[NotificationKind, bool] | None = None,
+        threshold: int | Unset | None = UNSET,
+    ) -> NotificationPreferences:
+        """These preferences with the given changes (absent = unchanged)."""
+        return NotificationPreferences(
+            email={**self.email, **(email or {})},
+            large_transaction_threshold=(
+                self.large_transaction_threshold if isinstance(threshold, Unset) else threshold
+            ),
+        )

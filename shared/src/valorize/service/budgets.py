@@ -9,7 +9,7 @@ import builtins
 from collections.abc import Mapping
 from typing import Any
 
-from valorize.domain.budget import Budget, allocate, envelope, income_for, move
+from valorize.domain.budget import Budget, Envelope, allocate, envelope, income_for, move
 from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.events import BudgetChanged
 from valorize.domain.money import Money
@@ -147,6 +147,23 @@ class BudgetService:
             "assigned": _money(assigned, currency),
             "unassigned": _money(income[1] - assigned, currency) if income else None,
         }
+
+    def envelope(
+        self, user_id: str, budget_id: str, month: str, currency: str
+    ) -> tuple[Budget, Envelope] | None:
+        """One envelope's month (what the overview shows for it), or None when it is gone.
+        `currency`: the user's preferred one (the caller knows it; saves reading the user)."""
+        budget = self.store.get_budget(user_id, budget_id)
+        if budget is None:
+            return None
+        later = self.store.get_months_from(user_id, month)
+        cid = budget.category_id
+        spent_now = _expense_by_category(later.get(month, {}), currency).get(cid, 0)
+        spent_from_now = sum(
+            _expense_by_category(model, currency).get(cid, 0) for model in later.values()
+        )
+        spent_all = _expense_by_category(self.store.get_totals(user_id), currency).get(cid, 0)
+        return budget, envelope(budget, month, spent_now, spent_all - spent_from_now)
 
     def overview(self, user_id: str, month: str) -> dict[str, Any]:
         currency = self._currency(user_id)

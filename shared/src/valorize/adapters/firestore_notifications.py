@@ -1,0 +1,214 @@
+"""The NotificationStore port on Cloud Firestore.
+
+    users/{uid}/notifications/{id}      kind, title, body, data, created_at, read, read_at,
+                                        emailed_at, email_claimed_at,
+                                        sort_key = "<created_at>#<id>" (newest first, cursor)
+    users/{uid}/settings/notifications  email: {kind: bool} (explicit choices only),
+                                        large_transaction_threshold, updated_at
+
+The id is the notification's deterministic id, so `create()` (which fails when the document
+exists) makes a redelivered notify task store nothing new.
+
+Unread count: a `count()` aggregation over `read == false`, not a counter field. It is exact
+by construction (no counter to drift when a batch half-applies or a task is retried), reads
+need no transaction to keep a counter in step, and there is no hot counter document; it costs
+one document read per 1,000 unread notifications, the same single read as a counter document
+for anyone with fewer than 1,000 unread.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from google.cloud.firestore_v1 import FieldFilter
+from google.cloud.firestore_v1.query import Query
+
+from valorize.adapters.firestore_store import decode_cursor, encode_cursor
+from valorize.domain.errors import NotFound
+from valorize.domain.notifications import (
+    Notification,
+    NotificationKind,
+    NotificationPreferences,
+    Unset,
+)
+from valorize.service.ports import EmailClaim, PageResult
+
+# Writes per batch when marking everything read (Firestore allows 500).
+READ_ALL_BATCH = 400
+_SORT_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z#[A-Za-z0-9_-]{1,200}")
+
+
+def sort_key(n: Notification) -> str:
+    return f"{n.created_at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{n.id}"
+
+
+def _doc(n: Notification) -> dict[str, Any]:
+    return {
+        "kind": n.kind.value,
+        "title": n.title,
+        "body": n.body,
+        "data": dict(n.data),
+        "created_at": n.created_at,
+        "sort_key": sort_key(n),
+        "read": n.read_at is not None,
+        "read_at": n.read_at,
+        "emailed_at": n.emailed_at,
+        "email_claimed_at": None,
+    }
+
+
+def _notification(doc_id: str, d: Mapping[str, Any]) -> Notification:
+    return Notification(
+        id=doc_id,
+        kind=NotificationKind(d["kind"]),
+        title=d["title"],
+        body=d["body"],
+        data=dict(d.get("data") or {}),
+        created_at=d["created_at"],
+        read_at=d.get("read_at"),
+        emailed_at=d.get("emailed_at"),
+    )
+
+
+def _preferences(d: Mapping[str, Any]) -> NotificationPreferences:
+    known = {k.value for k in NotificationKind}
+    email = {NotificationKind(k): bool(v) for k, v in (d.get("email") or {}).items() if k in known}
+    return NotificationPreferences(email, d.get("large_transaction_threshold"))
+
+
+class FirestoreNotificationStore:
+    def __init__(self, client: firestore.Client) -> None:
+        self.db = client
+
+    def _col(self, user_id: str) -> firestore.CollectionReference:
+        col: firestore.CollectionReference = (
+            self.db.collection("users").document(user_id).collection("notifications")
+        )
+        return col
+
+    def _prefs_ref(self, user_id: str) -> firestore.DocumentReference:
+        ref: firestore.DocumentReference = (
+            self.db.collection("users")
+            .document(user_id)
+            .collection("settings")
+            .document("notifications")
+        )
+        return ref
+
+    # --- notifications ------------------------------------------------------------------------
+
+    def create_notification(self, user_id: str, notification: Notification) -> bool:
+        try:
+            self._col(user_id).document(notification.id).create(_doc(notification))
+        except gexc.AlreadyExists:
+            return False
+        return True
+
+    def get_notification(self, user_id: str, notification_id: str) -> Notification | None:
+        snap = self._col(user_id).document(notification_id).get()
+        return _notification(snap.id, snap.to_dict() or {}) if snap.exists else None
+
+    def list_notifications(
+        self, user_id: str, unread_only: bool, limit: int, cursor: str | None
+    ) -> PageResult[Notification]:
+        q: Query = self._col(user_id).order_by("sort_key", direction=firestore.Query.DESCENDING)
+        if unread_only:
+            q = q.where(filter=FieldFilter("read", "==", False))
+        if cursor:
+            q = q.where(filter=FieldFilter("sort_key", "<", decode_cursor(cursor, _SORT_KEY)))
+        snaps = list(q.limit(limit + 1).stream())
+        items = [_notification(s.id, s.to_dict() or {}) for s in snaps[:limit]]
+        nxt = encode_cursor(sort_key(items[-1])) if len(snaps) > limit else None
+        return PageResult(items, nxt)
+
+    def count_unread(self, user_id: str) -> int:
+        q = self._col(user_id).where(filter=FieldFilter("read", "==", False))
+        # [[AggregationResult]]: one result set with one aggregation (the client's typing of
+        # count() is off, hence Any).
+        result: Any = q.count().get()  # type: ignore[call-arg]
+        return int(result[0][0].value) if result else 0
+
+    def mark_read(self, user_id: str, notification_id: str, when: datetime) -> Notification:
+        ref = self._col(user_id).document(notification_id)
+
+        @firestore.transactional
+        def run(tx: firestore.Transaction) -> Notification:
+            snap = ref.get(transaction=tx)
+            if not snap.exists:
+                raise NotFound("notification not found")
+            n = _notification(snap.id, snap.to_dict() or {})
+            if n.read_at is not None:
+                return n  # read already: keeps when it was first read
+            tx.update(ref, {"read": True, "read_at": when})
+            return replace(n, read_at=when)
+
+        result: Notification = run(self.db.transaction())
+        return result
+
+    def mark_all_read(self, user_id: str, when: datetime) -> int:
+        unread = self._col(user_id).where(filter=FieldFilter("read", "==", False))
+        changed = 0
+        while True:
+            snaps = list(unread.limit(READ_ALL_BATCH).stream())
+            if not snaps:
+                return changed
+            batch = self.db.batch()
+            for s in snaps:
+                batch.update(s.reference, {"read": True, "read_at": when})
+            batch.commit()
+            changed += len(snaps)
+
+    def claim_email(
+        self, user_id: str, notification_id: str, now: datetime, lease: timedelta
+    ) -> EmailClaim:
+        ref = self._col(user_id).document(notification_id)
+
+        @firestore.transactional
+        def run(tx: firestore.Transaction) -> EmailClaim:
+            snap = ref.get(transaction=tx)
+            if not snap.exists:
+                return EmailClaim.MISSING
+            d = snap.to_dict() or {}
+            if d.get("emailed_at") is not None:
+                return EmailClaim.DONE
+            claimed = d.get("email_claimed_at")
+            if claimed is not None and now - claimed < lease:
+                return EmailClaim.BUSY
+            tx.update(ref, {"email_claimed_at": now})
+            return EmailClaim.CLAIMED
+
+        result: EmailClaim = run(self.db.transaction())
+        return result
+
+    def finish_email(self, user_id: str, notification_id: str, sent_at: datetime | None) -> None:
+        fields: dict[str, Any] = {"email_claimed_at": None}
+        if sent_at is not None:
+            fields["emailed_at"] = sent_at
+        self._col(user_id).document(notification_id).update(fields)
+
+    # --- preferences --------------------------------------------------------------------------
+
+    def get_preferences(self, user_id: str) -> NotificationPreferences:
+        snap = self._prefs_ref(user_id).get()
+        return _preferences(snap.to_dict() or {}) if snap.exists else NotificationPreferences()
+
+    def update_preferences(
+        self,
+        user_id: str,
+        email: Mapping[NotificationKind, bool],
+        threshold: int | Unset | None,
+        when: datetime,
+    ) -> None:
+        fields: dict[str, Any] = {"updated_at": when}
+        if email:
+            fields["email"] = {kind.value: on for kind, on in email.items()}
+        if not isinstance(threshold, Unset):
+            fields["large_transaction_threshold"] = threshold
+        # Merged: the email map's other kinds stay as they are.
+        self._prefs_ref(user_id).set(fields, merge=True)
