@@ -9,6 +9,7 @@ from datetime import date
 import pytest
 
 from tests.unit.fakes import FixedClock, InMemoryStore, SeqIds
+from valorize.domain.events import BudgetChanged
 from valorize.domain.model import AccountType
 from valorize.entrypoints.live import LiveUpdates
 from valorize.entrypoints.schemas import AccountOut, TransactionOut, dump
@@ -37,8 +38,13 @@ class RecordingPublisher:
         self.sent.append((user_id, event, data))
         return len(self.sent)
 
-    def take(self) -> list[tuple[str, Mapping[str, object]]]:
-        taken = [(event, data) for _, event, data in self.sent]
+    def take(self, dashboard: bool = False) -> list[tuple[str, Mapping[str, object]]]:
+        """What was sent since the last take (dashboard.changed only when asked for)."""
+        taken = [
+            (event, data)
+            for _, event, data in self.sent
+            if dashboard or event != "dashboard.changed"
+        ]
         assert all(user == USER for user, _, _ in self.sent)
         self.sent.clear()
         return taken
@@ -152,3 +158,20 @@ def test_a_failing_publisher_never_fails_the_write(live: Live) -> None:
     cmd = CreateTransaction(account_id=account, amount=100, date=date(2025, 3, 1), description="X")
     txn = live.transactions.create(USER, cmd)
     assert live.store.get_transaction(USER, txn.id) == txn
+
+
+def test_dashboards_and_budgets_hear_of_changes(live: Live) -> None:
+    account = new_account(live)
+    txn = live.transactions.create(
+        USER,
+        CreateTransaction(account_id=account, amount=-5, date=date(2025, 3, 9), description="x"),
+    )
+    assert ("dashboard.changed", {"months": ["2025-03"]}) in live.publisher.take(dashboard=True)
+    live.transactions.update(USER, txn.id, UpdateTransaction(date=date(2025, 1, 2)))
+    assert ("dashboard.changed", {"months": ["2025-01", "2025-03"]}) in live.publisher.take(
+        dashboard=True
+    )
+    bus = MessageBus()
+    LiveUpdates(live.publisher, live.store.get_accounts).subscribe(bus)
+    bus.publish(BudgetChanged(USER, "2025-03"))
+    assert live.publisher.take() == [("budget.changed", {"month": "2025-03"})]

@@ -14,6 +14,8 @@ from valorize.domain.events import (
     AccountChanged,
     AccountDeleted,
     BalancesChanged,
+    BudgetChanged,
+    CategoryChanged,
     Event,
     TransactionCreated,
     TransactionDeleted,
@@ -37,7 +39,28 @@ HANDLED: tuple[type[Event], ...] = (
     BalancesChanged,
     AccountChanged,
     AccountDeleted,
+    BudgetChanged,
+    CategoryChanged,
 )
+# After these, what a dashboard shows may have changed: one `dashboard.changed` tells an open
+# dashboard to refetch (its reads are cached per user version, so a refetch is cheap).
+DASHBOARD_INPUTS: tuple[type[Event], ...] = (
+    TransactionCreated,
+    TransactionUpdated,
+    TransactionDeleted,
+    AccountChanged,
+    AccountDeleted,
+    CategoryChanged,
+)
+
+
+def _months(event: Event) -> list[str]:
+    match event:
+        case TransactionUpdated(transaction=new, previous=old):
+            return sorted({new.date.isoformat()[:7], old.date.isoformat()[:7]})
+        case TransactionCreated(transaction=txn) | TransactionDeleted(transaction=txn):
+            return [txn.date.isoformat()[:7]]
+    return []
 
 
 def render(model: Out) -> dict[str, object]:
@@ -65,6 +88,9 @@ class LiveUpdates:
 
     def handle(self, event: Event) -> None:
         uid = event.user_id
+        if isinstance(event, DASHBOARD_INPUTS):
+            # `months` empty: anything may have changed (balances, names, colours).
+            self._send(uid, "dashboard.changed", {"months": _months(event)})
         match event:
             case TransactionCreated(transaction=txn):
                 self._send(uid, "transaction.created", render(TransactionOut.of(txn)))
@@ -86,3 +112,5 @@ class LiveUpdates:
                 self._send(uid, "account.balance", balance_payload(account))
             case AccountDeleted(account_id=account_id):
                 self._send(uid, "account.deleted", {"id": account_id})
+            case BudgetChanged(month=month):
+                self._send(uid, "budget.changed", {"month": month})
