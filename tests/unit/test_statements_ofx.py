@@ -277,6 +277,13 @@ def test_an_unclosed_stmttrn_is_closed_by_the_next_one() -> None:
     assert [ln.amount for ln in lines(parse(statement(body)))] == [-100, -200]
 
 
+def test_a_stray_end_tag_does_not_let_a_transaction_swallow_its_statement() -> None:
+    body = trn().replace(b"</STMTTRN>\n", b"")
+    data = statement(body).replace(b"</OFX>", b"</STMTTRN></OFX>")
+    events = parse(data)
+    assert [type(e) for e in events] == [StatementInfo, StatementLine, StatementEnd]
+
+
 def test_bad_transaction_becomes_a_line_error_and_the_rest_go_on() -> None:
     body = trn(b"abc") + trn(date_=b"20251340") + trn(b"") + trn(b"-3.00")
     events = parse(statement(body))

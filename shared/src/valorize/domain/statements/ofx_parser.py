@@ -54,9 +54,11 @@ _GENERAL = r"""<(?:
     )"""
 _GENERAL_TOKEN = re.compile(_GENERAL, re.VERBOSE | re.DOTALL)
 # The same, preceded by the fast path: the inside of a whole, well-formed, non-empty
-# `<STMTTRN>...</STMTTRN>` (upper-case, not nested) and the text after it, read in one go.
+# `<STMTTRN>...</STMTTRN>` (upper-case, not nested, not crossing the end of its list or
+# statement) and the text after it, read in one go.
 _TOKEN = re.compile(
-    r"<STMTTRN>(?!</STMTTRN>)([^<]*(?:<(?!/?STMTTRN>)[^<]*)*)</STMTTRN>([^<]*)|" + _GENERAL,
+    r"<STMTTRN>(?!</STMTTRN>)([^<]*(?:<(?!/?STMTTRN>|/BANKTRANLIST>|/C?C?STMTRS>|/OFX>)[^<]*)*)"
+    r"</STMTTRN>([^<]*)|" + _GENERAL,
     re.VERBOSE | re.DOTALL,
 )
 _LEAF = re.compile(r"<([A-Z][A-Z0-9._]*)>([^<]*)")
