@@ -1,0 +1,1170 @@
+"""Imports: upload a bank statement, stage it (parse, resolve accounts, classify every line),
+let the user review it, commit it as transactions, and undo it.
+
+Where the work happens:
+
+* `upload` (the HTTP request): checks, stores the file in Cloud Storage, creates the import
+  document (`uploaded`) and enqueues ONE Cloud Task named after the import; answers at once.
+* `process` (the Cloud Task): two streaming passes over the stored file. The first reads it
+  whole without keeping it (validates it, counts lines for progress, finds each statement's
+  date range); the second classifies each line and stages it as a row with a deterministic
+  id, in batched writes. Safe under duplicate delivery (a finished import is left alone) and
+  under a crash anywhere (a re-run stages everything again over the same row ids).
+* `commit` / `revert`: inline below `inline_rows` rows, else as a Cloud Task (202); both
+  resume where an interrupted run stopped and can never write a row twice (each committed
+  row is marked in the same batch as its transaction; transaction ids are derived from the
+  row; deletes carry a precondition).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol, cast
+
+from valorize.domain.errors import Conflict, DomainError, NotFound, Unavailable, ValidationFailed
+from valorize.domain.events import AccountChanged, BalancesChanged
+from valorize.domain.imports import (
+    FUZZY_DAYS,
+    Classification,
+    Classifier,
+    Counts,
+    ExistingTransaction,
+    Import,
+    ImportStatus,
+    Resolution,
+    StagedRow,
+    StatementSummary,
+    created_account_id,
+    import_id_for_key,
+    matches_account,
+    new_account_name,
+    row_id,
+    stage,
+    statement_account_type,
+    statement_bank_code,
+    transaction_id,
+)
+from valorize.domain.model import Account, Origin, Transaction, User
+from valorize.domain.notifications import NotificationKind, NotificationRequest, notification_id
+from valorize.domain.statements import (
+    PRESETS,
+    CsvMapping,
+    LineError,
+    StatementEnd,
+    StatementError,
+    StatementInfo,
+    StatementLine,
+    parse_statement,
+    sniff_format,
+)
+from valorize.domain.statements.api import Format
+from valorize.service.import_commands import UpdateImportRow
+from valorize.service.ports import (
+    Clock,
+    EventBus,
+    Ids,
+    Notifier,
+    NullBus,
+    PageResult,
+    Store,
+    TaskQueue,
+)
+
+if TYPE_CHECKING:
+    from valorize.domain.rules import RuleSet
+
+log = logging.getLogger(__name__)
+
+MAX_STATEMENT_BYTES: Final = 10 * 1024 * 1024
+# Commits/reverts of more rows than this run as a Cloud Task (202) instead of in the request.
+INLINE_ROWS: Final = 1000
+# Realtime progress every this many staged rows; the import document at most this often.
+PROGRESS_EVERY_ROWS: Final = 1000
+PROGRESS_EVERY_SECONDS: Final = 2.0
+COMMIT_PAGE: Final = 400
+DESCRIPTION_MAX: Final = 255
+
+QUEUE: Final = "imports"
+FUNCTION: Final = "ingest"
+PROCESS_PATH: Final = "/api/ingest/tasks/process"
+COMMIT_PATH: Final = "/api/ingest/tasks/commit"
+REVERT_PATH: Final = "/api/ingest/tasks/revert"
+
+# File signatures of formats people upload by mistake (answered 415 at once).
+_BINARY_SIGNATURES: Final = (
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a spreadsheet or ZIP archive"),
+    (b"\xd0\xcf\x11\xe0", "an Excel (.xls) spreadsheet"),
+    (b"\x89PNG", "an image"),
+    (b"\xff\xd8\xff", "an image"),
+    (b"GIF8", "an image"),
+    (b"\x1f\x8b", "a compressed (gzip) file"),
+)
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    title = "Content Too Large"
+
+
+class UnsupportedMedia(DomainError):
+    status = 415
+    title = "Unsupported Media Type"
+
+
+class ImportFailed(Exception):
+    """The import cannot go on; `reason` tells the user what to do."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Superseded(Exception):
+    """Another run of the same import finished first: stop quietly."""
+
+
+class RowsChanged(Exception):
+    """A commit/revert batch met rows or transactions another run changed: re-read."""
+
+
+class StatementFileMissing(Exception):
+    pass
+
+
+# --- ports ------------------------------------------------------------------------------------
+
+
+class StatementFiles(Protocol):
+    """Where uploaded statements live (Cloud Storage)."""
+
+    def put(self, name: str, data: bytes, content_type: str) -> None: ...
+    def open(self, name: str) -> AbstractContextManager[BinaryIO]:
+        """Raises StatementFileMissing when the object does not exist."""
+        ...
+
+
+class RowWriter(Protocol):
+    """Stages rows in batched writes (possibly several batches in flight)."""
+
+    @property
+    def written(self) -> int: ...
+    def add(self, row: StagedRow) -> None: ...
+    def close(self, flush: bool = True) -> None:
+        """Writes what is pending (unless `flush` is false) and waits for every batch in
+        flight; raises the first failure."""
+        ...
+
+
+class ImportRepository(Protocol):
+    def create_import(self, user_id: str, record: Import) -> Import | None:
+        """Create it; None when created, else the import that already has this id."""
+        ...
+
+    def get_import(self, user_id: str, import_id: str) -> Import | None: ...
+    def list_imports(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Import]: ...
+    def transition(
+        self, user_id: str, import_id: str, decide: Callable[[Import], Import | None]
+    ) -> tuple[Import | None, Import | None]:
+        """Atomically: read the import, let `decide` return its new state (None: leave it),
+        write it. Returns (before, after); before None when there is no such import."""
+        ...
+
+    def save_progress(self, user_id: str, import_id: str, processed: int, total: int) -> None: ...
+    def existing_transactions(
+        self, user_id: str, account_id: str, first: date, last: date
+    ) -> Iterator[ExistingTransaction]:
+        """The account's transactions dated first..last (one query, fields selected)."""
+        ...
+
+    def row_writer(self, user_id: str, import_id: str) -> RowWriter: ...
+    def list_rows(
+        self,
+        user_id: str,
+        import_id: str,
+        classification: Classification | None,
+        limit: int,
+        cursor: str | None,
+    ) -> PageResult[StagedRow]: ...
+    def update_row(
+        self,
+        user_id: str,
+        import_id: str,
+        row: str,
+        mutate: Callable[[Import, StagedRow], StagedRow],
+    ) -> StagedRow:
+        """Atomically with a read of the import (its status gates the change)."""
+        ...
+
+    def pending_rows(
+        self, user_id: str, import_id: str, after: str | None, limit: int
+    ) -> list[StagedRow]:
+        """Rows to commit (included, not yet committed) in id order, after `after`."""
+        ...
+
+    def commit_rows(
+        self,
+        user_id: str,
+        import_id: str,
+        created: Sequence[tuple[StagedRow, Transaction]],
+        skipped: Sequence[StagedRow],
+    ) -> None:
+        """Create the transactions (with balance and read-model increments, one per account
+        per batch), mark their rows committed and write the skipped rows, in batches of at
+        most 500 writes. Raises RowsChanged when a row was committed meanwhile."""
+        ...
+
+    def delete_import_transactions(
+        self, user_id: str, import_id: str, limit: int
+    ) -> dict[str, int]:
+        """Delete up to `limit` of the import's transactions (balances and read models
+        restored in the same batches); how much each account's balance moved, {} when none
+        were left. Raises RowsChanged when another run deleted some of them first."""
+        ...
+
+
+@dataclass(frozen=True)
+class Upload:
+    file_name: str
+    data: bytes
+    content_type: str | None = None
+    format: Format | None = None
+    mapping: CsvMapping | None = None
+    preset: str | None = None
+    account_id: str | None = None
+    currency: str | None = None
+    idempotency_key: str | None = None
+
+
+class Publisher(Protocol):
+    def publish(self, user_id: str, event: str, data: Mapping[str, object]) -> int | None: ...
+
+
+RulesProvider = Callable[[str], "RuleSet | None"]
+
+
+@dataclass
+class _Scan:
+    """What the first pass learns about one statement."""
+
+    info: StatementInfo
+    lines: int = 0
+    errors: int = 0
+    first: date | None = None
+    last: date | None = None
+    end: StatementEnd | None = None
+    first_error: LineError | None = None
+
+    def see(self, day: date) -> None:
+        if self.first is None or day < self.first:
+            self.first = day
+        if self.last is None or day > self.last:
+            self.last = day
+
+
+@dataclass
+class _Progress:
+    publish: Callable[[int], None]
+    save: Callable[[int], None]
+    every_rows: int
+    every_seconds: float
+    last_rows: int = 0
+    last_save: float = field(default_factory=time.monotonic)
+
+    def tick(self, done: int) -> None:
+        if done - self.last_rows >= self.every_rows:
+            self.last_rows = done
+            self.publish(done)
+        now = time.monotonic()
+        if now - self.last_save >= self.every_seconds:
+            self.last_save = now
+            self.save(done)
+
+
+def _is_binary(head: bytes) -> str | None:
+    for signature, what in _BINARY_SIGNATURES:
+        if head.startswith(signature):
+            return what
+    if b"\x00" in head[:8192] and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "a binary file"
+    return None
+
+
+class ImportService:
+    def __init__(
+        self,
+        store: Store,
+        repo: ImportRepository,
+        files: StatementFiles,
+        queue: TaskQueue,
+        notifier: Notifier,
+        publisher: Publisher,
+        clock: Clock,
+        ids: Ids,
+        bus: EventBus | None = None,
+        *,
+        rules: RulesProvider | None = None,
+        ledger_changed: Callable[[str], None] | None = None,
+        max_bytes: int = MAX_STATEMENT_BYTES,
+        inline_rows: int = INLINE_ROWS,
+        progress_every: int = PROGRESS_EVERY_ROWS,
+    ) -> None:
+        self.store = store
+        self.repo = repo
+        self.files = files
+        self.queue = queue
+        self.notifier = notifier
+        self.publisher = publisher
+        self.clock = clock
+        self.ids = ids
+        self.bus: EventBus = bus or NullBus()
+        # HOOK: the user's rules, applied to every transaction a commit creates. Wired in
+        # bootstrap to the rules provider; None runs imports without rules.
+        self.rules = rules
+        # Called after a commit or revert changed the ledger (cache invalidation).
+        self.ledger_changed = ledger_changed or (lambda _user: None)
+        self.max_bytes = max_bytes
+        self.inline_rows = inline_rows
+        self.progress_every = progress_every
+
+    # --- upload -------------------------------------------------------------------------------
+
+    def upload(self, user_id: str, up: Upload) -> tuple[Import, bool]:
+        """Store the file, create the import, enqueue its processing. Returns the import and
+        whether this was an Idempotency-Key replay of an earlier upload."""
+        if len(up.data) > self.max_bytes:
+            raise PayloadTooLarge(
+                f"the file exceeds {self.max_bytes // (1024 * 1024)} MiB; export a shorter "
+                "period from your bank"
+            )
+        binary = _is_binary(up.data[:8192])
+        if binary is not None:
+            raise UnsupportedMedia(
+                f"this is {binary}, not a bank statement: export the statement as OFX or CSV"
+            )
+        if up.account_id is not None and self.store.get_account(user_id, up.account_id) is None:
+            raise ValidationFailed.on("account_id", "no such account")
+        if up.format == "ofx" and (up.mapping is not None or up.preset is not None):
+            raise ValidationFailed.on("mapping", "a column mapping or preset applies to CSV only")
+        if up.preset is not None and up.preset not in PRESETS and up.preset != "generic":
+            known = ", ".join([*sorted(PRESETS), "generic"])
+            raise ValidationFailed.on("preset", f"unknown preset; known: {known}")
+        fmt: Format | None = up.format or sniff_format(up.data[:8192])
+        if fmt == "ofx" and up.format is None:
+            mapping, preset = None, None  # a sniffed OFX ignores CSV options
+        else:
+            mapping = up.mapping.model_dump_json() if up.mapping else None
+            preset = up.preset
+        digest = hashlib.sha256(up.data).hexdigest()
+        if up.idempotency_key is not None:
+            import_id = import_id_for_key(user_id, up.idempotency_key)
+            prior = self.repo.get_import(user_id, import_id)
+            if prior is not None:
+                return self._replay(prior, digest), True
+        else:
+            import_id = self.ids.new_id()
+        now = self.clock.now()
+        ext = fmt or "txt"
+        record = Import(
+            id=import_id,
+            status=ImportStatus.UPLOADED,
+            file_name=_file_name(up.file_name),
+            object_name=f"imports/{user_id}/{import_id}.{ext}",
+            size=len(up.data),
+            sha256=digest,
+            created_at=now,
+            updated_at=now,
+            format=fmt,
+            preset=preset,
+            mapping=mapping,
+            currency=up.currency,
+            account_id=up.account_id,
+        )
+        self.files.put(record.object_name, up.data, _content_type(fmt))
+        prior = self.repo.create_import(user_id, record)
+        if prior is not None:  # a concurrent retry with the same key won
+            return self._replay(prior, digest), True
+        try:
+            self.queue.enqueue(
+                QUEUE,
+                FUNCTION,
+                PROCESS_PATH,
+                {"user_id": user_id, "import_id": import_id},
+                name=f"import-{import_id}",
+            )
+        except Exception as error:
+            log.exception("enqueueing import %s failed", import_id)
+            self._fail(user_id, import_id, "The import could not be queued; upload the file again")
+            raise Unavailable("the import queue is unavailable; retry shortly") from error
+        return record, False
+
+    @staticmethod
+    def _replay(prior: Import, digest: str) -> Import:
+        if prior.sha256 != digest:
+            raise ValidationFailed.on(
+                "Idempotency-Key", "reused with a different request (another file)"
+            )
+        return prior
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def get(self, user_id: str, import_id: str) -> Import:
+        found = self.repo.get_import(user_id, import_id)
+        if found is None:
+            raise NotFound("import not found")
+        return found
+
+    def list_imports(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Import]:
+        return self.repo.list_imports(user_id, limit, cursor)
+
+    def rows(
+        self,
+        user_id: str,
+        import_id: str,
+        classification: Classification | None,
+        limit: int,
+        cursor: str | None,
+    ) -> PageResult[StagedRow]:
+        self.get(user_id, import_id)
+        return self.repo.list_rows(user_id, import_id, classification, limit, cursor)
+
+    # --- review -------------------------------------------------------------------------------
+
+    def update_row(self, user_id: str, import_id: str, row: str, cmd: UpdateImportRow) -> StagedRow:
+        self.get(user_id, import_id)
+
+        def mutate(record: Import, current: StagedRow) -> StagedRow:
+            if record.status is not ImportStatus.READY:
+                raise Conflict(
+                    f"rows can change only while the import is ready for review; it is "
+                    f"{record.status.value}"
+                )
+            return _review(current, cmd)
+
+        return self.repo.update_row(user_id, import_id, row, mutate)
+
+    # --- the worker ---------------------------------------------------------------------------
+
+    def process(self, user_id: str, import_id: str, *, last_attempt: bool = False) -> Import | None:
+        """The Cloud Task: stage the import. A delivery for an import that is already past
+        processing (ready, committed, failed, ...) does nothing."""
+        now = self.clock.now()
+
+        def start(record: Import) -> Import | None:
+            if record.status not in (ImportStatus.UPLOADED, ImportStatus.PROCESSING):
+                return None
+            return replace(
+                record,
+                status=ImportStatus.PROCESSING,
+                attempts=record.attempts + 1,
+                processed=0,
+                updated_at=now,
+            )
+
+        before, record = self.repo.transition(user_id, import_id, start)
+        if record is None:
+            return before
+        try:
+            return self._stage(user_id, record)
+        except StatementError as error:
+            return self._fail(user_id, import_id, error.reason)
+        except ImportFailed as error:
+            return self._fail(user_id, import_id, error.reason)
+        except Superseded:
+            return self.repo.get_import(user_id, import_id)
+        except Exception:
+            if last_attempt:
+                log.exception("import %s failed on its last attempt", import_id)
+                self._fail(
+                    user_id,
+                    import_id,
+                    "The file could not be processed because of an error on our side; "
+                    "upload it again in a few minutes",
+                )
+            raise
+
+    def _parse(
+        self, stream: BinaryIO, record: Import, currency: str
+    ) -> Iterator[StatementInfo | StatementLine | LineError | StatementEnd]:
+        mapping = CsvMapping.model_validate_json(record.mapping) if record.mapping else None
+        fmt = cast(Format, record.format) if record.format in ("ofx", "csv") else None
+        return parse_statement(stream, fmt, mapping, record.preset, currency=currency)
+
+    def _stage(self, user_id: str, record: Import) -> Import:
+        user = self.store.get_user(user_id)
+        if user is None:
+            raise ImportFailed("The user no longer exists")
+        chosen: Account | None = None
+        if record.account_id is not None:
+            chosen = self.store.get_account(user_id, record.account_id)
+            if chosen is None:
+                raise ImportFailed(
+                    "The account you chose no longer exists; upload the file again and choose "
+                    "another account (or none, to have it detected)"
+                )
+        currency = (chosen.currency if chosen else None) or record.currency
+        currency = currency or user.preferred_currency
+
+        # Pass 1: read the whole file once, keeping only a summary per statement.
+        scans = self._scan(record, currency)
+        total = sum(s.lines + s.errors for s in scans)
+        accounts = self._resolve_accounts(user, record, scans, chosen)
+        classifiers = self._classifiers(user_id, scans, accounts)
+        self.repo.save_progress(user_id, record.id, 0, total)
+        self._event(user_id, "import.progress", record.id, processed=0, total=total)
+
+        # Pass 2: classify and stage every line, batched, with live progress.
+        counts = {c: 0 for c in Classification}
+        writer = self.repo.row_writer(user_id, record.id)
+        progress = _Progress(
+            publish=lambda done: self._event(
+                user_id, "import.progress", record.id, processed=done, total=total
+            ),
+            save=lambda done: self._checkpoint(user_id, record.id, done, total),
+            every_rows=self.progress_every,
+            every_seconds=PROGRESS_EVERY_SECONDS,
+        )
+        account_of = {index: account.id for index, (account, _) in accounts.items()}
+        staged_rows = 0
+        try:
+            with self.files.open(record.object_name) as stream:
+                for event in self._parse(stream, record, currency):
+                    if isinstance(event, StatementLine):
+                        account_id = account_of[event.statement]
+                        verdict = classifiers[account_id].classify(event)
+                        row = stage(event, account_id, verdict)
+                    elif isinstance(event, LineError):
+                        row = StagedRow(
+                            id=row_id(event.statement, event.ordinal),
+                            statement=event.statement,
+                            ordinal=event.ordinal,
+                            line_no=event.line_no,
+                            classification=Classification.ERROR,
+                            include=False,
+                            account_id=account_of.get(event.statement),
+                            reason=event.reason,
+                        )
+                    else:
+                        continue
+                    counts[row.classification] += 1
+                    writer.add(row)
+                    # Lines classified and handed to the writer (a few batches may still be
+                    # in flight; the final event comes after they all landed).
+                    staged_rows += 1
+                    progress.tick(staged_rows)
+        except StatementFileMissing:
+            writer.close(flush=False)
+            raise ImportFailed(
+                "The uploaded file is no longer stored (uploads are kept 90 days); upload it again"
+            ) from None
+        except BaseException:
+            # Whatever stopped us (a bad file found late, a crash): batches in flight land,
+            # pending rows are dropped; a re-run stages everything again anyway.
+            writer.close(flush=False)
+            raise
+        writer.close()
+
+        summaries = tuple(
+            StatementSummary(
+                index=s.info.index,
+                kind=s.info.kind.value,
+                currency=s.info.currency,
+                account_id=accounts[s.info.index][0].id,
+                account_created=accounts[s.info.index][1],
+                lines=s.lines,
+                errors=s.errors,
+                bank_id=statement_bank_code(s.info),
+                account_number=s.info.account_id,
+                start=s.first,
+                end=s.last,
+                ledger_balance=s.end.ledger_balance if s.end else None,
+                preset=s.info.preset,
+            )
+            for s in scans
+        )
+        done_at = self.clock.now()
+        final = Counts(**{c.value: n for c, n in counts.items()})
+        days = [d for s in scans for d in (s.first, s.last) if d is not None]
+
+        def finish(current: Import) -> Import | None:
+            if current.status is not ImportStatus.PROCESSING:
+                return None
+            return replace(
+                current,
+                status=ImportStatus.READY,
+                counts=final,
+                processed=total,
+                total=total,
+                statements=summaries,
+                account_ids=tuple(dict.fromkeys(a.id for a, _ in accounts.values())),
+                first_date=min(days) if days else None,
+                last_date=max(days) if days else None,
+                processed_at=done_at,
+                updated_at=done_at,
+                reason=None,
+            )
+
+        _, ready = self.repo.transition(user_id, record.id, finish)
+        if ready is None:
+            raise Superseded()
+        self._event(user_id, "import.progress", record.id, processed=total, total=total)
+        self._event(
+            user_id,
+            "import.ready",
+            record.id,
+            status=ready.status.value,
+            counts=final.as_dict(),
+            account_ids=list(ready.account_ids),
+        )
+        self._notify(
+            user_id,
+            notification_id("import", record.id, "ready"),
+            NotificationKind.IMPORT_FINISHED,
+            "Statement ready for review",
+            f"{ready.file_name}: {final.new} new, {final.duplicate} already imported, "
+            f"{final.conflict} to decide, {final.error} unreadable",
+            {"import_id": record.id, "status": "ready", **final.as_dict()},
+        )
+        return ready
+
+    def _checkpoint(self, user_id: str, import_id: str, done: int, total: int) -> None:
+        current = self.repo.get_import(user_id, import_id)
+        if current is None or current.status is not ImportStatus.PROCESSING:
+            raise Superseded()
+        self.repo.save_progress(user_id, import_id, done, total)
+
+    def _scan(self, record: Import, currency: str) -> list[_Scan]:
+        scans: dict[int, _Scan] = {}
+        try:
+            with self.files.open(record.object_name) as stream:
+                for event in self._parse(stream, record, currency):
+                    if isinstance(event, StatementLine):
+                        scan = scans[event.statement]
+                        scan.lines += 1
+                        scan.see(event.date)
+                    elif isinstance(event, LineError):
+                        scan = scans[event.statement]
+                        scan.errors += 1
+                        scan.first_error = scan.first_error or event
+                    elif isinstance(event, StatementInfo):
+                        scans[event.index] = _Scan(event)
+                    else:
+                        scans[event.index].end = event
+        except StatementFileMissing:
+            raise ImportFailed(
+                "The uploaded file is no longer stored (uploads are kept 90 days); upload it again"
+            ) from None
+        found = list(scans.values())
+        lines = sum(s.lines for s in found)
+        errors = sum(s.errors for s in found)
+        if lines == 0 and errors:
+            first = next(s.first_error for s in found if s.first_error is not None)
+            assert first is not None
+            raise ImportFailed(
+                f"None of the {errors} rows could be read (line {first.line_no}: "
+                f"{first.reason}); check the column mapping or choose the bank's preset"
+            )
+        if lines == 0:
+            raise ImportFailed(
+                "The statement has no transactions; check the period you exported from your bank"
+            )
+        return found
+
+    # --- accounts -----------------------------------------------------------------------------
+
+    def _all_accounts(self, user_id: str) -> list[Account]:
+        found: list[Account] = []
+        cursor: str | None = None
+        while True:
+            page = self.store.list_accounts(user_id, 200, cursor)
+            found += page.items
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    def _resolve_accounts(
+        self, user: User, record: Import, scans: Sequence[_Scan], chosen: Account | None
+    ) -> dict[int, tuple[Account, bool]]:
+        """Statement index -> (account, created by this import)."""
+        if chosen is not None:
+            for scan in scans:
+                if scan.info.currency != chosen.currency:
+                    raise ImportFailed(
+                        f"The statement is in {scan.info.currency} but the account "
+                        f"“{chosen.name}” holds {chosen.currency}: choose an account in "
+                        f"{scan.info.currency}, or none to have one detected or created"
+                    )
+            # The user's choice wins, for every statement of the file.
+            return {scan.info.index: (chosen, False) for scan in scans}
+        accounts = self._all_accounts(user.id)
+        resolved: dict[int, tuple[Account, bool]] = {}
+        for scan in scans:
+            info = scan.info
+            preset = PRESETS.get(info.preset or "")
+            name = new_account_name(info, user.locale, preset.title if preset else None)
+            own_id = created_account_id(record.id, info.index)
+            # The account this import created on an earlier (crashed) run comes first.
+            candidates = sorted(accounts, key=lambda a: (a.id != own_id, a.created_at, a.id))
+            match = next((a for a in candidates if matches_account(a, info, name)), None)
+            if match is not None:
+                resolved[info.index] = (match, match.id == own_id)
+                continue
+            now = self.clock.now()
+            account = Account(
+                id=own_id,
+                name=name,
+                type=statement_account_type(info),
+                currency=info.currency,
+                opening_balance=0,
+                balance=0,
+                created_at=now,
+                updated_at=now,
+                bank_code=statement_bank_code(info),
+                bank_name=(info.org or (preset.title.split(" — ")[0] if preset else None)),
+                number=info.account_id,
+            )
+            existing = self.store.get_account(user.id, own_id)
+            if existing is None:
+                self.store.add_account(user.id, account)
+                self.bus.publish(AccountChanged(user.id, account))
+            else:
+                account = existing
+            accounts.append(account)
+            resolved[info.index] = (account, True)
+        return resolved
+
+    def _classifiers(
+        self,
+        user_id: str,
+        scans: Sequence[_Scan],
+        accounts: Mapping[int, tuple[Account, bool]],
+    ) -> dict[str, Classifier]:
+        """One classifier per account, loaded with one query per account over the dates of
+        its statements ± the fuzzy window."""
+        windows: dict[str, tuple[date, date]] = {}
+        for scan in scans:
+            if scan.first is None or scan.last is None:
+                continue
+            account_id = accounts[scan.info.index][0].id
+            lo = scan.first - timedelta(days=FUZZY_DAYS)
+            hi = scan.last + timedelta(days=FUZZY_DAYS)
+            if account_id in windows:
+                old_lo, old_hi = windows[account_id]
+                lo, hi = min(lo, old_lo), max(hi, old_hi)
+            windows[account_id] = (lo, hi)
+        classifiers: dict[str, Classifier] = {}
+        for account, _ in accounts.values():
+            if account.id in classifiers:
+                continue
+            window = windows.get(account.id)
+            existing = (
+                self.repo.existing_transactions(user_id, account.id, *window) if window else ()
+            )
+            classifiers[account.id] = Classifier(existing)
+        return classifiers
+
+    # --- commit -------------------------------------------------------------------------------
+
+    def commit(self, user_id: str, import_id: str) -> tuple[Import, bool]:
+        """Start (or resume) committing. Returns the import and whether the work continues
+        in a Cloud Task (the caller answers 202) rather than having been done inline."""
+        now = self.clock.now()
+
+        def begin(record: Import) -> Import | None:
+            if record.status is ImportStatus.READY or record.status is ImportStatus.COMMITTING:
+                return replace(
+                    record,
+                    status=ImportStatus.COMMITTING,
+                    requests=record.requests + 1,
+                    updated_at=now,
+                )
+            return None
+
+        before, record = self.repo.transition(user_id, import_id, begin)
+        if before is None:
+            raise NotFound("import not found")
+        if record is None:
+            if before.status is ImportStatus.COMMITTED:
+                return before, False
+            raise Conflict(_cannot("commit", before.status))
+        work = record.counts.new + record.counts.conflict + record.counts.duplicate
+        if work - record.committed > self.inline_rows:
+            self._enqueue(COMMIT_PATH, "commit", user_id, record)
+            return record, True
+        return self.run_commit(user_id, import_id), False
+
+    def run_commit(self, user_id: str, import_id: str) -> Import:
+        record = self.get(user_id, import_id)
+        if record.status is not ImportStatus.COMMITTING:
+            return record  # committed already (a duplicate task), or not asked to
+        accounts = self.store.get_accounts(user_id, list(record.account_ids))
+        ruleset = self.rules(user_id) if self.rules is not None else None
+        taken = self._fitids_in_ledger(user_id, record, accounts)
+        now = self.clock.now()
+        estimate = record.counts.new + record.counts.conflict
+        after: str | None = None
+        done = record.committed
+        retries = 0
+        deltas: dict[str, int] = {}
+        months: set[str] = set()
+        while True:
+            rows = self.repo.pending_rows(user_id, import_id, after, COMMIT_PAGE)
+            if not rows:
+                break
+            created: list[tuple[StagedRow, Transaction]] = []
+            skipped: list[StagedRow] = []
+            for row in rows:
+                account = accounts.get(row.account_id or "")
+                if account is None:
+                    skipped.append(
+                        replace(row, include=False, reason="its account was deleted meanwhile")
+                    )
+                    continue
+                if (
+                    row.classification is Classification.NEW
+                    and row.fitid
+                    and row.fitid in taken.get(account.id, ())
+                ):
+                    skipped.append(
+                        replace(
+                            row,
+                            classification=Classification.DUPLICATE,
+                            include=False,
+                            reason="a transaction with this FITID reached the account after "
+                            "the statement was staged (another import?)",
+                        )
+                    )
+                    continue
+                txn = self._transaction(import_id, row, account, now)
+                if ruleset:
+                    txn = ruleset.apply(txn).transaction
+                created.append((replace(row, transaction_id=txn.id), txn))
+            try:
+                self.repo.commit_rows(user_id, import_id, created, skipped)
+            except RowsChanged:
+                # Another run committed some of these rows first: read the page again.
+                retries += 1
+                if retries > 5:
+                    raise
+                continue
+            retries = 0
+            after = rows[-1].id
+            done += len(created)
+            for _, txn in created:
+                deltas[txn.account_id] = deltas.get(txn.account_id, 0) + txn.amount
+                months.add(txn.date.isoformat()[:7])
+            self._event(
+                user_id,
+                "import.progress",
+                import_id,
+                processed=done,
+                total=max(estimate, done),
+                status=ImportStatus.COMMITTING.value,
+            )
+        finished_at = self.clock.now()
+
+        def finish(current: Import) -> Import | None:
+            if current.status is not ImportStatus.COMMITTING:
+                return None
+            return replace(
+                current,
+                status=ImportStatus.COMMITTED,
+                committed_at=finished_at,
+                updated_at=finished_at,
+            )
+
+        _, committed = self.repo.transition(user_id, import_id, finish)
+        if committed is None:
+            return self.get(user_id, import_id)
+        self._after_ledger_change(
+            user_id, committed.account_ids, deltas, sorted(months), "import.committed", import_id
+        )
+        self._event(
+            user_id,
+            "import.committed",
+            import_id,
+            status=committed.status.value,
+            transactions=committed.committed,
+            account_ids=list(committed.account_ids),
+        )
+        self._notify(
+            user_id,
+            notification_id("import", import_id, "committed"),
+            NotificationKind.IMPORT_FINISHED,
+            "Import finished",
+            f"{committed.file_name}: {committed.committed} transactions imported",
+            {"import_id": import_id, "status": "committed", "transactions": committed.committed},
+        )
+        return committed
+
+    def _fitids_in_ledger(
+        self, user_id: str, record: Import, accounts: Mapping[str, Account]
+    ) -> dict[str, set[str]]:
+        """FITIDs that reached each account since staging, not from this import: checked
+        again at commit so two overlapping imports committed one after the other cannot
+        both create the same bank transaction."""
+        if record.first_date is None or record.last_date is None:
+            return {}
+        lo = record.first_date - timedelta(days=FUZZY_DAYS)
+        hi = record.last_date + timedelta(days=FUZZY_DAYS)
+        taken: dict[str, set[str]] = {}
+        for account_id in accounts:
+            taken[account_id] = {
+                txn.fitid
+                for txn in self.repo.existing_transactions(user_id, account_id, lo, hi)
+                if txn.fitid and txn.import_id != record.id
+            }
+        return taken
+
+    @staticmethod
+    def _transaction(
+        import_id: str, row: StagedRow, account: Account, now: datetime
+    ) -> Transaction:
+        assert row.date is not None and row.amount is not None
+        description = (row.description or row.name or row.memo or "").strip()
+        return Transaction(
+            id=transaction_id(import_id, row.id),
+            account_id=account.id,
+            amount=row.amount,
+            currency=account.currency,
+            date=row.date,
+            description=(description or "(no description)")[:DESCRIPTION_MAX],
+            created_at=now,
+            updated_at=now,
+            origin=Origin.IMPORT,
+            fitid=row.fitid,
+            import_id=import_id,
+        )
+
+    # --- revert -------------------------------------------------------------------------------
+
+    def revert(self, user_id: str, import_id: str) -> tuple[Import, bool]:
+        """Start (or resume) undoing a committed import: its transactions go, balances and
+        read models follow. Returns the import and whether it continues in a Cloud Task."""
+        now = self.clock.now()
+
+        def begin(record: Import) -> Import | None:
+            if record.status in (ImportStatus.COMMITTED, ImportStatus.REVERTING):
+                return replace(
+                    record,
+                    status=ImportStatus.REVERTING,
+                    requests=record.requests + 1,
+                    updated_at=now,
+                )
+            return None
+
+        before, record = self.repo.transition(user_id, import_id, begin)
+        if before is None:
+            raise NotFound("import not found")
+        if record is None:
+            if before.status is ImportStatus.REVERTED:
+                return before, False
+            raise Conflict(_cannot("revert", before.status))
+        if record.committed - record.reverted > self.inline_rows:
+            self._enqueue(REVERT_PATH, "revert", user_id, record)
+            return record, True
+        return self.run_revert(user_id, import_id), False
+
+    def run_revert(self, user_id: str, import_id: str) -> Import:
+        record = self.get(user_id, import_id)
+        if record.status is not ImportStatus.REVERTING:
+            return record
+        deltas: dict[str, int] = {}
+        retries = 0
+        done = record.reverted
+        while True:
+            try:
+                moved = self.repo.delete_import_transactions(user_id, import_id, COMMIT_PAGE)
+            except RowsChanged:
+                retries += 1
+                if retries > 5:
+                    raise
+                continue
+            retries = 0
+            if not moved:
+                break
+            for account_id, amount in moved.items():
+                deltas[account_id] = deltas.get(account_id, 0) + amount
+            current = self.repo.get_import(user_id, import_id)
+            done = current.reverted if current else done
+            self._event(
+                user_id,
+                "import.progress",
+                import_id,
+                processed=done,
+                total=max(record.committed, done),
+                status=ImportStatus.REVERTING.value,
+            )
+        finished_at = self.clock.now()
+
+        def finish(current: Import) -> Import | None:
+            if current.status is not ImportStatus.REVERTING:
+                return None
+            return replace(
+                current,
+                status=ImportStatus.REVERTED,
+                reverted_at=finished_at,
+                updated_at=finished_at,
+            )
+
+        _, reverted = self.repo.transition(user_id, import_id, finish)
+        if reverted is None:
+            return self.get(user_id, import_id)
+        accounts_changed = tuple(dict.fromkeys([*reverted.account_ids, *deltas]))
+        self._after_ledger_change(
+            user_id,
+            accounts_changed,
+            deltas,
+            _months_between(reverted.first_date, reverted.last_date),
+            "import.reverted",
+            import_id,
+        )
+        self._event(
+            user_id,
+            "import.reverted",
+            import_id,
+            status=reverted.status.value,
+            transactions=reverted.reverted,
+        )
+        return reverted
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _enqueue(self, path: str, what: str, user_id: str, record: Import) -> None:
+        self.queue.enqueue(
+            QUEUE,
+            FUNCTION,
+            path,
+            {"user_id": user_id, "import_id": record.id},
+            # Unique per request: a commit asked again after its task gave up runs again.
+            name=f"import-{what}-{record.id}-{record.requests}",
+        )
+
+    def _after_ledger_change(
+        self,
+        user_id: str,
+        account_ids: Sequence[str],
+        deltas: Mapping[str, int],
+        months: Sequence[str],
+        cause: str,
+        import_id: str,
+    ) -> None:
+        """One cache invalidation, one balance event (with how much each account moved in
+        this run, for the low-balance alert) and one `dashboard.changed`, rather than an
+        event per transaction (an import can hold tens of thousands)."""
+        self.ledger_changed(user_id)
+        if account_ids:
+            self.bus.publish(
+                BalancesChanged(user_id, tuple(account_ids), tuple(sorted(deltas.items())))
+            )
+        self.publisher.publish(
+            user_id,
+            "dashboard.changed",
+            {"months": list(months), "cause": cause, "import_id": import_id},
+        )
+
+    def _fail(self, user_id: str, import_id: str, reason: str) -> Import | None:
+        now = self.clock.now()
+
+        def fail(record: Import) -> Import | None:
+            if record.status not in (ImportStatus.UPLOADED, ImportStatus.PROCESSING):
+                return None
+            return replace(record, status=ImportStatus.FAILED, reason=reason, updated_at=now)
+
+        before, failed = self.repo.transition(user_id, import_id, fail)
+        if failed is None:
+            return before
+        self._event(user_id, "import.failed", import_id, status="failed", reason=reason)
+        self._notify(
+            user_id,
+            notification_id("import", import_id, "failed"),
+            NotificationKind.IMPORT_FAILED,
+            "Import failed",
+            f"{failed.file_name}: {reason}",
+            {"import_id": import_id, "status": "failed", "reason": reason},
+        )
+        return failed
+
+    def _event(self, user_id: str, name: str, import_id: str, **data: Any) -> None:
+        self.publisher.publish(user_id, name, {"id": import_id, **data})
+
+    def _notify(
+        self,
+        user_id: str,
+        nid: str,
+        kind: NotificationKind,
+        title: str,
+        body: str,
+        data: dict[str, Any],
+    ) -> None:
+        try:
+            self.notifier.notify(NotificationRequest(user_id, nid, kind, title, body, data))
+        except Exception:
+            # The import's outcome is stored and published already; a notification must not
+            # turn it into a failure (the task would be retried for nothing).
+            log.exception("notification %s could not be queued", nid)
+
+
+def _review(row: StagedRow, cmd: UpdateImportRow) -> StagedRow:
+    include, resolution = cmd.include, cmd.resolution
+    if row.classification is Classification.ERROR:
+        if include or resolution is not None:
+            raise ValidationFailed.on(
+                "include",
+                f"line {row.line_no} could not be read ({row.reason}); it cannot be imported",
+            )
+        return row
+    if row.classification is Classification.CONFLICT:
+        if resolution is None:
+            assert include is not None
+            resolution = Resolution.IMPORT_ANYWAY if include else Resolution.KEEP_EXISTING
+        wanted = resolution is Resolution.IMPORT_ANYWAY
+        if include is not None and include != wanted:
+            raise ValidationFailed.on(
+                "include", f"contradicts resolution {resolution.value}; give one of them"
+            )
+        return replace(row, include=wanted, resolution=resolution)
+    if resolution is not None:
+        raise ValidationFailed.on("resolution", "only a conflict takes a resolution")
+    assert include is not None
+    return replace(row, include=include)
+
+
+def _cannot(what: str, status: ImportStatus) -> str:
+    hints = {
+        ImportStatus.UPLOADED: "it has not been processed yet; wait for it to be ready",
+        ImportStatus.PROCESSING: "it is still being processed; wait for it to be ready",
+        ImportStatus.FAILED: "it failed; upload the file again",
+        ImportStatus.READY: "nothing of it was committed",
+        ImportStatus.REVERTED: "it was reverted",
+        ImportStatus.REVERTING: "it is being reverted",
+        ImportStatus.COMMITTING: "it is being committed; wait for it to finish",
+        ImportStatus.COMMITTED: "it is committed already",
+    }
+    return f"cannot {what} this import: {hints.get(status, status.value)}"
+
+
+def _months_between(first: date | None, last: date | None) -> list[str]:
+    if first is None or last is None:
+        return []
+    months, year, month = [], first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def _file_name(name: str) -> str:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    cleaned = "".join(c for c in base if c.isprintable())
+    return cleaned[:255] or "statement"
+
+
+def _content_type(fmt: str | None) -> str:
+    return {"ofx": "application/x-ofx", "csv": "text/csv"}.get(fmt or "", "text/plain")
