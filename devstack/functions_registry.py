@@ -16,4 +16,12 @@ FUNCTIONS: dict[str, str] = {
     "automate": "automate",
     "notify": "notify",
     "notifications": "notifications",
+    "ingest": "ingest",
+}
+
+# API resources served by a function of another name (CONTRACT.md's /api/imports is the ingest
+# function), as the production load balancer routes them: /api/<resource> -> function folder.
+RESOURCES: dict[str, str] = {
+    "imports": "ingest",
+    "automations": "automate",
 }

@@ -21,7 +21,7 @@ import redis
 import requests
 
 from devstack import seed as demo_seed
-from devstack.functions_registry import FUNCTIONS
+from devstack.functions_registry import FUNCTIONS, RESOURCES
 from devstack.ports import HOST, ensure_port_free, free_ports
 from devstack.process import ManagedProcess
 from devstack.services import (
@@ -309,7 +309,12 @@ class Stack:
         if cfg.gateway:
             urls = self.urls
             realtime = [*cfg.realtime_urls, *urls.realtime_instances]
-            gateway.append(GatewayServer(ports["gateway"], logs, urls.functions, realtime))
+            # /api/<function> for every function, plus the resources named otherwise.
+            routes = dict(urls.functions)
+            routes.update(
+                {r: urls.functions[f] for r, f in RESOURCES.items() if f in urls.functions}
+            )
+            gateway.append(GatewayServer(ports["gateway"], logs, routes, realtime))
         return emulators, servers, gateway
 
     def start(self) -> Self:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from valorize.service.budgets import BudgetService
     from valorize.service.categories import CategoryService
     from valorize.service.dashboard import DashboardService
+    from valorize.service.imports import ImportService
     from valorize.service.messagebus import MessageBus
     from valorize.service.notifications import NotificationService
     from valorize.service.recurrences import RecurrenceService
@@ -332,4 +333,34 @@ def _subscribe_alerts(message_bus: MessageBus) -> None:
     envelopes = BudgetService(store(), SystemClock())
     Alerts(alert_profiles(), store(), envelopes.envelope, notifier(), SystemClock()).subscribe(
         message_bus
+    )
+
+
+# --- imports ----------------------------------------------------------------------------------
+
+
+@cache
+def import_service() -> ImportService:
+    import os
+
+    from valorize.adapters.firestore_imports import FirestoreImports
+    from valorize.adapters.statement_files import GcsStatementFiles
+    from valorize.adapters.system import SystemClock, Uuid7Ids
+    from valorize.service import imports
+
+    env = os.environ
+    return imports.ImportService(
+        store(),
+        FirestoreImports(firestore_client(), store()),
+        GcsStatementFiles(settings().project),
+        task_queue(),
+        notifier(),
+        realtime_publisher(),
+        SystemClock(),
+        Uuid7Ids(),
+        bus(),
+        rules=rules_for,
+        ledger_changed=lambda user_id: query_cache().bump(user_id),
+        max_bytes=int(env.get("VALORIZE_MAX_STATEMENT_BYTES", imports.MAX_STATEMENT_BYTES)),
+        inline_rows=int(env.get("VALORIZE_IMPORT_INLINE_ROWS", imports.INLINE_ROWS)),
     )
