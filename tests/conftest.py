@@ -19,7 +19,8 @@ from devstack.stack import Stack, StackConfig  # noqa: E402
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     config = StackConfig(
-        storage=False,
+        # Statements for imports live in the Storage emulator (e2e/test_imports.py).
+        storage=True,
         # Scheduler runs, rules jobs and notifications go through Cloud Tasks.
         tasks=True,
         # The notify function emails through the SMTP sink (e2e/test_notifications.py).
