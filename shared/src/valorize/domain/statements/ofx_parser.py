@@ -1,7 +1,7 @@
 """A streaming OFX reader: SGML 1.x and XML 2.x, bank and credit-card statements.
 
 Why our own (DECISION.md has the evidence): ofxtools and ofxparse read the whole file into one
-string and build a full tree before the first transaction comes out (≈ 10x the file in
+string and build a full tree before the first transaction comes out (≈ 35x the file in
 memory), both move dates to UTC, and each rejects a different set of files that real banks
 send (missing FITID, TRNTYPE outside the spec, an empty `<NAME>`, no LEDGERBAL, CHARSET lies).
 
