@@ -19,7 +19,9 @@ def dev(session: nox.Session) -> None:
     """Start the whole local stack: emulators, Redis, SMTP sink, every function, the gateway
     on http://127.0.0.1:8080 and demo data. Ctrl-C stops everything."""
     session.install(*DEV)
-    session.run("python", "-m", "devstack", "up", *session.posargs)
+    # Ctrl-C reaches nox and the stack together; give the stack time to stop what it started
+    # (nox's default would SIGKILL it after 0.5 s and orphan the emulators).
+    session.run("python", "-m", "devstack", "up", *session.posargs, interrupt_timeout=60)
 
 
 @nox.session(python=PYTHON)
