@@ -162,14 +162,18 @@ class IndexSpec:
 
 
 def _newest_first(*leading: IndexField) -> tuple[IndexField, ...]:
-    # Lists are newest first with a stable tie-break (CONTRACT.md), and the same index also
-    # serves a date range on top of the equality filter.
-    return (*leading, IndexField("date", "DESCENDING"), IndexField("__name__", "DESCENDING"))
+    # Lists order and page by sort_key = "<date>#<id>" (newest first, stable tie-break, and the
+    # from/to range), so the same index serves the equality filter, the range and the cursor.
+    return (*leading, IndexField("sort_key", "DESCENDING"))
 
 
-# Composite indexes for users/{uid}/transactions list filters. A date range alone is served
-# by Firestore's automatic single-field index, so it needs no entry here.
+# Composite indexes for users/{uid}/transactions list filters. sort_key alone is served by
+# Firestore's automatic single-field index, so it needs no entry here.
 FIRESTORE_INDEXES: list[IndexSpec] = [
+    # The import worker's duplicate window: one account, a date range, newest first.
+    IndexSpec(
+        "transactions", (IndexField("account_id", "ASCENDING"), IndexField("date", "DESCENDING"))
+    ),
     IndexSpec("transactions", _newest_first(IndexField("account_id", "ASCENDING"))),
     IndexSpec("transactions", _newest_first(IndexField("type", "ASCENDING"))),
     IndexSpec("transactions", _newest_first(IndexField("import_id", "ASCENDING"))),

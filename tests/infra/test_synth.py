@@ -271,15 +271,18 @@ def test_firestore_native_database_and_transaction_indexes(tf: dict[str, Any]) -
     (db,) = resources(tf, "google_firestore_database").values()
     assert db["name"] == "(default)"
     assert db["type"] == "FIRESTORE_NATIVE"
-    tail = [
-        {"field_path": "date", "order": "DESCENDING"},
-        {"field_path": "__name__", "order": "DESCENDING"},
-    ]
+    # The list queries order and page by sort_key (adapters/firestore_store.py).
+    tail = [{"field_path": "sort_key", "order": "DESCENDING"}]
     indexes = [i for i in resources(tf, "google_firestore_index").values()]
     fields = [i["fields"] for i in indexes if i["collection"] == "transactions"]
     for eq in ("account_id", "type", "import_id"):
         assert [{"field_path": eq, "order": "ASCENDING"}, *tail] in fields, eq
     assert [{"field_path": "category_ids", "array_config": "CONTAINS"}, *tail] in fields
+    window = [
+        {"field_path": "account_id", "order": "ASCENDING"},
+        {"field_path": "date", "order": "DESCENDING"},
+    ]
+    assert window in fields  # the import worker's duplicate window
 
 
 def test_recurrences_next_due_is_indexed_for_the_schedulers_collection_group_query(
