@@ -123,18 +123,25 @@ def description_words(text: str) -> frozenset[str]:
 def similar(a: frozenset[str], b: frozenset[str]) -> bool:
     """Two descriptions (as `description_words`) name the same thing: at least `SIMILARITY`
     of the shorter one's words are in the other, where a word also matches a longer word it
-    starts (banks cut names: "IFOOD *RESTAURANTE SA" ~ "iFood Restaurante Sabor"). Two
-    empty descriptions are similar; an empty and a non-empty one are not."""
-    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    starts, if the shorter of the two has 3 letters or more (banks cut names: "IFOOD
+    *RESTAURANTE SA" ~ "iFood Restaurante Sabor"). Two empty descriptions are similar; an
+    empty and a non-empty one are not. Symmetric: with as many words on both sides, either
+    side may be the one whose words are found."""
+    if len(a) == len(b):
+        return _covered(a, b) or _covered(b, a)
+    return _covered(a, b) if len(a) < len(b) else _covered(b, a)
+
+
+def _covered(small: frozenset[str], large: frozenset[str]) -> bool:
     if not small:
         return not large
-    hits = 0
-    for word in small:
-        if word in large or (
-            len(word) >= 3 and any(w.startswith(word) or word.startswith(w) for w in large)
-        ):
-            hits += 1
+    hits = sum(1 for w in small if w in large or any(_same_word(w, x) for x in large))
     return hits >= SIMILARITY * len(small)
+
+
+def _same_word(x: str, y: str) -> bool:
+    short, long = (x, y) if len(x) <= len(y) else (y, x)
+    return short == long or (len(short) >= 3 and long.startswith(short))
 
 
 # --- classification ---------------------------------------------------------------------------
