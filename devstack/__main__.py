@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from devstack.functions_registry import FUNCTIONS
 from devstack.ports import PortInUseError, env_var_for
 from devstack.process import ServiceError
 from devstack.services import BUCKET, REPO_ROOT
 from devstack.stack import Ports, Stack, StackConfig, StackStartError
+from functions.registry import FUNCTIONS
 
 DEFAULT_PORTS = {
     "gateway": 8080,

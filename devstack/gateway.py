@@ -2,10 +2,12 @@
 
 Routes ``/api/<name>/...`` to that function's own server (path and query unchanged, since the
 functions answer the full paths) and ``/socket.io/`` to the realtime instances, WebSockets
-included. Errors follow the contract's problem+json shape.
+included. Like the load balancer (whose routes come from the same registry), it never forwards
+an internal path (Cloud Tasks / Scheduler targets): those answer 404 here. Errors follow the
+contract's problem+json shape.
 
 Run: ``python -m devstack.gateway --port 8080 --routes '{"auth": "http://127.0.0.1:8101"}'
-[--realtime '["http://127.0.0.1:8201"]']``.
+[--realtime '["http://127.0.0.1:8201"]'] [--blocked '["/api/ingest/tasks/"]']``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ SID_IN_HANDSHAKE = re.compile(rb'"sid"\s*:\s*"(?P<sid>[^"]+)"')
 MAX_STICKY_SESSIONS = 10_000
 
 ROUTES: web.AppKey[dict[str, str]] = web.AppKey("routes", dict)
+BLOCKED: web.AppKey[tuple[str, ...]] = web.AppKey("blocked", tuple)
 CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("client", aiohttp.ClientSession)
 
 
@@ -203,11 +206,16 @@ async def proxy_websocket(request: web.Request, upstream: str) -> web.StreamResp
 async def api(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     upstream = request.app[ROUTES].get(name)
-    if upstream is None:
+    if upstream is None or is_blocked(request.path, request.app[BLOCKED]):
         return problem(404, "Not Found", f"no function serves /api/{name}")
     if is_websocket(request):
         return await proxy_websocket(request, upstream)
     return await proxy_http(request, upstream)
+
+
+def is_blocked(path: str, blocked: Sequence[str]) -> bool:
+    """An internal path: exact, or under a blocked prefix ending in "/"."""
+    return any(path.startswith(b) if b.endswith("/") else path == b for b in blocked)
 
 
 async def socketio(request: web.Request) -> web.StreamResponse:
@@ -249,9 +257,12 @@ async def _client_context(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def make_app(routes: Mapping[str, str], realtime: Sequence[str] = ()) -> web.Application:
+def make_app(
+    routes: Mapping[str, str], realtime: Sequence[str] = (), blocked: Sequence[str] = ()
+) -> web.Application:
     app = web.Application(client_max_size=0)
     app[ROUTES] = {name: url.rstrip("/") for name, url in routes.items()}
+    app[BLOCKED] = tuple(blocked)
     app[REALTIME] = RealtimePool([url.rstrip("/") for url in realtime])
     app.cleanup_ctx.append(_client_context)
     app.router.add_get("/healthz", healthz)
@@ -268,9 +279,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--routes", type=json.loads, default={}, help='{"name": "url"}')
     parser.add_argument("--realtime", type=json.loads, default=[], help='["url", ...]')
+    parser.add_argument(
+        "--blocked", type=json.loads, default=[], help='internal paths: ["/api/x/tasks/", ...]'
+    )
     args = parser.parse_args(argv)
     web.run_app(
-        make_app(args.routes, args.realtime),
+        make_app(args.routes, args.realtime, args.blocked),
         host=args.host,
         port=args.port,
         access_log_format='%a "%r" %s %b %Tf',

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from devstack.functions_registry import FUNCTIONS
+from functions.registry import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,6 @@ from devstack.process import ManagedProcess, ServiceError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_ID = "valorize-local"
 TASKS_LOCATION = "us-central1"
-TASKS_QUEUE = "default"
 BUCKET = "valorize-statements"
 
 # gcloud-tasks-emulator 0.6.2 needs protobuf<5, which today's Google clients refuse, and an
@@ -201,12 +200,14 @@ class TasksEmulator(ManagedProcess):
         self,
         port: int,
         log_dir: Path,
-        queue: str = f"projects/{PROJECT_ID}/locations/{TASKS_LOCATION}/queues/{TASKS_QUEUE}",
+        queues: Sequence[str],
         venv: Path | None = None,
     ) -> None:
         super().__init__(log_dir)
         self.port = port
-        self.queue = queue
+        # Full queue paths, one per registry queue: a task on any other queue fails as in
+        # production (the emulator answers FAILED_PRECONDITION).
+        self.queues = list(queues)
         self.venv = venv
         self._python: Path | None = None
 
@@ -221,7 +222,7 @@ class TasksEmulator(ManagedProcess):
             str(self._python), "-W", "ignore::FutureWarning", str(shim), HOST,
             "start",
             "--port", str(self.port),
-            "--default-queue", self.queue,
+            *[arg for queue in self.queues for arg in ("--default-queue", queue)],
             "--max-retries", str(TASKS_MAX_RETRIES),
         ]  # fmt: skip
 
@@ -271,6 +272,7 @@ class FunctionServer(ManagedProcess):
         env: Mapping[str, str],
         functions_dir: Path | None = None,
         unset_env: Iterable[str] = (),
+        executable: Path | None = None,
     ) -> None:
         super().__init__(log_dir, env, unset_env)
         self.name = f"function-{folder}"
@@ -278,13 +280,15 @@ class FunctionServer(ManagedProcess):
         self.target = target
         self.port = port
         self.source_dir = (functions_dir or REPO_ROOT / "functions") / folder
+        # functions-framework of another environment (the artifact test's fresh venvs).
+        self.executable = executable
 
     def command(self) -> Sequence[str]:
         source = self.source_dir / "main.py"
         if not source.exists():
             raise ServiceError(f"function {self.folder}: {source} does not exist")
         return [
-            venv_bin("functions-framework"),
+            str(self.executable or venv_bin("functions-framework")),
             "--target", self.target,
             "--source", str(source),
             "--host", HOST,
@@ -313,11 +317,13 @@ class GatewayServer(ManagedProcess):
         log_dir: Path,
         routes: Mapping[str, str],
         realtime: Sequence[str] = (),
+        blocked: Sequence[str] = (),
     ) -> None:
         super().__init__(log_dir, _python_env())
         self.port = port
         self.routes = dict(routes)
         self.realtime = list(realtime)
+        self.blocked = list(blocked)
 
     def command(self) -> Sequence[str]:
         return [
@@ -326,6 +332,7 @@ class GatewayServer(ManagedProcess):
             "--port", str(self.port),
             "--routes", json.dumps(self.routes),
             "--realtime", json.dumps(self.realtime),
+            "--blocked", json.dumps(self.blocked),
         ]  # fmt: skip
 
     def is_ready(self) -> bool:

@@ -21,7 +21,6 @@ import redis
 import requests
 
 from devstack import seed as demo_seed
-from devstack.functions_registry import FUNCTIONS, RESOURCES
 from devstack.ports import HOST, ensure_port_free, free_ports
 from devstack.process import ManagedProcess
 from devstack.services import (
@@ -29,7 +28,6 @@ from devstack.services import (
     PROJECT_ID,
     REPO_ROOT,
     TASKS_LOCATION,
-    TASKS_QUEUE,
     FirestoreEmulator,
     FunctionServer,
     GatewayServer,
@@ -38,6 +36,18 @@ from devstack.services import (
     SmtpSink,
     StorageEmulator,
     TasksEmulator,
+)
+from functions.registry import (
+    ALLOWED_QUEUES_ENV,
+    FUNCTIONS,
+    INTERNAL_AUDIENCES_ENV,
+    INTERNAL_CALLERS_ENV,
+    QUEUES,
+    SCHEDULER_INVOKER,
+    TASKS_INVOKER,
+    internal_paths,
+    public_routes,
+    runtime_env,
 )
 
 CORS_ORIGINS = "http://localhost:5173,http://127.0.0.1:5173"
@@ -51,7 +61,9 @@ STACK_ENV_KEYS = (
     "VALORIZE_BUCKET",
     "TASKS_EMULATOR_HOST",
     "VALORIZE_TASKS_LOCATION",
-    "VALORIZE_TASKS_QUEUE",
+    ALLOWED_QUEUES_ENV,
+    INTERNAL_CALLERS_ENV,
+    INTERNAL_AUDIENCES_ENV,
     "SMTP_HOST",
     "SMTP_PORT",
     "VALORIZE_INTERNAL_SECRET",
@@ -59,6 +71,12 @@ STACK_ENV_KEYS = (
     "VALORIZE_FUNCTION_URLS",
     "VALORIZE_GATEWAY_URL",
 )
+# Locally no OIDC token is minted (the tasks emulator sends none; the shared secret stands in),
+# but the functions get the same registry-derived caller list as in production.
+LOCAL_INVOKERS = {
+    account: f"{account}@{PROJECT_ID}.iam.gserviceaccount.com"
+    for account in (TASKS_INVOKER, SCHEDULER_INVOKER)
+}
 
 
 class StackStartError(RuntimeError):
@@ -106,7 +124,7 @@ class StackConfig:
     seed: bool = False
     # Extra variables for the functions (feature flags, WORKERS/THREADS...).
     extra_env: Mapping[str, str] = field(default_factory=dict)
-    # Function folder -> target; None uses devstack.functions_registry.FUNCTIONS.
+    # Function folder -> target; None uses functions/registry.py.
     function_targets: Mapping[str, str] | None = None
     functions_dir: Path = REPO_ROOT / "functions"
     tasks_venv: Path | None = None
@@ -142,7 +160,9 @@ class Stack:
 
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
-        targets = self.config.function_targets or FUNCTIONS
+        targets = self.config.function_targets or {
+            name: f.entry_point for name, f in FUNCTIONS.items()
+        }
         names = list(targets) if self.config.functions is None else list(self.config.functions)
         unknown = [name for name in names if name not in targets]
         if unknown:
@@ -226,6 +246,9 @@ class Stack:
         env = {
             "GOOGLE_CLOUD_PROJECT": PROJECT_ID,
             "VALORIZE_INTERNAL_SECRET": self.secret,
+            # In-process clients (tests) may enqueue anywhere; each function gets only its
+            # own queues (function_env).
+            ALLOWED_QUEUES_ENV: ",".join(QUEUES),
             "VALORIZE_CORS_ORIGINS": CORS_ORIGINS,
             "VALORIZE_FUNCTION_URLS": json.dumps(urls.functions),
             "PYTHONUNBUFFERED": "1",
@@ -242,11 +265,22 @@ class Stack:
         if urls.tasks_host:
             env["TASKS_EMULATOR_HOST"] = urls.tasks_host
             env["VALORIZE_TASKS_LOCATION"] = TASKS_LOCATION
-            env["VALORIZE_TASKS_QUEUE"] = TASKS_QUEUE
         if urls.smtp_host and urls.smtp_port:
             env["SMTP_HOST"] = urls.smtp_host
             env["SMTP_PORT"] = str(urls.smtp_port)
         return env
+
+    def function_env(self, name: str) -> dict[str, str]:
+        """What function ``name`` gets on top of :attr:`env`: its registry entry's queues and
+        internal callers, as infra/cdktf gives them in production, and its own URL as the
+        audience of internal calls."""
+        function = FUNCTIONS.get(name)
+        if function is None:
+            return {}
+        return {
+            **runtime_env(function, LOCAL_INVOKERS),
+            INTERNAL_AUDIENCES_ENV: self.urls.functions[name],
+        }
 
     def stack_json(self) -> dict[str, Any]:
         """The ``.local/stack.json`` document of CONTRACT.md, plus a ``services`` section."""
@@ -282,7 +316,10 @@ class Stack:
         if cfg.storage:
             emulators.append(StorageEmulator(ports["storage"], logs))
         if cfg.tasks:
-            emulators.append(TasksEmulator(ports["tasks"], logs, venv=cfg.tasks_venv))
+            queues = [
+                f"projects/{PROJECT_ID}/locations/{TASKS_LOCATION}/queues/{q}" for q in QUEUES
+            ]
+            emulators.append(TasksEmulator(ports["tasks"], logs, queues, venv=cfg.tasks_venv))
         if cfg.smtp:
             emulators.append(SmtpSink(ports["smtp"], ports["smtp_http"], logs))
         env = {**self.env, **cfg.extra_env}
@@ -292,7 +329,7 @@ class Stack:
                 target,
                 self.function_ports[name],
                 logs,
-                env,
+                {**env, **self.function_env(name)},
                 functions_dir=cfg.functions_dir,
                 unset_env=STACK_ENV_KEYS,
             )
@@ -309,12 +346,15 @@ class Stack:
         if cfg.gateway:
             urls = self.urls
             realtime = [*cfg.realtime_urls, *urls.realtime_instances]
-            # /api/<function> for every function, plus the resources named otherwise.
-            routes = dict(urls.functions)
+            # As the load balancer: the public functions' prefixes, never an internal path
+            # (functions not in the registry, e.g. test fakes, by their own name).
+            routes = {n: u for n, u in urls.functions.items() if n not in FUNCTIONS}
             routes.update(
-                {r: urls.functions[f] for r, f in RESOURCES.items() if f in urls.functions}
+                {p: urls.functions[f] for p, f in public_routes().items() if f in urls.functions}
             )
-            gateway.append(GatewayServer(ports["gateway"], logs, routes, realtime))
+            gateway.append(
+                GatewayServer(ports["gateway"], logs, routes, realtime, blocked=internal_paths())
+            )
         return emulators, servers, gateway
 
     def start(self) -> Self:

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import pytest
 import requests
 
-from devstack import functions_registry
 from devstack.stack import Stack
+from functions.registry import FUNCTIONS
 from tests.e2e.conftest import Api, assert_problem, register
 
 T = TypeVar("T")
@@ -332,9 +332,6 @@ def test_scheduler_and_task_endpoints_refuse_users_and_anonymous(
         (automate + "/api/automations/fanout", {"kind": "daily", "date": "2025-01-01"}),
         (rules + "/api/rules/apply/run", {"user_id": "u", "job_id": "j", "page": 0}),
     ]
-    if getattr(functions_registry, "RESOURCES", {}).get("automations") == "automate":
-        # The gateway routes /api/automations like the production load balancer.
-        targets.append((base_url + "/api/automations/run", {"kind": "daily"}))
     for url, body in targets:
         for headers in (
             {},
@@ -344,6 +341,31 @@ def test_scheduler_and_task_endpoints_refuse_users_and_anonymous(
             r = requests.post(url, json=body, headers=headers, timeout=30)
             assert r.status_code == 401, (url, headers.keys(), r.text)
             assert r.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_the_gateway_never_forwards_an_internal_path(stack: Stack, base_url: str) -> None:
+    """Like the load balancer (same registry): even with the right credentials, a task or
+    scheduler path is not reachable through the front door."""
+    paths = [
+        "/api/automations/run",
+        "/api/automations/user",
+        "/api/rules/apply/run",
+        "/api/ingest/tasks/process",
+        "/api/notify/deliver",
+    ]
+    assert all(any(f.is_internal_path(p) for f in FUNCTIONS.values()) for p in paths)
+    for path in paths:
+        r = requests.post(
+            base_url + path,
+            json={"kind": "daily"},
+            headers={"X-Valorize-Internal": stack.secret},
+            timeout=30,
+        )
+        assert r.status_code == 404, (path, r.text)
+        assert r.headers["Content-Type"].startswith("application/problem+json")
+    # The public routes of the same functions still go through.
+    assert requests.get(base_url + "/api/rules/healthz", timeout=30).status_code == 200
+    assert requests.get(base_url + "/api/ingest/healthz", timeout=30).status_code == 200
 
 
 def test_month_start_reaches_every_user_and_summarises_the_month_that_ended(

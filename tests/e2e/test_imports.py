@@ -442,8 +442,15 @@ def test_a_redelivered_task_changes_nothing(api: Api, stack: Stack) -> None:
 
     # Only the task queue's credentials reach the worker; a user token does not.
     assert task(stack, "/api/ingest/tasks/process", payload, secret="wrong").status_code == 401
-    r = api.post("/api/ingest/tasks/process", payload)
-    assert r.status_code == 401
+    as_user = requests.post(
+        stack.urls.functions["ingest"] + "/api/ingest/tasks/process",
+        json=payload,
+        headers={"Authorization": f"Bearer {api.token}"},
+        timeout=30,
+    )
+    assert as_user.status_code == 401
+    # Through the gateway (the load balancer's stand-in) the worker is not even routed.
+    assert api.post("/api/ingest/tasks/process", payload).status_code == 404
     # A task for an import that does not exist is acknowledged (not retried forever).
     gone = {"user_id": payload["user_id"], "import_id": "nope"}
     assert task(stack, "/api/ingest/tasks/process", gone).json() == {"status": "gone"}

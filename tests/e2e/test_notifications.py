@@ -148,7 +148,10 @@ def test_internal_endpoint_refuses_user_tokens_and_anonymous_calls(
     api: Api, me: str, base_url: str, notify_url: str
 ) -> None:
     body = payload(me)
-    for url in (notify_url, base_url + "/api/notify/deliver"):
+    # The gateway, like the load balancer, does not route the internal function at all.
+    routed = requests.post(base_url + "/api/notify/deliver", json=body, timeout=10)
+    assert_problem(routed, 404)
+    for url in (notify_url,):
         assert_problem(requests.post(url, json=body, timeout=10), 401)
         as_user = requests.post(
             url, json=body, headers={"Authorization": f"Bearer {api.token}"}, timeout=10
@@ -332,6 +335,37 @@ def test_large_transaction_notifies(api: Api, settle: Callable[[], None]) -> Non
     assert "Notebook" in alert["body"]
     settle()
     assert len(of_kind(api, "transaction.large")) == 1
+
+
+def test_a_rules_job_that_overspends_an_envelope_notifies(api: Api) -> None:
+    """The rules function's job pages recategorise transactions, and the alert they raise is a
+    notify task on the notifications queue: the function must declare (and so be granted)
+    that queue, or the alert is refused and lost."""
+    account = api.account(opening_balance=1_000_000)
+    food = api.categories()["Alimentação"]["id"]
+    budget = api.post("/api/budgets", {"category_id": food}).json()
+    r = api.post(
+        "/api/budgets/allocate",
+        {
+            "budget_id": budget["id"],
+            "month": "2025-04",
+            "amount": {"amount": 10_000, "currency": "BRL"},
+        },
+    )
+    assert r.status_code == 200, r.text
+    api.txn(account["id"], -15_000, "2025-04-12", "SUPERMERCADO ÉPICO")  # no category yet
+    rule = {
+        "name": "Mercado",
+        "conditions": [{"field": "description", "op": "contains", "value": "mercado"}],
+        "actions": [{"action": "set_category", "value": food}],
+    }
+    assert api.post("/api/rules", rule).status_code == 201
+    job = api.post("/api/rules/apply", {}).json()
+    wait_until(
+        lambda: api.get(f"/api/rules/apply/{job['id']}").json()["status"] == "done", "the job"
+    )
+    (alert,) = wait_until(lambda: of_kind(api, "budget.overspent"), "the alert")
+    assert alert["id"] == f"overspent-{budget['id']}-2025-04"
 
 
 def test_overspent_envelope_notifies_once_a_month(

@@ -25,10 +25,10 @@ import requests
 from aiohttp import web
 
 from devstack import PortInUseError, Ports, Stack, StackConfig, StackStartError
-from devstack.functions_registry import FUNCTIONS
 from devstack.ports import ensure_port_free, free_port, free_ports
 from devstack.seed import plan
 from devstack.services import REPO_ROOT, GatewayServer, SmtpSink
+from functions.registry import FUNCTIONS
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +93,8 @@ ENV_KEYS = [
     "STORAGE_EMULATOR_HOST",
     "VALORIZE_BUCKET",
     "TASKS_EMULATOR_HOST",
-    "VALORIZE_TASKS_QUEUE",
+    "VALORIZE_TASK_QUEUES",
+    "VALORIZE_INTERNAL_AUDIENCES",
     "SMTP_HOST",
     "SMTP_PORT",
     "VALORIZE_INTERNAL_SECRET",
@@ -104,10 +105,10 @@ ENV_KEYS = [
 
 
 def write_fake_functions(root: Path) -> Path:
-    for name, target in FUNCTIONS.items():
+    for name, function in FUNCTIONS.items():
         folder = root / name
         folder.mkdir(parents=True)
-        source = FAKE_FUNCTION.format(name=name, target=target, env_keys=ENV_KEYS)
+        source = FAKE_FUNCTION.format(name=name, target=function.entry_point, env_keys=ENV_KEYS)
         (folder / "main.py").write_text(source)
     return root
 
@@ -482,6 +483,9 @@ def test_cli_up_runs_everything_seeds_and_stops_on_sigint(tmp_path: Path) -> Non
         assert seen_env["VALORIZE_GATEWAY_URL"] == base
         assert seen_env["GOOGLE_CLOUD_PROJECT"] == "valorize-local"
         assert all(seen_env[key] for key in ENV_KEYS), seen_env
+        # Per function, from the registry: its own queues and its own URL as audience.
+        assert seen_env["VALORIZE_TASK_QUEUES"] == ",".join(FUNCTIONS["transactions"].enqueues)
+        assert seen_env["VALORIZE_INTERNAL_AUDIENCES"] == state["functions"]["transactions"]
         services = state["services"]
         assert services["internal_secret"] == seen_env["VALORIZE_INTERNAL_SECRET"]
         assert services["internal_header"] == "X-Valorize-Internal"

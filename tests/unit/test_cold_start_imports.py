@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.functions_registry import FUNCTIONS
+from functions.registry import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 

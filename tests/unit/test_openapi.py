@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devstack.functions_registry import FUNCTIONS
 from devstack.openapi import merged_document, render
+from functions.registry import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,6 +8,12 @@ from functools import cache
 
 # Locally, tasks and the scheduler authenticate to internal endpoints with this header.
 INTERNAL_HEADER = "X-Valorize-Internal"
+# Written per function from functions/registry.py (by devstack and by infra/cdktf alike).
+ALLOWED_QUEUES_ENV = "VALORIZE_TASK_QUEUES"
+INTERNAL_CALLERS_ENV = "VALORIZE_INTERNAL_CALLERS"
+INTERNAL_AUDIENCES_ENV = "VALORIZE_INTERNAL_AUDIENCES"
+# Where Google publishes the keys that sign its ID tokens (the x509 form google-auth reads).
+GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -20,7 +26,16 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     max_body_bytes: int = 1_048_576
+    # Local stacks only: the shared secret internal endpoints accept in X-Valorize-Internal.
+    # Production sets none; there, internal endpoints accept only OIDC tokens.
     internal_secret: str | None = None
+    # The queues this function may enqueue on (registry "enqueues"); None: none declared.
+    allowed_queues: tuple[str, ...] | None = None
+    # Service-account emails whose OIDC tokens internal endpoints accept, and the audiences
+    # those tokens must carry (this function's URL as Cloud Tasks / Scheduler address it).
+    internal_callers: tuple[str, ...] = ()
+    internal_audiences: tuple[str, ...] = ()
+    oidc_certs_url: str = GOOGLE_OIDC_CERTS_URL
     # How many proxies in front of us append to X-Forwarded-For: the client address is that
     # many entries from the right (whatever the client wrote itself is further left).
     trusted_proxy_hops: int = 1
@@ -44,6 +59,12 @@ class Settings:
             cors_origins=_csv(env.get("VALORIZE_CORS_ORIGINS", "")),
             max_body_bytes=int(env.get("VALORIZE_MAX_BODY_BYTES", cls.max_body_bytes)),
             internal_secret=env.get("VALORIZE_INTERNAL_SECRET") or None,
+            allowed_queues=(_csv(env[ALLOWED_QUEUES_ENV]) if ALLOWED_QUEUES_ENV in env else None),
+            internal_callers=_csv(env.get(INTERNAL_CALLERS_ENV, "")),
+            internal_audiences=tuple(
+                a.rstrip("/") for a in _csv(env.get(INTERNAL_AUDIENCES_ENV, ""))
+            ),
+            oidc_certs_url=env.get("VALORIZE_OIDC_CERTS_URL", GOOGLE_OIDC_CERTS_URL),
             cache_ttl_seconds=int(env.get("VALORIZE_CACHE_TTL_SECONDS", cls.cache_ttl_seconds)),
             cache_breaker_seconds=float(
                 env.get("VALORIZE_CACHE_BREAKER_SECONDS", cls.cache_breaker_seconds)

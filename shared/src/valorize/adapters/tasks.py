@@ -4,7 +4,12 @@ Production tasks carry a Google-signed OIDC token of the tasks-invoker service a
 (verified by the target, see entrypoints/internal.py); locally the emulator cannot mint
 one, so tasks carry the stack's shared secret instead. Task names make enqueueing
 idempotent where Cloud Tasks deduplicates (the emulator does not; handlers are idempotent
-anyway, because Cloud Tasks delivers at least once)."""
+anyway, because Cloud Tasks delivers at least once), which is also what makes retrying a
+create_task that failed in transit safe.
+
+A function may enqueue only on the queues its registry entry declares (functions/registry.py
+writes them into VALORIZE_TASK_QUEUES, locally and in production): anything else is refused
+here, before Cloud Tasks would refuse it in production for want of the IAM grant."""
 
 from __future__ import annotations
 
@@ -35,6 +40,10 @@ def function_url(name: str) -> str:
     return str(urls[name]).rstrip("/")
 
 
+class UndeclaredQueue(RuntimeError):
+    """Code enqueued on a queue its function does not declare in functions/registry.py."""
+
+
 def task_id(*parts: str) -> str:
     """A Cloud Tasks task id from meaningful parts (allowed: letters, digits, -, _)."""
     return re.sub(r"[^A-Za-z0-9_-]", "-", "-".join(parts))[:500]
@@ -61,12 +70,17 @@ class CloudTasksQueue:
         return tasks_v2.CloudTasksClient()
 
     def queue_path(self, queue: str) -> str:
+        allowed = settings().allowed_queues
+        if allowed is None or queue not in allowed:
+            raise UndeclaredQueue(
+                f"this function may not enqueue on {queue!r}: it declares "
+                f"{', '.join(allowed) if allowed else 'no queue'} (functions/registry.py)"
+            )
         full = os.environ.get(f"TASKS_QUEUE_{queue.upper()}")
         if full:
             return full
-        # Locally one queue serves every purpose.
-        name = os.environ.get("VALORIZE_TASKS_QUEUE", queue)
-        return f"projects/{self.project}/locations/{self.location}/queues/{name}"
+        # Locally the emulator holds one queue per registry queue, under the same names.
+        return f"projects/{self.project}/locations/{self.location}/queues/{queue}"
 
     def enqueue(
         self,
@@ -77,8 +91,10 @@ class CloudTasksQueue:
         name: str | None = None,
     ) -> None:
         from google.api_core import exceptions as gexc
+        from google.api_core import retry as gretry
         from google.cloud import tasks_v2
 
+        parent = self.queue_path(queue)
         url = function_url(function) + path
         headers = {"Content-Type": "application/json"}
         request = tasks_v2.HttpRequest(
@@ -96,11 +112,21 @@ class CloudTasksQueue:
             request.oidc_token = tasks_v2.OidcToken(
                 service_account_email=invoker, audience=function_url(function)
             )
-        parent = self.queue_path(queue)
         task = tasks_v2.Task(http_request=request)
+        # create_task has no default retry (it is not idempotent without a name); a named
+        # task is, so transient failures are retried rather than losing the work.
+        retry = None
         if name:
             task.name = f"{parent}/tasks/{name}"
+            retry = gretry.Retry(
+                predicate=gretry.if_exception_type(
+                    gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError
+                ),
+                initial=0.1,
+                maximum=2.0,
+                timeout=10.0,
+            )
         try:
-            self.client.create_task(parent=parent, task=task)
+            self.client.create_task(parent=parent, task=task, retry=retry)
         except gexc.AlreadyExists:
             log.info("task %s already enqueued", name)
