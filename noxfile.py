@@ -1,5 +1,5 @@
 """Every routine task: `nox -s dev`, `nox -s tests`, `nox -s lint`, `nox -s typecheck`,
-`nox -s openapi`, `nox -s bench -- <name>`."""
+`nox -s openapi`, `nox -s package -- <function>|all`, `nox -s infra`, `nox -s bench -- <name>`."""
 
 from __future__ import annotations
 
@@ -26,11 +26,19 @@ def dev(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The whole suite: unit, integration (emulators) and end-to-end (HTTP through the
-    functions). Starts and stops its own emulators on free ports, and synthesizes the
-    infra/cdktf stack (about a minute: jsii loads the Google provider bindings)."""
+    """The whole suite: unit, integration (emulators), end-to-end (HTTP through the
+    functions), the artifacts (every function's shipped archive in a fresh virtualenv) and the
+    infra/cdktf synthesis. Starts and stops its own emulators on free ports."""
     session.install(*DEV, *INFRA)
     session.run("python", "-m", "pytest", *(session.posargs or ["tests"]))
+
+
+@nox.session(python=PYTHON)
+def package(session: nox.Session) -> None:
+    """Build the archives that ship: `nox -s package -- all` or `-- ingest rules` writes
+    dist/functions/<name>.zip (main.py, the vendored shared package, a requirements.txt with
+    nothing from the repository tree). Standard library only: nothing to install."""
+    session.run("python", "-m", "functions.package", *(session.posargs or ["all"]))
 
 
 @nox.session(python=PYTHON)
