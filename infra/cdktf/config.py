@@ -1,88 +1,53 @@
-"""Data that shapes the ValorizeAI stack: functions, queues, schedules, indexes, secrets.
+"""Data that shapes the ValorizeAI stack: schedules, indexes, secrets, SLOs, APIs.
 
-Everything that grows with the product lives here as plain data so that adding a function,
-queue or index is one line and the stack code in ``stack.py`` never changes for it.
+Functions and queues are not here: they come from the repository's one registry,
+``functions/registry.py`` (re-exported below as FUNCTIONS and QUEUES), which the local stack,
+the gateway and the packaging read too. Everything else that grows with the product lives
+here as plain data so that adding a function, queue or index is one line and the stack code in
+``stack.py`` never changes for it.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from functions.registry import (  # noqa: E402 - the registry lives at the repository root
+    FUNCTIONS,
+    INTERNAL_AUDIENCES_ENV,
+    QUEUES,
+    SCHEDULER_INVOKER,
+    TASKS_INVOKER,
+    Function,
+    Queue,
+    internal_paths,
+    runtime_env,
+)
+
+__all__ = [
+    "FUNCTIONS",
+    "INTERNAL_AUDIENCES_ENV",
+    "QUEUES",
+    "SCHEDULER_INVOKER",
+    "TASKS_INVOKER",
+    "Function",
+    "Queue",
+    "internal_paths",
+    "runtime_env",
+]
 
 # Python runtime for every function build; matches the interpreter the project is tested on.
 FUNCTION_RUNTIME = "python311"
 
-# Path inside the source bucket where the build step uploads each function's zip
-# (function code + vendored ``shared`` package + requirements.txt). See README.md.
+# Path inside the source bucket where each function's archive is uploaded: exactly what
+# `nox -s package -- <name>` writes to dist/functions/<name>.zip. See README.md.
 SOURCE_OBJECT_TEMPLATE = "functions/{name}.zip"
 
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    """One Cloud Run function (2nd gen), deployed on its own from ``functions/<name>``."""
-
-    # The functions-framework target: main.py defines a function named like its folder.
-    entry_point: str
-    # URL prefixes under /api/ that the load balancer sends to this function. CONTRACT.md names
-    # some resources differently from the function that owns them (imports -> ingest), so the
-    # function name is kept as a route too: then /api/<function>/healthz works through the LB.
-    routes: tuple[str, ...] = ()
-    memory: str = "256Mi"
-    cpu: str = "1"
-    concurrency: int = 80
-    min_instances: int = 0
-    max_instances: int = 20
-    timeout_seconds: int = 60
-    # False: no allUsers invoker and no LB route; only the invoker SAs can call it (Cloud Run
-    # checks their OIDC token before our code runs).
-    public: bool = True
-    # Cloud Tasks queues (keys of QUEUES) this function creates tasks in.
-    enqueues: tuple[str, ...] = ()
-    # Secret ids (keys of SECRETS) exposed to the function as environment variables.
-    secrets: tuple[str, ...] = ()
-    # Object admin on the statements bucket (upload, read while parsing, delete on revert).
-    statements_access: bool = False
-    # Targets of Cloud Tasks / Cloud Scheduler: those invoker SAs get run.invoker on it.
-    task_target: bool = False
-    scheduler_target: bool = False
-
-
-FUNCTIONS: dict[str, FunctionSpec] = {
-    "auth": FunctionSpec("auth", max_instances=10),
-    "accounts": FunctionSpec("accounts"),
-    "categories": FunctionSpec("categories", max_instances=10),
-    "transactions": FunctionSpec("transactions", max_instances=30, enqueues=("notifications",)),
-    "ingest": FunctionSpec(
-        "ingest",
-        routes=("imports",),
-        # The worker parses statements of tens of thousands of lines inside one task.
-        timeout_seconds=540,
-        enqueues=("imports", "notifications"),
-        secrets=("internal-shared-secret",),
-        statements_access=True,
-        task_target=True,
-    ),
-    "automate": FunctionSpec(
-        "automate",
-        routes=("automations",),
-        timeout_seconds=300,
-        enqueues=("automations", "notifications"),
-        secrets=("internal-shared-secret",),
-        task_target=True,
-        scheduler_target=True,
-    ),
-    "notify": FunctionSpec(
-        "notify",
-        public=False,
-        secrets=("internal-shared-secret", "smtp-credentials"),
-        task_target=True,
-    ),
-    "dashboard": FunctionSpec("dashboard", max_instances=30),
-    "budgets": FunctionSpec("budgets", enqueues=("notifications",)),
-    # On-demand rules jobs: each page is a Cloud Task on the rules function itself.
-    "rules": FunctionSpec("rules", enqueues=("automations",), task_target=True),
-    "recurrences": FunctionSpec("recurrences", max_instances=10),
-    "notifications": FunctionSpec("notifications", max_instances=10),
-}
 
 # Unknown /api paths and the bare domain land here; every function answers unknown paths
 # with a problem+json 404, so any public one works.
@@ -91,27 +56,7 @@ DEFAULT_FUNCTION = "auth"
 
 def routes_of(name: str) -> tuple[str, ...]:
     """The /api/<prefix> list routed to a function: its own name first, then its resources."""
-    spec = FUNCTIONS[name]
-    return (name, *[r for r in spec.routes if r != name])
-
-
-@dataclass(frozen=True)
-class QueueSpec:
-    max_dispatches_per_second: float
-    max_concurrent_dispatches: int
-    max_attempts: int
-    min_backoff: str
-    max_backoff: str
-    max_doublings: int = 4
-
-
-QUEUES: dict[str, QueueSpec] = {
-    # One task per statement; parsing is heavy, so few at once.
-    "imports": QueueSpec(5, 10, max_attempts=5, min_backoff="5s", max_backoff="300s"),
-    # Fan-out of one task per user; the original drained ~86 tasks/s, we allow headroom.
-    "automations": QueueSpec(200, 100, max_attempts=10, min_backoff="1s", max_backoff="600s"),
-    "notifications": QueueSpec(100, 50, max_attempts=8, min_backoff="1s", max_backoff="300s"),
-}
+    return FUNCTIONS[name].prefixes
 
 
 @dataclass(frozen=True)
@@ -133,19 +78,42 @@ AUTOMATIONS_RUN_PATH = "/api/automations/run"
 
 @dataclass(frozen=True)
 class SecretSpec:
-    env_var: str
     description: str
+    # Exposed as this environment variable...
+    env_var: str | None = None
+    # ... or mounted as a file at this path (folder, file name).
+    mount: tuple[str, str] | None = None
+    # Its value is written by the stack itself (from another resource), not by an operator.
+    managed: bool = False
 
 
 SECRETS: dict[str, SecretSpec] = {
-    # Read by the notify function (shared/src/valorize/adapters/email.py).
+    # Read by the notify function (shared/src/valorize/adapters/email.py). Its versions are
+    # added by an operator (values never pass through Terraform) and pinned with
+    # -var 'secret_versions={"smtp-credentials":"N"}'.
     "smtp-credentials": SecretSpec(
-        "SMTP_CREDENTIALS", "JSON: host, port, username, password; optional starttls, from"
+        "JSON: host, port, username, password; optional starttls, from",
+        env_var="SMTP_CREDENTIALS",
     ),
-    "internal-shared-secret": SecretSpec(
-        "INTERNAL_SHARED_SECRET", "Shared secret header for internal calls"
+    # Memorystore's AUTH string and TLS endpoint, as the one REDIS_URL every client reads
+    # (rediss://:AUTH@host:6378/0?ssl_cert_reqs=required&ssl_ca_certs=...): written by the
+    # stack from the instance, each function pinned to the version it wrote.
+    "redis-url": SecretSpec(
+        "rediss:// URL of Memorystore with its AUTH string", env_var="REDIS_URL", managed=True
+    ),
+    # The instance's server CA (not secret, but Secret Manager is how a file reaches a
+    # function): the path the URL's ssl_ca_certs names.
+    "redis-ca": SecretSpec(
+        "Memorystore server CA (PEM)", mount=("/etc/secrets/redis-ca", "ca.pem"), managed=True
     ),
 }
+# Every function and the realtime server talk to Redis (cache, throttles, realtime log).
+REDIS_SECRETS = ("redis-url", "redis-ca")
+
+# The log-based metric counting bus subscribers that failed (service/messagebus.py writes
+# the marker): the "no silent loss" alert fires on any.
+SUBSCRIBER_FAILED_MARKER = "subscriber_failed"
+SUBSCRIBER_FAILURES_METRIC = "valorize/subscriber_failures"
 
 
 @dataclass(frozen=True)
@@ -219,6 +187,35 @@ class RealtimeSpec:
 
 REALTIME = RealtimeSpec()
 
+
+@dataclass(frozen=True)
+class Slo:
+    """The objectives of ../shared/spec/TARGETS.md the alert policies watch."""
+
+    # API latency P95 (ms), per function.
+    latency_p95_ms: int = 300
+    # Error rate: share of 5xx among a function's requests.
+    error_ratio: float = 0.005
+    # A queue holding more than this many tasks for `backlog_minutes` is not draining.
+    queue_depth: int = 5_000
+    backlog_minutes: int = 15
+    # Failed delivery attempts per second on a queue (the original retried 8 %).
+    failed_attempts_per_second: float = 1.0
+    # Open Socket.IO connections, as a share of what max instances x concurrency can hold.
+    realtime_connections_ratio: float = 0.8
+    # Redis memory in use, as a share of the instance.
+    redis_memory_ratio: float = 0.8
+    # Evaluation window of the rate and percentile conditions.
+    window_seconds: int = 300
+
+
+SLO = Slo()
+# Monthly billing budget alerts: shares of the budget, then of the forecast.
+BUDGET_THRESHOLDS = (0.5, 0.9, 1.0)
+BUDGET_FORECAST_THRESHOLD = 1.0
+# Backups of the Firestore database: daily, kept this long (PITR covers the last 7 days).
+FIRESTORE_BACKUP_RETENTION = "1209600s"  # 14 days
+
 # Google APIs the stack needs; enabled first so a fresh project applies in one go.
 APIS: tuple[str, ...] = (
     "artifactregistry.googleapis.com",
@@ -229,6 +226,9 @@ APIS: tuple[str, ...] = (
     "compute.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+    "billingbudgets.googleapis.com",
     "redis.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",

@@ -15,7 +15,7 @@ import os
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from cdktf import App
+from cdktn import App
 
 from stack import ValorizeStack
 

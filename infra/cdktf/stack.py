@@ -1,15 +1,22 @@
-"""The ValorizeAI Google Cloud stack, described with CDK for Terraform.
+"""The ValorizeAI Google Cloud stack, described with CDK Terrain (the maintained fork of CDK
+for Terraform; same constructs, same cdk.tf.json).
 
 One stack per GCP project: dev and prod are separate projects, so resource names carry no
 environment suffix; ``var.environment`` only switches sizes and safety settings.
+
+Secure by default: functions are reachable only through the load balancer and from inside the
+project (Cloud Tasks, Cloud Scheduler); internal functions only by their invoker service
+accounts; Cloud Armor in front of every backend; one service account per function with the
+roles its registry entry implies; secrets pinned to versions; Redis with AUTH and TLS.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 
-from cdktf import (
+from cdktn import (
     Fn,
     GcsBackend,
     LocalBackend,
@@ -21,7 +28,7 @@ from cdktf import (
     TerraformVariableValidationConfig,
     Token,
 )
-from cdktf_cdktf_provider_google.cloud_run_v2_service import (
+from cdktn_provider_google.cloud_run_v2_service import (
     CloudRunV2Service,
     CloudRunV2ServiceTemplate,
     CloudRunV2ServiceTemplateContainers,
@@ -30,109 +37,124 @@ from cdktf_cdktf_provider_google.cloud_run_v2_service import (
     CloudRunV2ServiceTemplateContainersEnvValueSourceSecretKeyRef,
     CloudRunV2ServiceTemplateContainersPorts,
     CloudRunV2ServiceTemplateContainersResources,
+    CloudRunV2ServiceTemplateContainersVolumeMounts,
     CloudRunV2ServiceTemplateScaling,
+    CloudRunV2ServiceTemplateVolumes,
+    CloudRunV2ServiceTemplateVolumesSecret,
+    CloudRunV2ServiceTemplateVolumesSecretItems,
     CloudRunV2ServiceTemplateVpcAccess,
 )
-from cdktf_cdktf_provider_google.cloud_run_v2_service_iam_member import (
+from cdktn_provider_google.cloud_run_v2_service_iam_member import (
     CloudRunV2ServiceIamMember,
 )
-from cdktf_cdktf_provider_google.cloud_scheduler_job import (
+from cdktn_provider_google.cloud_scheduler_job import (
     CloudSchedulerJob,
     CloudSchedulerJobHttpTarget,
     CloudSchedulerJobHttpTargetOidcToken,
     CloudSchedulerJobRetryConfig,
 )
-from cdktf_cdktf_provider_google.cloud_tasks_queue import (
+from cdktn_provider_google.cloud_tasks_queue import (
     CloudTasksQueue,
     CloudTasksQueueRateLimits,
     CloudTasksQueueRetryConfig,
     CloudTasksQueueStackdriverLoggingConfig,
 )
-from cdktf_cdktf_provider_google.cloud_tasks_queue_iam_member import CloudTasksQueueIamMember
-from cdktf_cdktf_provider_google.cloudfunctions2_function import (
+from cdktn_provider_google.cloud_tasks_queue_iam_member import CloudTasksQueueIamMember
+from cdktn_provider_google.cloudfunctions2_function import (
     Cloudfunctions2Function,
     Cloudfunctions2FunctionBuildConfig,
     Cloudfunctions2FunctionBuildConfigSource,
     Cloudfunctions2FunctionBuildConfigSourceStorageSource,
     Cloudfunctions2FunctionServiceConfig,
     Cloudfunctions2FunctionServiceConfigSecretEnvironmentVariables,
+    Cloudfunctions2FunctionServiceConfigSecretVolumes,
+    Cloudfunctions2FunctionServiceConfigSecretVolumesVersions,
 )
-from cdktf_cdktf_provider_google.compute_backend_service import (
+from cdktn_provider_google.compute_backend_service import (
     ComputeBackendService,
     ComputeBackendServiceBackend,
     ComputeBackendServiceLogConfig,
 )
-from cdktf_cdktf_provider_google.compute_global_address import ComputeGlobalAddress
-from cdktf_cdktf_provider_google.compute_global_forwarding_rule import (
+from cdktn_provider_google.compute_global_address import ComputeGlobalAddress
+from cdktn_provider_google.compute_global_forwarding_rule import (
     ComputeGlobalForwardingRule,
 )
-from cdktf_cdktf_provider_google.compute_managed_ssl_certificate import (
+from cdktn_provider_google.compute_managed_ssl_certificate import (
     ComputeManagedSslCertificate,
     ComputeManagedSslCertificateManaged,
 )
-from cdktf_cdktf_provider_google.compute_network import ComputeNetwork
-from cdktf_cdktf_provider_google.compute_region_network_endpoint_group import (
+from cdktn_provider_google.compute_network import ComputeNetwork
+from cdktn_provider_google.compute_region_network_endpoint_group import (
     ComputeRegionNetworkEndpointGroup,
     ComputeRegionNetworkEndpointGroupCloudFunction,
     ComputeRegionNetworkEndpointGroupCloudRun,
 )
-from cdktf_cdktf_provider_google.compute_security_policy import (
+from cdktn_provider_google.compute_security_policy import (
     ComputeSecurityPolicy,
     ComputeSecurityPolicyRule,
     ComputeSecurityPolicyRuleMatch,
     ComputeSecurityPolicyRuleMatchConfig,
+    ComputeSecurityPolicyRuleMatchExpr,
     ComputeSecurityPolicyRuleRateLimitOptions,
     ComputeSecurityPolicyRuleRateLimitOptionsRateLimitThreshold,
 )
-from cdktf_cdktf_provider_google.compute_target_http_proxy import ComputeTargetHttpProxy
-from cdktf_cdktf_provider_google.compute_target_https_proxy import ComputeTargetHttpsProxy
-from cdktf_cdktf_provider_google.compute_url_map import (
+from cdktn_provider_google.compute_target_http_proxy import ComputeTargetHttpProxy
+from cdktn_provider_google.compute_target_https_proxy import ComputeTargetHttpsProxy
+from cdktn_provider_google.compute_url_map import (
     ComputeUrlMap,
     ComputeUrlMapDefaultUrlRedirect,
     ComputeUrlMapHostRule,
     ComputeUrlMapPathMatcher,
     ComputeUrlMapPathMatcherPathRule,
 )
-from cdktf_cdktf_provider_google.data_google_project import DataGoogleProject
-from cdktf_cdktf_provider_google.firestore_database import FirestoreDatabase
-from cdktf_cdktf_provider_google.firestore_field import (
+from cdktn_provider_google.data_google_project import DataGoogleProject
+from cdktn_provider_google.firestore_backup_schedule import (
+    FirestoreBackupSchedule,
+    FirestoreBackupScheduleDailyRecurrence,
+)
+from cdktn_provider_google.firestore_database import FirestoreDatabase
+from cdktn_provider_google.firestore_field import (
     FirestoreField,
     FirestoreFieldIndexConfig,
     FirestoreFieldIndexConfigIndexes,
 )
-from cdktf_cdktf_provider_google.firestore_index import FirestoreIndex, FirestoreIndexFields
-from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
-from cdktf_cdktf_provider_google.project_service import ProjectService
-from cdktf_cdktf_provider_google.provider import GoogleProvider
-from cdktf_cdktf_provider_google.redis_instance import RedisInstance
-from cdktf_cdktf_provider_google.secret_manager_secret import (
+from cdktn_provider_google.firestore_index import FirestoreIndex, FirestoreIndexFields
+from cdktn_provider_google.project_iam_member import ProjectIamMember
+from cdktn_provider_google.project_service import ProjectService
+from cdktn_provider_google.provider import GoogleProvider
+from cdktn_provider_google.redis_instance import RedisInstance
+from cdktn_provider_google.secret_manager_secret import (
     SecretManagerSecret,
     SecretManagerSecretReplication,
     SecretManagerSecretReplicationAuto,
 )
-from cdktf_cdktf_provider_google.secret_manager_secret_iam_member import (
+from cdktn_provider_google.secret_manager_secret_iam_member import (
     SecretManagerSecretIamMember,
 )
-from cdktf_cdktf_provider_google.service_account import ServiceAccount
-from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
-from cdktf_cdktf_provider_google.storage_bucket import (
+from cdktn_provider_google.secret_manager_secret_version import SecretManagerSecretVersion
+from cdktn_provider_google.service_account import ServiceAccount
+from cdktn_provider_google.service_account_iam_member import ServiceAccountIamMember
+from cdktn_provider_google.storage_bucket import (
     StorageBucket,
     StorageBucketLifecycleRule,
     StorageBucketLifecycleRuleAction,
     StorageBucketLifecycleRuleCondition,
     StorageBucketVersioning,
 )
-from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketIamMember
-from cdktf_cdktf_provider_google.vpc_access_connector import VpcAccessConnector
+from cdktn_provider_google.storage_bucket_iam_member import StorageBucketIamMember
+from cdktn_provider_google.vpc_access_connector import VpcAccessConnector
 from constructs import Construct
 
 import config
+import observability
 
 # /28 reserved for the Serverless VPC Access connector; must not overlap Redis' peering range.
 CONNECTOR_CIDR = "10.8.0.0/28"
 STATEMENTS_RETENTION_DAYS = 90
 # Cloud Armor per-client ceiling: far above one person's UI use, low enough to blunt scripts.
 ARMOR_REQUESTS_PER_MINUTE = 1200
+# Memorystore's TLS port (6379 is plain text, closed once transit encryption is on).
+REDIS_TLS_PORT = 6378
 
 
 class ValorizeStack(TerraformStack):
@@ -168,6 +190,7 @@ class ValorizeStack(TerraformStack):
         self._invokers()
         self._schedules()
         self._load_balancer()
+        observability.add(self)
         self._outputs()
 
     # ---------------------------------------------------------------- variables
@@ -212,13 +235,48 @@ class ValorizeStack(TerraformStack):
             default={},
             description="Function name -> GCS generation of functions/<name>.zip to deploy",
         )
-        self.enable_armor = TerraformVariable(
+        # Operator-written secrets are mounted at an explicit version, never "latest": a new
+        # value reaches the functions only through a reviewed apply, and a rollback is one.
+        TerraformVariable(
             self,
-            "enable_cloud_armor",
-            type="bool",
-            default=False,
-            description="Attach a per-IP rate-limiting Cloud Armor policy to every backend",
-        ).boolean_value
+            "secret_versions",
+            type="map(string)",
+            default={},
+            description='Secret id -> version to mount, e.g. {"smtp-credentials": "3"}',
+        )
+        self.armor_rpm = TerraformVariable(
+            self,
+            "armor_requests_per_minute",
+            type="number",
+            default=ARMOR_REQUESTS_PER_MINUTE,
+            description="Cloud Armor: requests per minute one client IP may make",
+        ).number_value
+        self.alert_email = TerraformVariable(
+            self,
+            "alert_email",
+            type="string",
+            description="Where alert policies and budget alerts are sent",
+        ).string_value
+        self.billing_account = TerraformVariable(
+            self,
+            "billing_account",
+            type="string",
+            description="Billing account id (XXXXXX-XXXXXX-XXXXXX) the budget watches",
+        ).string_value
+        self.monthly_budget = TerraformVariable(
+            self,
+            "monthly_budget",
+            type="string",
+            default="200",
+            description="Monthly budget in the billing account's currency (whole units)",
+        ).string_value
+        self.budget_currency = TerraformVariable(
+            self,
+            "budget_currency",
+            type="string",
+            default="USD",
+            description="Currency of the billing account (ISO-4217)",
+        ).string_value
 
     def _by_env(self, prod: str, dev: str) -> str:
         return Token.as_string(Fn.conditional(self.is_prod, prod, dev))
@@ -251,7 +309,8 @@ class ValorizeStack(TerraformStack):
         )
         # Redis holds only the dashboard cache and the Socket.IO backplane (nothing durable),
         # so no persistence; prod gets a replica for failover, dev the cheap basic tier.
-        # No AUTH: it is reachable only from inside the VPC through the connector.
+        # AUTH and TLS even inside the VPC: anything on the network (a compromised function,
+        # a peered range) would otherwise read and write every user's cache and sessions.
         self.redis = RedisInstance(
             self,
             "redis",
@@ -262,9 +321,10 @@ class ValorizeStack(TerraformStack):
             redis_version="REDIS_7_2",
             authorized_network=self.network.id,
             connect_mode="DIRECT_PEERING",
+            auth_enabled=True,
+            transit_encryption_mode="SERVER_AUTHENTICATION",
             depends_on=self.apis,
         )
-        self.redis_url = f"redis://{self.redis.host}:{Token.as_string(self.redis.port)}/0"
 
     # ---------------------------------------------------------------- Firestore
     def _firestore(self) -> None:
@@ -277,12 +337,20 @@ class ValorizeStack(TerraformStack):
             delete_protection_state=self._by_env(
                 "DELETE_PROTECTION_ENABLED", "DELETE_PROTECTION_DISABLED"
             ),
-            point_in_time_recovery_enablement=self._by_env(
-                "POINT_IN_TIME_RECOVERY_ENABLED", "POINT_IN_TIME_RECOVERY_DISABLED"
-            ),
+            # Seven days of any-moment recovery in every environment: the cheapest insurance
+            # against a bad deploy or import, and dev is where those happen first.
+            point_in_time_recovery_enablement="POINT_IN_TIME_RECOVERY_ENABLED",
             # Destroying the stack must never drop user data in prod.
             deletion_policy=self._by_env("ABANDON", "DELETE"),
             depends_on=self.apis,
+        )
+        # Daily backups beyond PITR's seven days (restorable into a new database).
+        FirestoreBackupSchedule(
+            self,
+            "firestore_backups",
+            database=self.firestore.name,
+            retention=config.FIRESTORE_BACKUP_RETENTION,
+            daily_recurrence=FirestoreBackupScheduleDailyRecurrence(),
         )
         for i, spec in enumerate(config.FIRESTORE_INDEXES):
             FirestoreIndex(
@@ -354,7 +422,8 @@ class ValorizeStack(TerraformStack):
 
     # ---------------------------------------------------------------- secrets
     def _secrets(self) -> None:
-        # Created empty on purpose: values never pass through Terraform state.
+        # Operator secrets are created empty on purpose: their values never pass through
+        # Terraform state. The managed ones hold what the state has anyway (Redis' AUTH).
         self.secrets = {
             sid: SecretManagerSecret(
                 self,
@@ -368,6 +437,33 @@ class ValorizeStack(TerraformStack):
             )
             for sid in config.SECRETS
         }
+        ca_file = "/".join(config.SECRETS["redis-ca"].mount or ())
+        redis_url = (
+            f"rediss://:{Fn.urlencode(self.redis.auth_string)}@{self.redis.host}:"
+            f"{REDIS_TLS_PORT}/0?ssl_cert_reqs=required&ssl_ca_certs={ca_file}"
+        )
+        managed = {
+            "redis-url": redis_url,
+            "redis-ca": self.redis.server_ca_certs.get(0).cert,
+        }
+        # Each managed secret's version resource: mounting its `version` pins the functions
+        # to exactly what this apply wrote.
+        self.secret_values = {
+            sid: SecretManagerSecretVersion(
+                self,
+                f"secret_{sid.replace('-', '_')}_value",
+                secret=self.secrets[sid].id,
+                secret_data=value,
+            )
+            for sid, value in managed.items()
+        }
+
+    def _secret_version(self, sid: str) -> str:
+        """The pinned version of a secret: the one this stack wrote, or the operator's."""
+        if sid in self.secret_values:
+            return self.secret_values[sid].version
+        # No default: a missing pin fails the plan instead of mounting "latest".
+        return f'${{var.secret_versions["{sid}"]}}'
 
     # ---------------------------------------------------------------- Cloud Tasks
     def _queues(self) -> None:
@@ -462,7 +558,7 @@ class ValorizeStack(TerraformStack):
                     role="roles/iam.serviceAccountUser",
                     member=sa.member,
                 )
-            for sid in spec.secrets:
+            for sid in (*spec.secrets, *config.REDIS_SECRETS):
                 self._secret_access(f"fn_{name}", sid, sa)
 
         self.realtime_sa = self._sa("sa_realtime", "realtime-runtime", "Realtime server")
@@ -474,7 +570,8 @@ class ValorizeStack(TerraformStack):
             role="roles/datastore.user",
             member=self.realtime_sa.member,
         )
-        self._secret_access("realtime", "internal-shared-secret", self.realtime_sa)
+        for sid in config.REDIS_SECRETS:
+            self._secret_access("realtime", sid, self.realtime_sa)
 
     def _secret_access(self, who: str, sid: str, sa: ServiceAccount) -> None:
         SecretManagerSecretIamMember(
@@ -495,20 +592,34 @@ class ValorizeStack(TerraformStack):
         env = {
             "GOOGLE_CLOUD_PROJECT": self.project,
             "GCP_REGION": self.region,
+            "VALORIZE_TASKS_LOCATION": self.region,
             "ENVIRONMENT": self.environment,
-            "REDIS_URL": self.redis_url,
             "STATEMENTS_BUCKET": self.statements.name,
             "PUBLIC_BASE_URL": f"https://{self.domain}",
             # The load balancer appends "<client ip>, <lb ip>" to X-Forwarded-For.
             "VALORIZE_TRUSTED_PROXY_HOPS": "2",
-            "TASKS_INVOKER_SA": self.tasks_invoker.email,
-            "SCHEDULER_INVOKER_SA": self.scheduler_invoker.email,
         }
-        for name in config.QUEUES:
-            env[f"TASKS_QUEUE_{name.upper()}"] = self.queues[name].id
+        # Where tasks are sent: the task targets' run.app URLs (internal ingress admits Cloud
+        # Tasks there, and the OIDC audience is the same URL).
         for name, spec in config.FUNCTIONS.items():
             if spec.task_target:
                 env[f"FUNCTION_URL_{name.upper()}"] = self._run_url(name)
+        return env
+
+    def _function_env(self, spec: config.Function) -> dict[str, str]:
+        """What the registry entry implies: the queues it may enqueue on (and their paths),
+        the invoker its tasks carry, who may call its internal paths and the audience."""
+        invokers = {
+            config.TASKS_INVOKER: self.tasks_invoker.email,
+            config.SCHEDULER_INVOKER: self.scheduler_invoker.email,
+        }
+        env = {**config.runtime_env(spec, invokers), "FUNCTION_NAME": spec.name}
+        for queue in spec.enqueues:
+            env[f"TASKS_QUEUE_{queue.upper()}"] = self.queues[queue].id
+        if spec.enqueues:
+            env["TASKS_INVOKER_SA"] = self.tasks_invoker.email
+        if spec.internal_paths:
+            env[config.INTERNAL_AUDIENCES_ENV] = self._run_url(spec.name)
         return env
 
     def _functions(self) -> None:
@@ -542,22 +653,39 @@ class ValorizeStack(TerraformStack):
                     max_instance_count=spec.max_instances,
                     timeout_seconds=spec.timeout_seconds,
                     service_account_email=self.function_sas[name].email,
-                    # ALLOW_ALL: CONTRACT.md promises every function on its own URL too;
-                    # private ones are still closed by IAM (no allUsers invoker).
-                    ingress_settings="ALLOW_ALL",
+                    # Public functions: only the load balancer (Cloud Armor in front) and
+                    # the project's own Cloud Tasks / Scheduler; internal ones: only those.
+                    ingress_settings=(
+                        "ALLOW_INTERNAL_AND_GCLB" if spec.public else "ALLOW_INTERNAL_ONLY"
+                    ),
                     vpc_connector=self.connector.id,
                     # Only Redis goes through the VPC; Google APIs stay on the fast path.
                     vpc_connector_egress_settings="PRIVATE_RANGES_ONLY",
                     all_traffic_on_latest_revision=True,
-                    environment_variables={**common_env, "FUNCTION_NAME": name},
+                    environment_variables={**common_env, **self._function_env(spec)},
                     secret_environment_variables=[
                         Cloudfunctions2FunctionServiceConfigSecretEnvironmentVariables(
-                            key=config.SECRETS[sid].env_var,
+                            key=str(config.SECRETS[sid].env_var),
                             project_id=self.project,
                             secret=self.secrets[sid].secret_id,
-                            version="latest",
+                            version=self._secret_version(sid),
                         )
-                        for sid in spec.secrets
+                        for sid in (*spec.secrets, *config.REDIS_SECRETS)
+                        if config.SECRETS[sid].env_var
+                    ],
+                    secret_volumes=[
+                        Cloudfunctions2FunctionServiceConfigSecretVolumes(
+                            mount_path=mount[0],
+                            project_id=self.project,
+                            secret=self.secrets[sid].secret_id,
+                            versions=[
+                                Cloudfunctions2FunctionServiceConfigSecretVolumesVersions(
+                                    path=mount[1], version=self._secret_version(sid)
+                                )
+                            ],
+                        )
+                        for sid in (*spec.secrets, *config.REDIS_SECRETS)
+                        if (mount := config.SECRETS[sid].mount)
                     ],
                 ),
                 depends_on=[*self.apis, self.firestore],
@@ -571,27 +699,28 @@ class ValorizeStack(TerraformStack):
             for k, v in {
                 "GOOGLE_CLOUD_PROJECT": self.project,
                 "ENVIRONMENT": self.environment,
-                "REDIS_URL": self.redis_url,
                 **rt.extra_env,
             }.items()
         ]
         env.append(
             CloudRunV2ServiceTemplateContainersEnv(
-                name=config.SECRETS["internal-shared-secret"].env_var,
+                name=str(config.SECRETS["redis-url"].env_var),
                 value_source=CloudRunV2ServiceTemplateContainersEnvValueSource(
                     secret_key_ref=CloudRunV2ServiceTemplateContainersEnvValueSourceSecretKeyRef(
-                        secret=self.secrets["internal-shared-secret"].secret_id,
-                        version="latest",
+                        secret=self.secrets["redis-url"].secret_id,
+                        version=self._secret_version("redis-url"),
                     )
                 ),
             )
         )
+        ca_folder, ca_file = config.SECRETS["redis-ca"].mount or ("", "")
         self.realtime = CloudRunV2Service(
             self,
             "realtime",
             name="realtime",
             location=self.region,
-            ingress="INGRESS_TRAFFIC_ALL",
+            # Only through the load balancer (Cloud Armor, the session-affinity cookie).
+            ingress="INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
             deletion_protection=self.is_prod,
             template=CloudRunV2ServiceTemplate(
                 service_account=self.realtime_sa.email,
@@ -607,6 +736,19 @@ class ValorizeStack(TerraformStack):
                 vpc_access=CloudRunV2ServiceTemplateVpcAccess(
                     connector=self.connector.id, egress="PRIVATE_RANGES_ONLY"
                 ),
+                volumes=[
+                    CloudRunV2ServiceTemplateVolumes(
+                        name="redis-ca",
+                        secret=CloudRunV2ServiceTemplateVolumesSecret(
+                            secret=self.secrets["redis-ca"].secret_id,
+                            items=[
+                                CloudRunV2ServiceTemplateVolumesSecretItems(
+                                    path=ca_file, version=self._secret_version("redis-ca")
+                                )
+                            ],
+                        ),
+                    )
+                ],
                 containers=[
                     CloudRunV2ServiceTemplateContainers(
                         image=self.realtime_image,
@@ -619,6 +761,11 @@ class ValorizeStack(TerraformStack):
                             startup_cpu_boost=True,
                         ),
                         env=env,
+                        volume_mounts=[
+                            CloudRunV2ServiceTemplateContainersVolumeMounts(
+                                name="redis-ca", mount_path=ca_folder
+                            )
+                        ],
                     )
                 ],
             ),
@@ -640,7 +787,8 @@ class ValorizeStack(TerraformStack):
         for name, spec in config.FUNCTIONS.items():
             service = self.functions[name].service_config.service
             if spec.public:
-                # End-user auth is the bearer token checked in our code, not Cloud Run IAM.
+                # End-user auth is the bearer token checked in our code, not Cloud Run IAM;
+                # ingress admits only the load balancer and the project's own services.
                 self._invoke(f"fn_{name}_invoker_public", service, "allUsers")
             if spec.task_target:
                 self._invoke(f"fn_{name}_invoker_tasks", service, self.tasks_invoker.member)
@@ -652,7 +800,9 @@ class ValorizeStack(TerraformStack):
     def _schedules(self) -> None:
         targets = [n for n, s in config.FUNCTIONS.items() if s.scheduler_target]
         assert len(targets) == 1, "exactly one function must own /api/automations/run"
-        automate_url = self.functions[targets[0]].service_config.uri
+        # The run.app URL Cloud Scheduler may reach under internal ingress, and the audience
+        # the function verifies (the same deterministic URL the tasks use).
+        automate_url = self._run_url(targets[0])
         for key, sched in config.SCHEDULES.items():
             body = json.dumps({"kind": sched.kind}).encode()
             CloudSchedulerJob(
@@ -676,17 +826,32 @@ class ValorizeStack(TerraformStack):
                         audience=automate_url,
                     ),
                 ),
-                depends_on=self.apis,
+                depends_on=[*self.apis, self.functions[targets[0]]],
             )
 
     # ---------------------------------------------------------------- load balancer
     def _armor(self) -> str:
+        """One policy on every backend, in every environment: the load balancer never
+        forwards an internal path (Cloud Tasks / Scheduler targets of public functions; the
+        function still verifies OIDC there), and each client IP is rate limited."""
+        internal = "|".join(
+            re.escape(p) + (".*" if p.endswith("/") else "") for p in config.internal_paths()
+        )
         policy = ComputeSecurityPolicy(
             self,
             "armor",
             name="valorize-armor",
-            count=Token.as_number(Fn.conditional(self.enable_armor, 1, 0)),
             rule=[
+                ComputeSecurityPolicyRule(
+                    priority=100,
+                    action="deny(404)",
+                    description="Internal paths (task and scheduler targets) are not routed",
+                    match=ComputeSecurityPolicyRuleMatch(
+                        expr=ComputeSecurityPolicyRuleMatchExpr(
+                            expression=f"request.path.matches('^({internal})$')"
+                        )
+                    ),
+                ),
                 ComputeSecurityPolicyRule(
                     priority=1000,
                     action="throttle",
@@ -701,7 +866,7 @@ class ValorizeStack(TerraformStack):
                         enforce_on_key="IP",
                         rate_limit_threshold=(
                             ComputeSecurityPolicyRuleRateLimitOptionsRateLimitThreshold(
-                                count=ARMOR_REQUESTS_PER_MINUTE, interval_sec=60
+                                count=self.armor_rpm, interval_sec=60
                             )
                         ),
                     ),
@@ -718,8 +883,7 @@ class ValorizeStack(TerraformStack):
             ],
             depends_on=self.apis,
         )
-        # one() yields null when count is 0, which leaves backends without a policy.
-        return f"${{one({policy.fqn}[*].id)}}"
+        return policy.id
 
     def _backend(self, id_: str, neg: ComputeRegionNetworkEndpointGroup, armor: str) -> str:
         return ComputeBackendService(
