@@ -30,13 +30,12 @@ import pytest
 
 from devstack.ports import HOST, free_ports
 from devstack.process import ServiceError
-from devstack.services import PROJECT_ID, FunctionServer
-from devstack.stack import STACK_ENV_KEYS, Stack
+from devstack.services import FunctionServer
+from devstack.stack import LOCAL_INVOKERS, STACK_ENV_KEYS, Stack
 from functions import package
 from functions.registry import (
     FUNCTIONS,
     INTERNAL_AUDIENCES_ENV,
-    SCHEDULER_INVOKER,
     TASKS_INVOKER,
     Function,
     runtime_env,
@@ -45,9 +44,8 @@ from tests.support.oidc import SigningKey, certs_server
 
 pytestmark = pytest.mark.artifact
 
-INVOKERS = {
-    a: f"{a}@{PROJECT_ID}.iam.gserviceaccount.com" for a in (TASKS_INVOKER, SCHEDULER_INVOKER)
-}
+# The invoker service accounts, with the emails devstack gives them.
+INVOKERS = LOCAL_INVOKERS
 # How many archives are installed and started at once (2 cores: installs are I/O and uv's
 # cache, startup is CPU).
 PARALLEL = 4

@@ -25,16 +25,21 @@ KEY = SigningKey()
 OTHER_KEY = SigningKey()
 
 
+@pytest.fixture(scope="module")
+def certs_url() -> Iterator[str]:
+    with certs_server(KEY) as url:
+        yield url
+
+
 @pytest.fixture
-def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    with certs_server(KEY) as certs_url:
-        monkeypatch.delenv("VALORIZE_INTERNAL_SECRET", raising=False)
-        monkeypatch.setenv("VALORIZE_INTERNAL_CALLERS", f"{TASKS},{SCHEDULER}")
-        monkeypatch.setenv("VALORIZE_INTERNAL_AUDIENCES", AUDIENCE + "/")
-        monkeypatch.setenv("VALORIZE_OIDC_CERTS_URL", certs_url)
-        settings.cache_clear()
-        internal._transport.cache_clear()
-        yield
+def configured(monkeypatch: pytest.MonkeyPatch, certs_url: str) -> Iterator[None]:
+    monkeypatch.delenv("VALORIZE_INTERNAL_SECRET", raising=False)
+    monkeypatch.setenv("VALORIZE_INTERNAL_CALLERS", f"{TASKS},{SCHEDULER}")
+    monkeypatch.setenv("VALORIZE_INTERNAL_AUDIENCES", AUDIENCE + "/")
+    monkeypatch.setenv("VALORIZE_OIDC_CERTS_URL", certs_url)
+    settings.cache_clear()
+    internal._transport.cache_clear()
+    yield
     settings.cache_clear()
     internal._transport.cache_clear()
 
