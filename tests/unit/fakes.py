@@ -28,7 +28,7 @@ from valorize.domain.errors import Conflict, NotFound, ValidationFailed
 from valorize.domain.model import Account, ApiToken, Category, Transaction, User
 from valorize.domain.readmodel import recompute
 from valorize.domain.recurrence import Recurrence
-from valorize.domain.rules import Rule
+from valorize.domain.rules import Rule, check_rule_count, numbered
 from valorize.service.ports import (
     Clock,
     IdempotencyRecord,
@@ -538,23 +538,31 @@ class InMemoryStore:
     # --- rules --------------------------------------------------------------------------------
 
     def list_rules(self, user_id: str) -> list[Rule]:
-        return sorted(self._space(user_id).rules.values(), key=lambda r: r.sort_key)
+        return numbered(self._space(user_id).rules.values())
 
-    def get_rule(self, user_id: str, rule_id: str) -> Rule | None:
-        return self._space(user_id).rules.get(rule_id)
-
-    def change_rules(
-        self,
-        user_id: str,
-        mutate: Callable[[dict[str, Rule]], tuple[list[Rule], list[str]]],
-    ) -> None:
-        space = self._space(user_id)
-        writes, deletes = mutate(dict(space.rules))
-        for rule in writes:
-            space.rules[rule.id] = rule
-        for rule_id in deletes:
-            space.rules.pop(rule_id, None)
+    def add_rule(self, user_id: str, place: Callable[[list[Rule]], Rule]) -> Rule:
+        order = self.list_rules(user_id)
+        check_rule_count(len(order))
+        rule = place(order)
+        self._space(user_id).rules[rule.id] = rule
         self.writes += 1
+        return next(x for x in self.list_rules(user_id) if x.id == rule.id)
+
+    def update_rule(
+        self, user_id: str, rule_id: str, mutate: Callable[[Rule, list[Rule]], Rule]
+    ) -> Rule:
+        order = self.list_rules(user_id)
+        current = next((x for x in order if x.id == rule_id), None)
+        if current is None:
+            raise NotFound("rule not found")
+        new = mutate(current, [x for x in order if x.id != rule_id])
+        self._space(user_id).rules[rule_id] = new
+        self.writes += 1
+        return next(x for x in self.list_rules(user_id) if x.id == rule_id)
+
+    def delete_rule(self, user_id: str, rule_id: str) -> bool:
+        self.writes += 1
+        return self._space(user_id).rules.pop(rule_id, None) is not None
 
     # --- on-demand rules runs -----------------------------------------------------------------
 

@@ -433,15 +433,13 @@ EXAMPLE = {
 
 
 def create(body: dict[str, object]) -> Rule:
-    return CreateRule.model_validate_json(json.dumps(body)).to_rule(
-        rule_id="r1", position=7, now=NOW
-    )
+    return CreateRule.model_validate_json(json.dumps(body)).to_rule(rule_id="r1", now=NOW)
 
 
 class TestCommands:
     def test_the_documented_example(self) -> None:
         r = create(EXAMPLE)
-        assert r.position == 7 and r.enabled and r.match is Match.ALL
+        assert r.position == 0 and r.enabled and r.match is Match.ALL
         out, applied = apply_rules([r], txn("PAG*UBER TRIP 42", -2390))
         assert (out.description, out.category_id, out.notes, applied) == (
             "Uber",

@@ -49,6 +49,9 @@ class Settings:
     # After a Redis error the cache is bypassed this long, so an outage costs one timeout,
     # not one per request; then it is tried again (recovery needs no restart).
     cache_breaker_seconds: float = 5.0
+    # How long a write keeps retrying when other writes change what it read (then 409 with
+    # Retry-After); well under the functions' 60 s timeout.
+    contention_budget_seconds: float = 10.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -68,6 +71,9 @@ class Settings:
             cache_ttl_seconds=int(env.get("VALORIZE_CACHE_TTL_SECONDS", cls.cache_ttl_seconds)),
             cache_breaker_seconds=float(
                 env.get("VALORIZE_CACHE_BREAKER_SECONDS", cls.cache_breaker_seconds)
+            ),
+            contention_budget_seconds=float(
+                env.get("VALORIZE_CONTENTION_BUDGET_SECONDS", cls.contention_budget_seconds)
             ),
             trusted_proxy_hops=int(env.get("VALORIZE_TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops)),
             realtime_log_events=int(

@@ -1,7 +1,9 @@
 """Firestore documents of rules, recurrences and rules jobs (mapping only, no I/O).
 
-users/{uid}/rules/{id}                 name, position, enabled, match, stop,
-                                       conditions/actions (the API's JSON shape)
+users/{uid}/rules/{id}                 name, rank (order key; positions are derived),
+                                       enabled, match, stop, conditions/actions (the
+                                       API's JSON shape)
+users/{uid}/settings/rules             count (of rules: holds MAX_RULES without a read)
 users/{uid}/recurrences/{id}           the API's fields, schedule JSON, start/end,
                                        materialized_through and next_due ("YYYY-MM-DD" or
                                        null: the scheduler's collection-group query)
@@ -34,7 +36,7 @@ def rule_doc(rule: r.Rule) -> dict[str, Any]:
 
     return {
         "name": rule.name,
-        "position": rule.position,
+        "rank": rule.rank,
         "enabled": rule.enabled,
         "match": rule.match.value,
         "stop": rule.stop,
@@ -51,7 +53,9 @@ def rule_of(doc_id: str, d: dict[str, Any]) -> r.Rule:
     return r.Rule(
         id=doc_id,
         name=d["name"],
-        position=int(d["position"]),
+        # Derived from the order of all of them (domain.rules.numbered).
+        position=0,
+        rank=d["rank"],
         conditions=conditions_from_json(d["conditions"]),
         actions=actions_from_json(d["actions"]),
         created_at=d["created_at"],

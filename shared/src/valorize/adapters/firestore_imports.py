@@ -37,6 +37,7 @@ from google.cloud.firestore_v1.query import Query
 from google.cloud.firestore_v1.types import document as document_types
 from google.cloud.firestore_v1.types import write as write_types
 
+from valorize.adapters.firestore_contention import commit, optimistic, unchanged, verify
 from valorize.adapters.firestore_store import (
     FirestoreStore,
     _txn,
@@ -428,19 +429,19 @@ class FirestoreImports:
             return None, None
         ref = self._imports(user_id).document(import_id)
 
-        @firestore.transactional
-        def run(tx: firestore.Transaction) -> tuple[Import | None, Import | None]:
-            snap = ref.get(transaction=tx)
+        def attempt() -> tuple[Import | None, Import | None]:
+            snap = ref.get()
             if not snap.exists:
                 return None, None
             before = _import(snap.id, snap.to_dict() or {})
             after = decide(before)
             if after is not None:
-                tx.set(ref, _import_doc(after))
+                batch = self.db.batch()
+                batch.update(ref, _import_doc(after), option=unchanged(snap))
+                commit(batch)
             return before, after
 
-        result: tuple[Import | None, Import | None] = run(self.db.transaction())
-        return result
+        return optimistic(attempt)
 
     def save_progress(self, user_id: str, import_id: str, processed: int, total: int) -> None:
         self._imports(user_id).document(import_id).update(
@@ -512,10 +513,9 @@ class FirestoreImports:
         import_ref = self._imports(user_id).document(import_id)
         row_ref = self._rows(user_id, import_id).document(row)
 
-        @firestore.transactional
-        def run(tx: firestore.Transaction) -> StagedRow:
-            import_snap = import_ref.get(transaction=tx)
-            row_snap = row_ref.get(transaction=tx)
+        def attempt() -> StagedRow:
+            got = {s.reference.path: s for s in self.db.get_all([import_ref, row_ref])}
+            import_snap, row_snap = got[import_ref.path], got[row_ref.path]
             if not import_snap.exists:
                 raise NotFound("import not found")
             if not row_snap.exists:
@@ -524,11 +524,15 @@ class FirestoreImports:
             current = _row(row_snap.id, row_snap.to_dict() or {})
             new = mutate(record, current)
             if new != current:
-                tx.set(row_ref, _row_doc(new))
+                batch = self.db.batch()
+                batch.update(row_ref, _row_doc(new), option=unchanged(row_snap))
+                # The review is only open while the import is ready: a commit that started
+                # after this read makes the batch fail (the import itself stays untouched).
+                verify(batch, import_snap, "status")
+                commit(batch)
             return new
 
-        updated: StagedRow = run(self.db.transaction())
-        return updated
+        return optimistic(attempt)
 
     def pending_rows(
         self, user_id: str, import_id: str, after: str | None, limit: int

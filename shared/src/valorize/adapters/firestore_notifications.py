@@ -29,6 +29,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import FieldFilter
 from google.cloud.firestore_v1.query import Query
 
+from valorize.adapters.firestore_contention import commit, optimistic, unchanged
 from valorize.adapters.firestore_store import decode_cursor, encode_cursor
 from valorize.domain.errors import NotFound
 from valorize.domain.notifications import (
@@ -137,41 +138,45 @@ class FirestoreNotificationStore:
     def mark_read(self, user_id: str, notification_id: str, when: datetime) -> Notification:
         ref = self._col(user_id).document(notification_id)
 
-        @firestore.transactional
-        def run(tx: firestore.Transaction) -> Notification:
-            snap = ref.get(transaction=tx)
+        def attempt() -> Notification:
+            snap = ref.get()
             if not snap.exists:
                 raise NotFound("notification not found")
             n = _notification(snap.id, snap.to_dict() or {})
             if n.read_at is not None:
                 return n  # read already: keeps when it was first read
-            tx.update(ref, {"read": True, "read_at": when})
+            batch = self.db.batch()
+            batch.update(ref, {"read": True, "read_at": when}, option=unchanged(snap))
+            commit(batch)
             return replace(n, read_at=when)
 
-        result: Notification = run(self.db.transaction())
-        return result
+        return optimistic(attempt)
 
     def mark_all_read(self, user_id: str, when: datetime) -> int:
         unread = self._col(user_id).where(filter=FieldFilter("read", "==", False))
-        changed = 0
-        while True:
+
+        def page() -> int:
             snaps = list(unread.limit(READ_ALL_BATCH).stream())
-            if not snaps:
-                return changed
             batch = self.db.batch()
             for s in snaps:
-                batch.update(s.reference, {"read": True, "read_at": when})
-            batch.commit()
-            changed += len(snaps)
+                # Only if still unread as seen: a concurrent read keeps its read_at.
+                batch.update(s.reference, {"read": True, "read_at": when}, option=unchanged(s))
+            if snaps:
+                commit(batch)
+            return len(snaps)
+
+        changed = 0
+        while done := optimistic(page):
+            changed += done
+        return changed
 
     def claim_email(
         self, user_id: str, notification_id: str, now: datetime, lease: timedelta
     ) -> EmailClaim:
         ref = self._col(user_id).document(notification_id)
 
-        @firestore.transactional
-        def run(tx: firestore.Transaction) -> EmailClaim:
-            snap = ref.get(transaction=tx)
+        def attempt() -> EmailClaim:
+            snap = ref.get()
             if not snap.exists:
                 return EmailClaim.MISSING
             d = snap.to_dict() or {}
@@ -180,11 +185,12 @@ class FirestoreNotificationStore:
             claimed = d.get("email_claimed_at")
             if claimed is not None and now - claimed < lease:
                 return EmailClaim.BUSY
-            tx.update(ref, {"email_claimed_at": now})
+            batch = self.db.batch()
+            batch.update(ref, {"email_claimed_at": now}, option=unchanged(snap))
+            commit(batch)
             return EmailClaim.CLAIMED
 
-        result: EmailClaim = run(self.db.transaction())
-        return result
+        return optimistic(attempt)
 
     def finish_email(self, user_id: str, notification_id: str, sent_at: datetime | None) -> None:
         fields: dict[str, Any] = {"email_claimed_at": None}

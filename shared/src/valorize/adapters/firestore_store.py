@@ -34,6 +34,7 @@ from google.cloud.firestore_v1 import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.query import Query
 
+from valorize.adapters.firestore_contention import Stale, commit, optimistic, unchanged
 from valorize.domain.automation import JobStatus, Materialization, RuleJob, RuleJobPage
 from valorize.domain.budget import Budget
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
@@ -51,7 +52,7 @@ from valorize.domain.model import (
 )
 from valorize.domain.readmodel import Path, change, merge_changes, nest
 from valorize.domain.recurrence import Recurrence
-from valorize.domain.rules import MAX_RULES, Rule
+from valorize.domain.rules import MAX_RULES, Rule, check_rule_count, numbered
 from valorize.service.ports import (
     IdempotencyRecord,
     IdempotentReplay,
@@ -377,10 +378,14 @@ class FirestoreStore:
         return found
 
     def delete_budget(self, user_id: str, budget_id: str) -> bool:
-        ref = self._budget_ref(user_id, budget_id)
-        if not ref.get().exists:
+        return self._delete_existing(self._budget_ref(user_id, budget_id))
+
+    def _delete_existing(self, ref: firestore.DocumentReference) -> bool:
+        """Delete it; False when it was not there (of two racing deletes, one is True)."""
+        try:
+            ref.delete(option=self.db.write_option(exists=True))
+        except gexc.NotFound:
             return False
-        ref.delete()
         return True
 
     def get_incomes(self, user_id: str) -> dict[str, int]:
@@ -398,35 +403,43 @@ class FirestoreStore:
         budget_ids: Sequence[str],
         mutate: Callable[[dict[str, Budget], dict[str, int]], list[Budget]],
     ) -> list[Budget]:
-        """Read every budget and the incomes, let `mutate` decide, write what it returns,
-        all in one transaction: two allocations racing for the same income cannot both
-        pass the cap (the loser retries and sees the winner's amount)."""
+        """Read every budget and the incomes, let `mutate` decide, write what it returns, if
+        nothing it read changed meanwhile: two allocations racing for the same income cannot
+        both pass the cap (the loser runs again and sees the winner's amount)."""
         budgets_col = self._col(user_id, "budgets")
         income_ref = self._col(user_id, "settings").document("budget_income")
 
-        @firestore.transactional
-        def run(tx: firestore.Transaction) -> list[Budget]:
-            # One envelope per category: a few dozen documents, well under the limit.
-            every = budgets_col.limit(1000)
-            budgets = {s.id: _budget(s.id, s.to_dict() or {}) for s in tx.get(every) if s.exists}
-            income_snap = income_ref.get(transaction=tx)
+        def attempt() -> list[Budget]:
+            # The guard first (see below): envelopes read after it include every change that
+            # committed before it was read.
+            income_snap = income_ref.get()
             incomes = dict((income_snap.to_dict() or {}).get("months", {}))
+            # One envelope per category: a few dozen documents, well under the limit.
+            snaps = {s.id: s for s in budgets_col.limit(1000).stream()}
+            budgets = {i: _budget(i, s.to_dict() or {}) for i, s in snaps.items()}
             for budget_id in budget_ids:
                 if budget_id not in budgets:
                     raise NotFound("budget not found")
             changed = mutate(budgets, incomes)
+            batch = self.db.batch()
             for b in changed:
-                tx.update(
+                batch.update(
                     budgets_col.document(b.id),
-                    {
-                        "allocations": dict(b.allocations),
-                        "updated_at": b.updated_at,
-                    },
+                    {"allocations": dict(b.allocations), "updated_at": b.updated_at},
+                    option=unchanged(snaps[b.id]),
                 )
+            if income_snap.exists:
+                # The cap depends on every envelope, not only those written: each change also
+                # bumps the income document, so of two racing changes only one commits.
+                batch.update(
+                    income_ref,
+                    {"allocation_writes": firestore.Increment(1)},
+                    option=unchanged(income_snap),
+                )
+            commit(batch)
             return changed
 
-        result: list[Budget] = run(self.db.transaction())
-        return result
+        return optimistic(attempt)
 
     def get_idempotency(
         self, scope: str, key_hash: str, drop_expired: bool = True
@@ -552,10 +565,15 @@ class FirestoreStore:
         return sorted(tokens, key=lambda t: t.created_at, reverse=True)
 
     def delete_token(self, user_id: str, token_id: str) -> bool:
-        found = self.get_token(token_id)
-        if found is None or found[0].user_id != user_id:
+        if not token_id or "/" in token_id:
             return False
-        self.db.collection("tokens").document(token_id).delete()
+        snap = self.db.collection("tokens").document(token_id).get()
+        if not snap.exists or (snap.to_dict() or {}).get("user_id") != user_id:
+            return False
+        try:
+            snap.reference.delete(option=unchanged(snap))
+        except gexc.FailedPrecondition:
+            return False  # a concurrent revocation won
         return True
 
     # --- accounts -----------------------------------------------------------------------------
@@ -600,9 +618,8 @@ class FirestoreStore:
     ) -> Account:
         ref = self._col(user_id, "accounts").document(account_id)
 
-        @firestore.transactional
-        def run(tx: firestore.Transaction) -> Account:
-            snap = ref.get(transaction=tx)
+        def attempt() -> Account:
+            snap = ref.get()
             d = snap.to_dict() if snap.exists else None
             if not d or d.get("deleting"):
                 raise NotFound("account not found")
@@ -612,49 +629,57 @@ class FirestoreStore:
             # The balance moves by a delta so concurrent transaction writes are not lost.
             fields.pop("transaction_count")
             fields["balance"] = firestore.Increment(new.balance - old.balance)
-            tx.update(ref, fields)
+            batch = self.db.batch()
+            batch.update(ref, fields, option=unchanged(snap))
+            commit(batch)
             return new
 
-        updated: Account = run(self.db.transaction())
-        return updated
+        return optimistic(attempt)
 
     def delete_account(self, user_id: str, account_id: str) -> None:
         ref = self._col(user_id, "accounts").document(account_id)
         # Hidden at once; the transactions go in batches; a crash leaves it hidden and a
         # repeated DELETE finishes the job.
-        ref.update({"deleting": True})
-        txns = self._col(user_id, "transactions")
-        while True:
-            snaps = list(
-                txns.where(filter=FieldFilter("account_id", "==", account_id))
-                .limit(BATCH_LIMIT // 2)
-                .stream()
-            )
-            if not snaps:
-                break
-            victims = [_txn(s.id, s.to_dict() or {}) for s in snaps]
-            # The other side of a transfer stays in its account, still a transfer (so it is
-            # not suddenly income or expense), only unlinked.
-            others = [
-                v.counterpart_id
-                for v in victims
-                if v.counterpart_id and v.counterpart_account_id != account_id
-            ]
-            alive = {s.id for s in self.db.get_all([txns.document(i) for i in others]) if s.exists}
-            batch = self.db.batch()
-            for v in victims:
-                batch.delete(txns.document(v.id))
-                if v.counterpart_id in alive:
-                    batch.update(
-                        txns.document(v.counterpart_id),
-                        {"counterpart_id": None, "counterpart_account_id": None},
-                    )
-            self._apply_months(batch, user_id, merge_changes(*(change(v, None) for v in victims)))
-            try:
-                batch.commit()
-            except gexc.NotFound:
-                continue  # a counterpart vanished between the read and the commit: re-read
+        try:
+            ref.update({"deleting": True})
+        except gexc.NotFound:
+            return  # a concurrent delete finished first
+        while optimistic(lambda: self._delete_account_page(user_id, account_id)):
+            pass
         ref.delete()
+
+    def _delete_account_page(self, user_id: str, account_id: str) -> bool:
+        """Delete one page of the account's transactions; False when none are left."""
+        txns = self._col(user_id, "transactions")
+        snaps = list(
+            txns.where(filter=FieldFilter("account_id", "==", account_id))
+            .limit(BATCH_LIMIT // 2)
+            .stream()
+        )
+        if not snaps:
+            return False
+        victims = [_txn(s.id, s.to_dict() or {}) for s in snaps]
+        # The other side of a transfer stays in its account, still a transfer (so it is
+        # not suddenly income or expense), only unlinked.
+        others = [
+            v.counterpart_id
+            for v in victims
+            if v.counterpart_id and v.counterpart_account_id != account_id
+        ]
+        alive = {s.id: s for s in self.db.get_all([txns.document(i) for i in others]) if s.exists}
+        batch = self.db.batch()
+        for snap, v in zip(snaps, victims, strict=True):
+            # Only as read: two deletes of one account must not both take it off the models.
+            batch.delete(snap.reference, option=unchanged(snap))
+            if v.counterpart_id in alive:
+                batch.update(
+                    txns.document(v.counterpart_id),
+                    {"counterpart_id": None, "counterpart_account_id": None},
+                    option=unchanged(alive[v.counterpart_id]),
+                )
+        self._apply_months(batch, user_id, merge_changes(*(change(v, None) for v in victims)))
+        commit(batch)
+        return True
 
     # --- categories ---------------------------------------------------------------------------
 
@@ -696,15 +721,27 @@ class FirestoreStore:
         return PageResult(items, nxt)
 
     def update_category(self, user_id: str, old: Category, new: Category) -> None:
-        batch = self.db.batch()
-        batch.update(self._col(user_id, "categories").document(old.id), _category_doc(new))
-        if old.name_key != new.name_key:
-            names = self._col(user_id, "category_names")
-            batch.delete(names.document(old.name_key))
-            batch.create(names.document(new.name_key), {"category_id": new.id})
-        self._commit(
-            batch, user_id, None, lambda: Conflict(f"a category named {new.name!r} already exists")
-        )
+        ref = self._col(user_id, "categories").document(old.id)
+        names = self._col(user_id, "category_names")
+
+        def attempt() -> None:
+            # The name record to free is the stored one: a concurrent rename may have
+            # replaced `old`'s, and freeing that one would leave the winner's taken forever.
+            snap = ref.get()
+            if not snap.exists:
+                raise NotFound("category not found")
+            current = (snap.to_dict() or {}).get("name_key", old.name_key)
+            batch = self.db.batch()
+            batch.update(ref, _category_doc(new), option=unchanged(snap))
+            if current != new.name_key:
+                batch.delete(names.document(current))
+                batch.create(names.document(new.name_key), {"category_id": new.id})
+            try:
+                commit(batch)
+            except gexc.AlreadyExists:
+                raise Conflict(f"a category named {new.name!r} already exists") from None
+
+        optimistic(attempt)
 
     def has_children(self, user_id: str, category_id: str) -> bool:
         q = (
@@ -723,39 +760,9 @@ class FirestoreStore:
         return any(True for _ in q.stream())
 
     def delete_category(self, user_id: str, category: Category, replacement_id: str | None) -> None:
-        txns = self._col(user_id, "transactions")
         cid = category.id
-        while True:
-            snaps = list(
-                txns.where(filter=FieldFilter("category_ids", "array_contains", cid))
-                .limit(BATCH_LIMIT)
-                .stream()
-            )
-            if not snaps:
-                break
-            batch = self.db.batch()
-            changes = []
-            for s in snaps:
-                t = _txn(s.id, s.to_dict() or {})
-                moved = replace(
-                    t,
-                    category_id=replacement_id if t.category_id == cid else t.category_id,
-                    splits=tuple(
-                        replace(sp, category_id=replacement_id) if sp.category_id == cid else sp
-                        for sp in t.splits
-                    ),
-                )
-                batch.update(
-                    s.reference,
-                    {
-                        "category_id": moved.category_id,
-                        "category_ids": moved.category_ids,
-                        "splits": _txn_doc(moved)["splits"],
-                    },
-                )
-                changes.append(change(t, moved))
-            self._apply_months(batch, user_id, merge_changes(*changes))
-            batch.commit()
+        while optimistic(lambda: self._recategorize_page(user_id, cid, replacement_id)):
+            pass
         batch = self.db.batch()
         # Subcategories outlive their parent as top-level categories.
         for child in (
@@ -769,6 +776,43 @@ class FirestoreStore:
         batch.delete(self._col(user_id, "budgets").document(cid))
         batch.delete(self._col(user_id, "category_names").document(category.name_key))
         batch.commit()
+
+    def _recategorize_page(self, user_id: str, cid: str, replacement_id: str | None) -> bool:
+        """Move one page of transactions off a category; False when none are left."""
+        snaps = list(
+            self._col(user_id, "transactions")
+            .where(filter=FieldFilter("category_ids", "array_contains", cid))
+            .limit(BATCH_LIMIT)
+            .stream()
+        )
+        if not snaps:
+            return False
+        batch = self.db.batch()
+        changes = []
+        for s in snaps:
+            t = _txn(s.id, s.to_dict() or {})
+            moved = replace(
+                t,
+                category_id=replacement_id if t.category_id == cid else t.category_id,
+                splits=tuple(
+                    replace(sp, category_id=replacement_id) if sp.category_id == cid else sp
+                    for sp in t.splits
+                ),
+            )
+            # Only as read: two deletes of one category must not both move its sums.
+            batch.update(
+                s.reference,
+                {
+                    "category_id": moved.category_id,
+                    "category_ids": moved.category_ids,
+                    "splits": _txn_doc(moved)["splits"],
+                },
+                option=unchanged(s),
+            )
+            changes.append(change(t, moved))
+        self._apply_months(batch, user_id, merge_changes(*changes))
+        commit(batch)
+        return True
 
     # --- transactions -------------------------------------------------------------------------
 
@@ -810,78 +854,79 @@ class FirestoreStore:
         accounts = self._col(user_id, "accounts")
         ref = txns.document(transaction_id)
 
-        @firestore.transactional
-        def run(
-            tx: firestore.Transaction,
-        ) -> tuple[Transaction, Transaction, Transaction | None, Transaction | None]:
-            snap = ref.get(transaction=tx)
+        def attempt() -> tuple[Transaction, Transaction, Transaction | None, Transaction | None]:
+            snap = ref.get()
             if not snap.exists:
                 raise NotFound("transaction not found")
             old = _txn(snap.id, snap.to_dict() or {})
             old_cp: Transaction | None = None
+            cp_snap = None
             if old.counterpart_id:
-                cp_snap = txns.document(old.counterpart_id).get(transaction=tx)
+                cp_snap = txns.document(old.counterpart_id).get()
                 old_cp = _txn(cp_snap.id, cp_snap.to_dict() or {}) if cp_snap.exists else None
             new, new_cp = mutate(old, old_cp)
-            tx.set(ref, _txn_doc(new))
+            batch = self.db.batch()
+            # update() of every field = set(), but only if nobody wrote it since it was read.
+            batch.update(ref, _txn_doc(new), option=unchanged(snap))
             months = change(old, new)
             if old_cp is not None and new_cp is not None:
                 months = merge_changes(months, change(old_cp, new_cp))
-            self._apply_months(tx, user_id, months)
+            self._apply_months(batch, user_id, months)
             if new.amount != old.amount:
-                tx.update(
+                batch.update(
                     accounts.document(old.account_id),
                     {"balance": firestore.Increment(new.amount - old.amount)},
                 )
-            if old_cp is not None and new_cp is not None:
-                tx.set(txns.document(old_cp.id), _txn_doc(new_cp))
+            if cp_snap is not None and old_cp is not None and new_cp is not None:
+                batch.update(cp_snap.reference, _txn_doc(new_cp), option=unchanged(cp_snap))
                 if new_cp.amount != old_cp.amount:
-                    tx.update(
+                    batch.update(
                         accounts.document(old_cp.account_id),
                         {"balance": firestore.Increment(new_cp.amount - old_cp.amount)},
                     )
+            self._commit_attempt(batch)
             return old, new, old_cp, new_cp
 
+        return optimistic(attempt)
+
+    def _commit_attempt(self, batch: firestore.WriteBatch) -> None:
         try:
-            result: tuple[Transaction, Transaction, Transaction | None, Transaction | None] = run(
-                self.db.transaction()
-            )
+            commit(batch)
         except gexc.NotFound:
             raise NotFound("the transaction's account no longer exists") from None
-        return result
 
     def delete_transaction(self, user_id: str, transaction_id: str) -> list[Transaction]:
         txns = self._col(user_id, "transactions")
         accounts = self._col(user_id, "accounts")
 
-        @firestore.transactional
-        def run(tx: firestore.Transaction) -> list[Transaction]:
-            snap = txns.document(transaction_id).get(transaction=tx)
+        def attempt() -> list[Transaction]:
+            snap = txns.document(transaction_id).get()
             if not snap.exists:
                 raise NotFound("transaction not found")
-            victims = [_txn(snap.id, snap.to_dict() or {})]
+            victims = [(snap, _txn(snap.id, snap.to_dict() or {}))]
             # Deleting one side of a transfer deletes both.
-            if victims[0].counterpart_id:
-                cp = txns.document(victims[0].counterpart_id).get(transaction=tx)
+            if victims[0][1].counterpart_id:
+                cp = txns.document(victims[0][1].counterpart_id).get()
                 if cp.exists:
-                    victims.append(_txn(cp.id, cp.to_dict() or {}))
-            self._apply_months(tx, user_id, merge_changes(*(change(t, None) for t in victims)))
-            for t in victims:
-                tx.delete(txns.document(t.id))
-                tx.update(
+                    victims.append((cp, _txn(cp.id, cp.to_dict() or {})))
+            batch = self.db.batch()
+            self._apply_months(
+                batch, user_id, merge_changes(*(change(t, None) for _, t in victims))
+            )
+            for victim, t in victims:
+                # Only as read: of two deletes racing, the loser re-reads and finds nothing.
+                batch.delete(victim.reference, option=unchanged(victim))
+                batch.update(
                     accounts.document(t.account_id),
                     {
                         "balance": firestore.Increment(-t.amount),
                         "transaction_count": firestore.Increment(-1),
                     },
                 )
-            return victims
+            self._commit_attempt(batch)
+            return [t for _, t in victims]
 
-        try:
-            deleted: list[Transaction] = run(self.db.transaction())
-        except gexc.NotFound:
-            raise NotFound("the transaction's account no longer exists") from None
-        return deleted
+        return optimistic(attempt)
 
     def list_transactions(
         self, user_id: str, flt: TransactionFilter, limit: int, cursor: str | None
@@ -942,38 +987,72 @@ class FirestoreStore:
 
     # --- rules (see adapters/automation_docs.py for the documents) ----------------------------
 
+    def _rule_snaps(self, user_id: str) -> list[Any]:
+        # At most MAX_RULES, and for a moment a few more while refused creates are undone.
+        return list(self._col(user_id, "rules").limit(2 * MAX_RULES).stream())
+
     def list_rules(self, user_id: str) -> list[Rule]:
         from valorize.adapters.automation_docs import rule_of
 
-        snaps = self._col(user_id, "rules").limit(MAX_RULES + 1).stream()
-        return sorted((rule_of(s.id, s.to_dict() or {}) for s in snaps), key=lambda x: x.sort_key)
+        return numbered(rule_of(s.id, s.to_dict() or {}) for s in self._rule_snaps(user_id))
 
-    def get_rule(self, user_id: str, rule_id: str) -> Rule | None:
-        from valorize.adapters.automation_docs import rule_of
+    def add_rule(self, user_id: str, place: Callable[[list[Rule]], Rule]) -> Rule:
+        from valorize.adapters.automation_docs import rule_doc
 
-        snap = self._col(user_id, "rules").document(rule_id).get()
-        return rule_of(snap.id, snap.to_dict() or {}) if snap.exists else None
+        order = self.list_rules(user_id)
+        check_rule_count(len(order))
+        rule = place(order)
+        ref = self._col(user_id, "rules").document(rule.id)
+        counter = self._col(user_id, "settings").document("rules")
+        # The limit without a transaction: the create and the count's increment commit
+        # together, and the increment's result says how many rules there are now.
+        batch = self.db.batch()
+        batch.create(ref, rule_doc(rule))
+        batch.set(counter, {"count": firestore.Increment(1)}, merge=True)
+        count = batch.commit()[1].transform_results[0].integer_value
+        if count > MAX_RULES:
+            undo = self.db.batch()
+            undo.delete(ref)
+            undo.set(counter, {"count": firestore.Increment(-1)}, merge=True)
+            undo.commit()
+            check_rule_count(count - 1)
+        return next(x for x in numbered([*order, rule]) if x.id == rule.id)
 
-    def change_rules(
-        self,
-        user_id: str,
-        mutate: Callable[[dict[str, Rule]], tuple[list[Rule], list[str]]],
-    ) -> None:
+    def update_rule(
+        self, user_id: str, rule_id: str, mutate: Callable[[Rule, list[Rule]], Rule]
+    ) -> Rule:
         from valorize.adapters.automation_docs import rule_doc, rule_of
 
-        col = self._col(user_id, "rules")
+        def attempt() -> Rule:
+            snaps = {s.id: s for s in self._rule_snaps(user_id)}
+            if rule_id not in snaps:
+                raise NotFound("rule not found")
+            order = numbered(rule_of(i, s.to_dict() or {}) for i, s in snaps.items())
+            others = [x for x in order if x.id != rule_id]
+            new = mutate(next(x for x in order if x.id == rule_id), others)
+            batch = self.db.batch()
+            batch.update(snaps[rule_id].reference, rule_doc(new), option=unchanged(snaps[rule_id]))
+            commit(batch)
+            return next(x for x in numbered([*others, new]) if x.id == rule_id)
 
-        @firestore.transactional
-        def run(tx: firestore.Transaction) -> None:
-            every = tx.get(col.limit(MAX_RULES + 1))
-            rules = {s.id: rule_of(s.id, s.to_dict() or {}) for s in every if s.exists}
-            writes, deletes = mutate(rules)
-            for rule in writes:
-                tx.set(col.document(rule.id), rule_doc(rule))
-            for rule_id in deletes:
-                tx.delete(col.document(rule_id))
+        return optimistic(attempt)
 
-        run(self.db.transaction())
+    def delete_rule(self, user_id: str, rule_id: str) -> bool:
+        batch = self.db.batch()
+        batch.delete(
+            self._col(user_id, "rules").document(rule_id),
+            option=self.db.write_option(exists=True),
+        )
+        batch.set(
+            self._col(user_id, "settings").document("rules"),
+            {"count": firestore.Increment(-1)},
+            merge=True,
+        )
+        try:
+            batch.commit()
+        except gexc.NotFound:
+            return False  # of two deletes racing, only one counts
+        return True
 
     # --- on-demand rules runs -----------------------------------------------------------------
 
@@ -1008,17 +1087,17 @@ class FirestoreStore:
         job_ref = self._job_ref(user_id, job_id)
         page_ref = job_ref.collection("pages").document(str(index))
 
-        @firestore.transactional
-        def run(tx: firestore.Transaction) -> bool:
-            snap = page_ref.get(transaction=tx)
+        def attempt() -> bool:
+            snap = page_ref.get()
             if not snap.exists:
                 raise NotFound("no such page")
             page = page_of(snap.to_dict() or {})
             if page.done:
                 return False
-            tx.update(page_ref, {"done": True})
+            batch = self.db.batch()
+            batch.update(page_ref, {"done": True}, option=unchanged(snap))
             last = page.next_cursor is None
-            tx.update(
+            batch.update(
                 job_ref,
                 {
                     "processed": firestore.Increment(page.processed),
@@ -1029,10 +1108,10 @@ class FirestoreStore:
                     "finished_at": now if last else None,
                 },
             )
+            commit(batch)
             return True
 
-        done: bool = run(self.db.transaction())
-        return done
+        return optimistic(attempt)
 
     # --- recurrences --------------------------------------------------------------------------
 
@@ -1076,24 +1155,20 @@ class FirestoreStore:
 
         ref = self._rec_ref(user_id, recurrence_id)
 
-        @firestore.transactional
-        def run(tx: firestore.Transaction) -> Recurrence:
-            snap = ref.get(transaction=tx)
+        def attempt() -> Recurrence:
+            snap = ref.get()
             if not snap.exists:
                 raise NotFound("recurrence not found")
             new = mutate(recurrence_of(snap.id, snap.to_dict() or {}))
-            tx.set(ref, recurrence_doc(new))
+            batch = self.db.batch()
+            batch.update(ref, recurrence_doc(new), option=unchanged(snap))
+            commit(batch)
             return new
 
-        updated: Recurrence = run(self.db.transaction())
-        return updated
+        return optimistic(attempt)
 
     def delete_recurrence(self, user_id: str, recurrence_id: str) -> bool:
-        ref = self._rec_ref(user_id, recurrence_id)
-        if not ref.get().exists:
-            return False
-        ref.delete()
-        return True
+        return self._delete_existing(self._rec_ref(user_id, recurrence_id))
 
     def due_recurrences(self, user_id: str, on: date) -> list[Recurrence]:
         from valorize.adapters.automation_docs import recurrence_of
@@ -1115,9 +1190,8 @@ class FirestoreStore:
         txns = self._col(user_id, "transactions")
         accounts = self._col(user_id, "accounts")
 
-        @firestore.transactional
-        def run(tx: firestore.Transaction) -> tuple[Recurrence, list[Transaction]] | None:
-            snap = ref.get(transaction=tx)
+        def attempt() -> tuple[Recurrence, list[Transaction]] | None:
+            snap = ref.get()
             if not snap.exists:
                 return None
             step = plan(recurrence_of(snap.id, snap.to_dict() or {}))
@@ -1125,19 +1199,20 @@ class FirestoreStore:
                 return None
             wanted = list(step.transactions)
             refs = [txns.document(t.id) for t in wanted]
-            # Create-if-absent, decided inside the transaction: a concurrent run that created
-            # some of them makes this one retry and skip them.
-            existing = {s.id for s in tx.get_all(refs) if s.exists} if refs else set()
+            # Create-if-absent: the batch creates (fails if a concurrent run created any of
+            # them first) and moves the watermark only if nobody moved it since it was read.
+            existing = {s.id for s in self.db.get_all(refs) if s.exists} if refs else set()
             fresh = [t for t in wanted if t.id not in existing]
+            batch = self.db.batch()
             for t in fresh:
-                tx.create(txns.document(t.id), _txn_doc(t))
-            self._apply_months(tx, user_id, merge_changes(*(change(None, t) for t in fresh)))
+                batch.create(txns.document(t.id), _txn_doc(t))
+            self._apply_months(batch, user_id, merge_changes(*(change(None, t) for t in fresh)))
             deltas: dict[str, tuple[int, int]] = {}
             for t in fresh:
                 amount, count = deltas.get(t.account_id, (0, 0))
                 deltas[t.account_id] = (amount + t.amount, count + 1)
             for account_id, (amount, count) in deltas.items():
-                tx.update(
+                batch.update(
                     accounts.document(account_id),
                     {
                         "balance": firestore.Increment(amount),
@@ -1145,14 +1220,20 @@ class FirestoreStore:
                     },
                 )
             doc = recurrence_doc(step.recurrence)
-            tx.update(ref, {k: doc[k] for k in ("materialized_through", "next_due")})
+            batch.update(
+                ref,
+                {k: doc[k] for k in ("materialized_through", "next_due")},
+                option=unchanged(snap),
+            )
+            try:
+                commit(batch)
+            except gexc.AlreadyExists as error:
+                raise Stale(str(error)) from error
+            except gexc.NotFound:
+                raise NotFound("the recurrence's account no longer exists") from None
             return step.recurrence, fresh
 
-        try:
-            result: tuple[Recurrence, list[Transaction]] | None = run(self.db.transaction())
-        except gexc.NotFound:
-            raise NotFound("the recurrence's account no longer exists") from None
-        return result
+        return optimistic(attempt)
 
     # --- the scheduler's fan-out --------------------------------------------------------------
 

@@ -44,6 +44,15 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class Contention(Conflict):
+    """Other requests kept changing what this one read for longer than its time budget:
+    nothing was written, and the same request may be sent again after `retry_after`."""
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class Unauthorized(DomainError):
     status = 401
     title = "Unauthorized"

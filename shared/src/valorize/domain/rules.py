@@ -2,7 +2,8 @@
 
 How a rule set runs on one transaction (the public semantics, decided here):
 
-* **Order.** Enabled rules run by ascending `position` (ties by id). Every rule whose
+* **Order.** Enabled rules run in ascending `rank` (ties by id); `position` is the index in
+  that order (dense from 0, derived on read). Every rule whose
   conditions match applies its actions, and a later rule overrides what an earlier one set
   (Actual Budget's model, rather than first-match-wins): general rules go first, specific
   ones last, and the specific one wins. A rule with `stop=True` ends the pass when it matches,
@@ -36,6 +37,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeAlias
+
+from fractional_indexing import generate_key_between
 
 from valorize.domain.errors import FieldError, ValidationFailed
 from valorize.domain.model import Transaction, TransactionType
@@ -260,6 +263,9 @@ class Rule:
     enabled: bool = True
     match: Match = Match.ALL
     stop: bool = False
+    # The stored order: a fractional-index key (see `placed`). Positions are derived from it,
+    # so moving a rule rewrites that rule only, and creating one writes nothing else.
+    rank: str = ""
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -285,8 +291,8 @@ class Rule:
             seen.add(kind)
 
     @property
-    def sort_key(self) -> tuple[int, str]:
-        return (self.position, self.id)
+    def sort_key(self) -> tuple[str, int, str]:
+        return (self.rank, self.position, self.id)
 
     @property
     def has_regex(self) -> bool:
@@ -296,6 +302,26 @@ class Rule:
 def ordered(rules: Iterable[Rule]) -> list[Rule]:
     """Enabled rules in the order they run."""
     return sorted((r for r in rules if r.enabled), key=lambda r: r.sort_key)
+
+
+def placed(rule: Rule, others: Sequence[Rule], index: int | None) -> Rule:
+    """`rule` ranked at `index` among `others` (the other rules in run order); None or past
+    the end puts it last. Its rank falls between its new neighbours', so no other rule moves.
+
+    Rules placed at one spot at the same moment get the same rank and run in id order; a
+    rule cannot be put between two such twins, so it goes right after them."""
+    at = len(others) if index is None else min(index, len(others))
+    lo = others[at - 1].rank if at > 0 else None
+    hi = others[at].rank if at < len(others) else None
+    if lo is not None and hi is not None and hi <= lo:
+        hi = next((x.rank for x in others[at:] if x.rank > lo), None)
+    return replace(rule, rank=generate_key_between(lo, hi), position=at)
+
+
+def numbered(rules: Iterable[Rule]) -> list[Rule]:
+    """Every rule in run order with its `position` (its index in that order)."""
+    in_order = sorted(rules, key=lambda r: (r.rank, r.id))
+    return [r if r.position == i else replace(r, position=i) for i, r in enumerate(in_order)]
 
 
 def check_rule_count(existing: int) -> None:

@@ -22,7 +22,7 @@ from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import Map, Rule
 
 from valorize.config import settings
-from valorize.domain.errors import DomainError, FieldError, RateLimited
+from valorize.domain.errors import Contention, DomainError, FieldError, RateLimited
 from valorize.entrypoints.schemas import FieldProblem, Problem
 from valorize.service.ports import IdempotencyMark, IdempotencyRecord, IdempotentReplay
 
@@ -82,6 +82,13 @@ def _backend_down(error: Exception) -> bool:
     importing it eagerly would pull gRPC into every cold start."""
     api = sys.modules.get("google.api_core.exceptions")
     return api is not None and isinstance(error, (api.ServiceUnavailable, api.DeadlineExceeded))
+
+
+def _contended(error: Exception) -> bool:
+    """An `Aborted` that escaped the adapters' retries (adapters/firestore_contention.py) is
+    still contention: a 409 the client may retry, not a 500."""
+    api = sys.modules.get("google.api_core.exceptions")
+    return api is not None and isinstance(error, api.Aborted)
 
 
 def client_ip(request: flask.Request) -> str:
@@ -256,6 +263,9 @@ class FunctionApp:
                     "a backend is unavailable; retry",
                     headers={"Retry-After": "5"},
                 )
+            elif _contended(e):
+                log.warning("contention: %s", e, extra=fields)
+                response = self._domain_problem(Contention("retry: a concurrent write won"))
             else:
                 log.exception("unhandled error", extra=fields)
                 response = problem(
@@ -330,7 +340,8 @@ class FunctionApp:
 
     @staticmethod
     def _domain_problem(e: DomainError) -> flask.Response:
-        headers = {"Retry-After": str(e.retry_after)} if isinstance(e, RateLimited) else None
+        retry_after = e.retry_after if isinstance(e, (RateLimited, Contention)) else None
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         if e.status == 503:
             headers = {"Retry-After": "5"}
         return problem(e.status, e.title, e.detail, e.errors, headers, e.extensions)

@@ -177,16 +177,23 @@ class Store(Protocol):
     ) -> PageResult[Transaction]: ...
 
     # rules (a user has at most domain.rules.MAX_RULES, read whole)
-    def list_rules(self, user_id: str) -> list[Rule]: ...
-    def get_rule(self, user_id: str, rule_id: str) -> Rule | None: ...
-    def change_rules(
-        self,
-        user_id: str,
-        mutate: Callable[[dict[str, Rule]], tuple[list[Rule], list[str]]],
-    ) -> None:
-        """Read every rule, let `mutate` return (rules to write, ids to delete), write them,
-        all in one transaction (creates, moves and deletes renumber positions safely)."""
+    def list_rules(self, user_id: str) -> list[Rule]:
+        """Every rule in run order, `position` = its index (domain.rules.numbered)."""
         ...
+
+    def add_rule(self, user_id: str, place: Callable[[list[Rule]], Rule]) -> Rule:
+        """Create the rule `place` makes from the current ones (it ranks it among them),
+        counted against MAX_RULES atomically (a ValidationFailed beyond it)."""
+        ...
+
+    def update_rule(
+        self, user_id: str, rule_id: str, mutate: Callable[[Rule, list[Rule]], Rule]
+    ) -> Rule:
+        """Write `mutate(rule, the others in run order)` if the rule did not change since it
+        was read (else read again); NotFound when it is gone. Returns it with its position."""
+        ...
+
+    def delete_rule(self, user_id: str, rule_id: str) -> bool: ...
 
     # on-demand rules runs
     def add_rule_job(self, user_id: str, job: RuleJob) -> None: ...

@@ -239,13 +239,13 @@ class CreateRule(Command):
         default=None, description="Run order, ascending; omitted = after the last rule"
     )
 
-    def to_rule(self, *, rule_id: str, position: int, now: dt.datetime) -> r.Rule:
-        """The domain rule (validated: regexes compile, at most one set_category...).
-        `position` is used when the command gives none (the service passes last + 1)."""
+    def to_rule(self, *, rule_id: str, now: dt.datetime) -> r.Rule:
+        """The domain rule (validated: regexes compile, at most one set_category...), not
+        yet placed among the others (the store ranks it where `position` asks)."""
         return r.Rule(
             id=rule_id,
             name=self.name,
-            position=position if self.position is None else self.position,
+            position=self.position or 0,
             conditions=conditions_of(self.conditions),
             actions=actions_of(self.actions),
             created_at=now,

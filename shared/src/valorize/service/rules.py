@@ -2,9 +2,11 @@
 on-demand runs over existing transactions (a job, one Cloud Task per page).
 
 Ordering: positions are dense (0, 1, 2...) in run order. Creating a rule at `position` p (or
-moving one there with PATCH) puts it at index p, clamped to the end, and shifts the rules from
-p on by one; deleting one closes the gap. Every such change runs in one Firestore transaction
-over the user's rules, so concurrent edits cannot leave two rules fighting for a place.
+moving one there with PATCH) puts it at index p, clamped to the end, and the rules from p on
+follow it; deleting one closes the gap. Positions are derived from each rule's stored rank
+(domain.rules.placed), so a create writes only the new rule (and one counter increment that
+holds MAX_RULES) and a move only the moved rule: rules created in parallel do not queue
+behind one another.
 
 On-demand runs (`POST /rules/apply`): the job is stored, then its first page task is enqueued
 on the rules function's internal endpoint. Each page task lists up to PAGE transactions of
@@ -46,31 +48,6 @@ PAGE = 100
 APPLY_QUEUE = "automations"
 APPLY_FUNCTION = "rules"
 APPLY_PATH = "/api/rules/apply/run"
-
-
-class _Renumbered:
-    """The user's rules in run order, with one rule placed at an index and the rest shifted."""
-
-    def __init__(self, rules: dict[str, r.Rule]) -> None:
-        self.order = sorted(rules.values(), key=lambda x: x.sort_key)
-        self.before = {x.id: x for x in self.order}
-
-    def place(self, rule: r.Rule, index: int | None) -> None:
-        self.order = [x for x in self.order if x.id != rule.id]
-        at = len(self.order) if index is None else min(index, len(self.order))
-        self.order.insert(at, rule)
-
-    def remove(self, rule_id: str) -> None:
-        self.order = [x for x in self.order if x.id != rule_id]
-
-    def writes(self) -> list[r.Rule]:
-        """Every rule whose position or content changed, with dense positions."""
-        out = []
-        for i, rule in enumerate(self.order):
-            numbered = rule if rule.position == i else replace(rule, position=i)
-            if self.before.get(rule.id) != numbered:
-                out.append(numbered)
-        return out
 
 
 def _encode(value: str) -> str:
@@ -140,7 +117,8 @@ class RuleService:
         return PageResult(page, _encode(f"{page[-1].position:07d}#{page[-1].id}") if more else None)
 
     def get(self, user_id: str, rule_id: str) -> r.Rule:
-        rule = self.store.get_rule(user_id, rule_id)
+        # Its position is its index among all of them.
+        rule = next((x for x in self.store.list_rules(user_id) if x.id == rule_id), None)
         if rule is None:
             raise NotFound("rule not found")
         return rule
@@ -148,53 +126,24 @@ class RuleService:
     def create(self, user_id: str, cmd: CreateRule) -> r.Rule:
         now = self.clock.now()
         # Validated (regexes compile, actions make sense) before anything is read.
-        rule = cmd.to_rule(rule_id=self.ids.new_id(), position=0, now=now)
+        rule = cmd.to_rule(rule_id=self.ids.new_id(), now=now)
         self._check_references(user_id, rule)
-        placed: list[r.Rule] = []
-
-        def mutate(rules: dict[str, r.Rule]) -> tuple[list[r.Rule], list[str]]:
-            r.check_rule_count(len(rules))
-            order = _Renumbered(rules)
-            order.place(rule, cmd.position)
-            writes = order.writes()
-            placed[:] = [w for w in writes if w.id == rule.id]
-            return writes, []
-
-        self.store.change_rules(user_id, mutate)
-        return placed[0]
+        return self.store.add_rule(user_id, lambda order: r.placed(rule, order, cmd.position))
 
     def update(self, user_id: str, rule_id: str, cmd: UpdateRule) -> r.Rule:
         now = self.clock.now()
-        current = self.get(user_id, rule_id)
-        changed = cmd.apply_to(current, now=now)
         if cmd.conditions is not None or cmd.actions is not None:
-            self._check_references(user_id, changed)
-        result: list[r.Rule] = []
+            self._check_references(user_id, cmd.apply_to(self.get(user_id, rule_id), now=now))
 
-        def mutate(rules: dict[str, r.Rule]) -> tuple[list[r.Rule], list[str]]:
-            stored = rules.get(rule_id)
-            if stored is None:
-                raise NotFound("rule not found")
+        def mutate(stored: r.Rule, others: list[r.Rule]) -> r.Rule:
             new = cmd.apply_to(stored, now=now)
-            order = _Renumbered(rules)
-            moving = cmd.position is not None
-            order.place(new, cmd.position if moving else order.order.index(stored))
-            writes = order.writes()
-            result[:] = [w for w in writes if w.id == rule_id] or [new]
-            return writes, []
+            return new if cmd.position is None else r.placed(new, others, cmd.position)
 
-        self.store.change_rules(user_id, mutate)
-        return result[0]
+        return self.store.update_rule(user_id, rule_id, mutate)
 
     def delete(self, user_id: str, rule_id: str) -> None:
-        def mutate(rules: dict[str, r.Rule]) -> tuple[list[r.Rule], list[str]]:
-            if rule_id not in rules:
-                raise NotFound("rule not found")
-            order = _Renumbered(rules)
-            order.remove(rule_id)
-            return order.writes(), [rule_id]
-
-        self.store.change_rules(user_id, mutate)
+        if not self.store.delete_rule(user_id, rule_id):
+            raise NotFound("rule not found")
 
     # --- the rule set -------------------------------------------------------------------------
 
