@@ -20,6 +20,7 @@ from tests.unit.conftest import USER, World
 from valorize.config import settings
 from valorize.domain.errors import (
     Conflict,
+    Contention,
     DomainError,
     NotFound,
     RateLimited,
@@ -433,6 +434,9 @@ def test_405_with_an_allow_header(http: Harness, method: str, path: str, allowed
         (DomainError("bad"), 400, None),
         (gexc.ServiceUnavailable("firestore"), 503, "5"),
         (gexc.DeadlineExceeded("firestore"), 503, "5"),
+        # Contention past the write's budget, and an Aborted that escaped the adapters.
+        (Contention("retry"), 409, "1"),
+        (gexc.Aborted("too much contention on these documents"), 409, "1"),
     ],
 )
 def test_errors_map_to_statuses(

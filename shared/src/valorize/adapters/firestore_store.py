@@ -12,9 +12,10 @@ another user's data):
     users/{uid}/transactions/{id}        sort_key = "<date>#<id>" orders lists, newest first
     users/{uid}/idempotency/{key_hash}   written in the same batch as the effect it guards
 
-Balances and counters change through `Increment` in the same batch or transaction as the
-transaction write: atomic, and free of the read-modify-write contention a hot account
-document would suffer.
+Balances and counters change through `Increment` in the same batch as the transaction
+write: atomic, and free of the read-modify-write contention a hot account document would
+suffer. Every read-then-write runs through adapters/firestore_contention.py (preconditioned
+batches, retried; no Firestore transactions).
 """
 
 from __future__ import annotations
@@ -300,11 +301,11 @@ class FirestoreStore:
 
     def _apply_months(
         self,
-        writer: firestore.WriteBatch | firestore.Transaction,
+        writer: firestore.WriteBatch,
         user_id: str,
         changes: dict[str, dict[Path, int]],
     ) -> None:
-        """Add a write's read-model increments to the same batch or transaction."""
+        """Add a write's read-model increments to the same batch."""
         months = self._col(user_id, "months")
         for month, paths in changes.items():
             increments = {p: firestore.Increment(v) for p, v in paths.items()}

@@ -25,6 +25,17 @@ _STATUS_TEXT = {
     429: "Rate limited",
     503: "A backend is unavailable",
 }
+# Any write can meet concurrent writes to the same data (adapters/firestore_contention.py).
+_CONTENTION = (
+    "Conflict. With Retry-After: concurrent writes to the same data outlasted this write's "
+    "retries; nothing was written, send the same request again after Retry-After seconds"
+)
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying (contention only)",
+        "schema": {"type": "integer"},
+    }
+}
 
 
 def _path(rule: str) -> tuple[str, list[str]]:
@@ -117,9 +128,14 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
             codes |= {400, 413, 415, 422}
         if r.query is not None or names:
             codes.add(422 if r.query is not None else 404)
+        writes = r.method != "GET"
+        if writes:
+            codes.add(409)
         for code in sorted(codes):
+            contended = writes and code == 409
             op["responses"][str(code)] = {
-                "description": _STATUS_TEXT.get(code, "Error"),
+                "description": _CONTENTION if contended else _STATUS_TEXT.get(code, "Error"),
+                **({"headers": _RETRY_AFTER} if contended else {}),
                 "content": {
                     "application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}
                 },

@@ -27,7 +27,14 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol, cast
 
-from valorize.domain.errors import Conflict, DomainError, NotFound, Unavailable, ValidationFailed
+from valorize.domain.errors import (
+    Conflict,
+    Contention,
+    DomainError,
+    NotFound,
+    Unavailable,
+    ValidationFailed,
+)
 from valorize.domain.events import AccountChanged, BalancesChanged
 from valorize.domain.imports import (
     FUZZY_DAYS,
@@ -130,8 +137,14 @@ class Superseded(Exception):
     """Another run of the same import finished first: stop quietly."""
 
 
-class RowsChanged(Exception):
-    """A commit/revert batch met rows or transactions another run changed: re-read."""
+class RowsChanged(Contention):
+    """A commit/revert batch met rows or transactions another run changed: re-read. When
+    re-reading keeps losing to concurrent runs, it reaches the caller as contention (409
+    with Retry-After), never a 500."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__("another commit or revert of this import is running; retry")
+        self.cause = cause
 
 
 class StatementFileMissing(Exception):

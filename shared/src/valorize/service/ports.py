@@ -228,9 +228,9 @@ class Store(Protocol):
         recurrence_id: str,
         plan: Callable[[Recurrence], Materialization | None],
     ) -> tuple[Recurrence, list[Transaction]] | None:
-        """In one transaction: read the recurrence, ask `plan` for a step, create the step's
-        transactions whose ids do not exist yet (with their balance and read-model
-        increments) and store the recurrence's new watermark. Returns (recurrence, created),
+        """Atomically (re-run if a concurrent run got there first): read the recurrence, ask
+        `plan` for a step, create the step's transactions whose ids do not exist yet (with
+        their balance and read-model increments) and store the recurrence's new watermark. Returns (recurrence, created),
         None when the recurrence is gone or nothing was due."""
         ...
 
