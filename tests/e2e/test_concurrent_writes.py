@@ -27,6 +27,7 @@ import requests
 
 from devstack.stack import Stack
 from tests.e2e.conftest import Api
+from tests.integration.test_readmodel_property import all_transactions
 
 WRITERS = 12
 CONTENTION = (409, 503)
@@ -78,6 +79,18 @@ def settled(
     return ok
 
 
+def patched(
+    route: str, api: Api, path: str, bodies: Sequence[Any], expected: Collection[int] = ()
+) -> list[requests.Response]:
+    """One PATCH per body, all at once."""
+    return settled(route, burst(api, [lambda w, b=b: w.patch(path, b) for b in bodies]), expected)
+
+
+def deleted(route: str, api: Api, path: str) -> list[requests.Response]:
+    """WRITERS deletes of one thing at once: the losers may only be 404s."""
+    return settled(route, burst(api, [lambda w: w.delete(path)] * WRITERS), {404})
+
+
 def user_id(api: Api) -> str:
     return str(api.get("/api/auth/me").json()["id"])
 
@@ -92,16 +105,8 @@ def store(emulator_env: dict[str, str]) -> Any:
 def ledger_is_consistent(store: Any, uid: str) -> None:
     """Balances and read models equal a recomputation from the stored transactions."""
     from valorize.domain.readmodel import prune, recompute
-    from valorize.service.ports import TransactionFilter
 
-    everything = []
-    cursor = None
-    while True:
-        page = store.list_transactions(uid, TransactionFilter(), 200, cursor)
-        everything += page.items
-        cursor = page.next_cursor
-        if cursor is None:
-            break
+    everything = all_transactions(store, uid)
     truth = recompute(everything)
     months = sorted(truth | {s.id: {} for s in store._col(uid, "months").stream()})
     stored = store.get_months(uid, months)
@@ -113,6 +118,17 @@ def ledger_is_consistent(store: Any, uid: str) -> None:
         mine = [t for t in everything if t.account_id == account.id]
         assert account.balance == account.opening_balance + sum(t.amount for t in mine)
         assert account.transaction_count == len(mine)
+
+
+def transfer(api: Api, source: str, target: str, amount: int) -> requests.Response:
+    body = {
+        "from_account_id": source,
+        "to_account_id": target,
+        "amount": amount,
+        "date": "2025-03-02",
+        "description": "move",
+    }
+    return api.post("/api/transactions/transfers", body)
 
 
 # --- accounts ---------------------------------------------------------------------------------
@@ -156,21 +172,10 @@ def test_delete_one_account(api: Api, store: Any) -> None:
     other = api.account(name="Savings")
     for i in range(3):
         api.txn(account["id"], -100 * (i + 1), description=f"t{i}")
-    r = api.post(
-        "/api/transactions/transfers",
-        {
-            "from_account_id": account["id"],
-            "to_account_id": other["id"],
-            "amount": 500,
-            "date": "2025-03-02",
-            "description": "move",
-        },
-    )
+    r = transfer(api, account["id"], other["id"], 500)
     assert r.status_code == 201, r.text
     path = f"/api/accounts/{account['id']}?confirm=true"
-    ok = settled(
-        "DELETE /api/accounts/{id}", burst(api, [lambda w: w.delete(path)] * WRITERS), {404}
-    )
+    ok = deleted("DELETE /api/accounts/{id}", api, path)
     assert ok
     assert api.get(f"/api/accounts/{account['id']}").status_code == 404
     ledger_is_consistent(store, user_id(api))
@@ -236,9 +241,7 @@ def test_delete_one_category_in_use(api: Api, store: Any) -> None:
         splits=[{"category_id": food, "amount": -600}, {"category_id": fun, "amount": -300}],
     )
     path = f"/api/categories/{food}?reassign_to={fun}"
-    ok = settled(
-        "DELETE /api/categories/{id}", burst(api, [lambda w: w.delete(path)] * WRITERS), {404}
-    )
+    ok = deleted("DELETE /api/categories/{id}", api, path)
     assert ok
     assert api.get(f"/api/categories/{food}").status_code == 404
     ledger_is_consistent(store, user_id(api))
@@ -255,10 +258,7 @@ def test_patch_one_transaction(api: Api, store: Any) -> None:
         {"amount": -(i + 1) * 100, "description": f"Edit {i}", "date": f"2025-0{1 + i % 3}-15"}
         for i in range(WRITERS)
     ]
-    ok = settled(
-        "PATCH /api/transactions/{id}",
-        burst(api, [lambda w, b=b: w.patch(path, b) for b in bodies]),
-    )
+    ok = patched("PATCH /api/transactions/{id}", api, path, bodies)
     assert ok
     final = api.get(path).json()
     winner = next(b for b in bodies if b["description"] == final["description"])
@@ -287,10 +287,7 @@ def test_patch_one_split_transaction(api: Api, store: Any) -> None:
         }
         for i in range(WRITERS)
     ]
-    ok = settled(
-        "PATCH /api/transactions/{id} (splits)",
-        burst(api, [lambda w, b=b: w.patch(path, b) for b in bodies]),
-    )
+    ok = patched("PATCH /api/transactions/{id} (splits)", api, path, bodies)
     assert ok
     final = api.get(path).json()
     assert final["amount"] in {b["amount"] for b in bodies}
@@ -303,33 +300,16 @@ def test_patch_one_split_transaction(api: Api, store: Any) -> None:
 
 def test_patch_and_delete_one_transfer(api: Api, store: Any) -> None:
     a, b = api.account(opening_balance=50_000), api.account(name="Savings")
-    r = api.post(
-        "/api/transactions/transfers",
-        {
-            "from_account_id": a["id"],
-            "to_account_id": b["id"],
-            "amount": 1_000,
-            "date": "2025-03-02",
-            "description": "move",
-        },
-    )
+    r = transfer(api, a["id"], b["id"], 1_000)
     assert r.status_code == 201, r.text
     path = f"/api/transactions/{r.json()['from']['id']}"
     bodies = [{"amount": -(i + 1) * 1_000, "description": f"move {i}"} for i in range(WRITERS)]
-    ok = settled(
-        "PATCH /api/transactions/{id} (transfer)",
-        burst(api, [lambda w, b=b: w.patch(path, b) for b in bodies]),
-        {422},
-    )
+    ok = patched("PATCH /api/transactions/{id} (transfer)", api, path, bodies, {422})
     if ok:
         final = api.get(path).json()
         assert final["amount"] in {x["amount"] for x in bodies}
     ledger_is_consistent(store, user_id(api))
-    ok = settled(
-        "DELETE /api/transactions/{id} (transfer)",
-        burst(api, [lambda w: w.delete(path)] * WRITERS),
-        {404},
-    )
+    ok = deleted("DELETE /api/transactions/{id} (transfer)", api, path)
     assert ok
     assert api.balance(a["id"]) == 50_000 and api.balance(b["id"]) == 0
     ledger_is_consistent(store, user_id(api))
@@ -339,9 +319,7 @@ def test_delete_one_transaction(api: Api, store: Any) -> None:
     account = api.account(opening_balance=5_000)
     txn = api.txn(account["id"], -1_234)
     path = f"/api/transactions/{txn['id']}"
-    ok = settled(
-        "DELETE /api/transactions/{id}", burst(api, [lambda w: w.delete(path)] * WRITERS), {404}
-    )
+    ok = deleted("DELETE /api/transactions/{id}", api, path)
     assert ok
     assert api.balance(account["id"]) == 5_000
     ledger_is_consistent(store, user_id(api))
@@ -356,19 +334,7 @@ def test_create_transactions_and_transfers_on_one_account(api: Api, store: Any) 
         )
         for i in range(WRITERS // 2)
     ]
-    calls += [
-        lambda w, i=i: w.post(
-            "/api/transactions/transfers",
-            {
-                "from_account_id": a["id"],
-                "to_account_id": b["id"],
-                "amount": 100 + i,
-                "date": "2025-03-03",
-                "description": "move",
-            },
-        )
-        for i in range(WRITERS // 2)
-    ]
+    calls += [lambda w, i=i: transfer(w, a["id"], b["id"], 100 + i) for i in range(WRITERS // 2)]
     ok = settled("POST /api/transactions + /transfers (one account)", burst(api, calls))
     assert len(ok) == WRITERS
     ledger_is_consistent(store, user_id(api))
@@ -415,9 +381,7 @@ def test_create_rename_and_delete_one_budget(api: Api) -> None:
         burst(api, [lambda w, n=n: w.patch(path, {"name": n}) for n in names]),
     )
     assert ok and api.get(path).json()["name"] in names
-    ok = settled(
-        "DELETE /api/budgets/{id}", burst(api, [lambda w: w.delete(path)] * WRITERS), {404}
-    )
+    ok = deleted("DELETE /api/budgets/{id}", api, path)
     assert ok and api.get(path).status_code == 404
 
 
@@ -512,18 +476,10 @@ def rule(name: str, **over: Any) -> dict[str, Any]:
 
 
 def listed(api: Api) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"limit": 200}
-        if cursor:
-            params["cursor"] = cursor
-        r = api.get("/api/rules", params=params)
-        assert r.status_code == 200, r.text
-        out += r.json()["data"]
-        cursor = r.json()["next_cursor"]
-        if cursor is None:
-            return out
+    """Every rule, in run order (one page: a user has at most 200)."""
+    r = api.get("/api/rules", params={"limit": 200})
+    assert r.status_code == 200 and r.json()["next_cursor"] is None, r.text
+    return list(r.json()["data"])
 
 
 def test_create_rules_in_parallel(api: Api) -> None:
@@ -558,9 +514,7 @@ def test_199_rule_creates_eight_at_a_time_all_succeed_and_the_limit_holds(api: A
     assert len(listed(api)) == 200
     # Deleting one (twelve times at once) frees exactly one place.
     path = f"/api/rules/{first[0]['id']}"
-    assert settled(
-        "DELETE /api/rules/{id}", burst(api, [lambda w: w.delete(path)] * WRITERS), {404}
-    )
+    assert deleted("DELETE /api/rules/{id}", api, path)
     more = burst(api, [lambda w, i=i: w.post("/api/rules", rule(f"again {i}")) for i in range(8)])
     assert len(settled("POST /api/rules (at the limit)", more, {422})) == 1
     assert len(listed(api)) == 200
@@ -574,9 +528,7 @@ def test_patch_one_rule(api: Api) -> None:
     bodies = [
         {"name": f"edited {i}", "position": i % 5, "enabled": i % 2 == 0} for i in range(WRITERS)
     ]
-    ok = settled(
-        "PATCH /api/rules/{id}", burst(api, [lambda w, b=b: w.patch(path, b) for b in bodies])
-    )
+    ok = patched("PATCH /api/rules/{id}", api, path, bodies)
     assert ok
     rules = listed(api)
     assert [x["position"] for x in rules] == list(range(5))
@@ -628,17 +580,13 @@ def test_patch_and_delete_one_recurrence(api: Api) -> None:
         }
         for i in range(WRITERS)
     ]
-    ok = settled(
-        "PATCH /api/recurrences/{id}", burst(api, [lambda w, b=b: w.patch(path, b) for b in bodies])
-    )
+    ok = patched("PATCH /api/recurrences/{id}", api, path, bodies)
     assert ok
     final = api.get(path).json()
     winner = next(b for b in bodies if b["description"] == final["description"])
     assert final["amount"] == winner["amount"]
     assert final["schedule"]["day"] == winner["schedule"]["day"]
-    ok = settled(
-        "DELETE /api/recurrences/{id}", burst(api, [lambda w: w.delete(path)] * WRITERS), {404}
-    )
+    ok = deleted("DELETE /api/recurrences/{id}", api, path)
     assert ok and api.get(path).status_code == 404
 
 
