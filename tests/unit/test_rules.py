@@ -34,6 +34,8 @@ from valorize.domain.rules import (
     add_note,
     apply_rules,
     is_uncategorized,
+    numbered,
+    placed,
 )
 from valorize.domain.text import fold
 from valorize.service.rule_commands import (
@@ -526,3 +528,59 @@ class TestCommands:
         backwards = ApplyRules.model_validate_json('{"from": "2025-02-01", "to": "2025-01-01"}')
         with pytest.raises(ValidationFailed):
             backwards.check()
+
+
+# --- order: ranks between neighbours (what the store keeps) -----------------------------------
+
+ORDER_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["create", "move", "delete"]),
+        st.integers(0, 30),
+        st.none() | st.integers(0, 30),
+    ),
+    max_size=60,
+)
+
+
+@FAST
+@given(ORDER_OPS)
+def test_ranks_place_rules_like_list_inserts_and_write_only_the_moved_rule(
+    ops: list[tuple[str, int, int | None]],
+) -> None:
+    """Oracle: a Python list. Positions stay dense, and a create or move changes no other
+    rule's rank."""
+    stored: dict[str, Rule] = {}
+    oracle: list[str] = []
+    for n, (op, pick, index) in enumerate(ops):
+        order = numbered(stored.values())
+        if op == "create" or not oracle:
+            new = rule(f"r{n:03d}", DescriptionContains("x"), AddNote("y"))
+            others = order
+            at = len(oracle) if index is None else min(index, len(oracle))
+            oracle.insert(at, new.id)
+        else:
+            target = oracle[pick % len(oracle)]
+            if op == "delete":
+                oracle.remove(target)
+                del stored[target]
+                continue
+            new = stored[target]
+            others = [x for x in order if x.id != target]
+            oracle.remove(target)
+            at = len(oracle) if index is None else min(index, len(oracle))
+            oracle.insert(at, target)
+        before = {x.id: x.rank for x in others}
+        stored[new.id] = placed(new, others, index)
+        assert {x.id: x.rank for x in stored.values() if x.id != new.id} == before
+        assert [x.id for x in numbered(stored.values())] == oracle
+        assert [x.position for x in numbered(stored.values())] == list(range(len(oracle)))
+
+
+def test_a_rule_placed_between_twins_goes_right_after_them() -> None:
+    make = [rule(i, DescriptionContains("x"), AddNote("y")) for i in ("a", "b", "c", "d")]
+    first = placed(make[0], [], None)
+    # b and c were created at the same instant after a: the same rank, in id order.
+    b, c = (placed(x, [first], None) for x in make[1:3])
+    assert b.rank == c.rank
+    d = placed(make[3], numbered([first, b, c]), 2)
+    assert [x.id for x in numbered([first, b, c, d])] == ["a", "b", "c", "d"]

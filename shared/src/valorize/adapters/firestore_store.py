@@ -566,16 +566,10 @@ class FirestoreStore:
         return sorted(tokens, key=lambda t: t.created_at, reverse=True)
 
     def delete_token(self, user_id: str, token_id: str) -> bool:
-        if not token_id or "/" in token_id:
+        found = self.get_token(token_id)
+        if found is None or found[0].user_id != user_id:
             return False
-        snap = self.db.collection("tokens").document(token_id).get()
-        if not snap.exists or (snap.to_dict() or {}).get("user_id") != user_id:
-            return False
-        try:
-            snap.reference.delete(option=unchanged(snap))
-        except gexc.FailedPrecondition:
-            return False  # a concurrent revocation won
-        return True
+        return self._delete_existing(self.db.collection("tokens").document(token_id))
 
     # --- accounts -----------------------------------------------------------------------------
 
