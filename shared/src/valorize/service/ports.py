@@ -230,8 +230,8 @@ class Store(Protocol):
     ) -> tuple[Recurrence, list[Transaction]] | None:
         """Atomically (re-run if a concurrent run got there first): read the recurrence, ask
         `plan` for a step, create the step's transactions whose ids do not exist yet (with
-        their balance and read-model increments) and store the recurrence's new watermark. Returns (recurrence, created),
-        None when the recurrence is gone or nothing was due."""
+        their balance and read-model increments) and store the recurrence's new watermark.
+        Returns (recurrence, created), None when the recurrence is gone or nothing was due."""
         ...
 
     # the scheduler's fan-out
