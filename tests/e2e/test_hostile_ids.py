@@ -247,7 +247,9 @@ def test_category_names_are_data_not_paths(api: Api, db: Any) -> None:
     assert api.delete(f"/api/categories/{made['Food/Drinks']}").status_code == 204
     assert api.post("/api/categories", {"name": "food/drinks", "color": "red"}).status_code == 201
     listed = api.get("/api/categories?limit=200").json()["data"]
-    assert {"a/b/c/d", "A/B/C", "food/drinks", "__x__", "..", "😀/.."} <= {c["name"] for c in listed}
+    assert {"a/b/c/d", "A/B/C", "food/drinks", "__x__", "..", "😀/.."} <= {
+        c["name"] for c in listed
+    }
     assert stray_documents(db, uid) == []
 
 
@@ -256,7 +258,9 @@ def test_paging_categories_with_path_like_names(api: Api) -> None:
         assert api.post("/api/categories", {"name": name, "color": "red"}).status_code == 201
     seen, cursor = [], None
     while True:
-        r = api.get("/api/categories", params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+        r = api.get(
+            "/api/categories", params={"limit": 2, **({"cursor": cursor} if cursor else {})}
+        )
         assert r.status_code == 200, r.text
         seen += [c["name"] for c in r.json()["data"]]
         cursor = r.json()["next_cursor"]
@@ -413,7 +417,12 @@ def references(w: World) -> list[tuple[str, str, Callable[[str], Any], str]]:
             },
             "splits.1.category_id",
         ),
-        ("PATCH", f"/api/transactions/{w.transaction}", lambda v: {"category_id": v}, "category_id"),
+        (
+            "PATCH",
+            f"/api/transactions/{w.transaction}",
+            lambda v: {"category_id": v},
+            "category_id",
+        ),
         (
             "POST",
             "/api/transactions/transfers",
@@ -609,7 +618,12 @@ def internal_payloads(w: World) -> list[tuple[str, str, Callable[[str], Any], st
         (
             "automate",
             "/api/automations/fanout",
-            lambda v: {"kind": "month_start", "date": "2099-01-01", "cursor": cursor_of(v), "page": 1},
+            lambda v: {
+                "kind": "month_start",
+                "date": "2099-01-01",
+                "cursor": cursor_of(v),
+                "page": 1,
+            },
             "cursor",
         ),
         (
@@ -773,7 +787,9 @@ FAMILIES: dict[str, list[Slot]] = {
     ],
     "categories": [
         _json("POST", "/api/categories", lambda w, v: {"name": v, "color": "red"}),
-        _json("POST", "/api/categories", lambda w, v: {"name": "x", "color": "red", "parent_id": v}),
+        _json(
+            "POST", "/api/categories", lambda w, v: {"name": "x", "color": "red", "parent_id": v}
+        ),
         _json("PATCH", "/api/categories/{w.category}", lambda w, v: {"name": v}),
         _json("PATCH", "/api/categories/{w.category}", lambda w, v: {"parent_id": v}),
         _get("/api/categories/{v}"),

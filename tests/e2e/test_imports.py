@@ -452,7 +452,7 @@ def test_a_redelivered_task_changes_nothing(api: Api, stack: Stack) -> None:
     # Through the gateway (the load balancer's stand-in) the worker is not even routed.
     assert api.post("/api/ingest/tasks/process", payload).status_code == 404
     # A task for an import that does not exist is acknowledged (not retried forever).
-    gone = {"user_id": payload["user_id"], "import_id": "nope"}
+    gone = {"user_id": payload["user_id"], "import_id": "0" * 32}
     assert task(stack, "/api/ingest/tasks/process", gone).json() == {"status": "gone"}
 
 

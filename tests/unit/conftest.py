@@ -21,8 +21,9 @@ from valorize.service.commands import (
 )
 from valorize.service.transactions import TransactionService
 
-USER = "u1"
-OTHER = "u2"
+# User ids of the form the API issues (32 hex): cursors over users are checked against it.
+USER = "ab" * 16
+OTHER = "cd" * 16
 
 
 @dataclass

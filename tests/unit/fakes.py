@@ -8,14 +8,12 @@ run before the first change, like a Firestore batch or transaction.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from valorize.domain import ids
 from valorize.domain.automation import (
     JobStatus,
     Materialization,
@@ -24,7 +22,8 @@ from valorize.domain.automation import (
     scheduled_next,
 )
 from valorize.domain.budget import Budget
-from valorize.domain.errors import Conflict, NotFound, ValidationFailed
+from valorize.domain.errors import Conflict, NotFound
+from valorize.domain.ids import decode_cursor, encode_cursor
 from valorize.domain.model import Account, ApiToken, Category, Transaction, User
 from valorize.domain.readmodel import recompute
 from valorize.domain.recurrence import Recurrence
@@ -39,27 +38,10 @@ from valorize.service.ports import (
 
 # Same bounds as the Firestore adapter.
 SCAN_LIMIT = 2000
-_SORT_KEY = re.compile(r"\d{4}-\d{2}-\d{2}#[A-Za-z0-9_-]{1,80}")
 
 
 class AlreadyExists(Exception):
     """A create met an existing document with no friendlier error (Firestore: a 500)."""
-
-
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, shape: re.Pattern[str] | None = None) -> str:
-    try:
-        value = base64.b64decode(
-            cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True
-        ).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        value = ""
-    if not value or (shape is not None and not shape.fullmatch(value)):
-        raise ValidationFailed.on("cursor", "not a cursor this API returned")
-    return value
 
 
 @dataclass
@@ -251,7 +233,7 @@ class InMemoryStore:
         self.writes += 1
 
     def get_token(self, token_id: str) -> tuple[ApiToken, str] | None:
-        if not token_id or "/" in token_id:
+        if not ids.ENTITY.matches(token_id):
             return None
         return self.tokens.get(token_id)
 
@@ -298,7 +280,7 @@ class InMemoryStore:
     def list_accounts(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Account]:
         rows = sorted(self._space(user_id).accounts.values(), key=lambda a: a.id)
         if cursor:
-            after = decode_cursor(cursor)
+            after = decode_cursor(cursor, ids.ENTITY)
             rows = [a for a in rows if a.id > after]
         page = rows[: limit + 1]
         nxt = encode_cursor(page[limit - 1].id) if len(page) > limit else None
@@ -361,7 +343,7 @@ class InMemoryStore:
     def list_categories(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Category]:
         rows = sorted(self._space(user_id).categories.values(), key=lambda c: c.name_key)
         if cursor:
-            after = decode_cursor(cursor)
+            after = decode_cursor(cursor, ids.NAME_KEY_CURSOR)
             rows = [c for c in rows if c.name_key > after]
         page = rows[: limit + 1]
         items = page[:limit]
@@ -508,7 +490,7 @@ class InMemoryStore:
     def list_transactions(
         self, user_id: str, flt: TransactionFilter, limit: int, cursor: str | None
     ) -> PageResult[Transaction]:
-        position = decode_cursor(cursor, _SORT_KEY) if cursor else None
+        position = decode_cursor(cursor, ids.TRANSACTION_CURSOR) if cursor else None
         rows = sorted(
             (t for t in self._space(user_id).transactions.values() if self._indexed(t, flt)),
             key=lambda t: t.sort_key,
@@ -625,7 +607,7 @@ class InMemoryStore:
     ) -> PageResult[Recurrence]:
         rows = sorted(self._space(user_id).recurrences.values(), key=lambda r: r.id)
         if cursor:
-            after = decode_cursor(cursor)
+            after = decode_cursor(cursor, ids.ENTITY)
             rows = [r for r in rows if r.id > after]
         page = rows[: limit + 1]
         items = page[:limit]
@@ -696,7 +678,7 @@ class InMemoryStore:
             if (upcoming := scheduled_next(r)) is not None and upcoming <= on
         )
         if cursor:
-            after = decode_cursor(cursor)
+            after = decode_cursor(cursor, ids.DUE_CURSOR)
             rows = [row for row in rows if f"{row[0]}|{row[1]}" > after]
         page = rows[:limit]
         users = list(dict.fromkeys(uid for _, _, uid in page))
@@ -704,11 +686,11 @@ class InMemoryStore:
         return PageResult(users, nxt)
 
     def list_user_ids(self, limit: int, cursor: str | None) -> PageResult[str]:
-        ids = sorted(uid for uid, space in self.spaces.items() if space.user is not None)
+        users = sorted(uid for uid, space in self.spaces.items() if space.user is not None)
         if cursor:
-            after = decode_cursor(cursor)
-            ids = [i for i in ids if i > after]
-        page = ids[:limit]
+            after = decode_cursor(cursor, ids.ENTITY)
+            users = [i for i in users if i > after]
+        page = users[:limit]
         return PageResult(page, encode_cursor(page[-1]) if len(page) == limit else None)
 
     def record_automation_run(

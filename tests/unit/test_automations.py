@@ -247,12 +247,13 @@ class TestNotifications:
 class TestFanOut:
     def test_daily_pages_through_users_with_due_work(self) -> None:
         w = make_auto_world(page_size=2)
-        users = [f"u{i}" for i in range(1, 5)]
+        users = [f"{i:032x}" for i in range(1, 5)]
         for user in users:
             account = w.base.account(user)
             recurrence(w, account.id, user)
             recurrence(w, account.id, user, start="2024-02-15")  # not due on Jan 31
-        recurrence(w, w.base.account("late").id, "late", start="2030-01-31")
+        late = "fe" * 16
+        recurrence(w, w.base.account(late).id, late, start="2030-01-31")
         first = w.automations.run(DAILY, D("2024-01-31"))
         assert first == {"kind": "daily", "date": "2024-01-31", "page": 0, "users": 2, "more": True}
         seen: list[str] = []
@@ -277,7 +278,7 @@ class TestFanOut:
         w = make_auto_world(page_size=2)
         now = w.base.clock.now()
         for i in range(5):
-            user = User(f"m{i}", f"m{i}@example.com", "M", "BRL", "en", now)
+            user = User(f"{i:032x}", f"m{i}@example.com", "M", "BRL", "en", now)
             w.base.store.create_user(user, "h", [], ApiToken(f"t{i}", user.id, "t", now), "s")
         out = w.automations.run(MONTH_START, D("2024-03-01"))
         assert (out["users"], out["more"]) == (2, True)
@@ -290,7 +291,7 @@ class TestFanOut:
                 else:
                     assert task.name == f"auto-month_start-2024-03-01-{p['user_id']}"
                     seen.append(p["user_id"])
-        assert sorted(seen) == sorted([*(f"m{i}" for i in range(5)), OTHER, USER])
+        assert sorted(seen) == sorted([*(f"{i:032x}" for i in range(5)), OTHER, USER])
 
 
 class TestRunDay:

@@ -376,10 +376,10 @@ def test_schedule_json_round_trips(s: Schedule) -> None:
 # --- commands (the public JSON) ---------------------------------------------------------------
 
 EXAMPLE = {
-    "account_id": "acc1",
+    "account_id": "a1" * 16,
     "amount": -150000,
     "description": "Rent",
-    "category_id": "housing",
+    "category_id": "40" * 16,
     "schedule": {"frequency": "monthly", "day": 31},
     "start": "2025-01-31",
 }
@@ -460,7 +460,7 @@ class TestCommands:
             NOW,
             later,
         )
-        moved = UpdateRecurrence.model_validate_json('{"account_id": "acc2"}')
+        moved = UpdateRecurrence.model_validate_json(json.dumps({"account_id": "a2" * 16}))
         assert moved.apply_to(r, now=later, currency="USD").currency == "USD"
         with pytest.raises(ValidationFailed, match="end"):
             UpdateRecurrence.model_validate_json('{"start": "2026-01-01"}').apply_to(r, now=later)

@@ -286,7 +286,7 @@ class TestApplyJob:
         mine = w.rules.create(USER, rule_cmd())
         for body, field in (
             ({"account_id": theirs.id}, "account_id"),
-            ({"rule_ids": [mine.id, "nope"]}, "rule_ids.1"),
+            ({"rule_ids": [mine.id, "f" * 32]}, "rule_ids.1"),
             ({"from": "2024-02-01", "to": "2024-01-01"}, "to"),
         ):
             with pytest.raises(ValidationFailed) as e:

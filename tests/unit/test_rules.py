@@ -47,6 +47,10 @@ from valorize.service.rule_commands import (
     rule_json,
 )
 
+# Ids of the form the API issues (the commands check it); names for reading.
+ACC1, ACC2, ACC3 = "a1" * 16, "a2" * 16, "a3" * 16
+FOOD, FUN, TRANSPORT = "f0" * 16, "f1" * 16, "7a" * 16
+
 NOW = datetime(2025, 1, 1, 12, 0)
 FAST = settings(
     max_examples=100,
@@ -60,7 +64,7 @@ def txn(
     description: str = "UBER *TRIP",
     amount: int = -2500,
     *,
-    account_id: str = "acc1",
+    account_id: str = ACC1,
     category_id: str | None = None,
     notes: str | None = None,
     splits: tuple[Split, ...] = (),
@@ -116,8 +120,8 @@ def category_after(rules: list[Rule], t: Transaction) -> str | None:
 
 class TestConditions:
     def test_contains_is_case_accent_and_space_insensitive(self) -> None:
-        r = rule("r", DescriptionContains("café  do joão"), SetCategory("food"))
-        assert category_after([r], txn("PAG*CAFE DO   JOAO LTDA")) == "food"
+        r = rule("r", DescriptionContains("café  do joão"), SetCategory(FOOD))
+        assert category_after([r], txn("PAG*CAFE DO   JOAO LTDA")) == FOOD
         assert category_after([r], txn("cafe do maria")) is None
 
     def test_starts_with(self) -> None:
@@ -126,8 +130,8 @@ class TestConditions:
         assert category_after([r], txn("Recebido PIX")) is None
 
     def test_regex_searches_the_folded_description(self) -> None:
-        r = rule("r", DescriptionMatches(r"^uber\s*\*?\s*trip\b"), SetCategory("transport"))
-        assert category_after([r], txn("UBER * TRIP 1234")) == "transport"
+        r = rule("r", DescriptionMatches(r"^uber\s*\*?\s*trip\b"), SetCategory(TRANSPORT))
+        assert category_after([r], txn("UBER * TRIP 1234")) == TRANSPORT
         assert category_after([r], txn("UBERTRIPX")) is None
         assert category_after([r], txn("EATS UBER TRIP")) is None
 
@@ -148,18 +152,18 @@ class TestConditions:
     def test_account_and_type(self) -> None:
         r = rule(
             "r",
-            [AccountIn(frozenset({"acc1", "acc2"})), TypeIs(TransactionType.CREDIT)],
+            [AccountIn(frozenset({ACC1, ACC2})), TypeIs(TransactionType.CREDIT)],
             SetCategory("income"),
         )
-        assert category_after([r], txn(amount=100, account_id="acc2")) == "income"
-        assert category_after([r], txn(amount=-100, account_id="acc2")) is None
-        assert category_after([r], txn(amount=100, account_id="acc3")) is None
+        assert category_after([r], txn(amount=100, account_id=ACC2)) == "income"
+        assert category_after([r], txn(amount=-100, account_id=ACC2)) is None
+        assert category_after([r], txn(amount=100, account_id=ACC3)) is None
 
     def test_match_any(self) -> None:
         conds: list[Condition] = [DescriptionContains("ifood"), DescriptionContains("rappi")]
-        any_rule = rule("r", conds, SetCategory("food"), match=Match.ANY)
-        all_rule = rule("r", conds, SetCategory("food"), match=Match.ALL)
-        assert category_after([any_rule], txn("RAPPI*BR")) == "food"
+        any_rule = rule("r", conds, SetCategory(FOOD), match=Match.ANY)
+        all_rule = rule("r", conds, SetCategory(FOOD), match=Match.ALL)
+        assert category_after([any_rule], txn("RAPPI*BR")) == FOOD
         assert category_after([all_rule], txn("RAPPI*BR")) is None
 
     @pytest.mark.parametrize(
@@ -194,13 +198,13 @@ class TestConditions:
 
 class TestOrdering:
     def test_all_matching_rules_run_in_position_order_and_the_last_wins(self) -> None:
-        general = rule("general", DescriptionContains("uber"), SetCategory("transport"), position=1)
-        eats = rule("eats", DescriptionContains("uber eats"), SetCategory("food"), position=2)
+        general = rule("general", DescriptionContains("uber"), SetCategory(TRANSPORT), position=1)
+        eats = rule("eats", DescriptionContains("uber eats"), SetCategory(FOOD), position=2)
         for rules in ([general, eats], [eats, general]):
             out, applied = apply_rules(rules, txn("UBER EATS 123"))
-            assert out.category_id == "food"
+            assert out.category_id == FOOD
             assert applied == ["general", "eats"]
-        assert category_after([general, eats], txn("UBER TRIP")) == "transport"
+        assert category_after([general, eats], txn("UBER TRIP")) == TRANSPORT
 
     def test_ties_are_broken_by_id(self) -> None:
         a = rule("a", DescriptionContains("uber"), SetCategory("from-a"))
@@ -220,18 +224,18 @@ class TestOrdering:
     def test_a_rename_feeds_later_rules(self) -> None:
         rename = rule("rename", DescriptionMatches(r"^pag\*uber"), RenameDescription("Uber"))
         categorise = rule(
-            "cat", DescriptionStartsWith("uber"), SetCategory("transport"), position=1
+            "cat", DescriptionStartsWith("uber"), SetCategory(TRANSPORT), position=1
         )
         out, _ = apply_rules([rename, categorise], txn("PAG*UBER TRIP 99"))
-        assert (out.description, out.category_id) == ("Uber", "transport")
+        assert (out.description, out.category_id) == ("Uber", TRANSPORT)
 
     def test_a_rename_feeds_earlier_rules_too_so_the_result_is_stable(self) -> None:
-        categorise = rule("cat", DescriptionContains("netflix"), SetCategory("fun"), position=0)
+        categorise = rule("cat", DescriptionContains("netflix"), SetCategory(FUN), position=0)
         rename = rule(
             "rename", DescriptionContains("nflx"), RenameDescription("Netflix"), position=1
         )
         once, applied = apply_rules([categorise, rename], txn("NFLX.COM 123"))
-        assert (once.description, once.category_id) == ("Netflix", "fun")
+        assert (once.description, once.category_id) == ("Netflix", FUN)
         assert applied == ["rename", "cat"]
         assert apply_rules([categorise, rename], once)[0] == once
 
@@ -266,18 +270,18 @@ class TestOrdering:
         assert add_note("x" * 498, "work") is None  # would not fit: left out
 
     def test_set_category_skips_split_transactions(self) -> None:
-        splits = (Split("food", -1500), Split("fun", -1000))
-        r = rule("r", DescriptionContains("uber"), [SetCategory("transport"), AddNote("n")])
+        splits = (Split(FOOD, -1500), Split(FUN, -1000))
+        r = rule("r", DescriptionContains("uber"), [SetCategory(TRANSPORT), AddNote("n")])
         out, applied = apply_rules([r], txn(splits=splits))
         assert (out.category_id, out.splits, out.notes, applied) == (None, splits, "n", ["r"])
 
     def test_transfers_are_never_touched(self) -> None:
-        r = rule("r", DescriptionContains("uber"), SetCategory("transport"))
+        r = rule("r", DescriptionContains("uber"), SetCategory(TRANSPORT))
         t = txn(transfer_id="tr1")
         assert apply_rules([r], t) == (t, [])
 
     def test_nothing_matching_changes_nothing(self) -> None:
-        r = rule("r", DescriptionContains("netflix"), SetCategory("fun"))
+        r = rule("r", DescriptionContains("netflix"), SetCategory(FUN))
         outcome = RuleSet([r]).apply(txn())
         assert not outcome.changed and outcome.applied == ()
 
@@ -330,11 +334,11 @@ conditions: st.SearchStrategy[Condition] = st.one_of(
     st.tuples(st.none() | st.integers(0, 5000), st.none() | st.integers(5000, 10_000))
     .filter(lambda b: b != (None, None))
     .map(lambda b: AmountBetween(*b)),
-    st.sets(st.sampled_from(["acc1", "acc2"]), min_size=1).map(lambda s: AccountIn(frozenset(s))),
+    st.sets(st.sampled_from([ACC1, ACC2]), min_size=1).map(lambda s: AccountIn(frozenset(s))),
     st.sampled_from(TransactionType).map(TypeIs),
 )
 actions: st.SearchStrategy[Action] = st.one_of(
-    st.sampled_from(["food", "fun", "transport"]).map(SetCategory),
+    st.sampled_from([FOOD, FUN, TRANSPORT]).map(SetCategory),
     (st.sampled_from(WORDS) | descriptions).map(RenameDescription),
     st.sampled_from(["work", "Work", "trip"]).map(AddNote),
 )
@@ -367,8 +371,8 @@ transactions = st.builds(
     txn,
     descriptions,
     st.integers(-10_000, 10_000).filter(bool),
-    account_id=st.sampled_from(["acc1", "acc2", "acc3"]),
-    category_id=st.none() | st.sampled_from(["food", "other"]),
+    account_id=st.sampled_from([ACC1, ACC2, ACC3]),
+    category_id=st.none() | st.sampled_from([FOOD, "other"]),
     notes=st.none() | st.sampled_from(["work", "old note"]),
 )
 
@@ -423,10 +427,10 @@ EXAMPLE = {
         {"field": "description", "op": "matches", "value": r"trip\s*\d+"},
         {"field": "amount", "op": "between", "value": {"max": 10000}},
         {"field": "type", "op": "is", "value": "debit"},
-        {"field": "account_id", "op": "in", "value": ["acc1"]},
+        {"field": "account_id", "op": "in", "value": [ACC1]},
     ],
     "actions": [
-        {"action": "set_category", "value": "transport"},
+        {"action": "set_category", "value": TRANSPORT},
         {"action": "rename_description", "value": "Uber"},
         {"action": "add_note", "value": "ride"},
     ],
@@ -445,7 +449,7 @@ class TestCommands:
         out, applied = apply_rules([r], txn("PAG*UBER TRIP 42", -2390))
         assert (out.description, out.category_id, out.notes, applied) == (
             "Uber",
-            "transport",
+            TRANSPORT,
             "ride",
             ["r1"],
         )
@@ -517,13 +521,13 @@ class TestCommands:
 
     def test_apply_rules_filters(self) -> None:
         cmd = ApplyRules.model_validate_json(
-            '{"account_id": "acc1", "from": "2025-01-01", "to": "2025-01-31",'
+            f'{{"account_id": "{ACC1}", "from": "2025-01-01", "to": "2025-01-31",'
             ' "only_uncategorized": true}'
         )
         cmd.check()
         assert cmd.selects(txn())
         assert not cmd.selects(txn(category_id="c"))
-        assert not cmd.selects(txn(account_id="acc2"))
+        assert not cmd.selects(txn(account_id=ACC2))
         assert not cmd.selects(txn(transfer_id="x"))
         backwards = ApplyRules.model_validate_json('{"from": "2025-02-01", "to": "2025-01-01"}')
         with pytest.raises(ValidationFailed):

@@ -82,7 +82,7 @@ def test_split_rules(
     world: World, splits: list[tuple[str, int]], category: bool, field: str
 ) -> None:
     account = world.account()
-    cats = {"A": world.category(name="A").id, "B": world.category(name="B").id, "X": "nope"}
+    cats = {"A": world.category(name="A").id, "B": world.category(name="B").id, "X": "f" * 32}
     with pytest.raises(ValidationFailed) as e:
         world.txn(
             account.id,
@@ -164,7 +164,7 @@ def test_update_unknown_or_foreign_transaction(world: World) -> None:
     with pytest.raises(NotFound):
         patch(world, t.id, OTHER, description="mine now")
     with pytest.raises(NotFound):
-        patch(world, "nope", description="x")
+        patch(world, "f" * 32, description="x")
     with pytest.raises(NotFound):
         world.transactions.get(OTHER, t.id)
     with pytest.raises(NotFound):
@@ -211,7 +211,7 @@ def test_splitting_an_uncategorized_transaction(world: World) -> None:
         patch(
             world,
             t.id,
-            splits=[{"category_id": a.id, "amount": -50}, {"category_id": "nope", "amount": -50}],
+            splits=[{"category_id": a.id, "amount": -50}, {"category_id": "f" * 32, "amount": -50}],
         )
     assert field_of(e) == "splits.1.category_id"
 
@@ -426,9 +426,9 @@ def test_from_after_to_is_refused(world: World) -> None:
 def test_list_by_import_id(world: World) -> None:
     account = world.account()
     t = world.txn(account.id, -100)
-    imported = replace(t, id=world.ids.new_id(), import_id="imp1", origin=Origin.IMPORT)
+    imported = replace(t, id=world.ids.new_id(), import_id="k" + "1" * 31, origin=Origin.IMPORT)
     world.store.add_transactions(USER, [imported])
-    assert listed(world, import_id="imp1") == [imported]
+    assert listed(world, import_id="k" + "1" * 31) == [imported]
     assert world.balance(account.id) == -200
 
 

@@ -21,7 +21,6 @@ Queries (no composite index beyond the ledger's own is needed):
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -38,14 +37,10 @@ from google.cloud.firestore_v1.types import document as document_types
 from google.cloud.firestore_v1.types import write as write_types
 
 from valorize.adapters.firestore_contention import commit, optimistic, unchanged, verify
-from valorize.adapters.firestore_store import (
-    FirestoreStore,
-    _txn,
-    _txn_doc,
-    decode_cursor,
-    encode_cursor,
-)
+from valorize.adapters.firestore_store import FirestoreStore, _txn, _txn_doc
+from valorize.domain import ids
 from valorize.domain.errors import NotFound
+from valorize.domain.ids import decode_cursor, encode_cursor
 from valorize.domain.imports import (
     Classification,
     Counts,
@@ -66,8 +61,6 @@ MAX_WRITES = 500
 ROW_BATCH = 500
 # Staging batches in flight at once (the writes wait on the network, not on the CPU).
 WRITERS = 4
-_ROW_ID = re.compile(r"\d{3}-\d{7}")
-_IMPORT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 # --- mapping ----------------------------------------------------------------------------------
@@ -398,7 +391,7 @@ class FirestoreImports:
         return None
 
     def get_import(self, user_id: str, import_id: str) -> Import | None:
-        if not _IMPORT_ID.fullmatch(import_id):
+        if not ids.IMPORT.matches(import_id):
             return None
         snap = self._imports(user_id).document(import_id).get()
         return _import(snap.id, snap.to_dict() or {}) if snap.exists else None
@@ -411,7 +404,7 @@ class FirestoreImports:
             FieldPath.document_id(), direction=firestore.Query.DESCENDING
         )
         if cursor:
-            last = col.document(decode_cursor(cursor, _IMPORT_ID)).get()
+            last = col.document(decode_cursor(cursor, ids.IMPORT)).get()
             if not last.exists:
                 from valorize.domain.errors import ValidationFailed
 
@@ -425,7 +418,7 @@ class FirestoreImports:
     def transition(
         self, user_id: str, import_id: str, decide: Callable[[Import], Import | None]
     ) -> tuple[Import | None, Import | None]:
-        if not _IMPORT_ID.fullmatch(import_id):
+        if not ids.IMPORT.matches(import_id):
             return None, None
         ref = self._imports(user_id).document(import_id)
 
@@ -494,7 +487,7 @@ class FirestoreImports:
             q = q.where(filter=FieldFilter("classification", "==", classification.value))
         if cursor:
             q = q.start_after(
-                {FieldPath.document_id(): col.document(decode_cursor(cursor, _ROW_ID))}
+                {FieldPath.document_id(): col.document(decode_cursor(cursor, ids.ROW))}
             )
         snaps = list(q.limit(limit + 1).stream())
         items = [_row(s.id, s.to_dict() or {}) for s in snaps[:limit]]
@@ -508,7 +501,7 @@ class FirestoreImports:
         row: str,
         mutate: Callable[[Import, StagedRow], StagedRow],
     ) -> StagedRow:
-        if not _ROW_ID.fullmatch(row):
+        if not ids.ROW.matches(row):
             raise NotFound("row not found")
         import_ref = self._imports(user_id).document(import_id)
         row_ref = self._rows(user_id, import_id).document(row)

@@ -18,7 +18,6 @@ for anyone with fewer than 1,000 unread.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -30,8 +29,9 @@ from google.cloud.firestore_v1 import FieldFilter
 from google.cloud.firestore_v1.query import Query
 
 from valorize.adapters.firestore_contention import commit, optimistic, unchanged
-from valorize.adapters.firestore_store import decode_cursor, encode_cursor
+from valorize.domain import ids
 from valorize.domain.errors import NotFound
+from valorize.domain.ids import decode_cursor, encode_cursor
 from valorize.domain.notifications import (
     Notification,
     NotificationKind,
@@ -42,7 +42,6 @@ from valorize.service.ports import EmailClaim, PageResult
 
 # Writes per batch when marking everything read (Firestore allows 500).
 READ_ALL_BATCH = 400
-_SORT_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z#[A-Za-z0-9_-]{1,200}")
 
 
 def sort_key(n: Notification) -> str:
@@ -122,7 +121,8 @@ class FirestoreNotificationStore:
         if unread_only:
             q = q.where(filter=FieldFilter("read", "==", False))
         if cursor:
-            q = q.where(filter=FieldFilter("sort_key", "<", decode_cursor(cursor, _SORT_KEY)))
+            after = decode_cursor(cursor, ids.NOTIFICATION_CURSOR)
+            q = q.where(filter=FieldFilter("sort_key", "<", after))
         snaps = list(q.limit(limit + 1).stream())
         items = [_notification(s.id, s.to_dict() or {}) for s in snaps[:limit]]
         nxt = encode_cursor(sort_key(items[-1])) if len(snaps) > limit else None

@@ -3,12 +3,13 @@
 Layout (everything a user owns lives under their document, so a path can never reach
 another user's data):
 
-    credentials/{email}                  user_id, password_hash   (also makes emails unique)
+    credentials/{key_of(email)}          email, user_id, password_hash (emails are unique)
     tokens/{token_id}                    user_id, name, secret_hash, expires_at, last_used_at
     users/{uid}                          profile
     users/{uid}/accounts/{id}            balance, transaction_count kept by field increments
     users/{uid}/categories/{id}
-    users/{uid}/category_names/{key}     makes names unique per user (case-insensitive)
+    users/{uid}/category_names/{key_of(name_key)}  name_key, category_id: names unique per
+                                         user (case-insensitive)
     users/{uid}/transactions/{id}        sort_key = "<date>#<id>" orders lists, newest first
     users/{uid}/idempotency/{key_hash}   written in the same batch as the effect it guards
 
@@ -16,14 +17,14 @@ Balances and counters change through `Increment` in the same batch as the transa
 write: atomic, and free of the read-modify-write contention a hot account document would
 suffer. Every read-then-write runs through adapters/firestore_contention.py (preconditioned
 batches, retried; no Firestore transactions).
+
+Ids reach this module checked against the forms the API issues (domain/ids.py); text (emails,
+category names) is never an id, only hashed into one (`ids.key_of`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -36,9 +37,11 @@ from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.query import Query
 
 from valorize.adapters.firestore_contention import Stale, commit, optimistic, unchanged
+from valorize.domain import ids
 from valorize.domain.automation import JobStatus, Materialization, RuleJob, RuleJobPage
 from valorize.domain.budget import Budget
-from valorize.domain.errors import Conflict, NotFound, ValidationFailed
+from valorize.domain.errors import Conflict, NotFound
+from valorize.domain.ids import decode_cursor, encode_cursor
 from valorize.domain.model import (
     Account,
     AccountType,
@@ -66,27 +69,6 @@ BATCH_LIMIT = 400
 # A filtered page stops scanning after this many documents and hands back a cursor, so a
 # needle-in-a-haystack search costs bounded reads per request.
 SCAN_LIMIT = 2000
-
-
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, shape: re.Pattern[str] | None = None) -> str:
-    try:
-        value = base64.b64decode(
-            cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True
-        ).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        value = ""
-    if not value or (shape is not None and not shape.fullmatch(value)):
-        raise ValidationFailed.on("cursor", "not a cursor this API returned")
-    return value
-
-
-# Ids are UUIDv7 hex, or `rec-<recurrence id>-<yyyymmdd>` for a recurrence's occurrences.
-_SORT_KEY = re.compile(r"\d{4}-\d{2}-\d{2}#[A-Za-z0-9_-]{1,80}")
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 # --- mapping ----------------------------------------------------------------------------------
@@ -174,6 +156,10 @@ def _category(doc_id: str, d: dict[str, Any]) -> Category:
         created_at=d["created_at"],
         updated_at=d["updated_at"],
     )
+
+
+def _name_doc(c: Category) -> dict[str, Any]:
+    return {"name_key": c.name_key, "category_id": c.id}
 
 
 def _txn_doc(t: Transaction) -> dict[str, Any]:
@@ -275,6 +261,9 @@ class FirestoreStore:
 
     def _idem_ref(self, scope: str, key_hash: str) -> firestore.DocumentReference:
         return self._col(scope, "idempotency").document(key_hash)
+
+    def _name_ref(self, uid: str, name_key: str) -> firestore.DocumentReference:
+        return self._col(uid, "category_names").document(ids.key_of(name_key))
 
     def _commit(
         self,
@@ -484,15 +473,13 @@ class FirestoreStore:
     ) -> None:
         batch = self.db.batch()
         batch.create(
-            self.db.collection("credentials").document(user.email),
-            {"user_id": user.id, "password_hash": password_hash},
+            self.db.collection("credentials").document(ids.key_of(user.email)),
+            {"email": user.email, "user_id": user.id, "password_hash": password_hash},
         )
         batch.create(self._user_ref(user.id), _user_doc(user))
         for c in categories:
             batch.create(self._col(user.id, "categories").document(c.id), _category_doc(c))
-            batch.create(
-                self._col(user.id, "category_names").document(c.name_key), {"category_id": c.id}
-            )
+            batch.create(self._name_ref(user.id, c.name_key), _name_doc(c))
         batch.create(
             self.db.collection("tokens").document(token.id), self._token_doc(token, secret_hash)
         )
@@ -505,7 +492,7 @@ class FirestoreStore:
         return _user(snap.id, snap.to_dict() or {}) if snap.exists else None
 
     def find_credentials(self, email: str) -> tuple[str, str] | None:
-        snap = self.db.collection("credentials").document(email).get()
+        snap = self.db.collection("credentials").document(ids.key_of(email)).get()
         if not snap.exists:
             return None
         d = snap.to_dict() or {}
@@ -543,7 +530,7 @@ class FirestoreStore:
         self._commit(batch, token.user_id, idem)
 
     def get_token(self, token_id: str) -> tuple[ApiToken, str] | None:
-        if not token_id or "/" in token_id:
+        if not ids.ENTITY.matches(token_id):
             return None
         snap = self.db.collection("tokens").document(token_id).get()
         if not snap.exists:
@@ -600,7 +587,8 @@ class FirestoreStore:
         col = self._col(user_id, "accounts")
         q: Query = col.order_by(FieldPath.document_id())
         if cursor:
-            q = q.start_after({FieldPath.document_id(): col.document(decode_cursor(cursor))})
+            after = decode_cursor(cursor, ids.ENTITY)
+            q = q.start_after({FieldPath.document_id(): col.document(after)})
         snaps = list(q.limit(limit + 1).stream())
         items = [
             _account(s.id, d) for s in snaps[:limit] if not (d := s.to_dict() or {}).get("deleting")
@@ -685,10 +673,7 @@ class FirestoreStore:
         batch.create(
             self._col(user_id, "categories").document(category.id), _category_doc(category)
         )
-        batch.create(
-            self._col(user_id, "category_names").document(category.name_key),
-            {"category_id": category.id},
-        )
+        batch.create(self._name_ref(user_id, category.name_key), _name_doc(category))
         self._commit(
             batch,
             user_id,
@@ -709,7 +694,8 @@ class FirestoreStore:
     def list_categories(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Category]:
         q: Query = self._col(user_id, "categories").order_by("name_key")
         if cursor:
-            q = q.where(filter=FieldFilter("name_key", ">", decode_cursor(cursor)))
+            after = decode_cursor(cursor, ids.NAME_KEY_CURSOR)
+            q = q.where(filter=FieldFilter("name_key", ">", after))
         snaps = list(q.limit(limit + 1).stream())
         items = [_category(s.id, s.to_dict() or {}) for s in snaps[:limit]]
         nxt = encode_cursor(items[-1].name_key) if len(snaps) > limit else None
@@ -717,7 +703,6 @@ class FirestoreStore:
 
     def update_category(self, user_id: str, old: Category, new: Category) -> None:
         ref = self._col(user_id, "categories").document(old.id)
-        names = self._col(user_id, "category_names")
 
         def attempt() -> None:
             # The name record to free is the stored one: a concurrent rename may have
@@ -729,8 +714,8 @@ class FirestoreStore:
             batch = self.db.batch()
             batch.update(ref, _category_doc(new), option=unchanged(snap))
             if current != new.name_key:
-                batch.delete(names.document(current))
-                batch.create(names.document(new.name_key), {"category_id": new.id})
+                batch.delete(self._name_ref(user_id, current))
+                batch.create(self._name_ref(user_id, new.name_key), _name_doc(new))
             try:
                 commit(batch)
             except gexc.AlreadyExists:
@@ -769,7 +754,7 @@ class FirestoreStore:
         batch.delete(self._col(user_id, "categories").document(cid))
         # A category's envelope goes with it (as in the original).
         batch.delete(self._col(user_id, "budgets").document(cid))
-        batch.delete(self._col(user_id, "category_names").document(category.name_key))
+        batch.delete(self._name_ref(user_id, category.name_key))
         batch.commit()
 
     def _recategorize_page(self, user_id: str, cid: str, replacement_id: str | None) -> bool:
@@ -944,7 +929,7 @@ class FirestoreStore:
         if flt.date_to is not None:
             # "$" sorts right after "#", so every key of that day is included.
             q = q.where(filter=FieldFilter("sort_key", "<", flt.date_to + "$"))
-        position = decode_cursor(cursor, _SORT_KEY) if cursor else None
+        position = decode_cursor(cursor, ids.TRANSACTION_CURSOR) if cursor else None
         if flt.predicate is None:
             page = list(self._scan(q, position, limit + 1, limit + 1))
             items = page[:limit]
@@ -1137,7 +1122,8 @@ class FirestoreStore:
         col = self._col(user_id, "recurrences")
         q: Query = col.order_by(FieldPath.document_id())
         if cursor:
-            q = q.start_after({FieldPath.document_id(): col.document(decode_cursor(cursor))})
+            after = decode_cursor(cursor, ids.ENTITY)
+            q = q.start_after({FieldPath.document_id(): col.document(after)})
         snaps = list(q.limit(limit + 1).stream())
         items = [recurrence_of(s.id, s.to_dict() or {}) for s in snaps[:limit]]
         nxt = encode_cursor(items[-1].id) if len(snaps) > limit else None
@@ -1243,9 +1229,7 @@ class FirestoreStore:
             .order_by(FieldPath.document_id())
         )
         if cursor:
-            due, _, path = decode_cursor(cursor).partition("|")
-            if not _DAY.fullmatch(due) or not path.startswith("users/"):
-                raise ValidationFailed.on("cursor", "not a cursor this API returned")
+            due, _, path = decode_cursor(cursor, ids.DUE_CURSOR).partition("|")
             q = q.start_after({"next_due": due, FieldPath.document_id(): self.db.document(path)})
         snaps = list(q.limit(limit).stream())
         users: dict[str, None] = {}
@@ -1263,10 +1247,11 @@ class FirestoreStore:
         col = self.db.collection("users")
         q: Query = col.order_by(FieldPath.document_id()).select([])
         if cursor:
-            q = q.start_after({FieldPath.document_id(): col.document(decode_cursor(cursor))})
+            after = decode_cursor(cursor, ids.ENTITY)
+            q = q.start_after({FieldPath.document_id(): col.document(after)})
         snaps = list(q.limit(limit).stream())
-        ids = [s.id for s in snaps]
-        return PageResult(ids, encode_cursor(ids[-1]) if len(ids) == limit else None)
+        found = [s.id for s in snaps]
+        return PageResult(found, encode_cursor(found[-1]) if len(found) == limit else None)
 
     def record_automation_run(
         self, user_id: str, run_id: str, created: int, when: datetime

@@ -22,6 +22,7 @@ from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import Map, Rule
 
 from valorize.config import settings
+from valorize.domain import ids
 from valorize.domain.errors import Contention, DomainError, FieldError, RateLimited
 from valorize.entrypoints.schemas import FieldProblem, Problem
 from valorize.service.ports import IdempotencyMark, IdempotencyRecord, IdempotentReplay
@@ -31,6 +32,24 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 # A claim whose request died without answering frees itself after this long.
 CLAIM_TTL = timedelta(seconds=60)
 PROBLEM = "application/problem+json"
+# Marks a request to an internal route (the WSGI environ is the request's own).
+INTERNAL_ROUTE = "valorize.internal_route"
+# Every path parameter is an id the API issued, by the name it goes by: one of another form is
+# answered 404 like an unknown one, before anything is read. A route with a parameter missing
+# here is refused when its function is built, so a new route cannot skip the check.
+PATH_IDS: dict[str, ids.Form] = {
+    "account_id": ids.ENTITY,
+    "budget_id": ids.ENTITY,
+    "category_id": ids.ENTITY,
+    "import_id": ids.IMPORT,
+    "job_id": ids.ENTITY,
+    "notification_id": ids.NOTIFICATION,
+    "recurrence_id": ids.ENTITY,
+    "row_id": ids.ROW,
+    "rule_id": ids.ENTITY,
+    "token_id": ids.ENTITY,
+    "transaction_id": ids.TRANSACTION,
+}
 
 
 @dataclass(frozen=True)
@@ -236,12 +255,18 @@ class FunctionApp:
             ),
             *self.routes,
         ]
+        # merge_slashes off: "//" (an encoded "/" in an id) is no route, not a redirect.
         self._map = Map(
             [
                 Rule(r.path, methods=[r.method], endpoint=i, strict_slashes=False)
                 for i, r in enumerate(self.routes)
-            ]
+            ],
+            merge_slashes=False,
         )
+        for rule in self._map.iter_rules():
+            unknown = set(rule.arguments) - set(PATH_IDS)
+            if unknown:
+                raise ValueError(f"{rule.rule}: no id form for {sorted(unknown)} (http.PATH_IDS)")
         configure_logging()
 
     # --- request pipeline ---------------------------------------------------------------------
@@ -291,6 +316,7 @@ class FunctionApp:
         route = self.routes[index]
         call = Call(request=request, params=dict(params))
         if route.internal:
+            request.environ[INTERNAL_ROUTE] = True
             from valorize.entrypoints.internal import check_internal
 
             try:
@@ -299,6 +325,9 @@ class FunctionApp:
                 raise Reply(problem(401, "Unauthorized", e.detail)) from None
         elif route.auth:
             call.user_id = self._authenticate(request)
+        for name, value in call.params.items():
+            if not PATH_IDS[name].matches(value):
+                raise Reply(problem(404, "Not Found", f"no such {name.removesuffix('_id')}"))
         if route.query is not None:
             call.query = self._parse_query(request, route.query)
         raw = b""
@@ -528,6 +557,13 @@ class FunctionApp:
             if response.status_code >= 500
             else (logging.WARNING if response.status_code >= 400 else logging.INFO)
         )
+        if request.environ.get(INTERNAL_ROUTE) and response.status_code in (400, 422):
+            # A task or scheduler call we cannot read is work that will never be done: an
+            # error to look at, not a client's mistake.
+            level = logging.ERROR
+            entry["dropped"] = "malformed internal payload: " + str(
+                json.loads(response.get_data()).get("detail")
+            )
         log.log(
             level,
             "%s %s %s",

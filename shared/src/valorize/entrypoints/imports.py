@@ -11,6 +11,7 @@ from pydantic import Field, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
+from valorize.domain import ids
 from valorize.domain.errors import FieldError, ValidationFailed
 from valorize.domain.imports import (
     Classification,
@@ -290,9 +291,7 @@ def parse_upload(request: flask.Request, max_bytes: int) -> Upload:
     if currency is not None and not is_currency(currency):
         raise ValidationFailed.on("currency", "an ISO-4217 code such as BRL, USD or EUR")
     account_id = text("account_id")
-    if account_id is not None and (
-        len(account_id) > 64 or not account_id.replace("-", "").replace("_", "").isalnum()
-    ):
+    if account_id is not None and not ids.ENTITY.matches(account_id):
         raise ValidationFailed.on("account_id", "no such account")
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:

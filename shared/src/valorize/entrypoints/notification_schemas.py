@@ -7,18 +7,17 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
+from valorize.domain import ids
 from valorize.domain.notifications import (
     Notification,
     NotificationKind,
     NotificationRequest,
 )
 from valorize.entrypoints.schemas import ListOf, Out
-from valorize.service.commands import MINOR_UNITS_MAX, Command, Page
+from valorize.service.commands import MINOR_UNITS_MAX, Command, EntityId, Page
 from valorize.service.notifications import Delivery
 
-NotificationId = Annotated[
-    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")
-]
+NotificationId = Annotated[str, StringConstraints(pattern=ids.NOTIFICATION.pattern)]
 
 
 # --- notify (Cloud Tasks) ---------------------------------------------------------------------
@@ -27,9 +26,7 @@ NotificationId = Annotated[
 class DeliverNotification(Command):
     """A NotificationRequest, as the Notifier enqueues it (adapters/notifier.py)."""
 
-    user_id: Annotated[
-        str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
-    ]
+    user_id: EntityId
     id: NotificationId = Field(description="Deterministic: the same cause gives the same id")
     kind: NotificationKind
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]

@@ -58,6 +58,8 @@ def _plain_discriminators(node: Any) -> Any:
 
 
 def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
+    from valorize.entrypoints.http import PATH_IDS
+
     models: list[tuple[type[BaseModel], Any]] = [(Problem, "serialization")]
     for r in routes:
         if r.body is not None:
@@ -75,7 +77,12 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
             "operationId": f"{name}_{r.handler.__name__}",
             "tags": [name],
             "parameters": [
-                {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": n,
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": PATH_IDS[n].pattern},
+                }
                 for n in names
             ],
             "responses": {},

@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from valorize.domain import ids
 from valorize.domain.errors import Conflict, NotFound, RateLimited, Unauthorized
 from valorize.domain.model import (
     DEFAULT_CATEGORIES,
@@ -122,7 +123,8 @@ class AuthService:
 
     def authenticate(self, bearer: str) -> Principal:
         parts = bearer.split("_", 2)
-        if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        # The id is checked before it is looked up: it names a document.
+        if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not ids.ENTITY.matches(parts[1]):
             raise Unauthorized("invalid token")
         _, token_id, secret = parts
         found = self.store.get_token(token_id)

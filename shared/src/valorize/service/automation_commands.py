@@ -6,12 +6,23 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import Field, StrictInt, StringConstraints
+from pydantic import AfterValidator, Field, StrictInt, StringConstraints
 
+from valorize.domain import ids
 from valorize.domain.automation import AutomationKind
-from valorize.service.commands import Command, Id
+from valorize.domain.errors import ValidationFailed
+from valorize.service.commands import Command, EntityId
 
 Cursor = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+def _transaction_cursor(cursor: str) -> str:
+    # Checked here, not when the page runs: a finished job acknowledges any page unread.
+    try:
+        ids.decode_cursor(cursor, ids.TRANSACTION_CURSOR)
+    except ValidationFailed:
+        raise ValueError("not a cursor this API returned") from None
+    return cursor
 
 
 class RunAutomations(Command):
@@ -39,13 +50,13 @@ class UserAutomation(Command):
 
     kind: AutomationKind
     date: dt.date
-    user_id: Id
+    user_id: EntityId
 
 
 class ApplyRulesPage(Command):
     """One page of a `POST /rules/apply` job (task name `rules-apply-<job>-<page>`)."""
 
-    user_id: Id
-    job_id: Id
+    user_id: EntityId
+    job_id: EntityId
     page: Annotated[StrictInt, Field(ge=0)]
-    cursor: Cursor | None = None
+    cursor: Annotated[Cursor, AfterValidator(_transaction_cursor)] | None = None

@@ -16,6 +16,7 @@ from pydantic import (
     StringConstraints,
 )
 
+from valorize.domain import ids
 from valorize.domain.model import AccountType, CategoryType, Color, TransactionType
 from valorize.domain.money import is_currency
 
@@ -35,7 +36,10 @@ MinorUnits = Annotated[StrictInt, Field(ge=-MINOR_UNITS_MAX, le=MINOR_UNITS_MAX)
 PositiveMinorUnits = Annotated[StrictInt, Field(gt=0, le=MINOR_UNITS_MAX)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+# Ids in bodies and queries: exactly the forms the API issues (domain/ids.py), so nothing else
+# reaches a document path; anything else is a 422 naming the field.
+EntityId = Annotated[str, StringConstraints(pattern=ids.ENTITY.pattern)]
+ImportId = Annotated[str, StringConstraints(pattern=ids.IMPORT.pattern)]
 
 
 class Command(BaseModel):
@@ -118,7 +122,7 @@ class CreateCategory(Command):
     color: Color
     type: CategoryType = CategoryType.EXPENSE
     description: Text | None = None
-    parent_id: Id | None = None
+    parent_id: EntityId | None = None
 
 
 class UpdateCategory(Command):
@@ -128,7 +132,7 @@ class UpdateCategory(Command):
     color: Color | None = None
     type: CategoryType | None = None
     description: Text | None = None
-    parent_id: Id | None = None
+    parent_id: EntityId | None = None
 
 
 # --- transactions -----------------------------------------------------------------------------
@@ -137,17 +141,17 @@ Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length
 
 
 class SplitIn(Command):
-    category_id: Id
+    category_id: EntityId
     amount: MinorUnits
     description: Description | None = None
 
 
 class CreateTransaction(Command):
-    account_id: Id
+    account_id: EntityId
     amount: MinorUnits = Field(description="Signed minor units: negative = money out")
     date: dt.date
     description: Description
-    category_id: Id | None = None
+    category_id: EntityId | None = None
     notes: Text | None = None
     splits: Annotated[list[SplitIn], Field(max_length=50)] = Field(default_factory=list)
 
@@ -156,14 +160,14 @@ class UpdateTransaction(Command):
     amount: MinorUnits | None = None
     date: dt.date | None = None
     description: Description | None = None
-    category_id: Id | None = None
+    category_id: EntityId | None = None
     notes: Text | None = None
     splits: Annotated[list[SplitIn], Field(max_length=50)] | None = None
 
 
 class CreateTransfer(Command):
-    from_account_id: Id
-    to_account_id: Id
+    from_account_id: EntityId
+    to_account_id: EntityId
     amount: PositiveMinorUnits = Field(description="Positive minor units moved")
     date: dt.date
     description: Description
@@ -183,8 +187,8 @@ class Page(BaseModel):
 
 
 class ListTransactions(Page):
-    account_id: Id | None = None
-    category_id: Id | None = None
+    account_id: EntityId | None = None
+    category_id: EntityId | None = None
     from_: dt.date | None = Field(default=None, alias="from")
     to: dt.date | None = None
     type: TransactionType | None = None
@@ -201,7 +205,7 @@ class ListTransactions(Page):
         default=None,
         description="Case- and accent-insensitive substring of the description",
     )
-    import_id: Id | None = None
+    import_id: ImportId | None = None
 
 
 class DeleteAccount(BaseModel):
@@ -213,7 +217,7 @@ class DeleteAccount(BaseModel):
 
 class DeleteCategory(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    reassign_to: Id | None = Field(
+    reassign_to: EntityId | None = Field(
         default=None, description="Move this category's transactions to another category"
     )
     uncategorize: bool = Field(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from valorize.domain.imports import Classification, Resolution
-from valorize.service.commands import Command, Id, Page
+from valorize.service.commands import Command, EntityId, ImportId, Page
 
 
 class ListImports(Page):
@@ -42,5 +40,5 @@ class ImportTask(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    import_id: Id
+    user_id: EntityId
+    import_id: ImportId

@@ -19,17 +19,17 @@ A redelivered page reuses its record: nothing is counted twice.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from valorize.domain import ids
 from valorize.domain import rules as r
 from valorize.domain.automation import JobStatus, RuleJob, RuleJobPage
 from valorize.domain.errors import NotFound, ValidationFailed
+from valorize.domain.ids import decode_cursor, encode_cursor
 from valorize.domain.model import Transaction
 from valorize.service.ports import (
     Clock,
@@ -48,17 +48,6 @@ PAGE = 100
 APPLY_QUEUE = "automations"
 APPLY_FUNCTION = "rules"
 APPLY_PATH = "/api/rules/apply/run"
-
-
-def _encode(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> str:
-    try:
-        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_").decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ValidationFailed.on("cursor", "not a cursor this API returned") from None
 
 
 class RuleService:
@@ -110,11 +99,13 @@ class RuleService:
         """Every rule (enabled or not) in run order, a page at a time."""
         rules = self.store.list_rules(user_id)
         if cursor:
-            after = _decode(cursor)
+            after = decode_cursor(cursor, ids.RULE_CURSOR)
             rules = [x for x in rules if f"{x.position:07d}#{x.id}" > after]
         page = rules[:limit]
         more = len(rules) > limit
-        return PageResult(page, _encode(f"{page[-1].position:07d}#{page[-1].id}") if more else None)
+        return PageResult(
+            page, encode_cursor(f"{page[-1].position:07d}#{page[-1].id}") if more else None
+        )
 
     def get(self, user_id: str, rule_id: str) -> r.Rule:
         # Its position is its index among all of them.
