@@ -4,10 +4,10 @@ schedule (the same shape is returned and stored).
 A recurrence::
 
     {
-      "account_id": "acc_checking",
+      "account_id": "<account id>",
       "amount": -150000,                   # signed minor units: negative = money out
       "description": "Rent",
-      "category_id": "cat_housing",        # optional
+      "category_id": "<category id>",      # optional
       "notes": null,                       # optional
       "schedule": {"frequency": "monthly", "day": 31},
       "start": "2025-01-31",

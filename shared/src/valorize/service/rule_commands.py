@@ -12,7 +12,7 @@ A rule::
         {"field": "type", "op": "is", "value": "debit"}
       ],
       "actions": [
-        {"action": "set_category", "value": "cat_transport"},
+        {"action": "set_category", "value": "<category id>"},
         {"action": "rename_description", "value": "Uber"},
         {"action": "add_note", "value": "ride"}
       ],
@@ -136,7 +136,7 @@ class AmountBetween(Command):
 
 
 class AccountIn(Command):
-    """`{"field": "account_id", "op": "in", "value": ["acc_1", "acc_2"]}`"""
+    """`{"field": "account_id", "op": "in", "value": ["<account id>", ...]}`"""
 
     field: Literal["account_id"]
     op: Literal["in"]
@@ -171,7 +171,7 @@ ConditionIn = Annotated[
 
 
 class SetCategory(Command):
-    """`{"action": "set_category", "value": "cat_transport"}` (ignored on split
+    """`{"action": "set_category", "value": "<category id>"}` (ignored on split
     transactions, whose splits carry the categories)."""
 
     action: Literal["set_category"]
