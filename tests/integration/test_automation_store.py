@@ -33,9 +33,10 @@ def store(emulator_env: dict[str, str]) -> FirestoreStore:
 
 
 def new_user(store: FirestoreStore, prefix: str = "auto") -> str:
-    uid = f"{prefix}-{uuid.uuid4().hex[:12]}"
-    user = User(uid, f"{uid}@example.com", "A", "BRL", "en", NOW)
-    token = ApiToken(f"tok-{uid}", uid, "t", NOW)
+    # Ids of the form the API issues: the scheduler's cursors over users are checked for it.
+    uid = uuid.uuid4().hex
+    user = User(uid, f"{prefix}-{uid}@example.com", "A", "BRL", "en", NOW)
+    token = ApiToken(uuid.uuid4().hex, uid, "t", NOW)
     store.create_user(user, "hash", [], token, "secret-hash")
     return uid
 
