@@ -14,7 +14,7 @@ from valorize.domain.notifications import (
     NotificationRequest,
 )
 from valorize.entrypoints.schemas import ListOf, Out
-from valorize.service.commands import MINOR_UNITS_MAX, Command, EntityId, Page
+from valorize.service.commands import MINOR_UNITS_MAX, Command, Id, Page
 from valorize.service.notifications import Delivery
 
 NotificationId = Annotated[str, StringConstraints(pattern=ids.NOTIFICATION.pattern)]
@@ -26,7 +26,7 @@ NotificationId = Annotated[str, StringConstraints(pattern=ids.NOTIFICATION.patte
 class DeliverNotification(Command):
     """A NotificationRequest, as the Notifier enqueues it (adapters/notifier.py)."""
 
-    user_id: EntityId
+    user_id: Id
     id: NotificationId = Field(description="Deterministic: the same cause gives the same id")
     kind: NotificationKind
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]

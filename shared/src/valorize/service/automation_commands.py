@@ -11,7 +11,7 @@ from pydantic import AfterValidator, Field, StrictInt, StringConstraints
 from valorize.domain import ids
 from valorize.domain.automation import AutomationKind
 from valorize.domain.errors import ValidationFailed
-from valorize.service.commands import Command, EntityId
+from valorize.service.commands import Command, Id
 
 Cursor = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 
@@ -50,13 +50,13 @@ class UserAutomation(Command):
 
     kind: AutomationKind
     date: dt.date
-    user_id: EntityId
+    user_id: Id
 
 
 class ApplyRulesPage(Command):
     """One page of a `POST /rules/apply` job (task name `rules-apply-<job>-<page>`)."""
 
-    user_id: EntityId
-    job_id: EntityId
+    user_id: Id
+    job_id: Id
     page: Annotated[StrictInt, Field(ge=0)]
     cursor: Annotated[Cursor, AfterValidator(_transaction_cursor)] | None = None

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from valorize.service.commands import Command, CurrencyCode, EntityId, MinorUnits, Name
+from valorize.service.commands import Command, CurrencyCode, Id, MinorUnits, Name
 
 Month = Annotated[
     str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$"), Field(description="YYYY-MM")
@@ -19,7 +19,7 @@ class MoneyIn(Command):
 
 
 class CreateBudget(Command):
-    category_id: EntityId
+    category_id: Id
     name: Name | None = Field(default=None, description="Defaults to the category's name")
 
 
@@ -33,14 +33,14 @@ class SetIncome(Command):
 
 
 class Allocate(Command):
-    budget_id: EntityId
+    budget_id: Id
     month: Month
     amount: MoneyIn = Field(description="Replaces the envelope's amount for the month")
 
 
 class MoveMoney(Command):
-    from_budget_id: EntityId
-    to_budget_id: EntityId
+    from_budget_id: Id
+    to_budget_id: Id
     month: Month
     amount: MoneyIn = Field(description="Positive; not capped, the source may go negative")
 

@@ -38,7 +38,7 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 # Ids in bodies and queries: exactly the forms the API issues (domain/ids.py), so nothing else
 # reaches a document path; anything else is a 422 naming the field.
-EntityId = Annotated[str, StringConstraints(pattern=ids.ENTITY.pattern)]
+Id = Annotated[str, StringConstraints(pattern=ids.ENTITY.pattern)]
 ImportId = Annotated[str, StringConstraints(pattern=ids.IMPORT.pattern)]
 
 
@@ -122,7 +122,7 @@ class CreateCategory(Command):
     color: Color
     type: CategoryType = CategoryType.EXPENSE
     description: Text | None = None
-    parent_id: EntityId | None = None
+    parent_id: Id | None = None
 
 
 class UpdateCategory(Command):
@@ -132,7 +132,7 @@ class UpdateCategory(Command):
     color: Color | None = None
     type: CategoryType | None = None
     description: Text | None = None
-    parent_id: EntityId | None = None
+    parent_id: Id | None = None
 
 
 # --- transactions -----------------------------------------------------------------------------
@@ -141,17 +141,17 @@ Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length
 
 
 class SplitIn(Command):
-    category_id: EntityId
+    category_id: Id
     amount: MinorUnits
     description: Description | None = None
 
 
 class CreateTransaction(Command):
-    account_id: EntityId
+    account_id: Id
     amount: MinorUnits = Field(description="Signed minor units: negative = money out")
     date: dt.date
     description: Description
-    category_id: EntityId | None = None
+    category_id: Id | None = None
     notes: Text | None = None
     splits: Annotated[list[SplitIn], Field(max_length=50)] = Field(default_factory=list)
 
@@ -160,14 +160,14 @@ class UpdateTransaction(Command):
     amount: MinorUnits | None = None
     date: dt.date | None = None
     description: Description | None = None
-    category_id: EntityId | None = None
+    category_id: Id | None = None
     notes: Text | None = None
     splits: Annotated[list[SplitIn], Field(max_length=50)] | None = None
 
 
 class CreateTransfer(Command):
-    from_account_id: EntityId
-    to_account_id: EntityId
+    from_account_id: Id
+    to_account_id: Id
     amount: PositiveMinorUnits = Field(description="Positive minor units moved")
     date: dt.date
     description: Description
@@ -187,8 +187,8 @@ class Page(BaseModel):
 
 
 class ListTransactions(Page):
-    account_id: EntityId | None = None
-    category_id: EntityId | None = None
+    account_id: Id | None = None
+    category_id: Id | None = None
     from_: dt.date | None = Field(default=None, alias="from")
     to: dt.date | None = None
     type: TransactionType | None = None
@@ -217,7 +217,7 @@ class DeleteAccount(BaseModel):
 
 class DeleteCategory(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    reassign_to: EntityId | None = Field(
+    reassign_to: Id | None = Field(
         default=None, description="Move this category's transactions to another category"
     )
     uncategorize: bool = Field(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from valorize.domain.imports import Classification, Resolution
-from valorize.service.commands import Command, EntityId, ImportId, Page
+from valorize.service.commands import Command, Id, ImportId, Page
 
 
 class ListImports(Page):
@@ -40,5 +40,5 @@ class ImportTask(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    user_id: EntityId
+    user_id: Id
     import_id: ImportId

@@ -36,7 +36,7 @@ from pydantic import Field, StrictInt, TypeAdapter
 
 from valorize.domain import recurrence as rc
 from valorize.domain.errors import FieldError, ValidationFailed
-from valorize.service.commands import Command, Description, EntityId, MinorUnits, Text
+from valorize.service.commands import Command, Description, Id, MinorUnits, Text
 
 
 def _nested(prefix: str, err: ValidationFailed) -> ValidationFailed:
@@ -109,13 +109,13 @@ def schedule_of(s: MonthlyIn | WeeklyIn | YearlyIn | DailyIn) -> rc.Schedule:
 
 
 class CreateRecurrence(Command):
-    account_id: EntityId
+    account_id: Id
     amount: NonZeroMinorUnits
     description: Description
     schedule: ScheduleIn
     start: dt.date = Field(description="The first occurrence is on or after this day")
     end: dt.date | None = Field(default=None, description="Last day an occurrence may fall on")
-    category_id: EntityId | None = None
+    category_id: Id | None = None
     notes: Text | None = None
 
     def to_recurrence(
@@ -146,13 +146,13 @@ class UpdateRecurrence(Command):
     A new `schedule` replaces the old one. Occurrences already materialized stay (the
     watermark is kept): changing the schedule or start never re-creates past dates."""
 
-    account_id: EntityId | None = None
+    account_id: Id | None = None
     amount: NonZeroMinorUnits | None = None
     description: Description | None = None
     schedule: ScheduleIn | None = None
     start: dt.date | None = None
     end: dt.date | None = None
-    category_id: EntityId | None = None
+    category_id: Id | None = None
     notes: Text | None = None
 
     def apply_to(

@@ -50,7 +50,7 @@ from pydantic import ConfigDict, Field, StrictInt, StringConstraints, TypeAdapte
 from valorize.domain import rules as r
 from valorize.domain.errors import FieldError, ValidationFailed
 from valorize.domain.model import Transaction, TransactionType
-from valorize.service.commands import MINOR_UNITS_MAX, Command, EntityId, Name
+from valorize.service.commands import MINOR_UNITS_MAX, Command, Id, Name
 
 T = TypeVar("T")
 
@@ -140,7 +140,7 @@ class AccountIn(Command):
 
     field: Literal["account_id"]
     op: Literal["in"]
-    value: Annotated[list[EntityId], Field(min_length=1, max_length=r.MAX_ACCOUNTS)]
+    value: Annotated[list[Id], Field(min_length=1, max_length=r.MAX_ACCOUNTS)]
 
     def to_domain(self) -> r.Condition:
         return r.AccountIn(frozenset(self.value))
@@ -175,7 +175,7 @@ class SetCategory(Command):
     transactions, whose splits carry the categories)."""
 
     action: Literal["set_category"]
-    value: EntityId
+    value: Id
 
     def to_domain(self) -> r.Action:
         return r.SetCategory(self.value)
@@ -283,13 +283,13 @@ class ApplyRules(Command):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    account_id: EntityId | None = None
+    account_id: Id | None = None
     from_: dt.date | None = Field(default=None, alias="from", description="Inclusive")
     to: dt.date | None = Field(default=None, description="Inclusive")
     only_uncategorized: bool = Field(
         default=False, description="Only transactions with no category (nor split categories)"
     )
-    rule_ids: Annotated[list[EntityId], Field(min_length=1, max_length=r.MAX_RULES)] | None = Field(
+    rule_ids: Annotated[list[Id], Field(min_length=1, max_length=r.MAX_RULES)] | None = Field(
         default=None, description="Only these rules (still in their order); omitted = all"
     )
 
