@@ -6,7 +6,7 @@ Unicode (`/`, `.`, `..`, `__x__`, `%2F`, NUL, astral characters, very long strin
 unknown ids) where a name, a path id, a body or query reference or a cursor goes, and checks
 that no answer is a 5xx and that no document lands outside the documents the API issues.
 
-`VALORIZE_HOSTILE_EXAMPLES` sets the property test's examples per route family (default 12,
+`VALORIZE_HOSTILE_EXAMPLES` sets the property test's examples per route family (default 25,
 about 30 s for the module); e.g. `VALORIZE_HOSTILE_EXAMPLES=500` for a long run."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from tests.e2e.conftest import Api, assert_problem, register
 
 ROOT = Path(__file__).resolve().parents[2]
 STATEMENT = ROOT / "tests" / "fixtures" / "statements" / "bank_v2.ofx"
-EXAMPLES = int(os.environ.get("VALORIZE_HOSTILE_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("VALORIZE_HOSTILE_EXAMPLES", "25"))
 HEX = "[0-9a-f]{32}"
 UNKNOWN = "0" * 32  # well formed, issued to nobody
 
@@ -183,7 +183,7 @@ USER_COLLECTIONS = {
     "months": r"[0-9]{4}-[0-9]{2}",
     "totals": "all",
     "budgets": HEX,
-    "settings": "budget_income|notifications",
+    "settings": "budget_income|notifications|rules",
     "rules": HEX,
     "rule_jobs": HEX,
     "recurrences": HEX,
