@@ -7,7 +7,7 @@ unknown ids) where a name, a path id, a body or query reference or a cursor goes
 that no answer is a 5xx and that no document lands outside the documents the API issues.
 
 `VALORIZE_HOSTILE_EXAMPLES` sets the property test's examples per route family (default 25,
-about 30 s for the module); e.g. `VALORIZE_HOSTILE_EXAMPLES=500` for a long run."""
+about 15 s in the suite); e.g. `VALORIZE_HOSTILE_EXAMPLES=500` for a long run."""
 
 from __future__ import annotations
 
