@@ -182,7 +182,9 @@ class Bench:
         progress = _Progress()
         service = self.service(progress)
         uid = self.user()
-        record, _ = service.upload(uid, Upload(name, data))
+        with service.receive(uid, None) as intake:
+            intake.write(data)
+            record, _ = service.upload(uid, Upload(name), intake)
         gc.collect()
         sampler = _RssSampler()
         sampler.start()

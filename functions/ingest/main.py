@@ -14,6 +14,7 @@ from valorize.entrypoints.imports import (
     ImportAcceptedOut,
     ImportOut,
     ImportRowOut,
+    idempotency_key,
     parse_upload,
 )
 from valorize.entrypoints.schemas import ListOf, dump
@@ -30,7 +31,8 @@ def render_row(row: object) -> object:
 
 def upload(call: Call) -> object:
     service = bootstrap.import_service()
-    record, replayed = service.upload(call.user_id, parse_upload(call.request, service.max_bytes))
+    with service.receive(call.user_id, idempotency_key(call.request)) as intake:
+        record, replayed = service.upload(call.user_id, parse_upload(call.request, intake), intake)
     if replayed:
         # The first answer, whatever the import has become since (GET it for that).
         call.response_headers["Idempotent-Replayed"] = "true"

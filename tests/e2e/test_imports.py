@@ -509,7 +509,9 @@ def test_a_crash_mid_import_then_redelivery_gives_the_same_result(
         )
 
     crashing = service(CrashingRepo(db, store))
-    record, _ = crashing.upload(uid, Upload("crash.csv", data, account_id=account["id"]))
+    with crashing.receive(uid, None) as intake:
+        intake.write(data)
+        record, _ = crashing.upload(uid, Upload("crash.csv", account_id=account["id"]), intake)
     with pytest.raises(Crash):
         crashing.process(uid, record.id)
     half = api.get(f"/api/imports/{record.id}").json()

@@ -18,7 +18,7 @@ import requests
 
 from devstack.stack import Stack
 from tests.e2e.conftest import Api, assert_problem, register
-from tests.e2e.test_imports import imported, parsed_lines, rows, user_id
+from tests.e2e.test_imports import parsed_lines, rows, user_id
 from valorize.domain.statements.samples import ofx_sample
 
 MIB = 1024 * 1024
@@ -29,11 +29,13 @@ DEADLINE = 600.0
 
 def sized_ofx(target: int, seed: int = 0) -> bytes:
     """The longest OFX statement (whole lines only) of at most `target` bytes."""
-    per_line = len(ofx_sample(1_000, seed=seed)) / 1_000
-    lines = int(target / per_line)
+    lines = 1_000
     data = ofx_sample(lines, seed=seed)
+    while step := int((target - len(data)) * lines / len(data)):
+        lines += step
+        data = ofx_sample(lines, seed=seed)
     while len(data) > target:
-        lines -= max(1, int((len(data) - target) / per_line))
+        lines -= 1
         data = ofx_sample(lines, seed=seed)
     return data
 
@@ -142,18 +144,11 @@ def test_a_one_mebibyte_statement(base: str, base_url: str, timings: dict[str, f
 def test_a_statement_just_under_the_limit(
     base: str, base_url: str, timings: dict[str, float]
 ) -> None:
+    """~69,500 lines, uploaded and staged (15-20 s here). Not committed: at the commit's
+    ~350 rows/s on the emulator that takes minutes; the 1 MiB test commits 7,000 rows."""
     data = sized_ofx(LIMIT, seed=13)
     assert LIMIT - 1024 < len(data) <= LIMIT
     upload_stage_commit(register(base_url), base, data, timings, commit=False)
-
-
-def test_a_committed_statement_of_tens_of_thousands_of_lines(
-    base_url: str, timings: dict[str, float]
-) -> None:
-    api = register(base_url)
-    data = ofx_sample(20_000, seed=14)
-    record = upload_stage_commit(api, base_url, data, timings)
-    assert len(imported(api, record["id"])) == 20_000
 
 
 def test_exactly_the_limit_is_accepted_and_one_byte_more_is_refused(

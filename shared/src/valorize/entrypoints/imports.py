@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
-from typing import Any, Final, Literal
+from typing import IO, Final, Literal, cast
 
 import flask
 from pydantic import Field, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.formparser import FormDataParser
+from werkzeug.formparser import MultiPartParser
+from werkzeug.sansio.multipart import File
 
 from valorize.domain import ids
-from valorize.domain.errors import FieldError, ValidationFailed
+from valorize.domain.errors import DomainError, FieldError, ValidationFailed
 from valorize.domain.imports import (
     Classification,
     Import,
@@ -24,14 +24,7 @@ from valorize.domain.imports import (
 from valorize.domain.money import is_currency
 from valorize.domain.statements import CsvMapping
 from valorize.entrypoints.schemas import Out
-from valorize.service.imports import PayloadTooLarge, UnsupportedMedia, Upload
-
-# Room for the multipart envelope and the small text fields around the file.
-FORM_OVERHEAD: Final = 256 * 1024
-TEXT_FIELD_MAX: Final = 64 * 1024
-# An oversized body is read (and dropped) up to this much before answering 413, so the
-# client gets the answer instead of a reset connection; beyond it, the connection is dropped.
-DRAIN_MAX: Final = 64 * 1024 * 1024
+from valorize.service.imports import Intake, UnsupportedMedia, Upload, too_large
 
 
 class ImportCountsOut(Out):
@@ -197,9 +190,23 @@ class ImportRowOut(Out):
         )
 
 
-# --- multipart --------------------------------------------------------------------------------
+# --- multipart ----------------------------------------------------------------------------------
 
 UPLOAD_FIELDS: Final = {"file", "account_id", "format", "mapping", "preset", "currency"}
+MAX_PARTS: Final = len(UPLOAD_FIELDS) + 2
+TEXT_FIELD_MAX: Final = 64 * 1024
+# werkzeug applies its text-field cap (max_form_memory_size) to its parser's buffer too, and
+# that buffer holds one read of the body plus a held-back tail up to a boundary's length: with
+# reads as large as the cap, any file over ~140 KB met it and was refused as too large. Reads
+# stay well under the cap.
+READ_SIZE: Final = 16 * 1024
+# All but the file is bounded by the parser's limits (the preamble, each part's headers and
+# text, the epilogue: TEXT_FIELD_MAX each), so a longer body cannot carry a file within the
+# limit and is refused before it is read.
+FORM_OVERHEAD: Final = (2 * MAX_PARTS + 3) * TEXT_FIELD_MAX
+# A refused body is read (and dropped) up to this much before answering, so the client gets
+# the answer instead of a reset connection; beyond it, the connection is dropped.
+DRAIN_MAX: Final = 64 * 1024 * 1024
 
 
 def _drain(request: flask.Request) -> None:
@@ -212,39 +219,76 @@ def _drain(request: flask.Request) -> None:
         left -= len(chunk)
 
 
-def _too_large(max_bytes: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"the file exceeds {max_bytes // (1024 * 1024)} MiB; export a shorter period from your bank"
-    )
+def idempotency_key(request: flask.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise ValidationFailed.on("Idempotency-Key", "must be 1 to 255 characters")
+    return key
 
 
-def parse_upload(request: flask.Request, max_bytes: int) -> Upload:
-    """The multipart form as an Upload. The file part goes to memory (at most `max_bytes`),
-    never to the instance's disk."""
+class _IntoIntake:
+    """The file part's container: each chunk goes on to the intake as it is parsed."""
+
+    def __init__(self, intake: Intake) -> None:
+        self.intake = intake
+
+    def write(self, data: bytes) -> int:
+        self.intake.write(data)
+        return len(data)
+
+    def seek(self, *_args: object) -> int:
+        return 0  # the parser rewinds a finished part; nothing here to rewind
+
+
+class _StatementParser(MultiPartParser):
+    """werkzeug's multipart parser with the one `file` part streamed into an Intake."""
+
+    def __init__(self, intake: Intake) -> None:
+        super().__init__(
+            max_form_memory_size=TEXT_FIELD_MAX, buffer_size=READ_SIZE, max_form_parts=MAX_PARTS
+        )
+        self.intake = intake
+        self.has_file = False
+
+    def start_file_streaming(self, event: File, total_content_length: int | None) -> IO[bytes]:
+        if event.name != "file":
+            raise ValidationFailed(
+                f"unknown fields: {event.name}", [FieldError(event.name, "unknown field")]
+            )
+        if self.has_file:
+            raise ValidationFailed.on("file", "one file per upload")
+        self.has_file = True
+        return cast(IO[bytes], _IntoIntake(self.intake))
+
+
+def parse_upload(request: flask.Request, intake: Intake) -> Upload:
+    """The multipart form as an Upload, its file streamed into `intake` as it arrives (never
+    whole in memory, never on the instance's disk)."""
     if request.mimetype != "multipart/form-data":
         raise UnsupportedMedia(
             "send the statement as multipart/form-data with the file in a `file` field"
         )
-    limit = max_bytes + FORM_OVERHEAD
+    limit = intake.max_bytes + FORM_OVERHEAD
     if request.content_length is not None and request.content_length > limit:
         _drain(request)
-        raise _too_large(max_bytes)
-
-    def to_memory(*_args: Any, **_kwargs: Any) -> io.BytesIO:
-        return io.BytesIO()
-
-    parser = FormDataParser(
-        stream_factory=to_memory,
-        max_form_memory_size=TEXT_FIELD_MAX,
-        max_content_length=limit,
-        silent=False,
-        max_form_parts=20,
-    )
+        raise too_large(intake.max_bytes)
+    boundary = request.mimetype_params.get("boundary", "")
     try:
-        _, form, files = parser.parse_from_environ(request.environ)
+        if not boundary or not boundary.isascii():
+            raise ValueError("missing boundary")
+        form, files = _StatementParser(intake).parse(
+            request.stream, boundary.encode("ascii"), request.content_length
+        )
+    except DomainError:
+        _drain(request)
+        raise
     except RequestEntityTooLarge:
-        raise _too_large(max_bytes) from None
+        _drain(request)
+        raise ValidationFailed.on(
+            "body", f"at most {MAX_PARTS} parts, text fields of at most 64 KiB"
+        ) from None
     except ValueError:
+        _drain(request)
         raise ValidationFailed.on("file", "the multipart body could not be read") from None
     unknown = sorted((set(form) | set(files)) - UPLOAD_FIELDS)
     if unknown:
@@ -255,9 +299,6 @@ def parse_upload(request: flask.Request, max_bytes: int) -> Upload:
     upload = files.get("file")
     if upload is None:
         raise ValidationFailed.on("file", "required: the statement file")
-    data = upload.stream.read()
-    if len(data) > max_bytes:
-        raise _too_large(max_bytes)
 
     def text(name: str) -> str | None:
         value = form.get(name)
@@ -293,18 +334,13 @@ def parse_upload(request: flask.Request, max_bytes: int) -> Upload:
     account_id = text("account_id")
     if account_id is not None and not ids.ENTITY.matches(account_id):
         raise ValidationFailed.on("account_id", "no such account")
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= 255:
-        raise ValidationFailed.on("Idempotency-Key", "must be 1 to 255 characters")
     format_: Literal["ofx", "csv"] | None = fmt  # type: ignore[assignment]
     return Upload(
         file_name=upload.filename or "statement",
-        data=data,
         content_type=upload.mimetype or None,
         format=format_,
         mapping=mapping,
         preset=preset,
         account_id=account_id,
         currency=currency,
-        idempotency_key=key,
     )

@@ -3,8 +3,9 @@ let the user review it, commit it as transactions, and undo it.
 
 Where the work happens:
 
-* `upload` (the HTTP request): checks, stores the file in Cloud Storage, creates the import
-  document (`uploaded`) and enqueues ONE Cloud Task named after the import; answers at once.
+* `receive` + `upload` (the HTTP request): the file is checked and streamed to Cloud Storage
+  as it arrives (`Intake`: counted, hashed, never held whole), then the import document is
+  created (`uploaded`) and ONE Cloud Task named after the import enqueued; answers at once.
 * `process` (the Cloud Task): two streaming passes over the stored file. The first reads it
   whole without keeping it (validates it, counts lines for progress, finds each statement's
   date range); the second classifies each line and stages it as a row with a deterministic
@@ -70,7 +71,7 @@ from valorize.domain.statements import (
     parse_statement,
     sniff_format,
 )
-from valorize.domain.statements.api import Format
+from valorize.domain.statements.api import SNIFF_BYTES, Format
 from valorize.service.import_commands import UpdateImportRow
 from valorize.service.ports import (
     Clock,
@@ -154,13 +155,25 @@ class StatementFileMissing(Exception):
 # --- ports ------------------------------------------------------------------------------------
 
 
+class StatementWriter(Protocol):
+    """One statement object being written; nothing exists under its name before `close`."""
+
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None:
+        """Give up: no object is left. Never raises."""
+        ...
+
+
 class StatementFiles(Protocol):
     """Where uploaded statements live (Cloud Storage)."""
 
-    def put(self, name: str, data: bytes, content_type: str) -> None: ...
+    def create(self, name: str, content_type: str) -> StatementWriter: ...
     def open(self, name: str) -> AbstractContextManager[BinaryIO]:
         """Raises StatementFileMissing when the object does not exist."""
         ...
+
+    def delete(self, name: str) -> None: ...
 
 
 class RowWriter(Protocol):
@@ -244,15 +257,117 @@ class ImportRepository(Protocol):
 
 @dataclass(frozen=True)
 class Upload:
+    """The upload's form; the file itself goes through an `Intake`."""
+
     file_name: str
-    data: bytes
     content_type: str | None = None
     format: Format | None = None
     mapping: CsvMapping | None = None
     preset: str | None = None
     account_id: str | None = None
     currency: str | None = None
-    idempotency_key: str | None = None
+
+
+def too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the file exceeds {max_bytes // (1024 * 1024)} MiB; export a shorter period from your bank"
+    )
+
+
+class Intake:
+    """One upload's file as it arrives, chunk by chunk: counted against the limit, hashed,
+    and streamed to Cloud Storage. Only the first 8 KiB are held before anything is stored,
+    to refuse a binary file and recognise the format (which names the object); from then on
+    the writer holds at most one chunk. An Idempotency-Key replay stores nothing: the file is
+    only hashed, to tell the same upload from another one.
+
+    A context manager: leaving it with an error, or without `keep`, leaves no object."""
+
+    def __init__(
+        self,
+        files: StatementFiles,
+        object_base: str,
+        max_bytes: int,
+        import_id: str,
+        prior: Import | None,
+    ) -> None:
+        self.files = files
+        self.object_base = object_base
+        self.max_bytes = max_bytes
+        self.import_id = import_id
+        # The import this Idempotency-Key already made: hash only, write nothing.
+        self.prior = prior
+        self.size = 0
+        self.sniffed: Format | None = None
+        self.object_name: str | None = None
+        self._sha256 = hashlib.sha256()
+        self._head = bytearray()
+        self._writer: StatementWriter | None = None
+        self._stored = False
+        self._kept = False
+
+    def __enter__(self) -> Intake:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._kept:
+            self.discard()
+
+    @property
+    def digest(self) -> str:
+        return self._sha256.hexdigest()
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise too_large(self.max_bytes)
+        self._sha256.update(chunk)
+        if self._writer is not None:
+            self._writer.write(chunk)
+        elif self.prior is None:
+            self._head += chunk
+            if len(self._head) >= SNIFF_BYTES:
+                self._start()
+
+    def finish(self) -> None:
+        """The whole file has arrived (the writer is not closed yet: see `store`)."""
+        if self._writer is None and self.prior is None:
+            self._start()
+
+    def _start(self) -> None:
+        head = bytes(self._head)
+        binary = _is_binary(head[:SNIFF_BYTES])
+        if binary is not None:
+            raise UnsupportedMedia(
+                f"this is {binary}, not a bank statement: export the statement as OFX or CSV"
+            )
+        self.sniffed = sniff_format(head[:SNIFF_BYTES])
+        self.object_name = f"{self.object_base}.{self.sniffed or 'txt'}"
+        self._writer = self.files.create(self.object_name, _content_type(self.sniffed))
+        self._head = bytearray()
+        self._writer.write(head)
+
+    def store(self) -> None:
+        """Send the last chunk: the object exists from here on."""
+        assert self._writer is not None
+        self._writer.close()
+        self._stored = True
+
+    def keep(self) -> None:
+        self._kept = True
+
+    def discard(self) -> None:
+        """Leave nothing behind: cancel the upload, or delete the object once stored."""
+        if self._writer is None:
+            return
+        if not self._stored:
+            self._writer.abort()
+        elif self.object_name is not None:
+            try:
+                self.files.delete(self.object_name)
+            except Exception:  # the bucket's lifecycle rule deletes it after 90 days
+                log.exception("deleting the abandoned statement %s failed", self.object_name)
+        self._writer = None
 
 
 class Publisher(Protocol):
@@ -348,19 +463,24 @@ class ImportService:
 
     # --- upload -------------------------------------------------------------------------------
 
-    def upload(self, user_id: str, up: Upload) -> tuple[Import, bool]:
-        """Store the file, create the import, enqueue its processing. Returns the import and
-        whether this was an Idempotency-Key replay of an earlier upload."""
-        if len(up.data) > self.max_bytes:
-            raise PayloadTooLarge(
-                f"the file exceeds {self.max_bytes // (1024 * 1024)} MiB; export a shorter "
-                "period from your bank"
-            )
-        binary = _is_binary(up.data[:8192])
-        if binary is not None:
-            raise UnsupportedMedia(
-                f"this is {binary}, not a bank statement: export the statement as OFX or CSV"
-            )
+    def receive(self, user_id: str, idempotency_key: str | None) -> Intake:
+        """Get ready for an upload's file (see `Intake`); then `upload` with its form."""
+        prior: Import | None = None
+        if idempotency_key is not None:
+            import_id = import_id_for_key(user_id, idempotency_key)
+            prior = self.repo.get_import(user_id, import_id)
+            # The object is named per attempt, so a concurrent retry never overwrites the
+            # file of the attempt that creates the import.
+            object_id = self.ids.new_id()
+        else:
+            import_id = object_id = self.ids.new_id()
+        base = f"imports/{user_id}/{object_id}"
+        return Intake(self.files, base, self.max_bytes, import_id, prior)
+
+    def upload(self, user_id: str, up: Upload, intake: Intake) -> tuple[Import, bool]:
+        """Check the form, keep the file the intake received, create the import, enqueue its
+        processing. Returns the import and whether this was an Idempotency-Key replay of an
+        earlier upload. On any error nothing is left (the intake's object is dropped)."""
         if up.account_id is not None and self.store.get_account(user_id, up.account_id) is None:
             raise ValidationFailed.on("account_id", "no such account")
         if up.format == "ofx" and (up.mapping is not None or up.preset is not None):
@@ -368,29 +488,24 @@ class ImportService:
         if up.preset is not None and up.preset not in PRESETS and up.preset != "generic":
             known = ", ".join([*sorted(PRESETS), "generic"])
             raise ValidationFailed.on("preset", f"unknown preset; known: {known}")
-        fmt: Format | None = up.format or sniff_format(up.data[:8192])
+        intake.finish()
+        if intake.prior is not None:
+            return self._replay(intake.prior, intake.digest), True
+        fmt: Format | None = up.format or intake.sniffed
         if fmt == "ofx" and up.format is None:
             mapping, preset = None, None  # a sniffed OFX ignores CSV options
         else:
             mapping = up.mapping.model_dump_json() if up.mapping else None
             preset = up.preset
-        digest = hashlib.sha256(up.data).hexdigest()
-        if up.idempotency_key is not None:
-            import_id = import_id_for_key(user_id, up.idempotency_key)
-            prior = self.repo.get_import(user_id, import_id)
-            if prior is not None:
-                return self._replay(prior, digest), True
-        else:
-            import_id = self.ids.new_id()
+        assert intake.object_name is not None
         now = self.clock.now()
-        ext = fmt or "txt"
         record = Import(
-            id=import_id,
+            id=intake.import_id,
             status=ImportStatus.UPLOADED,
             file_name=_file_name(up.file_name),
-            object_name=f"imports/{user_id}/{import_id}.{ext}",
-            size=len(up.data),
-            sha256=digest,
+            object_name=intake.object_name,
+            size=intake.size,
+            sha256=intake.digest,
             created_at=now,
             updated_at=now,
             format=fmt,
@@ -399,21 +514,22 @@ class ImportService:
             currency=up.currency,
             account_id=up.account_id,
         )
-        self.files.put(record.object_name, up.data, _content_type(fmt))
+        intake.store()
         prior = self.repo.create_import(user_id, record)
         if prior is not None:  # a concurrent retry with the same key won
-            return self._replay(prior, digest), True
+            return self._replay(prior, intake.digest), True
+        intake.keep()
         try:
             self.queue.enqueue(
                 QUEUE,
                 FUNCTION,
                 PROCESS_PATH,
-                {"user_id": user_id, "import_id": import_id},
-                name=f"import-{import_id}",
+                {"user_id": user_id, "import_id": record.id},
+                name=f"import-{record.id}",
             )
         except Exception as error:
-            log.exception("enqueueing import %s failed", import_id)
-            self._fail(user_id, import_id, "The import could not be queued; upload the file again")
+            log.exception("enqueueing import %s failed", record.id)
+            self._fail(user_id, record.id, "The import could not be queued; upload the file again")
             raise Unavailable("the import queue is unavailable; retry shortly") from error
         return record, False
 
