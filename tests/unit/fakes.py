@@ -721,18 +721,16 @@ class FakeHasher:
 
 
 class FakeThrottle:
-    """At most `limit` failures per key; a success clears the key."""
+    """At most `limit` attempts per key before it waits; a success clears the key."""
 
     def __init__(self, limit: int = 5, wait: int = 900) -> None:
         self.limit = limit
         self.wait = wait
         self.failures: dict[str, int] = {}
 
-    def blocked_for(self, key: str) -> int:
-        return self.wait if self.failures.get(key, 0) >= self.limit else 0
-
-    def failed(self, key: str) -> None:
+    def attempt(self, key: str) -> int:
         self.failures[key] = self.failures.get(key, 0) + 1
+        return self.wait if self.failures[key] > self.limit else 0
 
     def succeeded(self, key: str) -> None:
         self.failures.pop(key, None)

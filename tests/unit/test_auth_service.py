@@ -125,6 +125,27 @@ def test_login_is_throttled_after_five_failures(world: World) -> None:
     assert login(world, ip="198.51.100.1")
 
 
+def test_each_attempt_is_counted_before_its_password_is_checked(world: World) -> None:
+    """So concurrent bad logins cannot all pass the limit before any has counted."""
+    register(world)
+    key = "ana@example.com|203.0.113.7"
+    seen: list[int] = []
+    verify = world.hasher.verify
+
+    def counting_verify(hashed: str, password: str) -> bool:
+        seen.append(world.throttle.failures[key])
+        return verify(hashed, password)
+
+    world.hasher.verify = counting_verify  # type: ignore[method-assign]
+    for _ in range(5):
+        with pytest.raises(Unauthorized):
+            login(world, password="wrong password")
+    assert seen == [1, 2, 3, 4, 5]
+    with pytest.raises(RateLimited):
+        login(world, password="wrong password")
+    assert len(seen) == 5  # refused without a check
+
+
 def test_unknown_emails_count_towards_the_throttle(world: World) -> None:
     for _ in range(5):
         with pytest.raises(Unauthorized):

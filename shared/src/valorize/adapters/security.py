@@ -30,7 +30,12 @@ class Argon2Hasher:
 
 
 class RedisLoginThrottle:
-    """At most `limit` failures per (email, ip) in `window` seconds.
+    """At most `limit` failed logins per (email, ip) in `window` seconds.
+
+    Each attempt is counted *before* its password is checked, in the same atomic step that
+    reads the count (INCR, the window's EXPIRE and the TTL in one MULTI/EXEC): a burst of
+    concurrent logins cannot all read "under the limit" before any has counted, so at most
+    `limit` passwords are ever checked per window. A success clears the count.
 
     Fails open: if Redis is unreachable, logins still work (and a warning is logged), because
     locking every user out during a cache outage is worse than briefly losing the throttle.
@@ -45,26 +50,20 @@ class RedisLoginThrottle:
     def _key(key: str) -> str:
         return "login-fail:" + hashlib.sha256(key.encode()).hexdigest()
 
-    def blocked_for(self, key: str) -> int:
+    def attempt(self, key: str) -> int:
         try:
+            pipe = self.client.pipeline(transaction=True)
             k = self._key(key)
-            count = self.client.get(k)
-            if count is None or int(count) < self.limit:
-                return 0
-            return max(int(self.client.ttl(k)), 1)
+            pipe.incr(k)
+            pipe.expire(k, self.window, nx=True)
+            pipe.ttl(k)
+            count, _, ttl = pipe.execute()
         except redis.RedisError:
             log.warning("login throttle unavailable (redis); failing open")
             return 0
-
-    def failed(self, key: str) -> None:
-        try:
-            k = self._key(key)
-            pipe = self.client.pipeline()
-            pipe.incr(k)
-            pipe.expire(k, self.window, nx=True)
-            pipe.execute()
-        except redis.RedisError:
-            log.warning("login throttle unavailable (redis); failure not counted")
+        if int(count) <= self.limit:
+            return 0
+        return max(int(ttl), 1)
 
     def succeeded(self, key: str) -> None:
         with contextlib.suppress(redis.RedisError):

@@ -103,18 +103,18 @@ class AuthService:
 
     def login(self, cmd: Login, client_ip: str) -> IssuedToken:
         key = f"{cmd.email.lower()}|{client_ip}"
-        wait = self.throttle.blocked_for(key)
+        # Counted before the check, in one step with reading the count: a burst of
+        # concurrent logins gets at most the throttle's limit of password checks.
+        wait = self.throttle.attempt(key)
         if wait > 0:
             raise RateLimited(f"too many failed logins; try again in {wait} s", retry_after=wait)
         found = self.store.find_credentials(cmd.email.lower())
         if found is None:
             # Spend the same time as a real check so response time does not reveal accounts.
             self.hasher.verify(_DUMMY_HASH.get(self.hasher), cmd.password)
-            self.throttle.failed(key)
             raise Unauthorized("email or password is incorrect")
         user_id, password_hash = found
         if not self.hasher.verify(password_hash, cmd.password):
-            self.throttle.failed(key)
             raise Unauthorized("email or password is incorrect")
         self.throttle.succeeded(key)
         issued, hashed = self._issue(user_id, "login", 30)

@@ -265,12 +265,14 @@ class PasswordHasher(Protocol):
 
 
 class LoginThrottle(Protocol):
-    def blocked_for(self, key: str) -> int:
-        """Seconds the key must still wait, 0 when it may try."""
+    def attempt(self, key: str) -> int:
+        """Count one login attempt as a failure and, in the same atomic step, say how many
+        seconds the key must still wait (0: go on and check the password)."""
         ...
 
-    def failed(self, key: str) -> None: ...
-    def succeeded(self, key: str) -> None: ...
+    def succeeded(self, key: str) -> None:
+        """The password was right: forget the key's failures."""
+        ...
 
 
 class Clock(Protocol):
