@@ -4,6 +4,7 @@ import flask
 import functions_framework
 
 from valorize import bootstrap
+from valorize.domain.limits import REFUSAL
 from valorize.entrypoints.http import Call, FunctionApp, Route
 from valorize.entrypoints.schemas import AccountOut, ListOf, dump
 from valorize.service import commands as c
@@ -72,7 +73,8 @@ app = FunctionApp(
             "PATCH",
             "/api/accounts/<account_id>",
             update_account,
-            "Change an account (currency only while it has no transactions)",
+            "Change an account (currency only while it has no transactions; the balance moves "
+            f"with the opening balance: {REFUSAL})",
             body=c.UpdateAccount,
             response=AccountOut,
             render=render,

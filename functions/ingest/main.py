@@ -9,6 +9,7 @@ import functions_framework
 
 from valorize import bootstrap
 from valorize.domain.imports import ImportStatus
+from valorize.domain.limits import REFUSAL
 from valorize.entrypoints.http import Call, FunctionApp, Route
 from valorize.entrypoints.imports import (
     ImportAcceptedOut,
@@ -234,22 +235,23 @@ app = IngestApp(
             "/api/imports/<import_id>/commit",
             commit,
             "Create the included rows as transactions (200 when done; 202 when large: it "
-            "continues in the background). Idempotent",
+            f"continues in the background). Idempotent. {REFUSAL}: checked before anything "
+            "is written, the import stays ready",
             response=ImportOut,
             render=render,
             idempotency="claim",
-            errors=(404, 409),
+            errors=(404, 409, 422),
         ),
         Route(
             "POST",
             "/api/imports/<import_id>/revert",
             revert,
             "Remove exactly this import's transactions, restoring balances (200, or 202 when "
-            "large). Idempotent",
+            f"large). Idempotent. {REFUSAL}: checked before anything is written",
             response=ImportOut,
             render=render,
             idempotency="claim",
-            errors=(404, 409),
+            errors=(404, 409, 422),
         ),
         Route(
             "POST",

@@ -4,6 +4,7 @@ import flask
 import functions_framework
 
 from valorize import bootstrap
+from valorize.domain.limits import REFUSAL
 from valorize.entrypoints.http import Call, FunctionApp, Route, cached
 from valorize.entrypoints.schemas import ListOf, TransactionOut, TransferOut, dump
 from valorize.service import commands as c
@@ -69,7 +70,7 @@ app = FunctionApp(
             "POST",
             "/api/transactions",
             create_transaction,
-            "Create a transaction; the account balance changes in the same write",
+            f"Create a transaction; the account balance changes in the same write ({REFUSAL})",
             body=c.CreateTransaction,
             response=TransactionOut,
             render=render,
@@ -79,7 +80,7 @@ app = FunctionApp(
             "POST",
             "/api/transactions/transfers",
             create_transfer,
-            "Move money between two of the caller's accounts (a linked pair)",
+            f"Move money between two of the caller's accounts (a linked pair; {REFUSAL})",
             body=c.CreateTransfer,
             response=TransferOut,
             render=render_transfer,
@@ -98,7 +99,7 @@ app = FunctionApp(
             "PATCH",
             "/api/transactions/<transaction_id>",
             update_transaction,
-            "Change a transaction (a transfer's other side follows)",
+            f"Change a transaction (a transfer's other side follows; {REFUSAL})",
             body=c.UpdateTransaction,
             response=TransactionOut,
             render=render,
@@ -108,8 +109,8 @@ app = FunctionApp(
             "DELETE",
             "/api/transactions/<transaction_id>",
             delete_transaction,
-            "Delete a transaction (both sides of a transfer)",
-            errors=(404,),
+            f"Delete a transaction (both sides of a transfer; {REFUSAL})",
+            errors=(404, 422),
         ),
     ],
 )

@@ -26,9 +26,7 @@ def login(base_url: str, email: str, password: str) -> requests.Response:
 
 
 @pytest.mark.parametrize("burst", [40, 100])
-def test_a_burst_of_bad_logins_gets_at_most_five_password_checks(
-    base_url: str, burst: int
-) -> None:
+def test_a_burst_of_bad_logins_gets_at_most_five_password_checks(base_url: str, burst: int) -> None:
     api: Api = register(base_url)
     email: str = api.email  # type: ignore[attr-defined]
     with ThreadPoolExecutor(burst) as pool:

@@ -125,9 +125,7 @@ def timings(request: pytest.FixtureRequest) -> Iterator[dict[str, float]]:
     print(f"\n{request.node.name}: " + ", ".join(f"{k} {v:.1f} s" for k, v in measured.items()))
 
 
-def test_a_year_of_a_checking_account(
-    base: str, base_url: str, timings: dict[str, float]
-) -> None:
+def test_a_year_of_a_checking_account(base: str, base_url: str, timings: dict[str, float]) -> None:
     # ~2,000 lines: a household account with five or six movements a day.
     data = ofx_sample(2_000, seed=11)
     assert 250_000 < len(data) < 400_000

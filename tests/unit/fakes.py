@@ -24,8 +24,9 @@ from valorize.domain.automation import (
 from valorize.domain.budget import Budget
 from valorize.domain.errors import Conflict, NotFound
 from valorize.domain.ids import decode_cursor, encode_cursor
+from valorize.domain.limits import LedgerReach, Reach, check
 from valorize.domain.model import Account, ApiToken, Category, Transaction, User
-from valorize.domain.readmodel import recompute
+from valorize.domain.readmodel import change, merge_changes, recompute
 from valorize.domain.recurrence import Recurrence
 from valorize.domain.rules import Rule, check_rule_count, numbered
 from valorize.service.ports import (
@@ -110,6 +111,23 @@ class InMemoryStore:
             replace(t, date=t.date.replace(year=2000, month=1, day=1)) for t in everything
         )
         return merged.get("2000-01", {})
+
+    def check_limits(self, user_id: str, reach: LedgerReach, field_name: str = "amount") -> None:
+        accounts = self._space(user_id).accounts
+        balances = {a.id: (a.name, a.balance) for a in accounts.values()}
+        check(reach, balances, self.get_totals(user_id), field_name)
+
+    def _check_ledger(
+        self, user_id: str, old: Sequence[Transaction], new: Sequence[Transaction]
+    ) -> None:
+        """What the adapter checks before a ledger write that replaces `old` with `new`."""
+        moved: dict[str, int] = {}
+        for t in old:
+            moved[t.account_id] = moved.get(t.account_id, 0) - t.amount
+        for t in new:
+            moved[t.account_id] = moved.get(t.account_id, 0) + t.amount
+        months = merge_changes(*(change(t, None) for t in old), *(change(None, t) for t in new))
+        self.check_limits(user_id, LedgerReach.of(moved, months))
 
     # --- budgets ------------------------------------------------------------------------------
 
@@ -294,6 +312,8 @@ class InMemoryStore:
         if old is None:
             raise NotFound("account not found")
         new = mutate(old)
+        moved = LedgerReach({old.id: Reach.of(new.balance - old.balance)})
+        self.check_limits(user_id, moved, "opening_balance")
         # The adapter writes every field but the counter, and the balance as a delta.
         accounts[account_id] = replace(
             new,
@@ -408,6 +428,7 @@ class InMemoryStore:
             deltas[t.account_id] = (amount + t.amount, count + 1)
         if any(a not in space.accounts for a in deltas):
             raise NotFound("a referenced resource no longer exists")
+        self._check_ledger(user_id, [], transactions)
         for t in transactions:
             space.transactions[t.id] = t
         for account_id, (amount, count) in deltas.items():
@@ -442,6 +463,8 @@ class InMemoryStore:
             )
         if any(a not in space.accounts for a in moves):
             raise NotFound("the transaction's account no longer exists")
+        pairs = [(old, new)] + ([(old_cp, new_cp)] if old_cp and new_cp else [])
+        self._check_ledger(user_id, [o for o, _ in pairs], [n for _, n in pairs])
         space.transactions[transaction_id] = new
         if old_cp is not None and new_cp is not None:
             space.transactions[old_cp.id] = new_cp
@@ -462,6 +485,7 @@ class InMemoryStore:
             victims.append(space.transactions[victim.counterpart_id])
         if any(t.account_id not in space.accounts for t in victims):
             raise NotFound("the transaction's account no longer exists")
+        self._check_ledger(user_id, victims, [])
         for t in victims:
             del space.transactions[t.id]
             a = space.accounts[t.account_id]
@@ -653,6 +677,7 @@ class InMemoryStore:
         fresh = [t for t in step.transactions if t.id not in space.transactions]
         if any(t.account_id not in space.accounts for t in fresh):
             raise NotFound("the recurrence's account no longer exists")
+        self._check_ledger(user_id, [], fresh)
         for t in fresh:
             space.transactions[t.id] = t
             a = space.accounts[t.account_id]

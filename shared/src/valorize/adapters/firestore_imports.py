@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from typing import Any
@@ -538,6 +538,22 @@ class FirestoreImports:
             q = q.start_after({FieldPath.document_id(): col.document(after)})
         return [_row(s.id, s.to_dict() or {}) for s in q.limit(limit).stream()]
 
+    def pending_amounts(self, user_id: str, import_id: str) -> dict[str, tuple[int, int]]:
+        q = (
+            self._rows(user_id, import_id)
+            .where(filter=FieldFilter("pending", "==", True))
+            .select(["account_id", "amount"])
+        )
+        return _credits_and_debits(s.to_dict() or {} for s in q.stream())
+
+    def committed_amounts(self, user_id: str, import_id: str) -> dict[str, tuple[int, int]]:
+        q = (
+            self._txns(user_id)
+            .where(filter=FieldFilter("import_id", "==", import_id))
+            .select(["account_id", "amount"])
+        )
+        return _credits_and_debits(s.to_dict() or {} for s in q.stream())
+
     # --- ledger writes ------------------------------------------------------------------------
 
     def commit_rows(
@@ -622,6 +638,17 @@ class FirestoreImports:
                     "transaction_count": firestore.Increment(sign * count),
                 },
             )
+
+
+def _credits_and_debits(docs: Iterable[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+    out: dict[str, tuple[int, int]] = {}
+    for d in docs:
+        amount, account_id = d.get("amount"), d.get("account_id")
+        if not isinstance(amount, int) or not account_id:
+            continue
+        credits, debits = out.get(account_id, (0, 0))
+        out[account_id] = (credits + max(amount, 0), debits + max(-amount, 0))
+    return out
 
 
 def _batches(

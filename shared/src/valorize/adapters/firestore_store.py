@@ -16,7 +16,9 @@ another user's data):
 Balances and counters change through `Increment` in the same batch as the transaction
 write: atomic, and free of the read-modify-write contention a hot account document would
 suffer. Every read-then-write runs through adapters/firestore_contention.py (preconditioned
-batches, retried; no Firestore transactions).
+batches, retried; no Firestore transactions). Before a ledger write, `check_limits` refuses
+one that would take a balance or a read-model sum out of the safe range (domain/limits.py),
+reading the accounts and the all-time totals without any precondition on them.
 
 Ids reach this module checked against the forms the API issues (domain/ids.py); text (emails,
 category names) is never an id, only hashed into one (`ids.key_of`).
@@ -42,6 +44,7 @@ from valorize.domain.automation import JobStatus, Materialization, RuleJob, Rule
 from valorize.domain.budget import Budget
 from valorize.domain.errors import Conflict, NotFound
 from valorize.domain.ids import decode_cursor, encode_cursor
+from valorize.domain.limits import LedgerReach, Reach, check
 from valorize.domain.model import (
     Account,
     AccountType,
@@ -333,6 +336,26 @@ class FirestoreStore:
         q = self._col(user_id, "months").where(filter=FieldFilter("month", ">=", month))
         return {s.id: (s.to_dict() or {}).get("currencies", {}) for s in q.stream()}
 
+    def check_limits(self, user_id: str, reach: LedgerReach, field_name: str = "amount") -> None:
+        """Raise OutOfSafeRange (422) when the write could take a balance or an all-time sum
+        out of the safe range. One read of the accounts and totals/all, kept out of the
+        write's preconditions (see domain/limits.py: a stale read is safe), so the check adds
+        no contention on those hot documents."""
+        if not reach:
+            return
+        accounts = self._col(user_id, "accounts")
+        totals_ref = self._col(user_id, "totals").document("all")
+        refs = [accounts.document(a) for a in reach.balances]
+        balances: dict[str, tuple[str, int]] = {}
+        totals: dict[str, Any] = {}
+        for snap in self.db.get_all([*refs, totals_ref] if reach.sums else refs):
+            d = (snap.to_dict() or {}) if snap.exists else {}
+            if snap.reference.path == totals_ref.path:
+                totals = d.get("currencies", {})
+            else:
+                balances[snap.id] = (d.get("name", ""), d.get("balance", 0))
+        check(reach, balances, totals, field_name)
+
     # --- budgets ------------------------------------------------------------------------------
 
     def _budget_ref(self, user_id: str, budget_id: str) -> firestore.DocumentReference:
@@ -608,6 +631,8 @@ class FirestoreStore:
                 raise NotFound("account not found")
             old = _account(snap.id, d)
             new = mutate(old)
+            moved = LedgerReach({old.id: Reach.of(new.balance - old.balance)})
+            check(moved, {old.id: (old.name, old.balance)}, {}, "opening_balance")
             fields = _account_doc(new)
             # The balance moves by a delta so concurrent transaction writes are not lost.
             fields.pop("transaction_count")
@@ -808,7 +833,9 @@ class FirestoreStore:
             batch.create(self._col(user_id, "transactions").document(t.id), _txn_doc(t))
             amount, count = deltas.get(t.account_id, (0, 0))
             deltas[t.account_id] = (amount + t.amount, count + 1)
-        self._apply_months(batch, user_id, merge_changes(*(change(None, t) for t in transactions)))
+        months = merge_changes(*(change(None, t) for t in transactions))
+        self.check_limits(user_id, LedgerReach.of({a: d[0] for a, d in deltas.items()}, months))
+        self._apply_months(batch, user_id, months)
         for account_id, (amount, count) in deltas.items():
             # update() requires the account to exist: a concurrent delete fails the batch.
             batch.update(
@@ -845,12 +872,17 @@ class FirestoreStore:
                 cp_snap = txns.document(old.counterpart_id).get()
                 old_cp = _txn(cp_snap.id, cp_snap.to_dict() or {}) if cp_snap.exists else None
             new, new_cp = mutate(old, old_cp)
+            months = change(old, new)
+            moved = {old.account_id: new.amount - old.amount}
+            if old_cp is not None and new_cp is not None:
+                months = merge_changes(months, change(old_cp, new_cp))
+                moved[old_cp.account_id] = (
+                    moved.get(old_cp.account_id, 0) + new_cp.amount - old_cp.amount
+                )
+            self.check_limits(user_id, LedgerReach.of(moved, months))
             batch = self.db.batch()
             # update() of every field = set(), but only if nobody wrote it since it was read.
             batch.update(ref, _txn_doc(new), option=unchanged(snap))
-            months = change(old, new)
-            if old_cp is not None and new_cp is not None:
-                months = merge_changes(months, change(old_cp, new_cp))
             self._apply_months(batch, user_id, months)
             if new.amount != old.amount:
                 batch.update(
@@ -889,10 +921,13 @@ class FirestoreStore:
                 cp = txns.document(victims[0][1].counterpart_id).get()
                 if cp.exists:
                     victims.append((cp, _txn(cp.id, cp.to_dict() or {})))
+            months = merge_changes(*(change(t, None) for _, t in victims))
+            moved: dict[str, int] = {}
+            for _, t in victims:
+                moved[t.account_id] = moved.get(t.account_id, 0) - t.amount
+            self.check_limits(user_id, LedgerReach.of(moved, months))
             batch = self.db.batch()
-            self._apply_months(
-                batch, user_id, merge_changes(*(change(t, None) for _, t in victims))
-            )
+            self._apply_months(batch, user_id, months)
             for victim, t in victims:
                 # Only as read: of two deletes racing, the loser re-reads and finds nothing.
                 batch.delete(victim.reference, option=unchanged(victim))
@@ -1184,14 +1219,16 @@ class FirestoreStore:
             # them first) and moves the watermark only if nobody moved it since it was read.
             existing = {s.id for s in self.db.get_all(refs) if s.exists} if refs else set()
             fresh = [t for t in wanted if t.id not in existing]
-            batch = self.db.batch()
-            for t in fresh:
-                batch.create(txns.document(t.id), _txn_doc(t))
-            self._apply_months(batch, user_id, merge_changes(*(change(None, t) for t in fresh)))
+            months = merge_changes(*(change(None, t) for t in fresh))
             deltas: dict[str, tuple[int, int]] = {}
             for t in fresh:
                 amount, count = deltas.get(t.account_id, (0, 0))
                 deltas[t.account_id] = (amount + t.amount, count + 1)
+            self.check_limits(user_id, LedgerReach.of({a: d[0] for a, d in deltas.items()}, months))
+            batch = self.db.batch()
+            for t in fresh:
+                batch.create(txns.document(t.id), _txn_doc(t))
+            self._apply_months(batch, user_id, months)
             for account_id, (amount, count) in deltas.items():
                 batch.update(
                     accounts.document(account_id),

@@ -24,3 +24,7 @@ class UserRunOut(Out):
     created: int
     transaction_ids: list[str]
     notified: int
+    refused: list[str] = Field(
+        description="Recurrences not materialized: an occurrence would take a balance or a "
+        "sum beyond ±(2^53-1) minor units (logged at ERROR; the next run tries again)"
+    )

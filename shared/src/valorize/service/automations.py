@@ -30,6 +30,7 @@ from valorize.domain import automation as auto
 from valorize.domain.automation import AutomationKind
 from valorize.domain.errors import NotFound
 from valorize.domain.events import BalancesChanged, TransactionCreated
+from valorize.domain.limits import OutOfSafeRange
 from valorize.domain.model import Transaction
 from valorize.domain.money import minor_unit_exponent
 from valorize.domain.notifications import NotificationKind, NotificationRequest, notification_id
@@ -163,7 +164,7 @@ class AutomationService:
     def run_user(self, user_id: str, kind: AutomationKind, on: date) -> dict[str, Any]:
         """One user's share of a run: due occurrences, rules, notifications, and on
         month_start the month summary. Idempotent."""
-        created = self.materialize_due(user_id, on)
+        created, refused = self.materialize_due(user_id, on)
         notified = sum(self._notify_created(user_id, c) for c in created)
         if kind is AutomationKind.MONTH_START:
             notified += self._notify_month_summary(user_id, previous_month(on))
@@ -177,13 +178,16 @@ class AutomationService:
             "date": on.isoformat(),
             "created": count,
             "transaction_ids": [t.id for c in created for t in c.transactions],
+            # Recurrences whose occurrences would take a balance out of the safe range.
+            "refused": refused,
             "notified": notified,
         }
 
-    def materialize_due(self, user_id: str, on: date) -> list[Created]:
+    def materialize_due(self, user_id: str, on: date) -> tuple[list[Created], list[str]]:
+        """What was created, and the ids of the recurrences refused (OutOfSafeRange)."""
         due = self.store.due_recurrences(user_id, on)
         if not due:
-            return []
+            return [], []
         accounts = self.store.get_accounts(user_id, sorted({r.account_id for r in due}))
         categories = self.store.get_categories(
             user_id, sorted({r.category_id for r in due if r.category_id})
@@ -203,6 +207,7 @@ class AutomationService:
             return auto.plan(rec, on, now=now, create=live, finish=finish)
 
         out: list[Created] = []
+        refused: list[str] = []
         for rec in sorted(due, key=lambda r: r.id):
             made: list[Transaction] = []
             latest: Recurrence | None = None
@@ -211,6 +216,12 @@ class AutomationService:
                     step = self.store.materialize(user_id, rec.id, plan)
                 except NotFound:
                     log.warning("recurrence %s: its account is gone; skipped this run", rec.id)
+                    break
+                except OutOfSafeRange as error:
+                    # Not created and the watermark kept: the next run tries again, and
+                    # succeeds once the balance has room. Retrying the task would not help.
+                    log.error("recurrence %s of user %s: %s", rec.id, user_id, error.detail)
+                    refused.append(rec.id)
                     break
                 if step is None:
                     break
@@ -221,7 +232,7 @@ class AutomationService:
             if made and latest is not None:
                 self._announce(user_id, made)
                 out.append(Created(latest, made))
-        return out
+        return out, refused
 
     def _announce(self, user_id: str, made: Sequence[Transaction]) -> None:
         for txn in made:

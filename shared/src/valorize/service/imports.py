@@ -58,6 +58,7 @@ from valorize.domain.imports import (
     statement_bank_code,
     transaction_id,
 )
+from valorize.domain.limits import LedgerReach, Reach
 from valorize.domain.model import Account, Origin, Transaction, User
 from valorize.domain.notifications import NotificationKind, NotificationRequest, notification_id
 from valorize.domain.statements import (
@@ -232,6 +233,15 @@ class ImportRepository(Protocol):
         self, user_id: str, import_id: str, after: str | None, limit: int
     ) -> list[StagedRow]:
         """Rows to commit (included, not yet committed) in id order, after `after`."""
+        ...
+
+    def pending_amounts(self, user_id: str, import_id: str) -> dict[str, tuple[int, int]]:
+        """Per account, the credits and the debits (magnitudes) of the rows to commit."""
+        ...
+
+    def committed_amounts(self, user_id: str, import_id: str) -> dict[str, tuple[int, int]]:
+        """Per account, the credits and the debits (magnitudes) of the import's transactions
+        as they are now (what a revert takes away)."""
         ...
 
     def commit_rows(
@@ -915,6 +925,9 @@ class ImportService:
                 )
             return None
 
+        current = self.repo.get_import(user_id, import_id)
+        if current is not None and current.status is ImportStatus.READY:
+            self._check_limits(user_id, self.repo.pending_amounts(user_id, import_id), undo=False)
         before, record = self.repo.transition(user_id, import_id, begin)
         if before is None:
             raise NotFound("import not found")
@@ -927,6 +940,28 @@ class ImportService:
             self._enqueue(COMMIT_PATH, "commit", user_id, record)
             return record, True
         return self.run_commit(user_id, import_id), False
+
+    def _check_limits(
+        self, user_id: str, amounts: Mapping[str, tuple[int, int]], undo: bool
+    ) -> None:
+        """Refuse (422, the import unchanged) a commit or revert that could take a balance or
+        an all-time sum out of the safe range at any point: it runs in many batches, so its
+        credits and its debits count apart (domain/limits.py), and this is checked once,
+        before the first batch, against what is stored now."""
+        accounts = self.store.get_accounts(user_id, sorted(amounts))
+        balances: dict[str, Reach] = {}
+        sums: dict[tuple[str, ...], int] = {}
+        for account_id, (credits, debits) in amounts.items():
+            account = accounts.get(account_id)
+            if account is None:
+                continue  # its rows are skipped (commit) or its transactions gone (revert)
+            balances[account_id] = Reach(-credits, debits) if undo else Reach(-debits, credits)
+            if not undo:  # a revert only lowers the income and expense sums
+                for kind, size in (("income", credits), ("expense", debits)):
+                    path = (account.currency, kind)
+                    sums[path] = sums.get(path, 0) + size
+        reach = LedgerReach(balances, {p: Reach.of(v) for p, v in sums.items() if v})
+        self.store.check_limits(user_id, reach, "rows")
 
     def run_commit(self, user_id: str, import_id: str) -> Import:
         record = self.get(user_id, import_id)
@@ -1088,6 +1123,9 @@ class ImportService:
                 )
             return None
 
+        current = self.repo.get_import(user_id, import_id)
+        if current is not None and current.status is ImportStatus.COMMITTED:
+            self._check_limits(user_id, self.repo.committed_amounts(user_id, import_id), undo=True)
         before, record = self.repo.transition(user_id, import_id, begin)
         if before is None:
             raise NotFound("import not found")

@@ -13,6 +13,7 @@ from valorize.domain.alerts import AlertProfile
 from valorize.domain.automation import Materialization, RuleJob, RuleJobPage
 from valorize.domain.budget import Budget
 from valorize.domain.events import Event
+from valorize.domain.limits import LedgerReach
 from valorize.domain.model import Account, ApiToken, Category, Transaction, User
 from valorize.domain.notifications import (
     Notification,
@@ -135,6 +136,12 @@ class Store(Protocol):
     def get_months(self, user_id: str, months: Sequence[str]) -> dict[str, dict[str, Any]]: ...
     def get_months_from(self, user_id: str, month: str) -> dict[str, dict[str, Any]]: ...
     def get_totals(self, user_id: str) -> dict[str, Any]: ...
+    def check_limits(self, user_id: str, reach: LedgerReach, field_name: str = "amount") -> None:
+        """Raise OutOfSafeRange (422) when a write that moves balances and all-time sums as
+        `reach` says could take one out of the safe range (domain/limits.py). The ledger
+        writes below call it themselves; a write in several batches (an import's commit or
+        revert) calls it once, up front, with everything it will do."""
+        ...
 
     # budgets
     def add_budget(self, user_id: str, budget: Budget) -> tuple[Budget, bool]: ...
