@@ -67,8 +67,13 @@ def upload(
     )
 
 
-def wait(api: Api, import_id: str, until: tuple[str, ...] = ("ready", "failed")) -> dict[str, Any]:
-    deadline = time.monotonic() + DEADLINE
+def wait(
+    api: Api,
+    import_id: str,
+    until: tuple[str, ...] = ("ready", "failed"),
+    seconds: float = DEADLINE,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
     while True:
         r = api.get(f"/api/imports/{import_id}")
         assert r.status_code == 200, r.text

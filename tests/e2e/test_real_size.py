@@ -18,7 +18,7 @@ import requests
 
 from devstack.stack import Stack
 from tests.e2e.conftest import Api, assert_problem, register
-from tests.e2e.test_imports import parsed_lines, rows, user_id
+from tests.e2e.test_imports import parsed_lines, rows, user_id, wait
 from valorize.domain.statements.samples import ofx_sample
 
 MIB = 1024 * 1024
@@ -48,18 +48,6 @@ def post_file(base: str, token: str, data: bytes, **fields: str) -> requests.Res
         headers={"Authorization": f"Bearer {token}"},
         timeout=300,
     )
-
-
-def wait(api: Api, import_id: str, until: tuple[str, ...]) -> dict[str, Any]:
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        r = api.get(f"/api/imports/{import_id}")
-        assert r.status_code == 200, r.text
-        body: dict[str, Any] = r.json()
-        if body["status"] in until:
-            return body
-        assert time.monotonic() < deadline, f"import stuck in {body['status']}: {body}"
-        time.sleep(0.5)
 
 
 def objects(stack: Stack, uid: str) -> list[str]:
@@ -99,7 +87,7 @@ def upload_stage_commit(
     assert r.status_code == 202, r.text
     import_id = r.json()["id"]
     started = time.monotonic()
-    record = wait(api, import_id, ("ready", "failed"))
+    record = wait(api, import_id, ("ready", "failed"), DEADLINE)
     timings["stage"] = time.monotonic() - started
     assert record["status"] == "ready", record
     assert record["size"] == len(data)
@@ -110,7 +98,7 @@ def upload_stage_commit(
     started = time.monotonic()
     r = api.post(f"/api/imports/{import_id}/commit")
     assert r.status_code in (200, 202), r.text
-    done = r.json() if r.status_code == 200 else wait(api, import_id, ("committed",))
+    done = r.json() if r.status_code == 200 else wait(api, import_id, ("committed",), DEADLINE)
     timings["commit"] = time.monotonic() - started
     assert done["status"] == "committed", done
     assert done["committed"] == len(lines)
