@@ -39,6 +39,8 @@ from valorize.domain.rules import RuleSet
 from valorize.service.ports import Clock, EventBus, Notifier, NullBus, Store, TaskQueue
 
 log = logging.getLogger(__name__)
+# The log marker of an occurrence refused for the money limits (it is retried every run).
+RECURRENCE_REFUSED = "recurrence_refused"
 
 QUEUE = "automations"
 FUNCTION = "automate"
@@ -220,7 +222,19 @@ class AutomationService:
                 except OutOfSafeRange as error:
                     # Not created and the watermark kept: the next run tries again, and
                     # succeeds once the balance has room. Retrying the task would not help.
-                    log.error("recurrence %s of user %s: %s", rec.id, user_id, error.detail)
+                    log.error(
+                        "recurrence %s of user %s: %s",
+                        rec.id,
+                        user_id,
+                        error.detail,
+                        extra={
+                            "entry": {
+                                "valorize_event": RECURRENCE_REFUSED,
+                                "user_id": user_id,
+                                "recurrence_id": rec.id,
+                            }
+                        },
+                    )
                     refused.append(rec.id)
                     break
                 if step is None:
