@@ -21,9 +21,10 @@ everything its debits could take, so that no intermediate state leaves the range
 
 A move toward zero is always allowed: a value a race left slightly outside can be repaired.
 The current values are read without making them a precondition of the write (they are not
-re-checked at commit), which adds no contention on those hot documents; a stale read is safe, because between the read and the commit only concurrent
-writers can move the value, each by at most one checked write, and int64 leaves 1,023 times
-the safe range of slack before Firestore would saturate.
+re-checked at commit), which adds no contention on those hot documents. A stale read is
+safe: between the read and the commit only concurrent writers can move the value, each by
+at most one checked write, and int64 leaves 1,023 times the safe range of slack before
+Firestore would saturate.
 """
 
 from __future__ import annotations
