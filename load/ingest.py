@@ -136,19 +136,15 @@ def _machine() -> dict[str, Any]:
 
 class Bench:
     def __init__(self, env: Mapping[str, str], writers: int) -> None:
-        from google.cloud import firestore
-
+        from valorize import bootstrap
         from valorize.adapters.firestore_imports import FirestoreImports
-        from valorize.adapters.firestore_store import FirestoreStore
-        from valorize.adapters.statement_files import GcsStatementFiles
-        from valorize.adapters.system import SystemClock, Uuid7Ids
+        from valorize.config import Settings
 
-        self.db = firestore.Client(project=env["GOOGLE_CLOUD_PROJECT"])
-        self.store = FirestoreStore(self.db)
-        self.repo = FirestoreImports(self.db, self.store, writers=writers)
-        self.files = GcsStatementFiles(env["GOOGLE_CLOUD_PROJECT"])
-        self.clock = SystemClock()
-        self.ids = Uuid7Ids()
+        self.base = bootstrap.build(Settings.from_env(env))
+        self.db = self.base.firestore
+        self.repo = FirestoreImports(self.db, writers=writers)
+        self.clock = self.base.clock
+        self.ids = self.base.ids
 
     def user(self) -> str:
         from valorize.domain.model import ApiToken, User
@@ -156,24 +152,27 @@ class Bench:
         uid = self.ids.new_id()
         now = self.clock.now()
         user = User(uid, f"{uid}@bench.local", "Bench", "BRL", "pt-BR", now)
-        self.store.create_user(user, "x", [], ApiToken("t" + uid, uid, "bench", now), "x")
+        self.base.user_store.create_user(user, "x", [], ApiToken("t" + uid, uid, "bench", now), "x")
         return uid
 
     def service(self, progress: _Progress) -> Any:
-        from valorize.service.imports import ImportService
+        """The import service on the emulators, reporting progress to `progress` only."""
+        from valorize import bootstrap
+        from valorize.adapters.cache import NoCache
+        from valorize.service.ports import NullBus
 
         quiet = _Quiet()
-        return ImportService(
-            self.store,
-            self.repo,
-            self.files,
-            quiet,
-            quiet,
-            progress,
-            self.clock,
-            self.ids,
-            progress_every=1000,
-        )
+        return bootstrap.build(
+            self.base.settings,
+            firestore=self.db,
+            import_store=self.repo,
+            statement_files=self.base.statement_files,
+            task_queue=quiet,
+            notifier=quiet,
+            realtime=progress,
+            bus=NullBus(),
+            query_cache=NoCache(),
+        ).imports
 
     def stage(self, data: bytes, name: str, *, traced: bool = False) -> dict[str, Any]:
         """Upload, then time the worker from uploaded to ready."""

@@ -201,7 +201,7 @@ def _authenticate(token):
     hit = _seen.get(token)
     if hit is not None and hit[1] > now:
         return hit[0]
-    principal = bootstrap.auth_service().authenticate(token)
+    principal = bootstrap.services().auth.authenticate(token)
     with _lock:
         _seen[token] = (principal, now + {ttl})
     return principal

@@ -282,7 +282,7 @@ def make_users(count: int) -> list[dict[str, str]]:
     from valorize import bootstrap
     from valorize.service.commands import CreateToken
 
-    auth = bootstrap.auth_service()
+    auth = bootstrap.services().auth
     ids = [f"bench{n:05d}{os.urandom(4).hex()}" for n in range(count)]
 
     def issue(user_id: str) -> dict[str, str]:

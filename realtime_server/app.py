@@ -24,7 +24,6 @@ The worker is gunicorn's eventlet (default) or gevent, chosen by ``VALORIZE_REAL
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -58,7 +57,7 @@ AUTH_CONCURRENCY = 10
 
 
 def worker_kind() -> str:
-    kind = os.environ.get("VALORIZE_REALTIME_WORKER", "eventlet")
+    kind = settings().realtime_worker
     if kind not in WORKERS:
         raise RuntimeError(f"VALORIZE_REALTIME_WORKER={kind!r}; expected one of {WORKERS}")
     return kind
@@ -146,8 +145,8 @@ def _firestore_over_rest() -> None:
         FirestoreRestTransport,
     )
 
-    client = bootstrap.firestore_client()
-    emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    client = bootstrap.services().firestore
+    emulator = settings().firestore_emulator_host
     transport = (
         FirestoreRestTransport(host=emulator, url_scheme="http", credentials=AnonymousCredentials())
         if emulator
@@ -295,7 +294,7 @@ def create_app() -> socketio.WSGIApp:
     reader = redis.Redis(connection_pool=pool)
     manager = CatchUpRedisManager(s.redis_url, channel=CHANNEL)
     server = RealtimeServer(
-        bootstrap.auth_service().authenticate,
+        bootstrap.services().auth.authenticate,
         EventLog(reader, s.realtime_log_events, s.realtime_log_seconds),
         manager,
         async_mode=kind,

@@ -43,11 +43,9 @@ def emulator_env(stack: Stack) -> Iterator[dict[str, str]]:
     os.environ.update(stack.env)
     from valorize import bootstrap, config
 
+    # Built again from the new environment on first use.
     config.settings.cache_clear()
-    for name in dir(bootstrap):
-        cached = getattr(getattr(bootstrap, name), "cache_clear", None)
-        if cached:
-            cached()
+    bootstrap.services.cache_clear()
     yield stack.env
     os.environ.clear()
     os.environ.update(saved)

@@ -15,7 +15,7 @@ def render(account: object) -> object:
 
 
 def list_accounts(call: Call) -> object:
-    page = bootstrap.account_service().list(call.user_id, call.query.limit, call.query.cursor)
+    page = bootstrap.services().accounts.list(call.user_id, call.query.limit, call.query.cursor)
     return dump(
         ListOf[AccountOut](
             data=[AccountOut.of(a) for a in page.items], next_cursor=page.next_cursor
@@ -24,19 +24,21 @@ def list_accounts(call: Call) -> object:
 
 
 def create_account(call: Call) -> object:
-    return bootstrap.account_service().create(call.user_id, call.body, call.idem)
+    return bootstrap.services().accounts.create(call.user_id, call.body, call.idem)
 
 
 def get_account(call: Call) -> object:
-    return bootstrap.account_service().get(call.user_id, call.params["account_id"])
+    return bootstrap.services().accounts.get(call.user_id, call.params["account_id"])
 
 
 def update_account(call: Call) -> object:
-    return bootstrap.account_service().update(call.user_id, call.params["account_id"], call.body)
+    return bootstrap.services().accounts.update(call.user_id, call.params["account_id"], call.body)
 
 
 def delete_account(call: Call) -> None:
-    bootstrap.account_service().delete(call.user_id, call.params["account_id"], call.query.confirm)
+    bootstrap.services().accounts.delete(
+        call.user_id, call.params["account_id"], call.query.confirm
+    )
 
 
 app = FunctionApp(

@@ -18,30 +18,30 @@ from valorize.service import commands as c
 
 
 def register(call: Call) -> object:
-    user, issued = bootstrap.auth_service().register(call.body)
+    user, issued = bootstrap.services().auth.register(call.body)
     return dump(RegisteredOut(user=UserOut.of(user), token=issued.plaintext))
 
 
 def login(call: Call) -> object:
-    issued = bootstrap.auth_service().login(call.body, call.client_ip)
+    issued = bootstrap.services().auth.login(call.body, call.client_ip)
     return dump(LoginOut(token=issued.plaintext, expires_at=issued.token.expires_at))
 
 
 def me(call: Call) -> object:
-    return dump(UserOut.of(bootstrap.auth_service().me(call.user_id)))
+    return dump(UserOut.of(bootstrap.services().auth.me(call.user_id)))
 
 
 def list_tokens(call: Call) -> object:
-    tokens = bootstrap.auth_service().list_tokens(call.user_id)
+    tokens = bootstrap.services().auth.list_tokens(call.user_id)
     return dump(ListOf[TokenOut](data=[TokenOut.of(t) for t in tokens], next_cursor=None))
 
 
 def create_token(call: Call) -> object:
-    return bootstrap.auth_service().create_token(call.user_id, call.body, call.idem)
+    return bootstrap.services().auth.create_token(call.user_id, call.body, call.idem)
 
 
 def revoke_token(call: Call) -> None:
-    bootstrap.auth_service().revoke_token(call.user_id, call.params["token_id"])
+    bootstrap.services().auth.revoke_token(call.user_id, call.params["token_id"])
 
 
 app = FunctionApp(

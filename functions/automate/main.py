@@ -14,7 +14,7 @@ from valorize.service.automations import run_day
 
 def run(call: Call) -> object:
     body: a.RunAutomations = call.body
-    service = bootstrap.automation_service()
+    service = bootstrap.services().automations
     on = run_day(
         body.date,
         call.request.headers.get("X-CloudScheduler-ScheduleTime"),
@@ -25,12 +25,12 @@ def run(call: Call) -> object:
 
 def fan_out(call: Call) -> object:
     body: a.FanOutPage = call.body
-    return bootstrap.automation_service().fan_out(body.kind, body.date, body.cursor, body.page)
+    return bootstrap.services().automations.fan_out(body.kind, body.date, body.cursor, body.page)
 
 
 def run_user(call: Call) -> object:
     body: a.UserAutomation = call.body
-    return bootstrap.automation_service().run_user(body.user_id, body.kind, body.date)
+    return bootstrap.services().automations.run_user(body.user_id, body.kind, body.date)
 
 
 app = FunctionApp(

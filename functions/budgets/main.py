@@ -26,51 +26,53 @@ def render_move(pair: object) -> object:
 
 
 def _month(call: Call) -> str:
-    return call.query.month or bootstrap.dashboard_service().this_month()
+    return call.query.month or bootstrap.services().dashboard.this_month()
 
 
 def list_budgets(call: Call) -> object:
-    budgets = bootstrap.budget_service().list(call.user_id)
+    budgets = bootstrap.services().budgets.list(call.user_id)
     return dump(BudgetList(data=[BudgetOut.of(x) for x in budgets]))
 
 
 def create_budget(call: Call) -> object:
-    budget, created = bootstrap.budget_service().create(call.user_id, call.body)
+    budget, created = bootstrap.services().budgets.create(call.user_id, call.body)
     if not created:
         call.status = 200  # the category already had its envelope: here it is
     return budget
 
 
 def get_budget(call: Call) -> object:
-    return bootstrap.budget_service().get(call.user_id, call.params["budget_id"])
+    return bootstrap.services().budgets.get(call.user_id, call.params["budget_id"])
 
 
 def rename_budget(call: Call) -> object:
-    return bootstrap.budget_service().rename(call.user_id, call.params["budget_id"], call.body.name)
+    return bootstrap.services().budgets.rename(
+        call.user_id, call.params["budget_id"], call.body.name
+    )
 
 
 def delete_budget(call: Call) -> None:
-    bootstrap.budget_service().delete(call.user_id, call.params["budget_id"])
+    bootstrap.services().budgets.delete(call.user_id, call.params["budget_id"])
 
 
 def set_income(call: Call) -> object:
-    return bootstrap.budget_service().set_income(call.user_id, call.body)
+    return bootstrap.services().budgets.set_income(call.user_id, call.body)
 
 
 def month_summary(call: Call) -> object:
-    return bootstrap.budget_service().month_summary(call.user_id, _month(call))
+    return bootstrap.services().budgets.month_summary(call.user_id, _month(call))
 
 
 def allocate(call: Call) -> object:
-    return bootstrap.budget_service().allocate(call.user_id, call.body)
+    return bootstrap.services().budgets.allocate(call.user_id, call.body)
 
 
 def move_money(call: Call) -> object:
-    return bootstrap.budget_service().move(call.user_id, call.body)
+    return bootstrap.services().budgets.move(call.user_id, call.body)
 
 
 def overview(call: Call) -> object:
-    return bootstrap.budget_service().overview(call.user_id, _month(call))
+    return bootstrap.services().budgets.overview(call.user_id, _month(call))
 
 
 app = FunctionApp(

@@ -14,7 +14,7 @@ def render(category: object) -> object:
 
 
 def list_categories(call: Call) -> object:
-    page = bootstrap.category_service().list(call.user_id, call.query.limit, call.query.cursor)
+    page = bootstrap.services().categories.list(call.user_id, call.query.limit, call.query.cursor)
     return dump(
         ListOf[CategoryOut](
             data=[CategoryOut.of(x) for x in page.items], next_cursor=page.next_cursor
@@ -23,20 +23,22 @@ def list_categories(call: Call) -> object:
 
 
 def create_category(call: Call) -> object:
-    return bootstrap.category_service().create(call.user_id, call.body, call.idem)
+    return bootstrap.services().categories.create(call.user_id, call.body, call.idem)
 
 
 def get_category(call: Call) -> object:
-    return bootstrap.category_service().get(call.user_id, call.params["category_id"])
+    return bootstrap.services().categories.get(call.user_id, call.params["category_id"])
 
 
 def update_category(call: Call) -> object:
-    return bootstrap.category_service().update(call.user_id, call.params["category_id"], call.body)
+    return bootstrap.services().categories.update(
+        call.user_id, call.params["category_id"], call.body
+    )
 
 
 def delete_category(call: Call) -> None:
     q = call.query
-    bootstrap.category_service().delete(
+    bootstrap.services().categories.delete(
         call.user_id, call.params["category_id"], q.reassign_to, q.uncategorize
     )
 

@@ -10,36 +10,36 @@ from valorize.entrypoints.schemas import TransactionOut, dump
 
 
 def _said(call: Call, value: object) -> object:
-    outcome = getattr(bootstrap.query_cache().last, "outcome", "bypass")
+    outcome = getattr(bootstrap.services().query_cache.last, "outcome", "bypass")
     call.response_headers["X-Cache"] = outcome
     return value
 
 
 def summary(call: Call) -> object:
-    return _said(call, bootstrap.dashboard_service().summary(call.user_id, call.query.month))
+    return _said(call, bootstrap.services().dashboard.summary(call.user_id, call.query.month))
 
 
 def trend(call: Call) -> object:
-    view = bootstrap.dashboard_service().trend(call.user_id, call.query.end, call.query.months)
+    view = bootstrap.services().dashboard.trend(call.user_id, call.query.end, call.query.months)
     return _said(call, view)
 
 
 def spending(call: Call) -> object:
-    view = bootstrap.dashboard_service().spending(call.user_id, call.query.month, call.query.top)
+    view = bootstrap.services().dashboard.spending(call.user_id, call.query.month, call.query.top)
     return _said(call, view)
 
 
 def recent(call: Call) -> object:
-    items = bootstrap.dashboard_service().recent(call.user_id, call.query.limit)
+    items = bootstrap.services().dashboard.recent(call.user_id, call.query.limit)
     return {"data": [dump(TransactionOut.of(t)) for t in items]}
 
 
 def accounts(call: Call) -> object:
-    return _said(call, bootstrap.dashboard_service().accounts(call.user_id, call.query.month))
+    return _said(call, bootstrap.services().dashboard.accounts(call.user_id, call.query.month))
 
 
 def category(call: Call) -> object:
-    view = bootstrap.dashboard_service().category_insights(
+    view = bootstrap.services().dashboard.category_insights(
         call.user_id, call.params["category_id"], call.query.end, call.query.months
     )
     return _said(call, view)

@@ -31,7 +31,7 @@ def render_row(row: object) -> object:
 
 
 def upload(call: Call) -> object:
-    service = bootstrap.import_service()
+    service = bootstrap.services().imports
     with service.receive(call.user_id, idempotency_key(call.request)) as intake:
         record, replayed = service.upload(call.user_id, parse_upload(call.request, intake), intake)
     if replayed:
@@ -41,7 +41,7 @@ def upload(call: Call) -> object:
 
 
 def list_imports(call: Call) -> object:
-    page = bootstrap.import_service().list_imports(
+    page = bootstrap.services().imports.list_imports(
         call.user_id, call.query.limit, call.query.cursor
     )
     return dump(
@@ -50,12 +50,12 @@ def list_imports(call: Call) -> object:
 
 
 def get_import(call: Call) -> object:
-    return bootstrap.import_service().get(call.user_id, call.params["import_id"])
+    return bootstrap.services().imports.get(call.user_id, call.params["import_id"])
 
 
 def list_rows(call: Call) -> object:
     q: ic.ListImportRows = call.query
-    page = bootstrap.import_service().rows(
+    page = bootstrap.services().imports.rows(
         call.user_id, call.params["import_id"], q.classification, q.limit, q.cursor
     )
     return dump(
@@ -66,19 +66,19 @@ def list_rows(call: Call) -> object:
 
 
 def update_row(call: Call) -> object:
-    return bootstrap.import_service().update_row(
+    return bootstrap.services().imports.update_row(
         call.user_id, call.params["import_id"], call.params["row_id"], call.body
     )
 
 
 def commit(call: Call) -> object:
-    record, queued = bootstrap.import_service().commit(call.user_id, call.params["import_id"])
+    record, queued = bootstrap.services().imports.commit(call.user_id, call.params["import_id"])
     call.status = 202 if queued else 200
     return record
 
 
 def revert(call: Call) -> object:
-    record, queued = bootstrap.import_service().revert(call.user_id, call.params["import_id"])
+    record, queued = bootstrap.services().imports.revert(call.user_id, call.params["import_id"])
     call.status = 202 if queued else 200
     return record
 
@@ -97,7 +97,7 @@ def _done(record: Any) -> object:
 def task_process(call: Call) -> object:
     body: ic.ImportTask = call.body
     return _done(
-        bootstrap.import_service().process(
+        bootstrap.services().imports.process(
             body.user_id, body.import_id, last_attempt=_last_attempt(call)
         )
     )
@@ -105,7 +105,7 @@ def task_process(call: Call) -> object:
 
 def task_commit(call: Call) -> object:
     body: ic.ImportTask = call.body
-    service = bootstrap.import_service()
+    service = bootstrap.services().imports
     if service.repo.get_import(body.user_id, body.import_id) is None:
         return {"status": "gone"}
     return render(service.run_commit(body.user_id, body.import_id))
@@ -113,7 +113,7 @@ def task_commit(call: Call) -> object:
 
 def task_revert(call: Call) -> object:
     body: ic.ImportTask = call.body
-    service = bootstrap.import_service()
+    service = bootstrap.services().imports
     if service.repo.get_import(body.user_id, body.import_id) is None:
         return {"status": "gone"}
     return render(service.run_revert(body.user_id, body.import_id))

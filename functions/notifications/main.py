@@ -24,7 +24,7 @@ def render(notification: object) -> object:
 
 def list_notifications(call: Call) -> object:
     q = call.query
-    page = bootstrap.notification_service().list(call.user_id, q.unread, q.limit, q.cursor)
+    page = bootstrap.services().notifications.list(call.user_id, q.unread, q.limit, q.cursor)
     return dump(
         NotificationList(
             data=[NotificationOut.of(n) for n in page.items], next_cursor=page.next_cursor
@@ -33,25 +33,27 @@ def list_notifications(call: Call) -> object:
 
 
 def unread_count(call: Call) -> object:
-    return {"unread": bootstrap.notification_service().unread_count(call.user_id)}
+    return {"unread": bootstrap.services().notifications.unread_count(call.user_id)}
 
 
 def mark_read(call: Call) -> object:
-    return bootstrap.notification_service().mark_read(call.user_id, call.params["notification_id"])
+    return bootstrap.services().notifications.mark_read(
+        call.user_id, call.params["notification_id"]
+    )
 
 
 def mark_all_read(call: Call) -> object:
-    return {"unread": bootstrap.notification_service().mark_all_read(call.user_id)}
+    return {"unread": bootstrap.services().notifications.mark_all_read(call.user_id)}
 
 
 def get_preferences(call: Call) -> object:
-    return preferences_json(*bootstrap.notification_service().preferences(call.user_id))
+    return preferences_json(*bootstrap.services().notifications.preferences(call.user_id))
 
 
 def update_preferences(call: Call) -> object:
     body: UpdatePreferences = call.body
     given = body.model_fields_set
-    prefs, currency = bootstrap.notification_service().update_preferences(
+    prefs, currency = bootstrap.services().notifications.update_preferences(
         call.user_id,
         email=body.email,
         threshold=(

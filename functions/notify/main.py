@@ -11,7 +11,7 @@ from valorize.entrypoints.schemas import dump
 
 
 def deliver(call: Call) -> object:
-    return bootstrap.notification_service().deliver(call.body.request())
+    return bootstrap.services().notifications.deliver(call.body.request())
 
 
 app = FunctionApp(

@@ -17,26 +17,26 @@ def render(rec: object) -> object:
 
 
 def list_recurrences(call: Call) -> object:
-    page = bootstrap.recurrence_service().list(call.user_id, call.query.limit, call.query.cursor)
+    page = bootstrap.services().recurrences.list(call.user_id, call.query.limit, call.query.cursor)
     return {"data": [recurrence_out(x) for x in page.items], "next_cursor": page.next_cursor}
 
 
 def create_recurrence(call: Call) -> object:
-    return bootstrap.recurrence_service().create(call.user_id, call.body, call.idem)
+    return bootstrap.services().recurrences.create(call.user_id, call.body, call.idem)
 
 
 def get_recurrence(call: Call) -> object:
-    return bootstrap.recurrence_service().get(call.user_id, call.params["recurrence_id"])
+    return bootstrap.services().recurrences.get(call.user_id, call.params["recurrence_id"])
 
 
 def update_recurrence(call: Call) -> object:
-    return bootstrap.recurrence_service().update(
+    return bootstrap.services().recurrences.update(
         call.user_id, call.params["recurrence_id"], call.body
     )
 
 
 def delete_recurrence(call: Call) -> None:
-    bootstrap.recurrence_service().delete(call.user_id, call.params["recurrence_id"])
+    bootstrap.services().recurrences.delete(call.user_id, call.params["recurrence_id"])
 
 
 app = FunctionApp(

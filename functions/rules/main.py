@@ -24,28 +24,28 @@ def render(rule: object) -> object:
 
 
 def list_rules(call: Call) -> object:
-    page = bootstrap.rule_service().list(call.user_id, call.query.limit, call.query.cursor)
+    page = bootstrap.services().rules.list(call.user_id, call.query.limit, call.query.cursor)
     return {"data": [r.rule_json(x) for x in page.items], "next_cursor": page.next_cursor}
 
 
 def create_rule(call: Call) -> object:
-    return bootstrap.rule_service().create(call.user_id, call.body)
+    return bootstrap.services().rules.create(call.user_id, call.body)
 
 
 def get_rule(call: Call) -> object:
-    return bootstrap.rule_service().get(call.user_id, call.params["rule_id"])
+    return bootstrap.services().rules.get(call.user_id, call.params["rule_id"])
 
 
 def update_rule(call: Call) -> object:
-    return bootstrap.rule_service().update(call.user_id, call.params["rule_id"], call.body)
+    return bootstrap.services().rules.update(call.user_id, call.params["rule_id"], call.body)
 
 
 def delete_rule(call: Call) -> None:
-    bootstrap.rule_service().delete(call.user_id, call.params["rule_id"])
+    bootstrap.services().rules.delete(call.user_id, call.params["rule_id"])
 
 
 def start_apply(call: Call) -> object:
-    return bootstrap.rule_service().start_apply(call.user_id, call.body)
+    return bootstrap.services().rules.start_apply(call.user_id, call.body)
 
 
 def render_accepted(job: object) -> object:
@@ -53,13 +53,13 @@ def render_accepted(job: object) -> object:
 
 
 def get_apply(call: Call) -> object:
-    job = bootstrap.rule_service().job(call.user_id, call.params["job_id"])
+    job = bootstrap.services().rules.job(call.user_id, call.params["job_id"])
     return dump(ApplyJobOut.of(job))
 
 
 def run_apply_page(call: Call) -> object:
     body: a.ApplyRulesPage = call.body
-    return bootstrap.rule_service().run_apply_page(
+    return bootstrap.services().rules.run_apply_page(
         body.user_id, body.job_id, body.page, body.cursor
     )
 

@@ -25,7 +25,7 @@ def list_transactions(call: Call) -> object:
 
 
 def _page(call: Call) -> object:
-    page = bootstrap.transaction_service().list(call.user_id, call.query)
+    page = bootstrap.services().transactions.list(call.user_id, call.query)
     return dump(
         ListOf[TransactionOut](
             data=[TransactionOut.of(t) for t in page.items], next_cursor=page.next_cursor
@@ -34,25 +34,25 @@ def _page(call: Call) -> object:
 
 
 def create_transaction(call: Call) -> object:
-    return bootstrap.transaction_service().create(call.user_id, call.body, call.idem)
+    return bootstrap.services().transactions.create(call.user_id, call.body, call.idem)
 
 
 def create_transfer(call: Call) -> object:
-    return bootstrap.transaction_service().transfer(call.user_id, call.body, call.idem)
+    return bootstrap.services().transactions.transfer(call.user_id, call.body, call.idem)
 
 
 def get_transaction(call: Call) -> object:
-    return bootstrap.transaction_service().get(call.user_id, call.params["transaction_id"])
+    return bootstrap.services().transactions.get(call.user_id, call.params["transaction_id"])
 
 
 def update_transaction(call: Call) -> object:
-    return bootstrap.transaction_service().update(
+    return bootstrap.services().transactions.update(
         call.user_id, call.params["transaction_id"], call.body
     )
 
 
 def delete_transaction(call: Call) -> None:
-    bootstrap.transaction_service().delete(call.user_id, call.params["transaction_id"])
+    bootstrap.services().transactions.delete(call.user_id, call.params["transaction_id"])
 
 
 app = FunctionApp(

@@ -64,7 +64,7 @@ def scheduler(stack: Stack) -> Scheduler:
 def db(emulator_env: dict[str, str]) -> Any:
     from valorize import bootstrap
 
-    return bootstrap.firestore_client()
+    return bootstrap.build().firestore
 
 
 def user_id(api: Api) -> str:

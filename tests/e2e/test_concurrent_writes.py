@@ -14,12 +14,10 @@ The number of 5xx per route is printed at the end of the module (before/after fi
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -27,7 +25,9 @@ import requests
 
 from devstack.stack import Stack
 from tests.e2e.conftest import Api
-from tests.integration.test_readmodel_property import all_transactions
+from tests.integration.test_readmodel_property import ledger_is_consistent
+from valorize.bootstrap import Services
+from valorize.service.ports import NullBus
 
 WRITERS = 12
 CONTENTION = (409, 503)
@@ -96,28 +96,10 @@ def user_id(api: Api) -> str:
 
 
 @pytest.fixture(scope="module")
-def store(emulator_env: dict[str, str]) -> Any:
+def services(emulator_env: dict[str, str]) -> Services:
     from valorize import bootstrap
 
-    return bootstrap.store()
-
-
-def ledger_is_consistent(store: Any, uid: str) -> None:
-    """Balances and read models equal a recomputation from the stored transactions."""
-    from valorize.domain.readmodel import prune, recompute
-
-    everything = all_transactions(store, uid)
-    truth = recompute(everything)
-    months = sorted(truth | {s.id: {} for s in store._col(uid, "months").stream()})
-    stored = store.get_months(uid, months)
-    for month in months:
-        assert prune(stored.get(month, {})) == truth.get(month, {}), month
-    flat = recompute(replace(t, date=dt.date(2000, 1, 1)) for t in everything)
-    assert prune(store.get_totals(uid)) == flat.get("2000-01", {})
-    for account in store.list_accounts(uid, 200, None).items:
-        mine = [t for t in everything if t.account_id == account.id]
-        assert account.balance == account.opening_balance + sum(t.amount for t in mine)
-        assert account.transaction_count == len(mine)
+    return bootstrap.build(bus=NullBus())
 
 
 def transfer(api: Api, source: str, target: str, amount: int) -> requests.Response:
@@ -134,7 +116,7 @@ def transfer(api: Api, source: str, target: str, amount: int) -> requests.Respon
 # --- accounts ---------------------------------------------------------------------------------
 
 
-def test_patch_one_account(api: Api, store: Any) -> None:
+def test_patch_one_account(api: Api, services: Services) -> None:
     account = api.account(opening_balance=1_000)
     path = f"/api/accounts/{account['id']}"
     bodies = [
@@ -164,10 +146,10 @@ def test_patch_one_account(api: Api, store: Any) -> None:
     winner = next(b for b in bodies if b["name"] == final["name"])
     assert final["opening_balance"]["amount"] == winner["opening_balance"]
     assert final["low_balance_threshold"] == winner["low_balance_threshold"]
-    ledger_is_consistent(store, user_id(api))
+    ledger_is_consistent(services, user_id(api))
 
 
-def test_delete_one_account(api: Api, store: Any) -> None:
+def test_delete_one_account(api: Api, services: Services) -> None:
     account = api.account()
     other = api.account(name="Savings")
     for i in range(3):
@@ -178,7 +160,7 @@ def test_delete_one_account(api: Api, store: Any) -> None:
     ok = deleted("DELETE /api/accounts/{id}", api, path)
     assert ok
     assert api.get(f"/api/accounts/{account['id']}").status_code == 404
-    ledger_is_consistent(store, user_id(api))
+    ledger_is_consistent(services, user_id(api))
 
 
 def test_create_accounts_with_one_idempotency_key(api: Api) -> None:
@@ -230,7 +212,7 @@ def test_create_categories_with_one_name(api: Api) -> None:
     )
 
 
-def test_delete_one_category_in_use(api: Api, store: Any) -> None:
+def test_delete_one_category_in_use(api: Api, services: Services) -> None:
     cats = api.categories()
     food, fun = cats["Alimentação"]["id"], cats["Lazer"]["id"]
     account = api.account()
@@ -244,13 +226,13 @@ def test_delete_one_category_in_use(api: Api, store: Any) -> None:
     ok = deleted("DELETE /api/categories/{id}", api, path)
     assert ok
     assert api.get(f"/api/categories/{food}").status_code == 404
-    ledger_is_consistent(store, user_id(api))
+    ledger_is_consistent(services, user_id(api))
 
 
 # --- transactions -----------------------------------------------------------------------------
 
 
-def test_patch_one_transaction(api: Api, store: Any) -> None:
+def test_patch_one_transaction(api: Api, services: Services) -> None:
     account = api.account(opening_balance=10_000)
     txn = api.txn(account["id"], -100)
     path = f"/api/transactions/{txn['id']}"
@@ -264,10 +246,10 @@ def test_patch_one_transaction(api: Api, store: Any) -> None:
     winner = next(b for b in bodies if b["description"] == final["description"])
     assert (final["amount"], final["date"]) == (winner["amount"], winner["date"])
     assert api.balance(account["id"]) == 10_000 + winner["amount"]
-    ledger_is_consistent(store, user_id(api))
+    ledger_is_consistent(services, user_id(api))
 
 
-def test_patch_one_split_transaction(api: Api, store: Any) -> None:
+def test_patch_one_split_transaction(api: Api, services: Services) -> None:
     cats = api.categories()
     food, fun = cats["Alimentação"]["id"], cats["Lazer"]["id"]
     account = api.account()
@@ -295,10 +277,10 @@ def test_patch_one_split_transaction(api: Api, store: Any) -> None:
         final["amount"] + 999,
         -999,
     ]
-    ledger_is_consistent(store, user_id(api))
+    ledger_is_consistent(services, user_id(api))
 
 
-def test_patch_and_delete_one_transfer(api: Api, store: Any) -> None:
+def test_patch_and_delete_one_transfer(api: Api, services: Services) -> None:
     a, b = api.account(opening_balance=50_000), api.account(name="Savings")
     r = transfer(api, a["id"], b["id"], 1_000)
     assert r.status_code == 201, r.text
@@ -308,24 +290,24 @@ def test_patch_and_delete_one_transfer(api: Api, store: Any) -> None:
     if ok:
         final = api.get(path).json()
         assert final["amount"] in {x["amount"] for x in bodies}
-    ledger_is_consistent(store, user_id(api))
+    ledger_is_consistent(services, user_id(api))
     ok = deleted("DELETE /api/transactions/{id} (transfer)", api, path)
     assert ok
     assert api.balance(a["id"]) == 50_000 and api.balance(b["id"]) == 0
-    ledger_is_consistent(store, user_id(api))
+    ledger_is_consistent(services, user_id(api))
 
 
-def test_delete_one_transaction(api: Api, store: Any) -> None:
+def test_delete_one_transaction(api: Api, services: Services) -> None:
     account = api.account(opening_balance=5_000)
     txn = api.txn(account["id"], -1_234)
     path = f"/api/transactions/{txn['id']}"
     ok = deleted("DELETE /api/transactions/{id}", api, path)
     assert ok
     assert api.balance(account["id"]) == 5_000
-    ledger_is_consistent(store, user_id(api))
+    ledger_is_consistent(services, user_id(api))
 
 
-def test_create_transactions_and_transfers_on_one_account(api: Api, store: Any) -> None:
+def test_create_transactions_and_transfers_on_one_account(api: Api, services: Services) -> None:
     a, b = api.account(), api.account(name="Savings")
     calls: list[Callable[[Api], requests.Response]] = [
         lambda w, i=i: w.post(
@@ -337,10 +319,10 @@ def test_create_transactions_and_transfers_on_one_account(api: Api, store: Any) 
     calls += [lambda w, i=i: transfer(w, a["id"], b["id"], 100 + i) for i in range(WRITERS // 2)]
     ok = settled("POST /api/transactions + /transfers (one account)", burst(api, calls))
     assert len(ok) == WRITERS
-    ledger_is_consistent(store, user_id(api))
+    ledger_is_consistent(services, user_id(api))
 
 
-def test_create_transactions_with_one_idempotency_key(api: Api, store: Any) -> None:
+def test_create_transactions_with_one_idempotency_key(api: Api, services: Services) -> None:
     account = api.account()
     body = {"account_id": account["id"], "amount": -500, "date": "2025-03-03", "description": "x"}
     headers = {"Idempotency-Key": "double-submit"}
@@ -350,7 +332,7 @@ def test_create_transactions_with_one_idempotency_key(api: Api, store: Any) -> N
     )
     assert len({r.json()["id"] for r in ok}) == 1
     assert api.balance(account["id"]) == -500
-    ledger_is_consistent(store, user_id(api))
+    ledger_is_consistent(services, user_id(api))
 
 
 # --- budgets ----------------------------------------------------------------------------------
@@ -706,7 +688,7 @@ def staged(api: Api, account_id: str) -> dict[str, Any]:
         time.sleep(0.2)
 
 
-def test_review_commit_and_revert_one_import(api: Api, store: Any) -> None:
+def test_review_commit_and_revert_one_import(api: Api, services: Services) -> None:
     account = api.account(opening_balance=1_000)
     record = staged(api, account["id"])
     base = f"/api/imports/{record['id']}"
@@ -732,7 +714,7 @@ def test_review_commit_and_revert_one_import(api: Api, store: Any) -> None:
     assert ok
     done = api.get(base).json()
     assert done["status"] == "committed" and done["committed"] == (10 if included else 9)
-    ledger_is_consistent(store, user_id(api))
+    ledger_is_consistent(services, user_id(api))
     ok = settled(
         "POST /api/imports/{id}/revert",
         burst(api, [lambda w: w.post(f"{base}/revert")] * WRITERS),
@@ -741,4 +723,4 @@ def test_review_commit_and_revert_one_import(api: Api, store: Any) -> None:
     assert ok
     assert api.get(base).json()["status"] == "reverted"
     assert api.balance(account["id"]) == 1_000
-    ledger_is_consistent(store, user_id(api))
+    ledger_is_consistent(services, user_id(api))

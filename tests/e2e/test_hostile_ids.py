@@ -166,7 +166,7 @@ def world(base_url: str, stack: Stack) -> World:
 def db(emulator_env: dict[str, str]) -> Any:
     from valorize import bootstrap
 
-    return bootstrap.firestore_client()
+    return bootstrap.build().firestore
 
 
 # --- where documents may be -------------------------------------------------------------------

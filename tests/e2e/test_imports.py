@@ -464,13 +464,11 @@ def test_a_redelivered_task_changes_nothing(api: Api, stack: Stack) -> None:
 def test_a_crash_mid_import_then_redelivery_gives_the_same_result(
     api: Api, stack: Stack, emulator_env: dict[str, str]
 ) -> None:
-    from google.cloud import firestore
-
+    from valorize import bootstrap
+    from valorize.adapters.cache import NoCache
     from valorize.adapters.firestore_imports import FirestoreImports
-    from valorize.adapters.firestore_store import FirestoreStore
-    from valorize.adapters.statement_files import GcsStatementFiles
-    from valorize.adapters.system import SystemClock, Uuid7Ids
-    from valorize.service.imports import ImportService, Upload
+    from valorize.service.imports import Upload
+    from valorize.service.ports import NullBus
 
     class Nothing:
         def enqueue(self, *args: Any, **kwargs: Any) -> None: ...
@@ -503,17 +501,13 @@ def test_a_crash_mid_import_then_redelivery_gives_the_same_result(
     first = parsed_lines(data)[10]
     api.txn(account["id"], first.amount, first.date.isoformat(), first.description)
 
-    db = firestore.Client(project=emulator_env["GOOGLE_CLOUD_PROJECT"])
-    store = FirestoreStore(db)
-    files = GcsStatementFiles(emulator_env["GOOGLE_CLOUD_PROJECT"])
+    # The real import service on the emulators, its repository crashing, telling nobody.
     nothing = Nothing()
-
-    def service(repo: FirestoreImports) -> ImportService:
-        return ImportService(
-            store, repo, files, nothing, nothing, nothing, SystemClock(), Uuid7Ids()
-        )
-
-    crashing = service(CrashingRepo(db, store))
+    services = bootstrap.build(
+        task_queue=nothing, notifier=nothing, realtime=nothing, bus=NullBus(), query_cache=NoCache()
+    )
+    services.import_store = CrashingRepo(services.firestore)
+    crashing = services.imports
     with crashing.receive(uid, None) as intake:
         intake.write(data)
         record, _ = crashing.upload(uid, Upload("crash.csv", account_id=account["id"]), intake)

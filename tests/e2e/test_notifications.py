@@ -118,11 +118,11 @@ def settle(emulator_env: dict[str, str], api: Api, me: str) -> Callable[[], None
     from valorize import bootstrap
     from valorize.domain.notifications import NotificationKind, NotificationRequest
 
+    notifier = bootstrap.build().notifier
+
     def run() -> None:
         sentinel = f"sentinel-{uuid.uuid4().hex}"
-        bootstrap.notifier().notify(
-            NotificationRequest(me, sentinel, NotificationKind.MONTH_SUMMARY, "s", "s")
-        )
+        notifier.notify(NotificationRequest(me, sentinel, NotificationKind.MONTH_SUMMARY, "s", "s"))
         wait_until(lambda: any(n["id"] == sentinel for n in inbox(api)), "the sentinel")
 
     return run

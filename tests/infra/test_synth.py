@@ -287,7 +287,7 @@ def test_firestore_native_database_and_transaction_indexes(tf: dict[str, Any]) -
     (db,) = resources(tf, "google_firestore_database").values()
     assert db["name"] == "(default)"
     assert db["type"] == "FIRESTORE_NATIVE"
-    # The list queries order and page by sort_key (adapters/firestore_store.py).
+    # The list queries order and page by sort_key (adapters/firestore/ledger.py).
     tail = [{"field_path": "sort_key", "order": "DESCENDING"}]
     indexes = [i for i in resources(tf, "google_firestore_index").values()]
     fields = [i["fields"] for i in indexes if i["collection"] == "transactions"]

@@ -1,17 +1,17 @@
-"""Fixtures for the fast unit suite: services wired to in-memory fakes."""
+"""Fixtures for the fast unit suite: the real services, built by bootstrap on fakes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import pytest
 
-from tests.unit.fakes import FakeHasher, FakeThrottle, FixedClock, InMemoryStore, SeqIds
+from tests import fakes
+from tests.fakes.memory import Memory
+from valorize.bootstrap import Services
 from valorize.domain.model import Account, AccountType, Category, CategoryType, Color, Transaction
-from valorize.service.accounts import AccountService
-from valorize.service.auth import AuthService
-from valorize.service.categories import CategoryService
 from valorize.service.commands import (
     CreateAccount,
     CreateCategory,
@@ -19,7 +19,6 @@ from valorize.service.commands import (
     CreateTransfer,
     SplitIn,
 )
-from valorize.service.transactions import TransactionService
 
 # User ids of the form the API issues (32 hex): cursors over users are checked against it.
 USER = "ab" * 16
@@ -28,15 +27,19 @@ OTHER = "cd" * 16
 
 @dataclass
 class World:
-    store: InMemoryStore
-    clock: FixedClock
-    ids: SeqIds
-    hasher: FakeHasher
-    throttle: FakeThrottle
-    auth: AuthService
-    accounts: AccountService
-    categories: CategoryService
-    transactions: TransactionService
+    """The services on fakes (`fakes.build`), and shortcuts. Any member of the Services is
+    an attribute: world.transactions (the service), world.ledger (the fake port), world.clock."""
+
+    services: Services
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.services, name)
+
+    @property
+    def memory(self) -> Memory:
+        """What the fake stores hold (they share it)."""
+        memory: Memory = self.services.ledger.memory  # type: ignore[attr-defined]
+        return memory
 
     # --- shortcuts ----------------------------------------------------------------------------
 
@@ -111,28 +114,13 @@ class World:
         )
 
     def balance(self, account_id: str, user_id: str = USER) -> int:
-        account = self.store.get_account(user_id, account_id)
+        account = self.account_store.get_account(user_id, account_id)
         assert account is not None
         return account.balance
 
 
-def make_world() -> World:
-    clock = FixedClock()
-    ids = SeqIds()
-    store = InMemoryStore(clock)
-    hasher = FakeHasher()
-    throttle = FakeThrottle()
-    return World(
-        store=store,
-        clock=clock,
-        ids=ids,
-        hasher=hasher,
-        throttle=throttle,
-        auth=AuthService(store, hasher, throttle, clock, ids),
-        accounts=AccountService(store, clock, ids),
-        categories=CategoryService(store, clock, ids),
-        transactions=TransactionService(store, clock, ids),
-    )
+def make_world(**overrides: Any) -> World:
+    return World(fakes.build(**overrides))
 
 
 @pytest.fixture

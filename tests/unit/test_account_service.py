@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.unit.conftest import OTHER, USER, World
-from tests.unit.fakes import encode_cursor
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
+from valorize.domain.ids import encode_cursor
 from valorize.domain.model import AccountType, Origin
 from valorize.service.commands import CreateAccount, UpdateAccount
 from valorize.service.ports import IdempotencyMark, IdempotentReplay
@@ -110,7 +110,7 @@ def test_delete_with_transactions_needs_confirm(world: World) -> None:
     world.accounts.delete(USER, account.id, confirm=True)
     with pytest.raises(NotFound):
         world.accounts.get(USER, account.id)
-    assert world.store.get_transaction(USER, t1.id) is None
+    assert world.ledger.get_transaction(USER, t1.id) is None
 
 
 def test_delete_unknown_account(world: World) -> None:
@@ -124,14 +124,14 @@ def test_deleting_a_transfer_account_leaves_the_other_side_an_unlinked_transfer(
     a, b = world.account(name="A", opening=1_000), world.account(name="B")
     out, into = world.transfer(a.id, b.id, 400)
     world.accounts.delete(USER, a.id, confirm=True)
-    left = world.store.get_transaction(USER, into.id)
+    left = world.ledger.get_transaction(USER, into.id)
     assert left is not None
     # Still a transfer (so it does not turn into income), only unlinked.
     assert left.transfer_id == out.transfer_id
     assert (left.counterpart_id, left.counterpart_account_id) == (None, None)
     assert left.origin is Origin.TRANSFER and left.amount == 400
     assert world.balance(b.id) == 400
-    assert world.store.get_transaction(USER, out.id) is None
+    assert world.ledger.get_transaction(USER, out.id) is None
 
 
 def test_list_pages_by_id(world: World) -> None:

@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.unit.conftest import World
-from tests.unit.notification_fakes import DirectProfiles, FakeNotifier, InMemoryNotificationStore
+from tests.fakes.notifications import DirectProfiles, InMemoryNotificationStore
+from tests.fakes.tasks import FakeNotifier
+from tests.unit.conftest import World, make_world
 from valorize.domain import alerts
 from valorize.domain.alerts import AlertProfile
 from valorize.domain.events import BalancesChanged
 from valorize.domain.model import Account, AccountType, Split, Transaction
 from valorize.domain.notifications import NotificationKind, NotificationPreferences
-from valorize.entrypoints.alerts import Alerts, build_profile
+from valorize.entrypoints.alerts import Alerts
 from valorize.service.accounts import AccountService
 from valorize.service.budget_commands import Allocate, CreateBudget
 from valorize.service.budgets import BudgetService
@@ -126,7 +127,7 @@ class CountingStore:
 
     def get_accounts(self, user_id: str, account_ids: Sequence[str]) -> dict[str, Account]:
         self.account_reads += 1
-        return self.world.store.get_accounts(user_id, account_ids)
+        return self.world.account_store.get_accounts(user_id, account_ids)
 
 
 @dataclass
@@ -165,53 +166,46 @@ class Setup:
         return self.transactions.create(self.user, CreateTransaction(**body))
 
     def fired(self, kind: K) -> list[str]:
-        return [r.id for r in self.notifier.requests if r.kind == kind]
+        return [r.id for r in self.notifier.sent if r.kind == kind]
 
 
 @pytest.fixture
-def setup(world: World) -> Setup:
+def setup() -> Setup:
+    # The alert handlers alone on the bus, reading accounts and envelopes through counters.
+    bus = MessageBus()
+    world = make_world(bus=bus)
     user, _ = world.auth.register(
         Register(
             email="a@example.com", password="a long password", name="A", preferred_currency="BRL"
         )
     )
-    prefs = InMemoryNotificationStore()
-
-    def list_accounts(uid: str) -> list[Account]:
-        return list(world.store.list_accounts(uid, 200, None).items)
-
-    profiles = DirectProfiles(
-        lambda uid: build_profile(world.store, prefs.get_preferences, list_accounts, uid)
-    )
+    profiles = DirectProfiles(world.services.alert_profile)
     reads = CountingStore(world)
-    notifier = FakeNotifier()
-    bus = MessageBus()
-    plain_budgets = BudgetService(world.store, world.clock)
     envelope_reads: list[str] = []
 
     def envelope(uid: str, budget_id: str, month: str, currency: str) -> Any:
         envelope_reads.append(budget_id)
-        return plain_budgets.envelope(uid, budget_id, month, currency)
+        return world.budgets.envelope(uid, budget_id, month, currency)
 
-    Alerts(profiles, reads, envelope, notifier, world.clock).subscribe(bus)
+    Alerts(profiles, reads, envelope, world.notifier, world.clock).subscribe(bus)
     return Setup(
         user.id,
         world,
-        notifier,
+        world.notifier,
         profiles,
         reads,
         envelope_reads,
-        prefs,
-        AccountService(world.store, world.clock, world.ids, bus),
-        TransactionService(world.store, world.clock, world.ids, bus),
-        BudgetService(world.store, world.clock, bus),
+        world.notification_store,
+        world.accounts,
+        world.transactions,
+        world.budgets,
     )
 
 
 def test_nothing_watched_means_no_reads_and_no_alerts(setup: Setup) -> None:
     account = setup.account(opening=10_000)
     setup.txn(account.id, -9_000_000)
-    assert setup.notifier.requests == []
+    assert setup.notifier.sent == []
     assert setup.reads.account_reads == 0 and setup.envelope_reads == []
 
 
@@ -222,7 +216,7 @@ def test_low_balance_fires_on_the_crossing_once_a_day(setup: Setup) -> None:
     setup.txn(account.id, -3_000)  # 4,000: crossed
     today = setup.world.clock.now().date().isoformat()
     assert setup.fired(K.LOW_BALANCE) == [f"lowbal-{account.id}-{today}"]
-    request = setup.notifier.requests[-1]
+    request = setup.notifier.sent[-1]
     assert request.data["balance"] == {"amount": 4_000, "currency": "BRL"}
     assert request.data["threshold"] == {"amount": 5_000, "currency": "BRL"}
     setup.txn(account.id, -1_000)  # still below: no crossing
@@ -305,7 +299,7 @@ def test_overspent_envelope_fires_once_per_month(setup: Setup) -> None:
     assert setup.fired(K.ENVELOPE_OVERSPENT) == []
     setup.txn(account.id, -5_000, category_id=food.id)  # available -1,000
     assert setup.fired(K.ENVELOPE_OVERSPENT) == [f"overspent-{budget.id}-2025-03"]
-    request = setup.notifier.requests[-1]
+    request = setup.notifier.sent[-1]
     assert request.data["available"] == {"amount": -1_000, "currency": "BRL"}
     setup.txn(account.id, -100, category_id=food.id)  # still overspent: the same id
     assert set(setup.fired(K.ENVELOPE_OVERSPENT)) == {f"overspent-{budget.id}-2025-03"}
@@ -336,7 +330,7 @@ def test_a_failing_notifier_never_fails_the_write(setup: Setup) -> None:
 
     setup.notifier.notify = boom  # type: ignore[method-assign,assignment]
     txn = setup.txn(account.id, -9_000)
-    assert setup.world.store.get_transaction(setup.user, txn.id) is not None
+    assert setup.world.ledger.get_transaction(setup.user, txn.id) is not None
 
 
 def test_build_profile_collects_every_source(setup: Setup) -> None:

@@ -51,7 +51,7 @@ def test_register_seeds_ten_default_categories_in_the_locale(
     user = world.auth.me(user_id)
     assert user.locale == expected
     assert user.preferred_currency == currency
-    categories = world.store.list_categories(user_id, 50, None).items
+    categories = world.category_store.list_categories(user_id, 50, None).items
     assert len(categories) == 10
     assert all(c.is_default and c.parent_id is None for c in categories)
     names = {c.name for c in categories}
@@ -67,7 +67,7 @@ def test_register_seeds_ten_default_categories_in_the_locale(
 def test_register_lowercases_email_and_stores_only_a_hash(world: World) -> None:
     user_id, token = register(world, email="Ana@Example.COM")
     assert world.auth.me(user_id).email == "ana@example.com"
-    found = world.store.find_credentials("ana@example.com")
+    found = world.user_store.find_credentials("ana@example.com")
     assert found == (user_id, "hashed:" + PASSWORD)
     assert world.auth.authenticate(token).user_id == user_id
 
@@ -91,7 +91,7 @@ def test_login_issues_a_30_day_token(world: World) -> None:
     token = login(world, email="ANA@example.com")
     principal = world.auth.authenticate(token)
     assert principal.user_id == user_id
-    stored = world.store.get_token(principal.token_id)
+    stored = world.user_store.get_token(principal.token_id)
     assert stored is not None
     assert stored[0].name == "login"
     assert stored[0].expires_at == world.clock.now() + timedelta(days=30)
@@ -173,9 +173,9 @@ def test_token_format(world: World) -> None:
     user_id, token = register(world)
     prefix, token_id, secret = token.split("_", 2)
     assert prefix == TOKEN_PREFIX == "vz"
-    assert world.store.get_token(token_id) is not None
+    assert world.user_store.get_token(token_id) is not None
     assert len(secret) >= 43  # 32 random bytes, base64url
-    stored = world.store.get_token(token_id)
+    stored = world.user_store.get_token(token_id)
     assert stored is not None and stored[1] == secret_hash(secret) != secret
     assert stored[0].user_id == user_id and stored[0].expires_at is None
 
@@ -184,7 +184,7 @@ def test_authenticate_ok_and_touches_last_used(world: World) -> None:
     user_id, token = register(world)
     principal = world.auth.authenticate(token)
     assert principal.user_id == user_id
-    stored = world.store.get_token(principal.token_id)
+    stored = world.user_store.get_token(principal.token_id)
     assert stored is not None and stored[0].last_used_at == world.clock.now()
 
 
@@ -195,11 +195,11 @@ def test_last_used_is_written_at_most_every_few_minutes(world: World) -> None:
     world.clock.advance(TOUCH_EVERY)
     token_id = token.split("_")[1]
     world.auth.authenticate(token)
-    stored = world.store.get_token(token_id)
+    stored = world.user_store.get_token(token_id)
     assert stored is not None and stored[0].last_used_at == first
     world.clock.advance(timedelta(seconds=1))
     world.auth.authenticate(token)
-    stored = world.store.get_token(token_id)
+    stored = world.user_store.get_token(token_id)
     assert stored is not None and stored[0].last_used_at == world.clock.now()
 
 

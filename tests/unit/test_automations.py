@@ -48,7 +48,7 @@ def recurrence(w: AutoWorld, account_id: str, user: str = USER, **over: Any) -> 
 
 
 def dates_of(w: AutoWorld, user: str = USER) -> list[str]:
-    txns = w.base.store.spaces[user].transactions.values()
+    txns = w.base.memory.spaces[user].transactions.values()
     return sorted(t.date.isoformat() for t in txns if t.origin is Origin.RECURRENCE)
 
 
@@ -154,7 +154,7 @@ class TestMaterialize:
         )
         recurrence(w, account.id, start="2024-05-31")
         w.automations.run_user(USER, DAILY, D("2024-06-30"))
-        txns = list(w.base.store.spaces[USER].transactions.values())
+        txns = list(w.base.memory.spaces[USER].transactions.values())
         assert {(t.category_id, t.notes) for t in txns} == {(housing.id, "auto")}
         spending = w.dashboard.spending(USER, "2024-06", 5)
         assert spending["categories"][0]["category_id"] == housing.id
@@ -168,7 +168,7 @@ class TestMaterialize:
         recurrence(w, account.id, category_id=cat.id, start="2024-01-31")
         w.base.categories.delete(USER, cat.id, None, True)
         w.automations.run_user(USER, DAILY, D("2024-01-31"))
-        [txn] = w.base.store.spaces[USER].transactions.values()
+        [txn] = w.base.memory.spaces[USER].transactions.values()
         assert txn.category_id is None
         other = w.base.account(name="Closed")
         rec = recurrence(w, other.id, start="2024-01-31")
@@ -177,7 +177,7 @@ class TestMaterialize:
         # Skipped, not queued forever: the watermark moves on.
         assert w.recurrences.get(USER, rec.id).materialized_through == D("2024-03-31")
         assert all(
-            t.account_id == account.id for t in w.base.store.spaces[USER].transactions.values()
+            t.account_id == account.id for t in w.base.memory.spaces[USER].transactions.values()
         )
 
     def test_a_paused_or_ended_recurrence_is_not_due(self, w: AutoWorld) -> None:
@@ -185,7 +185,7 @@ class TestMaterialize:
         recurrence(w, account.id, start="2024-01-31", end="2024-02-29")
         w.automations.run_user(USER, DAILY, D("2024-12-31"))
         assert dates_of(w) == ["2024-01-31", "2024-02-29"]
-        assert w.base.store.due_recurrences(USER, D("2030-01-01")) == []
+        assert w.base.recurrence_store.due_recurrences(USER, D("2030-01-01")) == []
 
     def test_a_new_schedule_never_recreates_the_past(self, w: AutoWorld) -> None:
         account = w.base.account()
@@ -240,7 +240,7 @@ class TestNotifications:
         recurrence(w, w.base.account().id)
         w.automations.run_user(USER, DAILY, D("2024-01-31"))
         w.automations.run_user(USER, DAILY, D("2024-01-31"))
-        log = w.base.store.spaces[USER].automation_runs["daily-2024-01-31"]
+        log = w.base.memory.spaces[USER].automation_runs["daily-2024-01-31"]
         assert (log["runs"], log["created"]) == (2, 1)
 
 
@@ -279,7 +279,7 @@ class TestFanOut:
         now = w.base.clock.now()
         for i in range(5):
             user = User(f"{i:032x}", f"m{i}@example.com", "M", "BRL", "en", now)
-            w.base.store.create_user(user, "h", [], ApiToken(f"t{i}", user.id, "t", now), "s")
+            w.base.user_store.create_user(user, "h", [], ApiToken(f"t{i}", user.id, "t", now), "s")
         out = w.automations.run(MONTH_START, D("2024-03-01"))
         assert (out["users"], out["more"]) == (2, True)
         seen: list[str] = []

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from tests.unit.conftest import USER, World
+from tests.unit.conftest import USER, World, make_world
 from valorize.domain.events import BalancesChanged, Event
 from valorize.domain.model import AccountType
-from valorize.service.accounts import AccountService
 from valorize.service.commands import (
     CreateAccount,
     CreateTransaction,
@@ -16,7 +15,6 @@ from valorize.service.commands import (
     UpdateAccount,
     UpdateTransaction,
 )
-from valorize.service.transactions import TransactionService
 
 
 class Recorder:
@@ -46,10 +44,10 @@ def test_the_threshold_is_optional_and_can_be_cleared(world: World) -> None:
     assert renamed.low_balance_threshold is None
 
 
-def test_balance_events_carry_the_deltas(world: World) -> None:
+def test_balance_events_carry_the_deltas() -> None:
     bus = Recorder()
-    accounts = AccountService(world.store, world.clock, world.ids, bus)
-    txns = TransactionService(world.store, world.clock, world.ids, bus)
+    world = make_world(bus=bus)
+    accounts, txns = world.accounts, world.transactions
     a = accounts.create(USER, CreateAccount(name="A", type=AccountType.CHECKING, currency="BRL"))
     b = accounts.create(USER, CreateAccount(name="B", type=AccountType.CHECKING, currency="BRL"))
     bus.balances()

@@ -187,8 +187,8 @@ def test_delete_and_reassign(world: World) -> None:
     assert world.transactions.get(USER, plain.id).category_id == new.id
     moved = world.transactions.get(USER, split.id)
     assert [s.category_id for s in moved.splits] == [new.id, other.id]
-    assert not world.store.category_in_use(USER, old.id)
-    assert world.store.category_in_use(USER, new.id)
+    assert not world.category_store.category_in_use(USER, old.id)
+    assert world.category_store.category_in_use(USER, new.id)
 
 
 def test_delete_and_uncategorize(world: World) -> None:

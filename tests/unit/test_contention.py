@@ -1,4 +1,4 @@
-"""The one runner every read-then-write goes through (adapters/firestore_contention.py):
+"""The one runner every read-then-write goes through (adapters/firestore/contention.py):
 what it retries, how long, and what the caller gets when the budget runs out."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from google.api_core import exceptions as gexc
 
-from valorize.adapters.firestore_contention import MAX_PAUSE, Stale, commit, optimistic
+from valorize.adapters.firestore.contention import MAX_PAUSE, Stale, commit, optimistic
 from valorize.domain.errors import Contention, NotFound
 
 

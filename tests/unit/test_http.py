@@ -121,7 +121,7 @@ class Harness:
             def get_idempotency(scope: str, key_hash: str) -> IdempotencyRecord | None:
                 if not self.idem_lookups:
                     return None
-                return world.store.get_idempotency(scope, key_hash)
+                return world.idempotency_store.get_idempotency(scope, key_hash)
 
         return Lookups()
 
@@ -212,7 +212,7 @@ def fields_of(body: dict[str, Any]) -> list[str]:
 
 
 def create_body(world: World, **over: Any) -> dict[str, Any]:
-    account = world.store.list_accounts(USER, 1, None).items
+    account = world.account_store.list_accounts(USER, 1, None).items
     account_id = account[0].id if account else world.account().id
     return {
         "account_id": account_id,
@@ -315,7 +315,7 @@ def test_413_over_the_body_limit(http: Harness, env: pytest.MonkeyPatch) -> None
     big = create_body(http.world, description="x" * 250)
     body = problem_of(http("POST", "/api/transactions", json_body=big, headers=AUTH), 413)
     assert "200 bytes" in body["detail"]
-    assert http.world.store.list_accounts(USER, 5, None).items[0].transaction_count == 1
+    assert http.world.account_store.list_accounts(USER, 5, None).items[0].transaction_count == 1
 
 
 def test_413_without_a_content_length(http: Harness, env: pytest.MonkeyPatch) -> None:
@@ -678,7 +678,7 @@ def test_a_replay_answers_the_first_response_and_writes_nothing(http: Harness) -
     assert again.get_json() == first.get_json()
     assert again.headers["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first.headers
-    account = http.world.store.get_account(USER, body["account_id"])
+    account = http.world.account_store.get_account(USER, body["account_id"])
     assert account is not None and (account.balance, account.transaction_count) == (-1234, 1)
 
 
@@ -694,7 +694,7 @@ def test_another_key_or_no_key_writes_again(http: Harness) -> None:
     post(http, body, "b")
     post(http, body, None)
     post(http, body, None)
-    account = http.world.store.get_account(USER, body["account_id"])
+    account = http.world.account_store.get_account(USER, body["account_id"])
     assert account is not None and account.transaction_count == 4
 
 
@@ -713,7 +713,7 @@ def test_a_concurrent_replay_found_at_write_time(http: Harness) -> None:
     assert again.headers["Idempotent-Replayed"] == "true"
     mismatch = post(http, create_body(http.world, amount=-1))
     assert fields_of(problem_of(mismatch, 422)) == ["Idempotency-Key"]
-    account = http.world.store.get_account(USER, body["account_id"])
+    account = http.world.account_store.get_account(USER, body["account_id"])
     assert account is not None and account.transaction_count == 1
 
 
@@ -726,7 +726,7 @@ def test_a_failed_request_does_not_burn_the_key(http: Harness) -> None:
 def test_an_expired_record_is_forgotten(http: Harness) -> None:
     body = create_body(http.world)
     post(http, body)
-    space = http.world.store.spaces[USER]
+    space = http.world.memory.spaces[USER]
     [(key_hash, record)] = space.idempotency.items()
     space.idempotency[key_hash] = IdempotencyRecord(
         record.key_hash, record.fingerprint, record.status, record.body, http.world.clock.now()

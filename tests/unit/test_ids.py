@@ -132,7 +132,7 @@ def test_a_token_id_of_another_form_is_refused_before_any_lookup(
     world: World, monkeypatch: pytest.MonkeyPatch, token_id: str
 ) -> None:
     asked: list[str] = []
-    monkeypatch.setattr(world.store, "get_token", asked.append)
+    monkeypatch.setattr(world.user_store, "get_token", asked.append)
     with pytest.raises(Unauthorized, match="invalid token"):
         world.auth.authenticate(f"vz_{token_id}_secret")
     assert asked == []

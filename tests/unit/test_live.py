@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import pytest
 
-from tests.unit.fakes import FixedClock, InMemoryStore, SeqIds
+from tests import fakes
+from valorize.bootstrap import Services
 from valorize.domain.events import BudgetChanged
 from valorize.domain.model import AccountType
 from valorize.entrypoints.live import LiveUpdates
 from valorize.entrypoints.schemas import AccountOut, TransactionOut, dump
-from valorize.service.accounts import AccountService
 from valorize.service.commands import (
     CreateAccount,
     CreateTransaction,
@@ -22,7 +23,6 @@ from valorize.service.commands import (
     UpdateTransaction,
 )
 from valorize.service.messagebus import MessageBus
-from valorize.service.transactions import TransactionService
 
 USER = "u1"
 
@@ -52,25 +52,19 @@ class RecordingPublisher:
 
 @dataclass
 class Live:
+    """The services on fakes, their bus wired by bootstrap, publishing to `publisher`."""
+
     publisher: RecordingPublisher
-    accounts: AccountService
-    transactions: TransactionService
-    store: InMemoryStore
+    services: Services
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.services, name)
 
 
 @pytest.fixture
 def live() -> Live:
-    clock, ids = FixedClock(), SeqIds()
-    store = InMemoryStore(clock)
-    bus = MessageBus()
     publisher = RecordingPublisher()
-    LiveUpdates(publisher, store.get_accounts).subscribe(bus)
-    return Live(
-        publisher,
-        AccountService(store, clock, ids, bus),
-        TransactionService(store, clock, ids, bus),
-        store,
-    )
+    return Live(publisher, fakes.build(realtime=publisher))
 
 
 def balance(account_id: str, amount: int) -> dict[str, object]:
@@ -157,7 +151,7 @@ def test_a_failing_publisher_never_fails_the_write(live: Live) -> None:
     live.publisher.fail = True
     cmd = CreateTransaction(account_id=account, amount=100, date=date(2025, 3, 1), description="X")
     txn = live.transactions.create(USER, cmd)
-    assert live.store.get_transaction(USER, txn.id) == txn
+    assert live.ledger.get_transaction(USER, txn.id) == txn
 
 
 def test_dashboards_and_budgets_hear_of_changes(live: Live) -> None:
@@ -172,6 +166,6 @@ def test_dashboards_and_budgets_hear_of_changes(live: Live) -> None:
         dashboard=True
     )
     bus = MessageBus()
-    LiveUpdates(live.publisher, live.store.get_accounts).subscribe(bus)
+    LiveUpdates(live.publisher, live.account_store.get_accounts).subscribe(bus)
     bus.publish(BudgetChanged(USER, "2025-03"))
     assert live.publisher.take() == [("budget.changed", {"month": "2025-03"})]

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import fakes
 from tests.unit.conftest import USER, World, make_world
 from valorize.domain.errors import DomainError
 from valorize.domain.limits import (
@@ -26,7 +27,6 @@ from valorize.domain.limits import (
 )
 from valorize.domain.readmodel import recompute
 from valorize.service.commands import UpdateAccount, UpdateTransaction
-from valorize.service.transactions import TransactionService
 
 MAX = SAFE_MAX
 
@@ -104,7 +104,7 @@ OPS = st.one_of(
 
 def apply(world: World, op: tuple[Any, ...], accounts: list[str], food: str, rent: str) -> None:
     kind = op[0]
-    txns = sorted(world.store._space(USER).transactions)
+    txns = sorted(world.memory.space(USER).transactions)
     if kind == "create":
         world.txn(accounts[op[1]], op[2], on=op[3])
     elif kind == "split":
@@ -120,7 +120,7 @@ def apply(world: World, op: tuple[Any, ...], accounts: list[str], food: str, ren
         if kind == "delete":
             world.transactions.delete(USER, target)
             return
-        t = world.store._space(USER).transactions[target]
+        t = world.memory.space(USER).transactions[target]
         if kind == "amount" and (t.is_transfer or t.splits):
             return
         change = {"amount": op[2]} if kind == "amount" else {"date": op[2]}
@@ -130,7 +130,7 @@ def apply(world: World, op: tuple[Any, ...], accounts: list[str], food: str, ren
 
 
 def in_range(world: World) -> bool:
-    space = world.store._space(USER)
+    space = world.memory.space(USER)
     if any(abs(a.balance) > MAX for a in space.accounts.values()):
         return False
 
@@ -142,15 +142,14 @@ def in_range(world: World) -> bool:
 
     # Every month's counters, and the all-time ones (users/{uid}/totals/all).
     model = recompute(space.transactions.values())
-    return all(abs(v) <= MAX for v in counters([model, world.store.get_totals(USER)]))
+    return all(abs(v) <= MAX for v in counters([model, world.ledger.get_totals(USER)]))
 
 
 def unchecked(world: World) -> World:
-    """A copy of the world whose store checks nothing."""
-    twin = copy.deepcopy(world)
-    twin.store.check_limits = lambda *_a, **_k: None  # type: ignore[method-assign]
-    twin.transactions = TransactionService(twin.store, twin.clock, twin.ids)
-    return twin
+    """A copy of the world whose stores check nothing."""
+    memory = copy.deepcopy(world.memory)
+    memory.check_limits = lambda *_a, **_k: None  # type: ignore[method-assign]
+    return make_world(clock=world.clock, ids=copy.deepcopy(world.ids), **fakes.stores(memory))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -170,12 +169,12 @@ def test_a_write_is_refused_exactly_when_it_would_leave_the_safe_range(
         except (DomainError, ValueError):  # refused for another reason (validation): skip it
             continue
         should_pass = in_range(twin)
-        before = copy.deepcopy(world.store.spaces)
+        before = copy.deepcopy(world.memory.spaces)
         try:
             apply(world, op, accounts, food, rent)
         except OutOfSafeRange:
             assert not should_pass, op
-            assert world.store.spaces == before  # nothing half-written
+            assert world.memory.spaces == before  # nothing half-written
         else:
             assert should_pass, op
         assert in_range(world)

@@ -5,47 +5,37 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from valorize.adapters.tasks import CloudTasksQueue, UndeclaredQueue
-from valorize.config import settings
+from valorize.config import Settings
 from valorize.domain.events import BudgetChanged, Event
 from valorize.entrypoints.http import JsonLogFormatter
 from valorize.service.messagebus import SUBSCRIBER_FAILED, MessageBus
 
 
-@pytest.fixture
-def clean_settings() -> Iterator[None]:
-    settings.cache_clear()
-    yield
-    settings.cache_clear()
+def no_client() -> Any:
+    raise AssertionError("no Cloud Tasks client may be built for it")
 
 
 @pytest.mark.parametrize("declared", ["", "imports", "imports,automations", None])
-def test_an_undeclared_queue_is_refused_before_any_call(
-    monkeypatch: pytest.MonkeyPatch, clean_settings: None, declared: str | None
-) -> None:
-    if declared is None:
-        monkeypatch.delenv("VALORIZE_TASK_QUEUES", raising=False)
-    else:
-        monkeypatch.setenv("VALORIZE_TASK_QUEUES", declared)
-    settings.cache_clear()
-    queue = CloudTasksQueue("p")
+def test_an_undeclared_queue_is_refused_before_any_call(declared: str | None) -> None:
+    env = {} if declared is None else {"VALORIZE_TASK_QUEUES": declared}
+    queue = CloudTasksQueue(Settings.from_env(env), no_client)
     with pytest.raises(UndeclaredQueue, match="notifications"):
         queue.enqueue("notifications", "notify", "/api/notify/deliver", {"x": 1}, name="n1")
-    assert "client" not in queue.__dict__, "no Cloud Tasks client may be built for it"
 
 
-def test_a_declared_queue_maps_to_its_path(
-    monkeypatch: pytest.MonkeyPatch, clean_settings: None
-) -> None:
-    monkeypatch.setenv("VALORIZE_TASK_QUEUES", "imports,notifications")
-    monkeypatch.setenv("TASKS_QUEUE_IMPORTS", "projects/p/locations/r/queues/imports")
-    monkeypatch.delenv("TASKS_QUEUE_NOTIFICATIONS", raising=False)
-    monkeypatch.setenv("VALORIZE_TASKS_LOCATION", "europe-west1")
-    queue = CloudTasksQueue("p")
+def test_a_declared_queue_maps_to_its_path() -> None:
+    env = {
+        "VALORIZE_TASK_QUEUES": "imports,notifications",
+        "TASKS_QUEUE_IMPORTS": "projects/p/locations/r/queues/imports",
+        "VALORIZE_TASKS_LOCATION": "europe-west1",
+        "GOOGLE_CLOUD_PROJECT": "p",
+    }
+    queue = CloudTasksQueue(Settings.from_env(env), no_client)
     assert queue.queue_path("imports") == "projects/p/locations/r/queues/imports"
     assert queue.queue_path("notifications") == (
         "projects/p/locations/europe-west1/queues/notifications"

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
+from tests.fakes.notifications import FakeMailer, FakePublisher, InMemoryNotificationStore
 from tests.unit.conftest import World
-from tests.unit.notification_fakes import FakeMailer, FakePublisher, InMemoryNotificationStore
 from valorize.domain.errors import NotFound, Unavailable, ValidationFailed
 from valorize.domain.notifications import (
     EMAIL_BY_DEFAULT,
@@ -50,18 +50,16 @@ def inbox(world: World) -> Inbox:
             preferred_currency="BRL",
         )
     )
-    store, mailer, publisher = InMemoryNotificationStore(), FakeMailer(), FakePublisher()
-    changed: list[str] = []
-    service = NotificationService(
-        store,
-        world.store.get_user,
-        world.clock,
-        publisher,
-        mailer,
-        lambda n: NotificationOut.of(n).model_dump(mode="json"),
-        on_preferences_changed=changed.append,
+    return Inbox(
+        world,
+        world.notification_store,
+        world.mailer,
+        world.realtime,
+        world.notifications,
+        user.id,
+        # What the service tells the alert profiles (DirectProfiles records it).
+        world.alert_profiles.forgotten,
     )
-    return Inbox(world, store, mailer, publisher, service, user.id, changed)
 
 
 # --- preferences ------------------------------------------------------------------------------
@@ -179,7 +177,7 @@ def test_email_is_at_least_once_when_a_delivery_dies_after_sending(inbox: Inbox)
     with pytest.raises(DiesAfterSending):
         inbox.service.deliver(inbox.request())
     store.finish_email = original  # type: ignore[method-assign]
-    store._of(inbox.user_id)["n1"].claimed_at = None  # the lease ran out
+    store.stored(inbox.user_id)["n1"].claimed_at = None  # the lease ran out
     assert inbox.service.deliver(inbox.request()).emailed
     first, second = inbox.mailer.sent
     # The repeat is recognisably the same message.
@@ -204,7 +202,7 @@ def test_a_missing_user_is_dropped_not_retried(inbox: Inbox) -> None:
 
 
 def test_message_id_differs_per_user_and_notification(inbox: Inbox) -> None:
-    user = inbox.world.store.get_user(inbox.user_id)
+    user = inbox.world.user_store.get_user(inbox.user_id)
     assert user is not None
     n = Notification.stored(inbox.request(), inbox.world.clock.now())
     other = Notification.stored(inbox.request("n2"), inbox.world.clock.now())
@@ -214,7 +212,7 @@ def test_message_id_differs_per_user_and_notification(inbox: Inbox) -> None:
 
 
 def test_html_is_escaped(inbox: Inbox) -> None:
-    user = inbox.world.store.get_user(inbox.user_id)
+    user = inbox.world.user_store.get_user(inbox.user_id)
     assert user is not None
     n = Notification.stored(
         NotificationRequest(inbox.user_id, "x", K.IMPORT_FAILED, "<b>hi</b>", "a & b", {}),

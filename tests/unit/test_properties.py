@@ -51,7 +51,7 @@ class Ledger(RuleBasedStateMachine):
     # --- helpers ------------------------------------------------------------------------------
 
     def txns(self) -> list[Transaction]:
-        space = self.w.store.spaces[USER]
+        space = self.w.memory.spaces[USER]
         return sorted(space.transactions.values(), key=lambda t: t.id)
 
     def pick_txn(self, pick: int) -> Transaction:
@@ -59,7 +59,7 @@ class Ledger(RuleBasedStateMachine):
         return found[pick % len(found)]
 
     def has_txns(self) -> bool:
-        return bool(self.w.store.spaces[USER].transactions)
+        return bool(self.w.memory.spaces[USER].transactions)
 
     def has_accounts(self) -> bool:
         return bool(self.live)
@@ -174,7 +174,7 @@ class Ledger(RuleBasedStateMachine):
         for t in txns:
             sums[t.account_id] += t.amount
             counts[t.account_id] += 1
-        accounts = self.w.store.spaces[USER].accounts
+        accounts = self.w.memory.spaces[USER].accounts
         assert set(accounts) == set(self.live)
         assert set(counts) <= set(accounts)  # no orphans
         for a in accounts.values():

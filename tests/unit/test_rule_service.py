@@ -51,7 +51,7 @@ def rule_cmd(
 
 
 def positions(w: AutoWorld, user: str = USER) -> list[tuple[str, int]]:
-    return [(r.name, r.position) for r in w.base.store.list_rules(user)]
+    return [(r.name, r.position) for r in w.base.rule_store.list_rules(user)]
 
 
 class TestCrud:
@@ -67,7 +67,7 @@ class TestCrud:
         assert positions(w) == [("c", 0), ("b", 1), ("d", 2), ("a", 3)]
         w.rules.update(USER, a.id, UpdateRule(name="a2"))  # not moving: keeps its place
         assert positions(w) == [("c", 0), ("b", 1), ("d", 2), ("a2", 3)]
-        w.rules.delete(USER, w.base.store.list_rules(USER)[1].id)
+        w.rules.delete(USER, w.base.rule_store.list_rules(USER)[1].id)
         assert positions(w) == [("c", 0), ("d", 1), ("a2", 2)]
 
     def test_list_pages_in_run_order(self, w: AutoWorld) -> None:
@@ -102,7 +102,7 @@ class TestCrud:
         with pytest.raises(ValidationFailed) as e:
             w.rules.create(USER, cmd)
         assert [f.field for f in e.value.errors] == ["conditions.1.value"]
-        assert w.base.store.list_rules(USER) == []
+        assert w.base.rule_store.list_rules(USER) == []
 
     def test_a_bad_regex_names_the_condition(self, w: AutoWorld) -> None:
         cmd = CreateRule.model_validate_json(
@@ -156,7 +156,7 @@ class TestOnCreate:
         account = w.base.account()
         txn = w.base.txn(account.id, -2500, description="PAG*UBER TRIP 123")
         assert (txn.description, txn.category_id, txn.notes) == ("Uber", cat.id, "ride")
-        assert w.base.store.get_transaction(USER, txn.id) == txn
+        assert w.base.ledger.get_transaction(USER, txn.id) == txn
         other = w.base.txn(account.id, -100, description="Bakery")
         assert other.category_id is None and other.notes is None
 
@@ -218,7 +218,7 @@ class TestApplyJob:
         monkeypatch.setattr(rules_module, "PAGE", 3)
         _, cat_id, ids = make_history(w)
         w.rules.create(USER, rule_cmd(category_id=cat_id))  # added after: not applied yet
-        before = {i: w.base.store.get_transaction(USER, i) for i in ids}
+        before = {i: w.base.ledger.get_transaction(USER, i) for i in ids}
         w.bus.events.clear()
         job = w.rules.start_apply(USER, ApplyRules())
         assert w.rules.job(USER, job.id).status is JobStatus.QUEUED
@@ -232,13 +232,13 @@ class TestApplyJob:
         done = w.rules.job(USER, job.id)
         assert (done.status, done.processed, done.changed, done.pages) == (JobStatus.DONE, 7, 5, 3)
         assert done.finished_at is not None
-        after = {i: w.base.store.get_transaction(USER, i) for i in ids}
+        after = {i: w.base.ledger.get_transaction(USER, i) for i in ids}
         changed = [i for i in ids if after[i] != before[i]]
         assert len(changed) == 5 and all(after[i].category_id == cat_id for i in changed)
         updates = [e for e in w.bus.events if isinstance(e, TransactionUpdated)]
         assert sorted(e.transaction.id for e in updates) == sorted(changed)
         # The read models follow (the fake's are recomputed, so compare to the oracle).
-        model = recompute(w.base.store.spaces[USER].transactions.values())
+        model = recompute(w.base.memory.spaces[USER].transactions.values())
         assert model["2024-01"]["BRL"]["categories"][cat_id]["expense"] == sum(
             abs(after[i].amount) for i in changed
         )
@@ -269,7 +269,7 @@ class TestApplyJob:
         drain(w)
         done = w.rules.job(USER, job.id)
         assert (done.processed, done.changed) == (4, 3)
-        got = [w.base.store.get_transaction(USER, i) for i in ids]
+        got = [w.base.ledger.get_transaction(USER, i) for i in ids]
         assert [t.category_id == cat_id for t in got] == [
             False,
             True,
@@ -315,5 +315,5 @@ class TestApplyJob:
         assert w.transactions.create(USER, cmd).description == "Taxi"
         job = w.rules.start_apply(USER, ApplyRules())
         drain(w)
-        assert w.base.store.get_transaction(USER, txn.id).description == "Uber"
+        assert w.base.ledger.get_transaction(USER, txn.id).description == "Uber"
         assert w.rules.job(USER, job.id).changed == 1

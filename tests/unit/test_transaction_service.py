@@ -50,7 +50,7 @@ def test_type_follows_the_sign(world: World, amount: int, kind: TransactionType)
 def test_create_moves_balance_and_count(world: World) -> None:
     account = world.account(opening=1_000)
     t = world.txn(account.id, -250)
-    stored = world.store.get_account(USER, account.id)
+    stored = world.account_store.get_account(USER, account.id)
     assert stored is not None and (stored.balance, stored.transaction_count) == (750, 1)
     assert world.transactions.get(USER, t.id) == t
 
@@ -227,7 +227,7 @@ def test_transfer_creates_a_linked_pair(world: World) -> None:
     assert out.transfer_id == into.transfer_id is not None
     assert (world.balance(a.id), world.balance(b.id)) == (600, 400)
     for account in (a, b):
-        stored = world.store.get_account(USER, account.id)
+        stored = world.account_store.get_account(USER, account.id)
         assert stored is not None and stored.transaction_count == 1
 
 
@@ -427,7 +427,7 @@ def test_list_by_import_id(world: World) -> None:
     account = world.account()
     t = world.txn(account.id, -100)
     imported = replace(t, id=world.ids.new_id(), import_id="k" + "1" * 31, origin=Origin.IMPORT)
-    world.store.add_transactions(USER, [imported])
+    world.ledger.add_transactions(USER, [imported])
     assert listed(world, import_id="k" + "1" * 31) == [imported]
     assert world.balance(account.id) == -200
 

@@ -1,366 +1,523 @@
-"""The composition root: the one place that builds clients and wires adapters into services.
+"""The composition root: `build(settings, **overrides)` returns the `Services` of one process,
+the only place that makes clients and wires adapters into services.
 
-Clients are heavy (gRPC channels, connection pools), so each is created lazily on first use
-and reused for the life of the instance; importing this module costs nothing.
+Every member is built on first use and then reused for the life of the instance (clients
+are heavy: gRPC channels, connection pools), so building `Services` costs nothing and a
+function only pays for what its requests touch. A member given by name to `build` is used
+as it is: tests pass fakes for the ports and capabilities (tests/fakes), and get the real
+services, bus and subscribers wired to them, in one line.
+
+    services = bootstrap.build(Settings(), ledger=..., account_store=..., clock=...)
+    services.transactions.create(user_id, command)
+
+The functions' entry points use `services()`, the instance's Services built from the
+environment on the first call.
 """
 
 from __future__ import annotations
 
-from functools import cache
-from typing import TYPE_CHECKING
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any
 
-from valorize.config import settings
+from valorize.config import Settings, settings
 
 if TYPE_CHECKING:
-    import redis
-    from google.cloud import firestore
+    from google.cloud import storage  # type: ignore[attr-defined]  # noqa: I001
+    from google.cloud import tasks_v2
+    from google.cloud.firestore import Client as FirestoreClient
+    from redis import Redis
 
-    from valorize.adapters.alert_profiles import RedisAlertProfiles
-    from valorize.adapters.cache import RedisQueryCache
-    from valorize.adapters.email import SmtpMailer
-    from valorize.adapters.firestore_notifications import FirestoreNotificationStore
-    from valorize.adapters.firestore_store import FirestoreStore
-    from valorize.adapters.notifier import TaskNotifier
-    from valorize.adapters.realtime import RealtimePublisher
-    from valorize.adapters.tasks import CloudTasksQueue
     from valorize.domain.alerts import AlertProfile
-    from valorize.domain.model import Account
     from valorize.domain.notifications import Notification
-    from valorize.domain.rules import RuleSet
     from valorize.service.accounts import AccountService
     from valorize.service.auth import AuthService
     from valorize.service.automations import AutomationService
     from valorize.service.budgets import BudgetService
     from valorize.service.categories import CategoryService
     from valorize.service.dashboard import DashboardService
-    from valorize.service.imports import ImportService
+    from valorize.service.imports import ImportRepository as ImportStore
+    from valorize.service.imports import ImportService, StatementFiles
     from valorize.service.messagebus import MessageBus
     from valorize.service.notifications import NotificationService
+    from valorize.service.ports import (
+        AccountStore,
+        AlertProfiles,
+        AutomationStore,
+        BudgetStore,
+        CategoryStore,
+        Clock,
+        EventBus,
+        IdempotencyStore,
+        Ids,
+        Ledger,
+        LivePublisher,
+        LoginThrottle,
+        Mailer,
+        NotificationStore,
+        Notifier,
+        PasswordHasher,
+        QueryCache,
+        RecurrenceStore,
+        RuleStore,
+        TaskQueue,
+        UserStore,
+    )
     from valorize.service.recurrences import RecurrenceService
     from valorize.service.rules import RuleService
     from valorize.service.transactions import TransactionService
 
 
+class Services:
+    """The clients, ports and services of one process, each built on first use.
+
+    Ports are named after what they store (`ledger`, `account_store`...), so they never
+    clash with the services (`accounts`, `transactions`...)."""
+
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
+        self.settings = settings
+        unknown = sorted(set(overrides) - _members())
+        if unknown:
+            raise TypeError(f"Services has no member {', '.join(unknown)}")
+        # A cached_property looks in the instance's __dict__ first: an override is simply
+        # the member, already built.
+        self.__dict__.update(overrides)
+
+    # --- clients (the only place they are made) -----------------------------------------------
+
+    @cached_property
+    def firestore(self) -> FirestoreClient:
+        from google.cloud import firestore
+
+        return firestore.Client(project=self.settings.project)
+
+    @cached_property
+    def redis(self) -> Redis:
+        """For the query cache and the login throttle."""
+        # Short timeouts: Redis serves throttles and caches, never the source of truth, so a
+        # slow Redis must not hold a request hostage.
+        return self._redis(0.25, retries=True)
+
+    @cached_property
+    def redis_best_effort(self) -> Redis:
+        """For what a write does after it committed (realtime events, alert profiles): one
+        attempt and short timeouts (redis-py retries 3 times by default), so a Redis outage
+        never holds up a write that already committed; its users then pause."""
+        return self._redis(0.2, retries=False)
+
+    def _redis(self, timeout: float, *, retries: bool) -> Redis:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        extra: dict[str, Any] = {} if retries else {"retry": Retry(NoBackoff(), 0)}
+        client: Redis = redis.Redis.from_url(
+            self.settings.redis_url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=30,
+            **extra,
+        )
+        return client
+
+    @cached_property
+    def tasks_client(self) -> tasks_v2.CloudTasksClient:
+        from google.cloud import tasks_v2
+
+        emulator = self.settings.tasks_emulator_host
+        if emulator:
+            import grpc
+            from google.cloud.tasks_v2.services.cloud_tasks.transports import (
+                CloudTasksGrpcTransport,
+            )
+
+            channel = grpc.insecure_channel(emulator)
+            return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+        return tasks_v2.CloudTasksClient()
+
+    @cached_property
+    def statements_bucket(self) -> storage.Bucket:
+        from google.cloud import storage  # type: ignore[attr-defined]
+
+        if self.settings.storage_emulator_host:
+            from google.auth.credentials import AnonymousCredentials
+
+            client = storage.Client(
+                project=self.settings.project,
+                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            )
+        else:
+            client = storage.Client(project=self.settings.project)
+        return client.bucket(self.settings.statements_bucket)
+
+    # --- ports on Firestore -------------------------------------------------------------------
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        from valorize.adapters.firestore.ledger import FirestoreLedger
+
+        return FirestoreLedger(self.firestore)
+
+    @cached_property
+    def account_store(self) -> AccountStore:
+        from valorize.adapters.firestore.accounts import FirestoreAccounts
+
+        return FirestoreAccounts(self.firestore)
+
+    @cached_property
+    def category_store(self) -> CategoryStore:
+        from valorize.adapters.firestore.categories import FirestoreCategories
+
+        return FirestoreCategories(self.firestore)
+
+    @cached_property
+    def budget_store(self) -> BudgetStore:
+        from valorize.adapters.firestore.budgets import FirestoreBudgets
+
+        return FirestoreBudgets(self.firestore)
+
+    @cached_property
+    def rule_store(self) -> RuleStore:
+        from valorize.adapters.firestore.rules import FirestoreRules
+
+        return FirestoreRules(self.firestore)
+
+    @cached_property
+    def recurrence_store(self) -> RecurrenceStore:
+        from valorize.adapters.firestore.recurrences import FirestoreRecurrences
+
+        return FirestoreRecurrences(self.firestore)
+
+    @cached_property
+    def user_store(self) -> UserStore:
+        from valorize.adapters.firestore.users import FirestoreUsers
+
+        return FirestoreUsers(self.firestore)
+
+    @cached_property
+    def idempotency_store(self) -> IdempotencyStore:
+        from valorize.adapters.firestore.idempotency import FirestoreIdempotency
+
+        return FirestoreIdempotency(self.firestore)
+
+    @cached_property
+    def notification_store(self) -> NotificationStore:
+        from valorize.adapters.firestore.notifications import FirestoreNotificationStore
+
+        return FirestoreNotificationStore(self.firestore)
+
+    @cached_property
+    def automation_store(self) -> AutomationStore:
+        from valorize.adapters.firestore.automations import FirestoreAutomations
+
+        return FirestoreAutomations(self.firestore)
+
+    @cached_property
+    def import_store(self) -> ImportStore:
+        from valorize.adapters.firestore_imports import FirestoreImports
+
+        return FirestoreImports(self.firestore)
+
+    # --- other capabilities -------------------------------------------------------------------
+
+    @cached_property
+    def clock(self) -> Clock:
+        from valorize.adapters.system import SystemClock
+
+        return SystemClock()
+
+    @cached_property
+    def ids(self) -> Ids:
+        from valorize.adapters.system import Uuid7Ids
+
+        return Uuid7Ids()
+
+    @cached_property
+    def hasher(self) -> PasswordHasher:
+        from valorize.adapters.security import Argon2Hasher
+
+        return Argon2Hasher()
+
+    @cached_property
+    def throttle(self) -> LoginThrottle:
+        from valorize.adapters.security import RedisLoginThrottle
+
+        return RedisLoginThrottle(self.redis)
+
+    @cached_property
+    def query_cache(self) -> QueryCache:
+        from valorize.adapters.cache import RedisQueryCache
+
+        return RedisQueryCache(
+            self.redis,
+            ttl=self.settings.cache_ttl_seconds,
+            breaker_seconds=self.settings.cache_breaker_seconds,
+        )
+
+    @cached_property
+    def task_queue(self) -> TaskQueue:
+        from valorize.adapters.tasks import CloudTasksQueue
+
+        return CloudTasksQueue(self.settings, lambda: self.tasks_client)
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        from valorize.adapters.notifier import TaskNotifier
+
+        return TaskNotifier(self.task_queue)
+
+    @cached_property
+    def statement_files(self) -> StatementFiles:
+        from valorize.adapters.statement_files import GcsStatementFiles
+
+        return GcsStatementFiles(lambda: self.statements_bucket)
+
+    @cached_property
+    def realtime(self) -> LivePublisher:
+        from valorize.adapters.realtime import EventLog, RealtimePublisher
+
+        s = self.settings
+        event_log = EventLog(self.redis_best_effort, s.realtime_log_events, s.realtime_log_seconds)
+        return RealtimePublisher(event_log, cooldown=s.realtime_breaker_seconds)
+
+    @cached_property
+    def mailer(self) -> Mailer | None:
+        """None when no SMTP server is configured (notifications are then not emailed)."""
+        from valorize.adapters.email import SmtpMailer
+
+        smtp = self.settings.smtp
+        return SmtpMailer(smtp) if smtp is not None else None
+
+    @cached_property
+    def alert_profiles(self) -> AlertProfiles:
+        from valorize.adapters.alert_profiles import RedisAlertProfiles
+
+        return RedisAlertProfiles(
+            self.redis_best_effort,
+            self.alert_profile,
+            cooldown=self.settings.realtime_breaker_seconds,
+        )
+
+    def alert_profile(self, user_id: str) -> AlertProfile:
+        """What the user wants alerts about, from the stores (`alert_profiles` caches it)."""
+        from valorize.entrypoints.alerts import build_profile
+        from valorize.service.dashboard import every_page
+
+        return build_profile(
+            self.user_store,
+            self.budget_store,
+            self.notification_store.get_preferences,
+            lambda uid: every_page(lambda c: self.account_store.list_accounts(uid, 200, c)),
+            user_id,
+        )
+
+    @cached_property
+    def bus(self) -> EventBus:
+        """Every handler of every domain event."""
+        from valorize.service.messagebus import MessageBus
+
+        bus = MessageBus()
+        self._subscribe_cache_invalidation(bus)
+        self._subscribe_live_updates(bus)
+        self._subscribe_alerts(bus)
+        return bus
+
+    def _subscribe_cache_invalidation(self, bus: MessageBus) -> None:
+        """Any change a user can see bumps that user's cache version (one INCR)."""
+        from valorize.domain import events
+
+        def bump(event: events.Event) -> None:
+            self.query_cache.bump(event.user_id)
+
+        for kind in (
+            events.TransactionCreated,
+            events.TransactionUpdated,
+            events.TransactionDeleted,
+            events.AccountChanged,
+            events.AccountDeleted,
+            events.CategoryChanged,
+        ):
+            bus.subscribe(kind, bump)
+
+    def _subscribe_live_updates(self, bus: MessageBus) -> None:
+        """Push each change to the owner's open Socket.IO connections (entrypoints/live.py)."""
+        from valorize.entrypoints.live import LiveUpdates
+
+        LiveUpdates(self.realtime, self.account_store.get_accounts).subscribe(bus)
+
+    def _subscribe_alerts(self, bus: MessageBus) -> None:
+        """Low balance, large transaction, envelope overspent (entrypoints/alerts.py)."""
+        from valorize.entrypoints.alerts import Alerts
+
+        # Reached through lambdas: building them here would need the bus being built.
+        Alerts(
+            self.alert_profiles,
+            self.account_store,
+            lambda *a: self.budgets.envelope(*a),
+            self.notifier,
+            self.clock,
+        ).subscribe(bus)
+
+    # --- services -----------------------------------------------------------------------------
+
+    @cached_property
+    def auth(self) -> AuthService:
+        from valorize.service.auth import AuthService
+
+        return AuthService(self.user_store, self.hasher, self.throttle, self.clock, self.ids)
+
+    @cached_property
+    def accounts(self) -> AccountService:
+        from valorize.service.accounts import AccountService
+
+        return AccountService(self.account_store, self.clock, self.ids, self.bus)
+
+    @cached_property
+    def categories(self) -> CategoryService:
+        from valorize.service.categories import CategoryService
+
+        return CategoryService(self.category_store, self.clock, self.ids, self.bus)
+
+    @cached_property
+    def transactions(self) -> TransactionService:
+        from valorize.service.transactions import TransactionService
+
+        return TransactionService(
+            self.ledger,
+            self.account_store,
+            self.category_store,
+            self.clock,
+            self.ids,
+            self.bus,
+            rules=self._rules_for,
+        )
+
+    def _rules_for(self, user_id: str) -> Any:
+        """The user's rule set, loaded per request: every path that creates transactions
+        (manual create, recurrence occurrences, import commits) passes them through it."""
+        return self.rules.ruleset(user_id)
+
+    @cached_property
+    def budgets(self) -> BudgetService:
+        from valorize.service.budgets import BudgetService
+
+        return BudgetService(
+            self.budget_store,
+            self.category_store,
+            self.user_store,
+            self.ledger,
+            self.clock,
+            self.bus,
+        )
+
+    @cached_property
+    def dashboard(self) -> DashboardService:
+        from valorize.service.dashboard import DashboardService
+
+        return DashboardService(
+            self.user_store,
+            self.account_store,
+            self.category_store,
+            self.ledger,
+            self.clock,
+            self.query_cache,
+        )
+
+    @cached_property
+    def rules(self) -> RuleService:
+        from valorize.service.rules import RuleService
+
+        return RuleService(
+            self.rule_store,
+            self.account_store,
+            self.category_store,
+            self.ledger,
+            self.clock,
+            self.ids,
+            queue=self.task_queue,
+            apply_rules=lambda *a: self.transactions.apply_rules(*a),
+        )
+
+    @cached_property
+    def recurrences(self) -> RecurrenceService:
+        from valorize.service.recurrences import RecurrenceService
+
+        return RecurrenceService(
+            self.recurrence_store, self.account_store, self.category_store, self.clock, self.ids
+        )
+
+    @cached_property
+    def automations(self) -> AutomationService:
+        from valorize.service.automations import AutomationService
+
+        return AutomationService(
+            self.automation_store,
+            self.recurrence_store,
+            self.account_store,
+            self.category_store,
+            self.clock,
+            self.task_queue,
+            self.notifier,
+            rules=self._rules_for,
+            month_summary=lambda *a: self.dashboard.summary(*a),
+            bus=self.bus,
+        )
+
+    @cached_property
+    def notifications(self) -> NotificationService:
+        from valorize.entrypoints.notification_schemas import NotificationOut
+        from valorize.service.notifications import NotificationService
+
+        def render(notification: Notification) -> dict[str, object]:
+            # The realtime payload is what GET /api/notifications answers for it.
+            return NotificationOut.of(notification).model_dump(mode="json")
+
+        return NotificationService(
+            self.notification_store,
+            self.user_store.get_user,
+            self.clock,
+            self.realtime,
+            self.mailer,
+            render,
+            on_preferences_changed=lambda user_id: self.alert_profiles.forget(user_id),
+        )
+
+    @cached_property
+    def imports(self) -> ImportService:
+        from valorize.service import imports
+
+        s = self.settings
+        return imports.ImportService(
+            self.user_store,
+            self.account_store,
+            self.ledger,
+            self.import_store,
+            self.statement_files,
+            self.task_queue,
+            self.notifier,
+            self.realtime,
+            self.clock,
+            self.ids,
+            self.bus,
+            rules=self._rules_for,
+            ledger_changed=lambda user_id: self.query_cache.bump(user_id),
+            max_bytes=s.max_statement_bytes or imports.MAX_STATEMENT_BYTES,
+            inline_rows=s.import_inline_rows or imports.INLINE_ROWS,
+        )
+
+
 @cache
-def firestore_client() -> firestore.Client:
-    from google.cloud import firestore
-
-    return firestore.Client(project=settings().project)
+def _members() -> frozenset[str]:
+    return frozenset(n for n, v in vars(Services).items() if isinstance(v, cached_property))
 
 
-@cache
-def redis_client() -> redis.Redis:
-    import redis
-
-    # Short timeouts: Redis serves throttles and caches, never the source of truth, so a
-    # slow Redis must not hold a request hostage.
-    return redis.Redis.from_url(
-        settings().redis_url,
-        socket_timeout=0.25,
-        socket_connect_timeout=0.25,
-        health_check_interval=30,
-    )
+def build(settings: Settings | None = None, **overrides: Any) -> Services:
+    """The Services of `settings` (default: from the environment), with `overrides` (a port,
+    a client, a capability or a service, by its member name) used as given."""
+    return Services(settings if settings is not None else Settings.from_env(), **overrides)
 
 
 @cache
-def store() -> FirestoreStore:
-    from valorize.adapters.firestore_store import FirestoreStore
-
-    return FirestoreStore(firestore_client())
-
-
-@cache
-def bus() -> MessageBus:
-    """Every handler of every domain event, wired once per instance."""
-    from valorize.service.messagebus import MessageBus
-
-    message_bus = MessageBus()
-    _subscribe_cache_invalidation(message_bus)
-    _subscribe_live_updates(message_bus)
-    _subscribe_alerts(message_bus)
-    return message_bus
-
-
-def _subscribe_live_updates(message_bus: MessageBus) -> None:
-    """Push each change to the owner's open Socket.IO connections (entrypoints/live.py)."""
-    from valorize.entrypoints.live import LiveUpdates
-
-    LiveUpdates(realtime_publisher(), store().get_accounts).subscribe(message_bus)
-
-
-@cache
-def realtime_publisher() -> RealtimePublisher:
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    from valorize.adapters.realtime import EventLog, RealtimePublisher
-
-    s = settings()
-    # Its own client: one attempt and short timeouts (redis-py retries 3 times by default), so
-    # a Redis outage never holds up a write that already committed; the publisher then pauses.
-    client = redis.Redis.from_url(
-        s.redis_url,
-        socket_timeout=0.2,
-        socket_connect_timeout=0.2,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=30,
-    )
-    event_log = EventLog(client, s.realtime_log_events, s.realtime_log_seconds)
-    return RealtimePublisher(event_log, cooldown=s.realtime_breaker_seconds)
-
-
-def _subscribe_cache_invalidation(message_bus: MessageBus) -> None:
-    """Any change a user can see bumps that user's cache version (one INCR)."""
-    from valorize.domain import events
-
-    def bump(event: events.Event) -> None:
-        query_cache().bump(event.user_id)
-
-    for kind in (
-        events.TransactionCreated,
-        events.TransactionUpdated,
-        events.TransactionDeleted,
-        events.AccountChanged,
-        events.AccountDeleted,
-        events.CategoryChanged,
-    ):
-        message_bus.subscribe(kind, bump)
-
-
-@cache
-def query_cache() -> RedisQueryCache:
-    from valorize.adapters.cache import RedisQueryCache
-
-    return RedisQueryCache(
-        redis_client(),
-        ttl=settings().cache_ttl_seconds,
-        breaker_seconds=settings().cache_breaker_seconds,
-    )
-
-
-@cache
-def budget_service() -> BudgetService:
-    from valorize.adapters.system import SystemClock
-    from valorize.service.budgets import BudgetService
-
-    return BudgetService(store(), SystemClock(), bus())
-
-
-@cache
-def dashboard_service() -> DashboardService:
-    from valorize.adapters.system import SystemClock
-    from valorize.service.dashboard import DashboardService
-
-    return DashboardService(store(), SystemClock(), query_cache())
-
-
-@cache
-def auth_service() -> AuthService:
-    from valorize.adapters.security import Argon2Hasher, RedisLoginThrottle
-    from valorize.adapters.system import SystemClock, Uuid7Ids
-    from valorize.service.auth import AuthService
-
-    return AuthService(
-        store(), Argon2Hasher(), RedisLoginThrottle(redis_client()), SystemClock(), Uuid7Ids()
-    )
-
-
-@cache
-def account_service() -> AccountService:
-    from valorize.adapters.system import SystemClock, Uuid7Ids
-    from valorize.service.accounts import AccountService
-
-    return AccountService(store(), SystemClock(), Uuid7Ids(), bus())
-
-
-@cache
-def category_service() -> CategoryService:
-    from valorize.adapters.system import SystemClock, Uuid7Ids
-    from valorize.service.categories import CategoryService
-
-    return CategoryService(store(), SystemClock(), Uuid7Ids(), bus())
-
-
-@cache
-def transaction_service() -> TransactionService:
-    from valorize.adapters.system import SystemClock, Uuid7Ids
-    from valorize.service.transactions import TransactionService
-
-    return TransactionService(store(), SystemClock(), Uuid7Ids(), bus(), rules=rules_for)
-
-
-@cache
-def task_queue() -> CloudTasksQueue:
-    from valorize.adapters.tasks import CloudTasksQueue
-
-    return CloudTasksQueue(settings().project)
-
-
-@cache
-def notifier() -> TaskNotifier:
-    from valorize.adapters.notifier import TaskNotifier
-
-    return TaskNotifier(task_queue())
-
-
-@cache
-def rule_service() -> RuleService:
-    from valorize.adapters.system import SystemClock, Uuid7Ids
-    from valorize.service.rules import RuleService
-
-    return RuleService(
-        store(),
-        SystemClock(),
-        Uuid7Ids(),
-        queue=task_queue(),
-        apply_rules=lambda user_id, txn_id, ruleset: transaction_service().apply_rules(
-            user_id, txn_id, ruleset
-        ),
-    )
-
-
-def rules_for(user_id: str) -> RuleSet:
-    """The user's rule set, loaded per request: every path that creates transactions (manual
-    create, recurrence occurrences, import commits) passes them through it."""
-    return rule_service().ruleset(user_id)
-
-
-@cache
-def recurrence_service() -> RecurrenceService:
-    from valorize.adapters.system import SystemClock, Uuid7Ids
-    from valorize.service.recurrences import RecurrenceService
-
-    return RecurrenceService(store(), SystemClock(), Uuid7Ids())
-
-
-@cache
-def automation_service() -> AutomationService:
-    from valorize.adapters.system import SystemClock
-    from valorize.service.automations import AutomationService
-
-    return AutomationService(
-        store(),
-        SystemClock(),
-        task_queue(),
-        notifier(),
-        rules=rules_for,
-        month_summary=lambda user_id, month: dashboard_service().summary(user_id, month),
-        bus=bus(),
-    )
-
-
-# --- notifications and alerts -----------------------------------------------------------------
-
-
-@cache
-def notification_store() -> FirestoreNotificationStore:
-    from valorize.adapters.firestore_notifications import FirestoreNotificationStore
-
-    return FirestoreNotificationStore(firestore_client())
-
-
-@cache
-def mailer() -> SmtpMailer | None:
-    """None when no SMTP server is configured (notifications are then not emailed)."""
-    from valorize.adapters.email import SmtpConfig, SmtpMailer
-
-    config = SmtpConfig.from_env()
-    return SmtpMailer(config) if config is not None else None
-
-
-@cache
-def notification_service() -> NotificationService:
-    from valorize.adapters.system import SystemClock
-    from valorize.entrypoints.notification_schemas import NotificationOut
-    from valorize.service.notifications import NotificationService
-
-    def render(notification: Notification) -> dict[str, object]:
-        # The realtime payload is what GET /api/notifications answers for it.
-        return NotificationOut.of(notification).model_dump(mode="json")
-
-    return NotificationService(
-        notification_store(),
-        store().get_user,
-        SystemClock(),
-        realtime_publisher(),
-        mailer(),
-        render,
-        on_preferences_changed=alert_profiles().forget,
-    )
-
-
-@cache
-def alert_profiles() -> RedisAlertProfiles:
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    from valorize.adapters.alert_profiles import RedisAlertProfiles
-    from valorize.entrypoints.alerts import build_profile
-
-    # Read on every ledger write: one attempt and short timeouts, like the realtime client.
-    client = redis.Redis.from_url(
-        settings().redis_url,
-        socket_timeout=0.2,
-        socket_connect_timeout=0.2,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=30,
-    )
-
-    def accounts(user_id: str) -> list[Account]:
-        found, cursor = [], None
-        while True:
-            page = store().list_accounts(user_id, 200, cursor)
-            found += page.items
-            if page.next_cursor is None:
-                return found
-            cursor = page.next_cursor
-
-    def build(user_id: str) -> AlertProfile:
-        return build_profile(store(), notification_store().get_preferences, accounts, user_id)
-
-    return RedisAlertProfiles(client, build, cooldown=settings().realtime_breaker_seconds)
-
-
-def _subscribe_alerts(message_bus: MessageBus) -> None:
-    """Low balance, large transaction, envelope overspent (entrypoints/alerts.py)."""
-    from valorize.adapters.system import SystemClock
-    from valorize.entrypoints.alerts import Alerts
-    from valorize.service.budgets import BudgetService
-
-    # Its own BudgetService without the bus: it only reads.
-    envelopes = BudgetService(store(), SystemClock())
-    Alerts(alert_profiles(), store(), envelopes.envelope, notifier(), SystemClock()).subscribe(
-        message_bus
-    )
-
-
-# --- imports ----------------------------------------------------------------------------------
-
-
-@cache
-def import_service() -> ImportService:
-    import os
-
-    from valorize.adapters.firestore_imports import FirestoreImports
-    from valorize.adapters.statement_files import GcsStatementFiles
-    from valorize.adapters.system import SystemClock, Uuid7Ids
-    from valorize.service import imports
-
-    env = os.environ
-    return imports.ImportService(
-        store(),
-        FirestoreImports(firestore_client(), store()),
-        GcsStatementFiles(settings().project),
-        task_queue(),
-        notifier(),
-        realtime_publisher(),
-        SystemClock(),
-        Uuid7Ids(),
-        bus(),
-        rules=rules_for,
-        ledger_changed=lambda user_id: query_cache().bump(user_id),
-        max_bytes=int(env.get("VALORIZE_MAX_STATEMENT_BYTES", imports.MAX_STATEMENT_BYTES)),
-        inline_rows=int(env.get("VALORIZE_IMPORT_INLINE_ROWS", imports.INLINE_ROWS)),
-    )
+def services() -> Services:
+    """This instance's Services, from the environment (`config.settings()`), built on the
+    first call: what the functions' entry points use."""
+    return Services(settings())

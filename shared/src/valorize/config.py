@@ -1,10 +1,18 @@
-"""Settings from the environment (Cloud Run sets them; `nox -s dev` sets the local ones)."""
+"""Settings from the environment (Cloud Run sets them; `nox -s dev` sets the local ones): the
+one place that reads it. The composition root (bootstrap.py) hands each adapter what it
+needs from here."""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from valorize.adapters.email import SmtpConfig
 
 # Locally, tasks and the scheduler authenticate to internal endpoints with this header.
 INTERNAL_HEADER = "X-Valorize-Internal"
@@ -18,6 +26,21 @@ GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value else None
+
+
+def _by_suffix(env: Mapping[str, str], prefix: str) -> dict[str, str]:
+    """{name: value} of the variables `<prefix><NAME>` (name in lower case)."""
+    return {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix) and v}
+
+
+def _function_urls(env: Mapping[str, str]) -> dict[str, str]:
+    urls = {k: str(v) for k, v in json.loads(env.get("VALORIZE_FUNCTION_URLS") or "{}").items()}
+    urls.update(_by_suffix(env, "FUNCTION_URL_"))
+    return {name: url.rstrip("/") for name, url in urls.items()}
 
 
 @dataclass(frozen=True)
@@ -52,10 +75,41 @@ class Settings:
     # How long a write keeps retrying when other writes change what it read (then 409 with
     # Retry-After); well under the functions' 60 s timeout.
     contention_budget_seconds: float = 10.0
+    # Cloud Tasks: the region, the full path of a queue where it is not the local emulator's
+    # (TASKS_QUEUE_<NAME>), the service account whose OIDC tokens tasks carry, the emulator.
+    tasks_location: str = "us-central1"
+    task_queue_paths: Mapping[str, str] = field(default_factory=dict)
+    tasks_invoker: str | None = None
+    tasks_emulator_host: str | None = None
+    # Where each function is served (FUNCTION_URL_<NAME> in production, set by infra;
+    # VALORIZE_FUNCTION_URLS, JSON, locally): tasks are addressed to them.
+    function_urls: Mapping[str, str] = field(default_factory=dict)
+    # Uploaded statements (Cloud Storage; the emulator locally).
+    statements_bucket: str = "valorize-statements"
+    storage_emulator_host: str | None = None
+    # Imports: the upload limit and how many rows a commit or revert runs inline (None: the
+    # service's defaults, service/imports.py), and how many deliveries a task gets.
+    max_statement_bytes: int | None = None
+    import_inline_rows: int | None = None
+    import_max_attempts: int = 5
+    # The mail server (adapters/email.py); None: notifications are not emailed.
+    smtp: SmtpConfig | None = None
+    # The Firestore emulator, locally (the client finds it by itself; realtime_server/ talks
+    # to it over REST).
+    firestore_emulator_host: str | None = None
+    # realtime_server/: gunicorn's worker class ("eventlet" or "gevent").
+    realtime_worker: str = "eventlet"
+
+    def function_url(self, name: str) -> str:
+        if name not in self.function_urls:
+            raise LookupError(f"no URL configured for function {name!r}")
+        return self.function_urls[name]
 
     @classmethod
-    def from_env(cls) -> Settings:
-        env = os.environ
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        from valorize.adapters.email import SmtpConfig
+
+        env = os.environ if env is None else env
         return cls(
             project=env.get("GOOGLE_CLOUD_PROJECT", cls.project),
             redis_url=env.get("REDIS_URL", cls.redis_url),
@@ -85,6 +139,23 @@ class Settings:
             realtime_breaker_seconds=float(
                 env.get("VALORIZE_REALTIME_BREAKER_SECONDS", cls.realtime_breaker_seconds)
             ),
+            tasks_location=env.get("VALORIZE_TASKS_LOCATION", cls.tasks_location),
+            task_queue_paths=_by_suffix(env, "TASKS_QUEUE_"),
+            tasks_invoker=env.get("TASKS_INVOKER_SA") or None,
+            tasks_emulator_host=env.get("TASKS_EMULATOR_HOST") or None,
+            function_urls=_function_urls(env),
+            statements_bucket=(
+                env.get("VALORIZE_BUCKET") or env.get("STATEMENTS_BUCKET") or cls.statements_bucket
+            ),
+            storage_emulator_host=env.get("STORAGE_EMULATOR_HOST") or None,
+            max_statement_bytes=_int_or_none(env.get("VALORIZE_MAX_STATEMENT_BYTES")),
+            import_inline_rows=_int_or_none(env.get("VALORIZE_IMPORT_INLINE_ROWS")),
+            import_max_attempts=int(
+                env.get("VALORIZE_IMPORT_MAX_ATTEMPTS", cls.import_max_attempts)
+            ),
+            smtp=SmtpConfig.from_env(env),
+            firestore_emulator_host=env.get("FIRESTORE_EMULATOR_HOST") or None,
+            realtime_worker=env.get("VALORIZE_REALTIME_WORKER", cls.realtime_worker),
         )
 
 

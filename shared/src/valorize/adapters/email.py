@@ -1,6 +1,6 @@
 """The Mailer port over SMTP (smtplib), one connection per message.
 
-Configuration, from the environment:
+Configuration, from the environment (read by config.Settings):
 
 - `SMTP_HOST`, `SMTP_PORT`: the server (port default 587 with STARTTLS, else 25; 465 means
   TLS from the first byte);
@@ -19,7 +19,6 @@ smtplib and the email package are imported when a message is sent, not at import
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -57,8 +56,7 @@ class SmtpConfig:
         return address.rpartition("@")[2] or "valorize.local"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SmtpConfig | None:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> SmtpConfig | None:
         secret: dict[str, object] = {}
         if env.get("SMTP_CREDENTIALS"):
             secret = dict(json.loads(env["SMTP_CREDENTIALS"]))

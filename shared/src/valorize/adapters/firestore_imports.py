@@ -5,8 +5,8 @@ Layout:
     users/{uid}/imports/{id}              the import: status, counts, progress, statements
     users/{uid}/imports/{id}/rows/{row}   one staged line; row = "<statement>-<ordinal>"
 
-Writes that touch the ledger reuse the ledger's own mapping and read-model increments from
-firestore_store.py, so an imported transaction is stored exactly like a manual one (plus
+Writes that touch the ledger stage it through firestore/ledger_batch.py like every ledger
+write, so an imported transaction is stored exactly like a manual one (plus
 `statement_description`, the line's text before rules renamed it, used to spot duplicates).
 
 Queries (no composite index beyond the ledger's own is needed):
@@ -36,8 +36,9 @@ from google.cloud.firestore_v1.query import Query
 from google.cloud.firestore_v1.types import document as document_types
 from google.cloud.firestore_v1.types import write as write_types
 
-from valorize.adapters.firestore_contention import commit, optimistic, unchanged, verify
-from valorize.adapters.firestore_store import FirestoreStore, _txn, _txn_doc
+from valorize.adapters.firestore.contention import commit, optimistic, unchanged, verify
+from valorize.adapters.firestore.documents import txn_of
+from valorize.adapters.firestore.ledger_batch import LedgerBatch
 from valorize.domain import ids
 from valorize.domain.errors import NotFound
 from valorize.domain.ids import decode_cursor, encode_cursor
@@ -52,7 +53,7 @@ from valorize.domain.imports import (
     StatementSummary,
 )
 from valorize.domain.model import Transaction
-from valorize.domain.readmodel import change, merge_changes, month_of
+from valorize.domain.readmodel import month_of
 from valorize.service.imports import RowsChanged
 from valorize.service.ports import PageResult
 
@@ -355,11 +356,8 @@ class BatchedRowWriter:
 
 
 class FirestoreImports:
-    def __init__(
-        self, client: firestore.Client, store: FirestoreStore | None = None, writers: int = WRITERS
-    ) -> None:
+    def __init__(self, client: firestore.Client, writers: int = WRITERS) -> None:
         self.db = client
-        self.store = store or FirestoreStore(client)
         self.writers = writers
 
     def _imports(self, user_id: str) -> firestore.CollectionReference:
@@ -564,24 +562,20 @@ class FirestoreImports:
         skipped: Sequence[StagedRow],
     ) -> None:
         rows = self._rows(user_id, import_id)
-        txns = self._txns(user_id)
         import_ref = self._imports(user_id).document(import_id)
         for group, extra in _batches(created, skipped):
-            batch = self.db.batch()
+            ledger = LedgerBatch(self.db, user_id)
+            batch = ledger.batch
             for row in extra:
                 batch.set(rows.document(row.id), _row_doc(row))
             for row, txn in group:
                 # create(): fails the whole batch if another run committed this row first.
-                batch.create(
-                    txns.document(txn.id),
-                    {**_txn_doc(txn), "statement_description": row.description},
-                )
+                ledger.create(txn, {"statement_description": row.description})
                 batch.update(
                     rows.document(row.id),
                     {"committed": True, "pending": False, "transaction_id": txn.id},
                 )
-            moved = [t for _, t in group]
-            self._ledger(batch, user_id, moved, sign=1)
+            ledger.stage()
             if group:
                 batch.update(import_ref, {"committed": firestore.Increment(len(group))})
             try:
@@ -596,48 +590,22 @@ class FirestoreImports:
         snaps = list(q.limit(limit).stream())
         if not snaps:
             return {}
-        victims = [(s, _txn(s.id, s.to_dict() or {})) for s in snaps]
+        victims = [(s, txn_of(s.id, s.to_dict() or {})) for s in snaps]
         import_ref = self._imports(user_id).document(import_id)
         moved: dict[str, int] = {}
         for group, _ in _batches([(s, t) for s, t in victims], ()):
-            batch = self.db.batch()
+            ledger = LedgerBatch(self.db, user_id)
             for snap, txn in group:
                 # Only as read: a concurrent revert that deleted it first fails this batch.
-                batch.delete(
-                    snap.reference, option=self.db.write_option(last_update_time=snap.update_time)
-                )
+                ledger.delete(snap, txn)
                 moved[txn.account_id] = moved.get(txn.account_id, 0) - txn.amount
-            self._ledger(batch, user_id, [t for _, t in group], sign=-1)
+            batch = ledger.stage()
             batch.update(import_ref, {"reverted": firestore.Increment(len(group))})
             try:
                 batch.commit()
             except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted) as error:
                 raise RowsChanged(str(error)) from error
         return moved
-
-    def _ledger(
-        self, batch: firestore.WriteBatch, user_id: str, moved: Sequence[Transaction], sign: int
-    ) -> None:
-        """Balances (one increment per account) and read models, in the batch."""
-        if not moved:
-            return
-        deltas: dict[str, tuple[int, int]] = {}
-        for t in moved:
-            amount, count = deltas.get(t.account_id, (0, 0))
-            deltas[t.account_id] = (amount + t.amount, count + 1)
-        changes = merge_changes(
-            *((change(None, t) if sign > 0 else change(t, None)) for t in moved)
-        )
-        self.store._apply_months(batch, user_id, changes)
-        accounts = self.db.collection("users").document(user_id).collection("accounts")
-        for account_id, (amount, count) in deltas.items():
-            batch.update(
-                accounts.document(account_id),
-                {
-                    "balance": firestore.Increment(sign * amount),
-                    "transaction_count": firestore.Increment(sign * count),
-                },
-            )
 
 
 def _credits_and_debits(docs: Iterable[dict[str, Any]]) -> dict[str, tuple[int, int]]:

@@ -2,18 +2,17 @@
 
 Objects are `imports/{uid}/{id}.{ext}` in the statements bucket (STATEMENTS_BUCKET in
 production, VALORIZE_BUCKET locally, where STORAGE_EMULATOR_HOST points the client at
-gcp-storage-emulator). They are written as a resumable upload in 1 MiB chunks while the
-request body arrives, and read back as a stream of 1 MiB ranged reads, so neither the upload
-nor the worker ever holds a whole file. The bucket's lifecycle rule deletes them after 90
-days.
+gcp-storage-emulator: config.Settings; bootstrap builds the client). They are written as a
+resumable upload in 1 MiB chunks while the request body arrives, and read back as a stream of
+1 MiB ranged reads, so neither the upload nor the worker ever holds a whole file. The
+bucket's lifecycle rule deletes them after 90 days.
 
 google-cloud-storage is imported on first use only (cold starts)."""
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -27,34 +26,16 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 1024 * 1024
 # A multiple of 256 KiB, as resumable uploads require: what an upload holds in memory.
 WRITE_CHUNK = 1024 * 1024
-DEFAULT_BUCKET = "valorize-statements"
-
-
-def bucket_name() -> str:
-    return (
-        os.environ.get("VALORIZE_BUCKET") or os.environ.get("STATEMENTS_BUCKET") or DEFAULT_BUCKET
-    )
 
 
 class GcsStatementFiles:
-    def __init__(self, project: str, bucket: str | None = None) -> None:
-        self.project = project
-        self.bucket_name = bucket or bucket_name()
+    def __init__(self, bucket: Callable[[], storage.Bucket]) -> None:
+        """`bucket`: the statements bucket, its client built (by bootstrap) on first use."""
+        self._bucket = bucket
 
     @cached_property
     def bucket(self) -> storage.Bucket:
-        from google.cloud import storage  # type: ignore[attr-defined]
-
-        if os.environ.get("STORAGE_EMULATOR_HOST"):
-            from google.auth.credentials import AnonymousCredentials
-
-            client = storage.Client(
-                project=self.project,
-                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            )
-        else:
-            client = storage.Client(project=self.project)
-        return client.bucket(self.bucket_name)
+        return self._bucket()
 
     def create(self, name: str, content_type: str) -> GcsStatementWriter:
         # Names are unique per upload attempt, so a write never replaces another's file.

@@ -15,29 +15,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from valorize.config import INTERNAL_HEADER, settings
+from valorize.config import INTERNAL_HEADER, Settings
 
 if TYPE_CHECKING:
     from google.cloud import tasks_v2
 
 log = logging.getLogger(__name__)
-
-
-def function_url(name: str) -> str:
-    """Where function `name` is served: FUNCTION_URL_<NAME> in production (set by infra),
-    VALORIZE_FUNCTION_URLS (JSON) locally."""
-    direct = os.environ.get(f"FUNCTION_URL_{name.upper()}")
-    if direct:
-        return direct.rstrip("/")
-    urls = json.loads(os.environ.get("VALORIZE_FUNCTION_URLS", "{}"))
-    if name not in urls:
-        raise LookupError(f"no URL configured for function {name!r}")
-    return str(urls[name]).rstrip("/")
 
 
 class UndeclaredQueue(RuntimeError):
@@ -50,37 +38,28 @@ def task_id(*parts: str) -> str:
 
 
 class CloudTasksQueue:
-    def __init__(self, project: str) -> None:
-        self.project = project
-        self.location = os.environ.get("VALORIZE_TASKS_LOCATION", "us-central1")
+    def __init__(self, settings: Settings, client: Callable[[], tasks_v2.CloudTasksClient]) -> None:
+        """`client`: the Cloud Tasks client, built (by bootstrap) on the first enqueue."""
+        self.settings = settings
+        self._client = client
 
     @cached_property
     def client(self) -> tasks_v2.CloudTasksClient:
-        from google.cloud import tasks_v2
-
-        emulator = os.environ.get("TASKS_EMULATOR_HOST")
-        if emulator:
-            import grpc
-            from google.cloud.tasks_v2.services.cloud_tasks.transports import (
-                CloudTasksGrpcTransport,
-            )
-
-            channel = grpc.insecure_channel(emulator)
-            return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
-        return tasks_v2.CloudTasksClient()
+        return self._client()
 
     def queue_path(self, queue: str) -> str:
-        allowed = settings().allowed_queues
+        allowed = self.settings.allowed_queues
         if allowed is None or queue not in allowed:
             raise UndeclaredQueue(
                 f"this function may not enqueue on {queue!r}: it declares "
                 f"{', '.join(allowed) if allowed else 'no queue'} (functions/registry.py)"
             )
-        full = os.environ.get(f"TASKS_QUEUE_{queue.upper()}")
+        full = self.settings.task_queue_paths.get(queue)
         if full:
             return full
         # Locally the emulator holds one queue per registry queue, under the same names.
-        return f"projects/{self.project}/locations/{self.location}/queues/{queue}"
+        location = self.settings.tasks_location
+        return f"projects/{self.settings.project}/locations/{location}/queues/{queue}"
 
     def enqueue(
         self,
@@ -95,7 +74,7 @@ class CloudTasksQueue:
         from google.cloud import tasks_v2
 
         parent = self.queue_path(queue)
-        url = function_url(function) + path
+        url = self.settings.function_url(function) + path
         headers = {"Content-Type": "application/json"}
         request = tasks_v2.HttpRequest(
             http_method=tasks_v2.HttpMethod.POST,
@@ -103,14 +82,14 @@ class CloudTasksQueue:
             headers=headers,
             body=json.dumps(payload, separators=(",", ":")).encode(),
         )
-        secret = settings().internal_secret
-        invoker = os.environ.get("TASKS_INVOKER_SA")
+        secret = self.settings.internal_secret
+        invoker = self.settings.tasks_invoker
         if secret:
             headers[INTERNAL_HEADER] = secret
             request.headers = headers
         elif invoker:
             request.oidc_token = tasks_v2.OidcToken(
-                service_account_email=invoker, audience=function_url(function)
+                service_account_email=invoker, audience=self.settings.function_url(function)
             )
         task = tasks_v2.Task(http_request=request)
         # create_task has no default retry (it is not idempotent without a name); a named

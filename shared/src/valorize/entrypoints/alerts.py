@@ -28,10 +28,10 @@ from valorize.domain.events import (
     TransactionCreated,
     TransactionUpdated,
 )
-from valorize.domain.model import Account, User
+from valorize.domain.model import Account
 from valorize.domain.notifications import NotificationPreferences
 from valorize.service.messagebus import MessageBus
-from valorize.service.ports import AlertProfiles, Clock, Notifier
+from valorize.service.ports import AlertProfiles, BudgetStore, Clock, Notifier, UserStore
 
 log = logging.getLogger(__name__)
 
@@ -39,25 +39,19 @@ log = logging.getLogger(__name__)
 EnvelopeReader = Callable[[str, str, str, str], tuple[Budget, Envelope] | None]
 
 
-class ProfileSources(Protocol):
-    """What an alert profile is built from (the store; the notification store)."""
-
-    def get_user(self, user_id: str) -> User | None: ...
-    def list_budgets(self, user_id: str) -> list[Budget]: ...
-
-
 class AccountsReader(Protocol):
     def get_accounts(self, user_id: str, account_ids: list[str]) -> dict[str, Account]: ...
 
 
 def build_profile(
-    sources: ProfileSources,
+    users: UserStore,
+    budgets: BudgetStore,
     preferences: Callable[[str], NotificationPreferences],
     accounts: Callable[[str], list[Account]],
     user_id: str,
 ) -> AlertProfile:
     """The profile from Firestore: the user, their preferences, envelopes and accounts."""
-    user = sources.get_user(user_id)
+    user = users.get_user(user_id)
     if user is None:
         return AlertProfile()
     return AlertProfile(
@@ -68,7 +62,7 @@ def build_profile(
             for a in accounts(user_id)
             if a.low_balance_threshold is not None
         },
-        budgeted=frozenset(b.category_id for b in sources.list_budgets(user_id)),
+        budgeted=frozenset(b.category_id for b in budgets.list_budgets(user_id)),
     )
 
 

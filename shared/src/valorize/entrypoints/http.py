@@ -104,7 +104,7 @@ def _backend_down(error: Exception) -> bool:
 
 
 def _contended(error: Exception) -> bool:
-    """An `Aborted` that escaped the adapters' retries (adapters/firestore_contention.py) is
+    """An `Aborted` that escaped the adapters' retries (adapters/firestore/contention.py) is
     still contention: a 409 the client may retry, not a 500."""
     api = sys.modules.get("google.api_core.exceptions")
     return api is not None and isinstance(error, api.Aborted)
@@ -216,9 +216,9 @@ def cached(call: Call, key: str, compute: Callable[[], Any]) -> Any:
     """Cache-aside through the user's versioned query cache; says how in X-Cache."""
     from valorize import bootstrap
 
-    cache = bootstrap.query_cache()
+    cache = bootstrap.services().query_cache
     value = cache.get_or_compute(call.user_id, key, compute)
-    call.response_headers["X-Cache"] = getattr(cache.last, "outcome", "bypass")
+    call.response_headers["X-Cache"] = getattr(getattr(cache, "last", None), "outcome", "bypass")
     return value
 
 
@@ -391,7 +391,7 @@ class FunctionApp:
         if authenticate is None:
             from valorize import bootstrap
 
-            authenticate = self.authenticate = bootstrap.auth_service().authenticate
+            authenticate = self.authenticate = bootstrap.services().auth.authenticate
         try:
             principal = authenticate(token.strip())
         except DomainError as e:
@@ -435,7 +435,7 @@ class FunctionApp:
         if self.idempotency_store is None:
             from valorize import bootstrap
 
-            self.idempotency_store = bootstrap.store
+            self.idempotency_store = lambda: bootstrap.services().idempotency_store
         return self.idempotency_store()
 
     def _idempotency(

@@ -25,7 +25,7 @@ _STATUS_TEXT = {
     429: "Rate limited",
     503: "A backend is unavailable",
 }
-# Any write can meet concurrent writes to the same data (adapters/firestore_contention.py).
+# Any write can meet concurrent writes to the same data (adapters/firestore/contention.py).
 _CONTENTION = (
     "Conflict. With Retry-After: concurrent writes to the same data outlasted this write's "
     "retries; nothing was written, send the same request again after Retry-After seconds"

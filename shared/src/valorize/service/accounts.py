@@ -15,13 +15,15 @@ from valorize.service.ports import (
     Ids,
     NullBus,
     PageResult,
-    Store,
 )
+from valorize.service.ports.accounts import AccountStore
 
 
 class AccountService:
-    def __init__(self, store: Store, clock: Clock, ids: Ids, bus: EventBus | None = None) -> None:
-        self.store = store
+    def __init__(
+        self, account_store: AccountStore, clock: Clock, ids: Ids, bus: EventBus | None = None
+    ) -> None:
+        self.account_store = account_store
         self.clock = clock
         self.ids = ids
         self.bus: EventBus = bus or NullBus()
@@ -44,18 +46,18 @@ class AccountService:
             created_at=now,
             updated_at=now,
         )
-        self.store.add_account(user_id, account, idem.seal(account) if idem else None)
+        self.account_store.add_account(user_id, account, idem.seal(account) if idem else None)
         self.bus.publish(AccountChanged(user_id, account))
         return account
 
     def get(self, user_id: str, account_id: str) -> Account:
-        account = self.store.get_account(user_id, account_id)
+        account = self.account_store.get_account(user_id, account_id)
         if account is None:
             raise NotFound("account not found")
         return account
 
     def list(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Account]:
-        return self.store.list_accounts(user_id, limit, cursor)
+        return self.account_store.list_accounts(user_id, limit, cursor)
 
     def update(self, user_id: str, account_id: str, cmd: UpdateAccount) -> Account:
         changes = cmd.given()
@@ -74,7 +76,7 @@ class AccountService:
             )
             return replace(account, **changes, balance=account.balance + delta, updated_at=now)
 
-        account = self.store.update_account(user_id, account_id, mutate)
+        account = self.account_store.update_account(user_id, account_id, mutate)
         self.bus.publish(AccountChanged(user_id, account))
         return account
 
@@ -85,5 +87,5 @@ class AccountService:
                 f"the account has {account.transaction_count} transactions; "
                 "repeat with ?confirm=true to delete it and them"
             )
-        self.store.delete_account(user_id, account_id)
+        self.account_store.delete_account(user_id, account_id)
         self.bus.publish(AccountDeleted(user_id, account_id))

@@ -24,7 +24,7 @@ from valorize.service.ports import (
     Ids,
     LoginThrottle,
     PasswordHasher,
-    Store,
+    UserStore,
 )
 
 TOKEN_PREFIX = "vz"
@@ -51,9 +51,14 @@ class IssuedToken:
 
 class AuthService:
     def __init__(
-        self, store: Store, hasher: PasswordHasher, throttle: LoginThrottle, clock: Clock, ids: Ids
+        self,
+        user_store: UserStore,
+        hasher: PasswordHasher,
+        throttle: LoginThrottle,
+        clock: Clock,
+        ids: Ids,
     ) -> None:
-        self.store = store
+        self.user_store = user_store
         self.hasher = hasher
         self.throttle = throttle
         self.clock = clock
@@ -98,7 +103,7 @@ class AuthService:
         issued, hashed_secret = self._issue(user.id, "default", None)
         # The slow hash runs before any write so a failure leaves nothing behind.
         password_hash = self.hasher.hash(cmd.password)
-        self.store.create_user(user, password_hash, categories, issued.token, hashed_secret)
+        self.user_store.create_user(user, password_hash, categories, issued.token, hashed_secret)
         return user, issued
 
     def login(self, cmd: Login, client_ip: str) -> IssuedToken:
@@ -108,7 +113,7 @@ class AuthService:
         wait = self.throttle.attempt(key)
         if wait > 0:
             raise RateLimited(f"too many failed logins; try again in {wait} s", retry_after=wait)
-        found = self.store.find_credentials(cmd.email.lower())
+        found = self.user_store.find_credentials(cmd.email.lower())
         if found is None:
             # Spend the same time as a real check so response time does not reveal accounts.
             self.hasher.verify(_DUMMY_HASH.get(self.hasher), cmd.password)
@@ -118,7 +123,7 @@ class AuthService:
             raise Unauthorized("email or password is incorrect")
         self.throttle.succeeded(key)
         issued, hashed = self._issue(user_id, "login", 30)
-        self.store.add_token(issued.token, hashed)
+        self.user_store.add_token(issued.token, hashed)
         return issued
 
     def authenticate(self, bearer: str) -> Principal:
@@ -127,7 +132,7 @@ class AuthService:
         if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not ids.ENTITY.matches(parts[1]):
             raise Unauthorized("invalid token")
         _, token_id, secret = parts
-        found = self.store.get_token(token_id)
+        found = self.user_store.get_token(token_id)
         if found is None:
             raise Unauthorized("invalid or revoked token")
         token, stored_hash = found
@@ -137,27 +142,27 @@ class AuthService:
         if token.is_expired(now):
             raise Unauthorized("token expired")
         if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
-            self.store.touch_token(token.id, now)
+            self.user_store.touch_token(token.id, now)
         return Principal(token.user_id, token.id)
 
     def me(self, user_id: str) -> User:
-        user = self.store.get_user(user_id)
+        user = self.user_store.get_user(user_id)
         if user is None:
             raise NotFound("user not found")
         return user
 
     def list_tokens(self, user_id: str) -> list[ApiToken]:
-        return self.store.list_tokens(user_id)
+        return self.user_store.list_tokens(user_id)
 
     def create_token(
         self, user_id: str, cmd: CreateToken, idem: IdempotencyMark | None = None
     ) -> IssuedToken:
         issued, hashed = self._issue(user_id, cmd.name, cmd.expires_in_days)
-        self.store.add_token(issued.token, hashed, idem.seal(issued) if idem else None)
+        self.user_store.add_token(issued.token, hashed, idem.seal(issued) if idem else None)
         return issued
 
     def revoke_token(self, user_id: str, token_id: str) -> None:
-        if not self.store.delete_token(user_id, token_id):
+        if not self.user_store.delete_token(user_id, token_id):
             raise NotFound("token not found")
 
 

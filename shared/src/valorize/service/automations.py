@@ -36,7 +36,17 @@ from valorize.domain.money import minor_unit_exponent
 from valorize.domain.notifications import NotificationKind, NotificationRequest, notification_id
 from valorize.domain.recurrence import Recurrence
 from valorize.domain.rules import RuleSet
-from valorize.service.ports import Clock, EventBus, Notifier, NullBus, Store, TaskQueue
+from valorize.service.ports import (
+    AccountStore,
+    AutomationStore,
+    CategoryStore,
+    Clock,
+    EventBus,
+    Notifier,
+    NullBus,
+    RecurrenceStore,
+    TaskQueue,
+)
 
 log = logging.getLogger(__name__)
 # The log marker of an occurrence refused for the money limits (it is retried every run).
@@ -95,7 +105,10 @@ class Created:
 class AutomationService:
     def __init__(
         self,
-        store: Store,
+        automation_store: AutomationStore,
+        recurrence_store: RecurrenceStore,
+        account_store: AccountStore,
+        category_store: CategoryStore,
         clock: Clock,
         queue: TaskQueue,
         notifier: Notifier,
@@ -106,7 +119,10 @@ class AutomationService:
     ) -> None:
         """`rules` is RuleService.ruleset; `month_summary(user_id, "YYYY-MM")` is
         DashboardService.summary (the numbers the dashboard shows for that month)."""
-        self.store = store
+        self.automation_store = automation_store
+        self.recurrence_store = recurrence_store
+        self.account_store = account_store
+        self.category_store = category_store
         self.clock = clock
         self.queue = queue
         self.notifier = notifier
@@ -125,9 +141,9 @@ class AutomationService:
         self, kind: AutomationKind, on: date, cursor: str | None, page: int
     ) -> dict[str, Any]:
         if kind is AutomationKind.DAILY:
-            found = self.store.users_with_due_recurrences(on, self.page_size, cursor)
+            found = self.automation_store.users_with_due_recurrences(on, self.page_size, cursor)
         else:
-            found = self.store.list_user_ids(self.page_size, cursor)
+            found = self.automation_store.list_user_ids(self.page_size, cursor)
         day = on.isoformat()
         for user_id in found.items:
             self.queue.enqueue(
@@ -171,7 +187,7 @@ class AutomationService:
         if kind is AutomationKind.MONTH_START:
             notified += self._notify_month_summary(user_id, previous_month(on))
         count = sum(len(c.transactions) for c in created)
-        self.store.record_automation_run(
+        self.automation_store.record_automation_run(
             user_id, f"{kind.value}-{on.isoformat()}", count, self.clock.now()
         )
         return {
@@ -187,11 +203,11 @@ class AutomationService:
 
     def materialize_due(self, user_id: str, on: date) -> tuple[list[Created], list[str]]:
         """What was created, and the ids of the recurrences refused (OutOfSafeRange)."""
-        due = self.store.due_recurrences(user_id, on)
+        due = self.recurrence_store.due_recurrences(user_id, on)
         if not due:
             return [], []
-        accounts = self.store.get_accounts(user_id, sorted({r.account_id for r in due}))
-        categories = self.store.get_categories(
+        accounts = self.account_store.get_accounts(user_id, sorted({r.account_id for r in due}))
+        categories = self.category_store.get_categories(
             user_id, sorted({r.category_id for r in due if r.category_id})
         )
         ruleset = self.rules(user_id)
@@ -215,7 +231,7 @@ class AutomationService:
             latest: Recurrence | None = None
             for _ in range(MAX_STEPS):
                 try:
-                    step = self.store.materialize(user_id, rec.id, plan)
+                    step = self.recurrence_store.materialize(user_id, rec.id, plan)
                 except NotFound:
                     log.warning("recurrence %s: its account is gone; skipped this run", rec.id)
                     break

@@ -14,7 +14,15 @@ from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.events import BudgetChanged
 from valorize.domain.money import Money
 from valorize.service.budget_commands import Allocate, CreateBudget, MoveMoney, SetIncome
-from valorize.service.ports import Clock, EventBus, NullBus, Store
+from valorize.service.ports import (
+    BudgetStore,
+    CategoryStore,
+    Clock,
+    EventBus,
+    Ledger,
+    NullBus,
+    UserStore,
+)
 
 
 def _money(amount: int, currency: str) -> dict[str, Any]:
@@ -27,13 +35,24 @@ def _expense_by_category(model: Mapping[str, Any], currency: str) -> dict[str, i
 
 
 class BudgetService:
-    def __init__(self, store: Store, clock: Clock, bus: EventBus | None = None) -> None:
-        self.store = store
+    def __init__(
+        self,
+        budget_store: BudgetStore,
+        category_store: CategoryStore,
+        user_store: UserStore,
+        ledger: Ledger,
+        clock: Clock,
+        bus: EventBus | None = None,
+    ) -> None:
+        self.budget_store = budget_store
+        self.category_store = category_store
+        self.user_store = user_store
+        self.ledger = ledger
         self.clock = clock
         self.bus: EventBus = bus or NullBus()
 
     def _currency(self, user_id: str) -> str:
-        user = self.store.get_user(user_id)
+        user = self.user_store.get_user(user_id)
         if user is None:
             raise NotFound("user not found")
         return user.preferred_currency
@@ -45,7 +64,7 @@ class BudgetService:
 
     def create(self, user_id: str, cmd: CreateBudget) -> tuple[Budget, bool]:
         """(budget, created): a category has one envelope; asking again returns it."""
-        category = self.store.get_category(user_id, cmd.category_id)
+        category = self.category_store.get_category(user_id, cmd.category_id)
         if category is None:
             raise ValidationFailed.on("category_id", "no such category")
         now = self.clock.now()
@@ -57,27 +76,27 @@ class BudgetService:
             created_at=now,
             updated_at=now,
         )
-        budget, created = self.store.add_budget(user_id, wanted)
+        budget, created = self.budget_store.add_budget(user_id, wanted)
         if created:
             self._changed(user_id)
         return budget, created
 
     def get(self, user_id: str, budget_id: str) -> Budget:
-        budget = self.store.get_budget(user_id, budget_id)
+        budget = self.budget_store.get_budget(user_id, budget_id)
         if budget is None:
             raise NotFound("budget not found")
         return budget
 
     def list(self, user_id: str) -> list[Budget]:
-        return sorted(self.store.list_budgets(user_id), key=lambda b: b.name.casefold())
+        return sorted(self.budget_store.list_budgets(user_id), key=lambda b: b.name.casefold())
 
     def rename(self, user_id: str, budget_id: str, name: str) -> Budget:
-        budget = self.store.rename_budget(user_id, budget_id, name, self.clock.now())
+        budget = self.budget_store.rename_budget(user_id, budget_id, name, self.clock.now())
         self._changed(user_id)
         return budget
 
     def delete(self, user_id: str, budget_id: str) -> None:
-        if not self.store.delete_budget(user_id, budget_id):
+        if not self.budget_store.delete_budget(user_id, budget_id):
             raise NotFound("budget not found")
         self._changed(user_id)
 
@@ -91,7 +110,7 @@ class BudgetService:
             )
         if cmd.amount.amount < 0:
             raise ValidationFailed.on("amount.amount", "income cannot be negative")
-        self.store.set_income(user_id, cmd.month, cmd.amount.amount)
+        self.budget_store.set_income(user_id, cmd.month, cmd.amount.amount)
         self._changed(user_id, cmd.month)
         return self.month_summary(user_id, cmd.month)
 
@@ -103,7 +122,7 @@ class BudgetService:
             target = budgets[cmd.budget_id]
             return [allocate(budgets.values(), incomes, target, cmd.month, amount, now)]
 
-        (budget,) = self.store.change_allocations(user_id, [cmd.budget_id], decide)
+        (budget,) = self.budget_store.change_allocations(user_id, [cmd.budget_id], decide)
         self._changed(user_id, cmd.month)
         return budget
 
@@ -118,7 +137,7 @@ class BudgetService:
 
         if cmd.from_budget_id == cmd.to_budget_id:
             raise ValidationFailed.on("to_budget_id", "must differ from from_budget_id")
-        source, target = self.store.change_allocations(
+        source, target = self.budget_store.change_allocations(
             user_id, [cmd.from_budget_id, cmd.to_budget_id], decide
         )
         self._changed(user_id, cmd.month)
@@ -128,8 +147,8 @@ class BudgetService:
 
     def month_summary(self, user_id: str, month: str) -> dict[str, Any]:
         currency = self._currency(user_id)
-        budgets = self.store.list_budgets(user_id)
-        return self._summary(currency, month, budgets, self.store.get_incomes(user_id))
+        budgets = self.budget_store.list_budgets(user_id)
+        return self._summary(currency, month, budgets, self.budget_store.get_incomes(user_id))
 
     @staticmethod
     def _summary(
@@ -153,23 +172,23 @@ class BudgetService:
     ) -> tuple[Budget, Envelope] | None:
         """One envelope's month (what the overview shows for it), or None when it is gone.
         `currency`: the user's preferred one (the caller knows it; saves reading the user)."""
-        budget = self.store.get_budget(user_id, budget_id)
+        budget = self.budget_store.get_budget(user_id, budget_id)
         if budget is None:
             return None
-        later = self.store.get_months_from(user_id, month)
+        later = self.ledger.get_months_from(user_id, month)
         cid = budget.category_id
         spent_now = _expense_by_category(later.get(month, {}), currency).get(cid, 0)
         spent_from_now = sum(
             _expense_by_category(model, currency).get(cid, 0) for model in later.values()
         )
-        spent_all = _expense_by_category(self.store.get_totals(user_id), currency).get(cid, 0)
+        spent_all = _expense_by_category(self.ledger.get_totals(user_id), currency).get(cid, 0)
         return budget, envelope(budget, month, spent_now, spent_all - spent_from_now)
 
     def overview(self, user_id: str, month: str) -> dict[str, Any]:
         currency = self._currency(user_id)
         budgets = self.list(user_id)
-        later = self.store.get_months_from(user_id, month)
-        totals = self.store.get_totals(user_id)
+        later = self.ledger.get_months_from(user_id, month)
+        totals = self.ledger.get_totals(user_id)
         spent_now = _expense_by_category(later.get(month, {}), currency)
         spent_all = _expense_by_category(totals, currency)
         spent_from_now: dict[str, int] = {}
@@ -195,6 +214,8 @@ class BudgetService:
         return {
             "month": month,
             "currency": currency,
-            "summary": self._summary(currency, month, budgets, self.store.get_incomes(user_id)),
+            "summary": self._summary(
+                currency, month, budgets, self.budget_store.get_incomes(user_id)
+            ),
             "envelopes": envelopes,
         }

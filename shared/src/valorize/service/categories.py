@@ -15,13 +15,15 @@ from valorize.service.ports import (
     Ids,
     NullBus,
     PageResult,
-    Store,
 )
+from valorize.service.ports.categories import CategoryStore
 
 
 class CategoryService:
-    def __init__(self, store: Store, clock: Clock, ids: Ids, bus: EventBus | None = None) -> None:
-        self.store = store
+    def __init__(
+        self, category_store: CategoryStore, clock: Clock, ids: Ids, bus: EventBus | None = None
+    ) -> None:
+        self.category_store = category_store
         self.clock = clock
         self.ids = ids
         self.bus: EventBus = bus or NullBus()
@@ -31,7 +33,7 @@ class CategoryService:
             return
         if parent_id == child.id:
             raise ValidationFailed.on("parent_id", "a category cannot be its own parent")
-        parent = self.store.get_category(user_id, parent_id)
+        parent = self.category_store.get_category(user_id, parent_id)
         if parent is None:
             raise ValidationFailed.on("parent_id", "no such category")
         # One level of nesting keeps reports readable and rules out cycles.
@@ -55,18 +57,18 @@ class CategoryService:
             updated_at=now,
         )
         self._check_parent(user_id, cmd.parent_id, category)
-        self.store.add_category(user_id, category, idem.seal(category) if idem else None)
+        self.category_store.add_category(user_id, category, idem.seal(category) if idem else None)
         self.bus.publish(CategoryChanged(user_id, category.id))
         return category
 
     def get(self, user_id: str, category_id: str) -> Category:
-        category = self.store.get_category(user_id, category_id)
+        category = self.category_store.get_category(user_id, category_id)
         if category is None:
             raise NotFound("category not found")
         return category
 
     def list(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Category]:
-        return self.store.list_categories(user_id, limit, cursor)
+        return self.category_store.list_categories(user_id, limit, cursor)
 
     def update(self, user_id: str, category_id: str, cmd: UpdateCategory) -> Category:
         old = self.get(user_id, category_id)
@@ -78,7 +80,9 @@ class CategoryService:
         if "parent_id" in changes or "type" in changes:
             self._check_parent(user_id, new.parent_id, new)
         becomes_child = new.parent_id is not None and new.parent_id != old.parent_id
-        if (becomes_child or new.type != old.type) and self.store.has_children(user_id, old.id):
+        if (becomes_child or new.type != old.type) and self.category_store.has_children(
+            user_id, old.id
+        ):
             if becomes_child:
                 raise ValidationFailed.on(
                     "parent_id", "the category has subcategories; only one level of nesting"
@@ -86,7 +90,7 @@ class CategoryService:
             raise ValidationFailed.on(
                 "type", f"the category has {old.type} subcategories; change them first"
             )
-        self.store.update_category(user_id, old, new)
+        self.category_store.update_category(user_id, old, new)
         self.bus.publish(CategoryChanged(user_id, new.id))
         return new
 
@@ -99,12 +103,12 @@ class CategoryService:
         if reassign_to is not None:
             if reassign_to == category_id:
                 raise ValidationFailed.on("reassign_to", "must be another category")
-            if self.store.get_category(user_id, reassign_to) is None:
+            if self.category_store.get_category(user_id, reassign_to) is None:
                 raise ValidationFailed.on("reassign_to", "no such category")
-        elif not uncategorize and self.store.category_in_use(user_id, category_id):
+        elif not uncategorize and self.category_store.category_in_use(user_id, category_id):
             raise Conflict(
                 "the category is used by transactions; pass ?reassign_to=<category id> "
                 "or ?uncategorize=true"
             )
-        self.store.delete_category(user_id, category, reassign_to)
+        self.category_store.delete_category(user_id, category, reassign_to)
         self.bus.publish(CategoryChanged(user_id, category_id))

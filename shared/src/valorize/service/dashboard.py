@@ -12,19 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import date
-from typing import Any, Protocol
+from typing import Any
 
 from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.model import Account, Category
 from valorize.domain.readmodel import UNCATEGORIZED
-from valorize.service.ports import Clock, PageResult, Store, TransactionFilter
+from valorize.service.ports import (
+    AccountStore,
+    CategoryStore,
+    Clock,
+    Ledger,
+    PageResult,
+    QueryCache,
+    TransactionFilter,
+    UserStore,
+)
 
 MAX_MONTHS = 24
-
-
-class QueryCache(Protocol):
-    def get_or_compute(self, user_id: str, key: str, compute: Callable[[], Any]) -> Any: ...
-    def bump(self, user_id: str) -> None: ...
 
 
 def money(amount: int, currency: str) -> dict[str, Any]:
@@ -66,7 +70,7 @@ def _totals(currency: str, income: int, expense: int) -> dict[str, Any]:
     }
 
 
-def _all_pages(fetch: Callable[[str | None], PageResult[Any]]) -> list[Any]:
+def every_page(fetch: Callable[[str | None], PageResult[Any]]) -> list[Any]:
     items: list[Any] = []
     cursor: str | None = None
     while True:
@@ -78,8 +82,19 @@ def _all_pages(fetch: Callable[[str | None], PageResult[Any]]) -> list[Any]:
 
 
 class DashboardService:
-    def __init__(self, store: Store, clock: Clock, cache: QueryCache) -> None:
-        self.store = store
+    def __init__(
+        self,
+        user_store: UserStore,
+        account_store: AccountStore,
+        category_store: CategoryStore,
+        ledger: Ledger,
+        clock: Clock,
+        cache: QueryCache,
+    ) -> None:
+        self.user_store = user_store
+        self.account_store = account_store
+        self.category_store = category_store
+        self.ledger = ledger
         self.clock = clock
         self.cache = cache
 
@@ -89,16 +104,16 @@ class DashboardService:
         return self.clock.now().date().isoformat()[:7]
 
     def _preferred(self, user_id: str) -> str:
-        user = self.store.get_user(user_id)
+        user = self.user_store.get_user(user_id)
         if user is None:
             raise NotFound("user not found")
         return user.preferred_currency
 
     def _accounts(self, user_id: str) -> list[Account]:
-        return _all_pages(lambda c: self.store.list_accounts(user_id, 200, c))
+        return every_page(lambda c: self.account_store.list_accounts(user_id, 200, c))
 
     def _categories(self, user_id: str) -> dict[str, Category]:
-        cats = _all_pages(lambda c: self.store.list_categories(user_id, 200, c))
+        cats = every_page(lambda c: self.category_store.list_categories(user_id, 200, c))
         return {c.id: c for c in cats}
 
     @staticmethod
@@ -121,7 +136,7 @@ class DashboardService:
         balances: dict[str, int] = {}
         for a in self._accounts(user_id):
             balances[a.currency] = balances.get(a.currency, 0) + a.balance
-        model = self.store.get_months(user_id, [month]).get(month, {})
+        model = self.ledger.get_months(user_id, [month]).get(month, {})
         rows = []
         for cur in self._currencies(preferred, [*balances, *model]):
             income, expense = _flows(model.get(cur))
@@ -144,7 +159,7 @@ class DashboardService:
     def _trend(self, user_id: str, end: str, months: int) -> dict[str, Any]:
         preferred = self._preferred(user_id)
         span = window(end, months)
-        models = self.store.get_months(user_id, span)
+        models = self.ledger.get_months(user_id, span)
         seen = {cur for m in models.values() for cur in m}
         series = []
         for cur in self._currencies(preferred, seen):
@@ -162,7 +177,7 @@ class DashboardService:
 
     def _spending(self, user_id: str, month: str, top: int) -> dict[str, Any]:
         preferred = self._preferred(user_id)
-        model = self.store.get_months(user_id, [month]).get(month, {})
+        model = self.ledger.get_months(user_id, [month]).get(month, {})
         categories = self._categories(user_id)
         out = []
         for cur in self._currencies(preferred, model):
@@ -203,7 +218,7 @@ class DashboardService:
         return {"month": month, **out[0], "other_currencies": out[1:]}
 
     def recent(self, user_id: str, limit: int) -> list[Any]:
-        page = self.store.list_transactions(user_id, TransactionFilter(), limit, None)
+        page = self.ledger.list_transactions(user_id, TransactionFilter(), limit, None)
         return page.items
 
     def accounts(self, user_id: str, month: str | None) -> dict[str, Any]:
@@ -213,7 +228,7 @@ class DashboardService:
         )
 
     def _accounts_view(self, user_id: str, month: str) -> dict[str, Any]:
-        model = self.store.get_months(user_id, [month]).get(month, {})
+        model = self.ledger.get_months(user_id, [month]).get(month, {})
         rows = []
         for a in self._accounts(user_id):
             node = (model.get(a.currency, {}).get("accounts") or {}).get(a.id, {})
@@ -245,12 +260,12 @@ class DashboardService:
         )
 
     def _insights(self, user_id: str, category_id: str, end: str, months: int) -> dict[str, Any]:
-        category = self.store.get_category(user_id, category_id)
+        category = self.category_store.get_category(user_id, category_id)
         if category is None:
             raise NotFound("category not found")
         preferred = self._preferred(user_id)
         span = window(end, months)
-        models = self.store.get_months(user_id, span)
+        models = self.ledger.get_months(user_id, span)
         names = {a.id: a.name for a in self._accounts(user_id)}
         seen = {
             cur

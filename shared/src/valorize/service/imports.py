@@ -81,9 +81,11 @@ from valorize.service.ports import (
     Notifier,
     NullBus,
     PageResult,
-    Store,
     TaskQueue,
 )
+from valorize.service.ports.accounts import AccountStore
+from valorize.service.ports.ledger import Ledger
+from valorize.service.ports.users import UserStore
 
 if TYPE_CHECKING:
     from valorize.domain.rules import RuleSet
@@ -437,7 +439,9 @@ def _is_binary(head: bytes) -> str | None:
 class ImportService:
     def __init__(
         self,
-        store: Store,
+        user_store: UserStore,
+        account_store: AccountStore,
+        ledger: Ledger,
         repo: ImportRepository,
         files: StatementFiles,
         queue: TaskQueue,
@@ -453,7 +457,9 @@ class ImportService:
         inline_rows: int = INLINE_ROWS,
         progress_every: int = PROGRESS_EVERY_ROWS,
     ) -> None:
-        self.store = store
+        self.user_store = user_store
+        self.account_store = account_store
+        self.ledger = ledger
         self.repo = repo
         self.files = files
         self.queue = queue
@@ -491,7 +497,10 @@ class ImportService:
         """Check the form, keep the file the intake received, create the import, enqueue its
         processing. Returns the import and whether this was an Idempotency-Key replay of an
         earlier upload. On any error nothing is left (the intake's object is dropped)."""
-        if up.account_id is not None and self.store.get_account(user_id, up.account_id) is None:
+        if (
+            up.account_id is not None
+            and self.account_store.get_account(user_id, up.account_id) is None
+        ):
             raise ValidationFailed.on("account_id", "no such account")
         if up.format == "ofx" and (up.mapping is not None or up.preset is not None):
             raise ValidationFailed.on("mapping", "a column mapping or preset applies to CSV only")
@@ -636,12 +645,12 @@ class ImportService:
         return parse_statement(stream, fmt, mapping, record.preset, currency=currency)
 
     def _stage(self, user_id: str, record: Import) -> Import:
-        user = self.store.get_user(user_id)
+        user = self.user_store.get_user(user_id)
         if user is None:
             raise ImportFailed("The user no longer exists")
         chosen: Account | None = None
         if record.account_id is not None:
-            chosen = self.store.get_account(user_id, record.account_id)
+            chosen = self.account_store.get_account(user_id, record.account_id)
             if chosen is None:
                 raise ImportFailed(
                     "The account you chose no longer exists; upload the file again and choose "
@@ -821,7 +830,7 @@ class ImportService:
         found: list[Account] = []
         cursor: str | None = None
         while True:
-            page = self.store.list_accounts(user_id, 200, cursor)
+            page = self.account_store.list_accounts(user_id, 200, cursor)
             found += page.items
             if page.next_cursor is None:
                 return found
@@ -868,9 +877,9 @@ class ImportService:
                 bank_name=(info.org or (preset.title.split(" — ")[0] if preset else None)),
                 number=info.account_id,
             )
-            existing = self.store.get_account(user.id, own_id)
+            existing = self.account_store.get_account(user.id, own_id)
             if existing is None:
-                self.store.add_account(user.id, account)
+                self.account_store.add_account(user.id, account)
                 self.bus.publish(AccountChanged(user.id, account))
             else:
                 account = existing
@@ -948,7 +957,7 @@ class ImportService:
         an all-time sum out of the safe range at any point: it runs in many batches, so its
         credits and its debits count apart (domain/limits.py), and this is checked once,
         before the first batch, against what is stored now."""
-        accounts = self.store.get_accounts(user_id, sorted(amounts))
+        accounts = self.account_store.get_accounts(user_id, sorted(amounts))
         balances: dict[str, Reach] = {}
         sums: dict[tuple[str, ...], int] = {}
         for account_id, (credits, debits) in amounts.items():
@@ -961,13 +970,13 @@ class ImportService:
                     path = (account.currency, kind)
                     sums[path] = sums.get(path, 0) + size
         reach = LedgerReach(balances, {p: Reach.of(v) for p, v in sums.items() if v})
-        self.store.check_limits(user_id, reach, "rows")
+        self.ledger.check_limits(user_id, reach, "rows")
 
     def run_commit(self, user_id: str, import_id: str) -> Import:
         record = self.get(user_id, import_id)
         if record.status is not ImportStatus.COMMITTING:
             return record  # committed already (a duplicate task), or not asked to
-        accounts = self.store.get_accounts(user_id, list(record.account_ids))
+        accounts = self.account_store.get_accounts(user_id, list(record.account_ids))
         ruleset = self.rules(user_id) if self.rules is not None else None
         taken = self._fitids_in_ledger(user_id, record, accounts)
         now = self.clock.now()

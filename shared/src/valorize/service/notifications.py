@@ -87,7 +87,7 @@ def compose_email(user: User, n: Notification) -> OutgoingEmail:
 class NotificationService:
     def __init__(
         self,
-        store: NotificationStore,
+        notification_store: NotificationStore,
         users: Callable[[str], User | None],
         clock: Clock,
         publisher: LivePublisher,
@@ -95,7 +95,7 @@ class NotificationService:
         render: Callable[[Notification], Mapping[str, object]],
         on_preferences_changed: Callable[[str], None] | None = None,
     ) -> None:
-        self.store = store
+        self.notification_store = notification_store
         self.users = users
         self.clock = clock
         self.publisher = publisher
@@ -111,10 +111,10 @@ class NotificationService:
             # Nothing to retry: answer success so the task is not redelivered forever.
             log.info("notification %s dropped: no user %s", request.id, request.user_id)
             return Delivery(request.id, False, False, False, dropped="no such user")
-        stored = self.store.create_notification(
+        stored = self.notification_store.create_notification(
             request.user_id, Notification.stored(request, self.clock.now())
         )
-        notification = self.store.get_notification(request.user_id, request.id)
+        notification = self.notification_store.get_notification(request.user_id, request.id)
         if notification is None:  # cannot happen: notifications are never deleted
             raise Unavailable("the notification vanished while being delivered; retry")
         pushed = False
@@ -125,12 +125,14 @@ class NotificationService:
         return Delivery(notification.id, stored, pushed, emailed)
 
     def _email(self, user: User, n: Notification) -> bool:
-        if n.emailed_at is not None or not self.store.get_preferences(user.id).emails(n.kind):
+        if n.emailed_at is not None or not self.notification_store.get_preferences(user.id).emails(
+            n.kind
+        ):
             return False
         if self.mailer is None:
             log.warning("notification %s not emailed: no mail server is configured", n.id)
             return False
-        claim = self.store.claim_email(user.id, n.id, self.clock.now(), EMAIL_LEASE)
+        claim = self.notification_store.claim_email(user.id, n.id, self.clock.now(), EMAIL_LEASE)
         if claim is EmailClaim.BUSY:
             raise Unavailable("another delivery is emailing this notification; retry later")
         if claim is not EmailClaim.CLAIMED:
@@ -138,11 +140,11 @@ class NotificationService:
         try:
             self.mailer.send(compose_email(user, n))
         except Exception as error:
-            self.store.finish_email(user.id, n.id, None)
+            self.notification_store.finish_email(user.id, n.id, None)
             log.warning("emailing notification %s failed: %s", n.id, error)
             raise Unavailable("the mail server is unavailable; retry") from error
         # A crash here (sent, not recorded) means the retry sends again: at-least-once.
-        self.store.finish_email(user.id, n.id, self.clock.now())
+        self.notification_store.finish_email(user.id, n.id, self.clock.now())
         return True
 
     # --- the inbox ----------------------------------------------------------------------------
@@ -150,19 +152,19 @@ class NotificationService:
     def list(
         self, user_id: str, unread_only: bool, limit: int, cursor: str | None
     ) -> PageResult[Notification]:
-        return self.store.list_notifications(user_id, unread_only, limit, cursor)
+        return self.notification_store.list_notifications(user_id, unread_only, limit, cursor)
 
     def unread_count(self, user_id: str) -> int:
-        return self.store.count_unread(user_id)
+        return self.notification_store.count_unread(user_id)
 
     def mark_read(self, user_id: str, notification_id: str) -> Notification:
-        return self.store.mark_read(user_id, notification_id, self.clock.now())
+        return self.notification_store.mark_read(user_id, notification_id, self.clock.now())
 
     def mark_all_read(self, user_id: str) -> int:
         """Mark everything read; the new unread count (notifications that arrived meanwhile
         stay unread)."""
-        self.store.mark_all_read(user_id, self.clock.now())
-        return self.store.count_unread(user_id)
+        self.notification_store.mark_all_read(user_id, self.clock.now())
+        return self.notification_store.count_unread(user_id)
 
     # --- preferences --------------------------------------------------------------------------
 
@@ -174,7 +176,7 @@ class NotificationService:
 
     def preferences(self, user_id: str) -> tuple[NotificationPreferences, str]:
         """The preferences and the currency the threshold is in."""
-        return self.store.get_preferences(user_id), self._currency(user_id)
+        return self.notification_store.get_preferences(user_id), self._currency(user_id)
 
     def update_preferences(
         self,
@@ -187,10 +189,12 @@ class NotificationService:
                 "large_transaction_threshold", "must be greater than zero (or null for off)"
             )
         currency = self._currency(user_id)
-        self.store.update_preferences(user_id, email or {}, threshold, self.clock.now())
+        self.notification_store.update_preferences(
+            user_id, email or {}, threshold, self.clock.now()
+        )
         if self.on_preferences_changed is not None:
             self.on_preferences_changed(user_id)
-        return self.store.get_preferences(user_id), currency
+        return self.notification_store.get_preferences(user_id), currency
 
 
 def preferences_json(preferences: NotificationPreferences, currency: str) -> dict[str, Any]:

@@ -9,7 +9,15 @@ from typing import Any
 from valorize.domain.automation import scheduled_next
 from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.recurrence import Recurrence
-from valorize.service.ports import Clock, IdempotencyMark, Ids, PageResult, Store
+from valorize.service.ports import (
+    AccountStore,
+    CategoryStore,
+    Clock,
+    IdempotencyMark,
+    Ids,
+    PageResult,
+    RecurrenceStore,
+)
 from valorize.service.recurrence_commands import (
     CreateRecurrence,
     UpdateRecurrence,
@@ -27,19 +35,31 @@ def recurrence_out(rec: Recurrence) -> dict[str, Any]:
 
 
 class RecurrenceService:
-    def __init__(self, store: Store, clock: Clock, ids: Ids) -> None:
-        self.store = store
+    def __init__(
+        self,
+        recurrence_store: RecurrenceStore,
+        account_store: AccountStore,
+        category_store: CategoryStore,
+        clock: Clock,
+        ids: Ids,
+    ) -> None:
+        self.recurrence_store = recurrence_store
+        self.account_store = account_store
+        self.category_store = category_store
         self.clock = clock
         self.ids = ids
 
     def _account_currency(self, user_id: str, account_id: str) -> str:
-        account = self.store.get_account(user_id, account_id)
+        account = self.account_store.get_account(user_id, account_id)
         if account is None:
             raise ValidationFailed.on("account_id", "no such account")
         return account.currency
 
     def _check_category(self, user_id: str, category_id: str | None) -> None:
-        if category_id is not None and self.store.get_category(user_id, category_id) is None:
+        if (
+            category_id is not None
+            and self.category_store.get_category(user_id, category_id) is None
+        ):
             raise ValidationFailed.on("category_id", "no such category")
 
     def create(
@@ -50,17 +70,17 @@ class RecurrenceService:
         rec = cmd.to_recurrence(
             recurrence_id=self.ids.new_id(), currency=currency, now=self.clock.now()
         )
-        self.store.add_recurrence(user_id, rec, idem.seal(rec) if idem else None)
+        self.recurrence_store.add_recurrence(user_id, rec, idem.seal(rec) if idem else None)
         return rec
 
     def get(self, user_id: str, recurrence_id: str) -> Recurrence:
-        rec = self.store.get_recurrence(user_id, recurrence_id)
+        rec = self.recurrence_store.get_recurrence(user_id, recurrence_id)
         if rec is None:
             raise NotFound("recurrence not found")
         return rec
 
     def list(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Recurrence]:
-        return self.store.list_recurrences(user_id, limit, cursor)
+        return self.recurrence_store.list_recurrences(user_id, limit, cursor)
 
     def update(self, user_id: str, recurrence_id: str, cmd: UpdateRecurrence) -> Recurrence:
         given = cmd.given()
@@ -74,13 +94,13 @@ class RecurrenceService:
         now = self.clock.now()
         # Occurrences already created stay; the watermark is kept, so a new schedule or start
         # never re-creates past dates (recurrence_commands.UpdateRecurrence).
-        return self.store.update_recurrence(
+        return self.recurrence_store.update_recurrence(
             user_id, recurrence_id, lambda rec: cmd.apply_to(rec, now=now, currency=currency)
         )
 
     def delete(self, user_id: str, recurrence_id: str) -> None:
         """The recurrence goes; the transactions it created stay (they are history)."""
-        if not self.store.delete_recurrence(user_id, recurrence_id):
+        if not self.recurrence_store.delete_recurrence(user_id, recurrence_id):
             raise NotFound("recurrence not found")
 
     def today(self) -> date:

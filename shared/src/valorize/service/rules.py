@@ -32,10 +32,13 @@ from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.ids import decode_cursor, encode_cursor
 from valorize.domain.model import Transaction
 from valorize.service.ports import (
+    AccountStore,
+    CategoryStore,
     Clock,
     Ids,
+    Ledger,
     PageResult,
-    Store,
+    RuleStore,
     TaskQueue,
     TransactionFilter,
 )
@@ -53,7 +56,10 @@ APPLY_PATH = "/api/rules/apply/run"
 class RuleService:
     def __init__(
         self,
-        store: Store,
+        rule_store: RuleStore,
+        account_store: AccountStore,
+        category_store: CategoryStore,
+        ledger: Ledger,
         clock: Clock,
         ids: Ids,
         queue: TaskQueue | None = None,
@@ -61,7 +67,10 @@ class RuleService:
     ) -> None:
         """`queue` runs on-demand jobs; `apply_rules` is TransactionService.apply_rules (the
         normal update path). Both are only needed by the rules function."""
-        self.store = store
+        self.rule_store = rule_store
+        self.account_store = account_store
+        self.category_store = category_store
+        self.ledger = ledger
         self.clock = clock
         self.ids = ids
         self.queue = queue
@@ -76,7 +85,7 @@ class RuleService:
             (i, a.category_id) for i, a in enumerate(rule.actions) if isinstance(a, r.SetCategory)
         ]
         if categories:
-            found = self.store.get_categories(user_id, [c for _, c in categories])
+            found = self.category_store.get_categories(user_id, [c for _, c in categories])
             for i, category_id in categories:
                 if category_id not in found:
                     raise ValidationFailed.on(f"actions.{i}.value", "no such category")
@@ -85,7 +94,7 @@ class RuleService:
         ]
         wanted = sorted({a for _, ids in accounts for a in ids})
         if wanted:
-            found_accounts = self.store.get_accounts(user_id, wanted)
+            found_accounts = self.account_store.get_accounts(user_id, wanted)
             for i, ids in accounts:
                 missing = sorted(a for a in ids if a not in found_accounts)
                 if missing:
@@ -97,7 +106,7 @@ class RuleService:
 
     def list(self, user_id: str, limit: int, cursor: str | None) -> PageResult[r.Rule]:
         """Every rule (enabled or not) in run order, a page at a time."""
-        rules = self.store.list_rules(user_id)
+        rules = self.rule_store.list_rules(user_id)
         if cursor:
             after = decode_cursor(cursor, ids.RULE_CURSOR)
             rules = [x for x in rules if f"{x.position:07d}#{x.id}" > after]
@@ -109,7 +118,7 @@ class RuleService:
 
     def get(self, user_id: str, rule_id: str) -> r.Rule:
         # Its position is its index among all of them.
-        rule = next((x for x in self.store.list_rules(user_id) if x.id == rule_id), None)
+        rule = next((x for x in self.rule_store.list_rules(user_id) if x.id == rule_id), None)
         if rule is None:
             raise NotFound("rule not found")
         return rule
@@ -119,7 +128,7 @@ class RuleService:
         # Validated (regexes compile, actions make sense) before anything is read.
         rule = cmd.to_rule(rule_id=self.ids.new_id(), now=now)
         self._check_references(user_id, rule)
-        return self.store.add_rule(user_id, lambda order: r.placed(rule, order, cmd.position))
+        return self.rule_store.add_rule(user_id, lambda order: r.placed(rule, order, cmd.position))
 
     def update(self, user_id: str, rule_id: str, cmd: UpdateRule) -> r.Rule:
         now = self.clock.now()
@@ -130,10 +139,10 @@ class RuleService:
             new = cmd.apply_to(stored, now=now)
             return new if cmd.position is None else r.placed(new, others, cmd.position)
 
-        return self.store.update_rule(user_id, rule_id, mutate)
+        return self.rule_store.update_rule(user_id, rule_id, mutate)
 
     def delete(self, user_id: str, rule_id: str) -> None:
-        if not self.store.delete_rule(user_id, rule_id):
+        if not self.rule_store.delete_rule(user_id, rule_id):
             raise NotFound("rule not found")
 
     # --- the rule set -------------------------------------------------------------------------
@@ -144,7 +153,7 @@ class RuleService:
 
         A set_category whose category was deleted since is dropped from its rule (the rule's
         other actions still run), so no transaction is ever pointed at a missing category."""
-        rules = [x for x in self.store.list_rules(user_id) if x.enabled]
+        rules = [x for x in self.rule_store.list_rules(user_id) if x.enabled]
         if only is not None:
             keep = set(only)
             rules = [x for x in rules if x.id in keep]
@@ -152,7 +161,7 @@ class RuleService:
             {a.category_id for x in rules for a in x.actions if isinstance(a, r.SetCategory)}
         )
         if wanted:
-            alive = self.store.get_categories(user_id, wanted)
+            alive = self.category_store.get_categories(user_id, wanted)
             pruned = []
             for x in rules:
                 actions = tuple(
@@ -172,10 +181,13 @@ class RuleService:
 
     def start_apply(self, user_id: str, cmd: ApplyRules) -> RuleJob:
         cmd.check()
-        if cmd.account_id is not None and self.store.get_account(user_id, cmd.account_id) is None:
+        if (
+            cmd.account_id is not None
+            and self.account_store.get_account(user_id, cmd.account_id) is None
+        ):
             raise ValidationFailed.on("account_id", "no such account")
         if cmd.rule_ids is not None:
-            known = {x.id for x in self.store.list_rules(user_id)}
+            known = {x.id for x in self.rule_store.list_rules(user_id)}
             for i, rule_id in enumerate(cmd.rule_ids):
                 if rule_id not in known:
                     raise ValidationFailed.on(f"rule_ids.{i}", "no such rule")
@@ -188,12 +200,12 @@ class RuleService:
             created_at=now,
             updated_at=now,
         )
-        self.store.add_rule_job(user_id, job)
+        self.rule_store.add_rule_job(user_id, job)
         self._enqueue_page(user_id, job.id, 0, None)
         return job
 
     def job(self, user_id: str, job_id: str) -> RuleJob:
-        job = self.store.get_rule_job(user_id, job_id)
+        job = self.rule_store.get_rule_job(user_id, job_id)
         if job is None:
             raise NotFound("rules job not found")
         return job
@@ -218,7 +230,7 @@ class RuleService:
         self, user_id: str, job_id: str, index: int, cursor: str | None
     ) -> dict[str, Any]:
         """One page task (see the module docstring). Safe to deliver more than once."""
-        job = self.store.get_rule_job(user_id, job_id)
+        job = self.rule_store.get_rule_job(user_id, job_id)
         if job is None or job.status is JobStatus.DONE:
             # Unknown (or finished) job: acknowledge, there is nothing left to do.
             return {"job_id": job_id, "page": index, "skipped": True}
@@ -230,9 +242,9 @@ class RuleService:
             date_to=cmd.to.isoformat() if cmd.to else None,
             predicate=cmd.selects,
         )
-        found = self.store.list_transactions(user_id, flt, PAGE, cursor)
+        found = self.ledger.list_transactions(user_id, flt, PAGE, cursor)
         planned = [t.id for t in found.items if ruleset.apply(t).changed]
-        page = self.store.start_rule_job_page(
+        page = self.rule_store.start_rule_job_page(
             user_id,
             job_id,
             RuleJobPage(
@@ -249,7 +261,7 @@ class RuleService:
                 raise RuntimeError("RuleService needs apply_rules to run jobs")
             for transaction_id in planned:
                 apply(user_id, transaction_id, ruleset)
-            self.store.finish_rule_job_page(user_id, job_id, index, self.clock.now())
+            self.rule_store.finish_rule_job_page(user_id, job_id, index, self.clock.now())
         if page.next_cursor is not None:
             # Also on a redelivery of a finished page: the first enqueue may have failed.
             self._enqueue_page(user_id, job_id, index + 1, page.next_cursor)

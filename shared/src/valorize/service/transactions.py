@@ -29,13 +29,15 @@ from valorize.service.commands import (
     UpdateTransaction,
 )
 from valorize.service.ports import (
+    AccountStore,
+    CategoryStore,
     Clock,
     EventBus,
     IdempotencyMark,
     Ids,
+    Ledger,
     NullBus,
     PageResult,
-    Store,
     TransactionFilter,
 )
 
@@ -63,13 +65,17 @@ def _splits(given: Sequence[SplitIn]) -> tuple[Split, ...]:
 class TransactionService:
     def __init__(
         self,
-        store: Store,
+        ledger: Ledger,
+        account_store: AccountStore,
+        category_store: CategoryStore,
         clock: Clock,
         ids: Ids,
         bus: EventBus | None = None,
         rules: RulesProvider | None = None,
     ) -> None:
-        self.store = store
+        self.ledger = ledger
+        self.account_store = account_store
+        self.category_store = category_store
         self.clock = clock
         self.ids = ids
         self.bus: EventBus = bus or NullBus()
@@ -90,7 +96,7 @@ class TransactionService:
         if not wanted:
             return
         # Ownership is checked on every reference: another user's category is "no such".
-        found = self.store.get_categories(user_id, sorted(wanted))
+        found = self.category_store.get_categories(user_id, sorted(wanted))
         if category_id and category_id not in found:
             raise ValidationFailed.on("category_id", "no such category")
         for i, split in enumerate(splits):
@@ -100,7 +106,7 @@ class TransactionService:
     def create(
         self, user_id: str, cmd: CreateTransaction, idem: IdempotencyMark | None = None
     ) -> Transaction:
-        account = self.store.get_account(user_id, cmd.account_id)
+        account = self.account_store.get_account(user_id, cmd.account_id)
         if account is None:
             raise ValidationFailed.on("account_id", "no such account")
         splits = _splits(cmd.splits)
@@ -127,7 +133,7 @@ class TransactionService:
                 if cmd.category_id is not None:
                     # The category the caller chose wins over a rule's on a manual create.
                     txn = replace(txn, category_id=cmd.category_id)
-        self.store.add_transactions(user_id, [txn], idem.seal(txn) if idem else None)
+        self.ledger.add_transactions(user_id, [txn], idem.seal(txn) if idem else None)
         self.bus.publish(TransactionCreated(user_id, txn))
         self._balances(user_id, [(txn.account_id, txn.amount)])
         return txn
@@ -135,7 +141,9 @@ class TransactionService:
     def transfer(
         self, user_id: str, cmd: CreateTransfer, idem: IdempotencyMark | None = None
     ) -> tuple[Transaction, Transaction]:
-        accounts = self.store.get_accounts(user_id, [cmd.from_account_id, cmd.to_account_id])
+        accounts = self.account_store.get_accounts(
+            user_id, [cmd.from_account_id, cmd.to_account_id]
+        )
         if cmd.from_account_id not in accounts:
             raise ValidationFailed.on("from_account_id", "no such account")
         if cmd.to_account_id not in accounts:
@@ -152,14 +160,14 @@ class TransactionService:
             notes=cmd.notes,
             now=self.clock.now(),
         )
-        self.store.add_transactions(user_id, list(pair), idem.seal(pair) if idem else None)
+        self.ledger.add_transactions(user_id, list(pair), idem.seal(pair) if idem else None)
         for side in pair:
             self.bus.publish(TransactionCreated(user_id, side))
         self._balances(user_id, [(t.account_id, t.amount) for t in pair])
         return pair
 
     def get(self, user_id: str, transaction_id: str) -> Transaction:
-        txn = self.store.get_transaction(user_id, transaction_id)
+        txn = self.ledger.get_transaction(user_id, transaction_id)
         if txn is None:
             raise NotFound("transaction not found")
         return txn
@@ -202,7 +210,7 @@ class TransactionService:
             mirrored = mirror_transfer_change(new, counterpart) if counterpart else None
             return new, mirrored
 
-        old, new, old_cp, new_cp = self.store.update_transaction(user_id, transaction_id, mutate)
+        old, new, old_cp, new_cp = self.ledger.update_transaction(user_id, transaction_id, mutate)
         self.bus.publish(TransactionUpdated(user_id, new, old))
         moved = [(new.account_id, new.amount - old.amount)] if new.amount != old.amount else []
         if old_cp is not None and new_cp is not None:
@@ -229,14 +237,14 @@ class TransactionService:
             return replace(outcome.transaction, updated_at=now), counterpart
 
         try:
-            old, new, _, _ = self.store.update_transaction(user_id, transaction_id, mutate)
+            old, new, _, _ = self.ledger.update_transaction(user_id, transaction_id, mutate)
         except (_Unchanged, NotFound):
             return None
         self.bus.publish(TransactionUpdated(user_id, new, old))
         return new
 
     def delete(self, user_id: str, transaction_id: str) -> None:
-        deleted = self.store.delete_transaction(user_id, transaction_id)
+        deleted = self.ledger.delete_transaction(user_id, transaction_id)
         for txn in deleted:
             self.bus.publish(TransactionDeleted(user_id, txn))
         self._balances(user_id, [(t.account_id, -t.amount) for t in deleted])
@@ -266,4 +274,4 @@ class TransactionService:
             import_id=query.import_id,
             predicate=keep if (low is not None or high is not None or needle) else None,
         )
-        return self.store.list_transactions(user_id, flt, query.limit, query.cursor)
+        return self.ledger.list_transactions(user_id, flt, query.limit, query.cursor)

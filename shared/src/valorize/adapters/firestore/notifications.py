@@ -1,4 +1,4 @@
-"""The NotificationStore port on Cloud Firestore.
+"""The NotificationStore port.
 
     users/{uid}/notifications/{id}      kind, title, body, data, created_at, read, read_at,
                                         emailed_at, email_claimed_at,
@@ -28,7 +28,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import FieldFilter
 from google.cloud.firestore_v1.query import Query
 
-from valorize.adapters.firestore_contention import commit, optimistic, unchanged
+from valorize.adapters.firestore.contention import commit, optimistic, unchanged
 from valorize.domain import ids
 from valorize.domain.errors import NotFound
 from valorize.domain.ids import decode_cursor, encode_cursor
@@ -38,7 +38,8 @@ from valorize.domain.notifications import (
     NotificationPreferences,
     Unset,
 )
-from valorize.service.ports import EmailClaim, PageResult
+from valorize.service.ports.notifications import EmailClaim
+from valorize.service.ports.pages import PageResult
 
 # Writes per batch when marking everything read (Firestore allows 500).
 READ_ALL_BATCH = 400

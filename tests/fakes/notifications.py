@@ -1,28 +1,28 @@
-"""In-memory stand-ins for the notification ports: the store (same semantics as
-adapters/firestore_notifications.py), a mailer, a realtime publisher, a notifier, and alert
-profiles built straight from the stores (no cache)."""
+"""The notification ports in memory: the store (adapters/firestore/notifications.py), a
+mailer, a realtime publisher, and alert profiles built straight from the stores (no cache)."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from valorize.domain import ids
 from valorize.domain.alerts import AlertProfile
-from valorize.domain.errors import NotFound, ValidationFailed
+from valorize.domain.errors import NotFound
+from valorize.domain.ids import decode_cursor, encode_cursor
 from valorize.domain.notifications import (
     Notification,
     NotificationKind,
     NotificationPreferences,
-    NotificationRequest,
     Unset,
 )
 from valorize.service.ports import EmailClaim, OutgoingEmail, PageResult
 
 
 def _key(n: Notification) -> str:
+    """What the adapter orders and pages by (its `sort_key`, ids.NOTIFICATION_CURSOR)."""
     return f"{n.created_at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{n.id}"
 
 
@@ -38,11 +38,11 @@ class InMemoryNotificationStore:
         self.preferences: dict[str, NotificationPreferences] = {}
         self.writes = 0
 
-    def _of(self, user_id: str) -> dict[str, _Stored]:
+    def stored(self, user_id: str) -> dict[str, _Stored]:
         return self.notifications.setdefault(user_id, {})
 
     def create_notification(self, user_id: str, notification: Notification) -> bool:
-        mine = self._of(user_id)
+        mine = self.stored(user_id)
         if notification.id in mine:
             return False
         mine[notification.id] = _Stored(notification)
@@ -50,34 +50,28 @@ class InMemoryNotificationStore:
         return True
 
     def get_notification(self, user_id: str, notification_id: str) -> Notification | None:
-        stored = self._of(user_id).get(notification_id)
+        stored = self.stored(user_id).get(notification_id)
         return stored.notification if stored else None
 
     def list_notifications(
         self, user_id: str, unread_only: bool, limit: int, cursor: str | None
     ) -> PageResult[Notification]:
-        rows = sorted((s.notification for s in self._of(user_id).values()), key=_key, reverse=True)
+        rows = sorted((s.notification for s in self.stored(user_id).values()), key=_key)
+        rows.reverse()
         if unread_only:
             rows = [n for n in rows if not n.read]
         if cursor:
-            try:
-                after = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-            except ValueError:
-                raise ValidationFailed.on("cursor", "not a cursor this API returned") from None
+            after = decode_cursor(cursor, ids.NOTIFICATION_CURSOR)
             rows = [n for n in rows if _key(n) < after]
         page = rows[: limit + 1]
-        nxt = (
-            base64.urlsafe_b64encode(_key(page[limit - 1]).encode()).decode().rstrip("=")
-            if len(page) > limit
-            else None
-        )
-        return PageResult(page[:limit], nxt)
+        items = page[:limit]
+        return PageResult(items, encode_cursor(_key(items[-1])) if len(page) > limit else None)
 
     def count_unread(self, user_id: str) -> int:
-        return sum(1 for s in self._of(user_id).values() if not s.notification.read)
+        return sum(1 for s in self.stored(user_id).values() if not s.notification.read)
 
     def mark_read(self, user_id: str, notification_id: str, when: datetime) -> Notification:
-        stored = self._of(user_id).get(notification_id)
+        stored = self.stored(user_id).get(notification_id)
         if stored is None:
             raise NotFound("notification not found")
         if stored.notification.read_at is None:
@@ -87,7 +81,7 @@ class InMemoryNotificationStore:
 
     def mark_all_read(self, user_id: str, when: datetime) -> int:
         changed = 0
-        for stored in self._of(user_id).values():
+        for stored in self.stored(user_id).values():
             if stored.notification.read_at is None:
                 stored.notification = replace(stored.notification, read_at=when)
                 changed += 1
@@ -97,7 +91,7 @@ class InMemoryNotificationStore:
     def claim_email(
         self, user_id: str, notification_id: str, now: datetime, lease: timedelta
     ) -> EmailClaim:
-        stored = self._of(user_id).get(notification_id)
+        stored = self.stored(user_id).get(notification_id)
         if stored is None:
             return EmailClaim.MISSING
         if stored.notification.emailed_at is not None:
@@ -108,7 +102,9 @@ class InMemoryNotificationStore:
         return EmailClaim.CLAIMED
 
     def finish_email(self, user_id: str, notification_id: str, sent_at: datetime | None) -> None:
-        stored = self._of(user_id)[notification_id]
+        stored = self.stored(user_id).get(notification_id)
+        if stored is None:
+            raise NotFound("notification not found")
         stored.claimed_at = None
         if sent_at is not None:
             stored.notification = replace(stored.notification, emailed_at=sent_at)
@@ -150,22 +146,6 @@ class FakePublisher:
             return None
         self.events.append((user_id, event, dict(data)))
         return len(self.events)
-
-
-@dataclass
-class FakeNotifier:
-    """Records what would be enqueued; `deliver` (optional) runs it at once, like the task."""
-
-    requests: list[NotificationRequest] = field(default_factory=list)
-    deliver: Callable[[NotificationRequest], object] | None = None
-
-    def notify(self, request: NotificationRequest) -> None:
-        self.requests.append(request)
-        if self.deliver is not None:
-            self.deliver(request)
-
-    def ids(self) -> list[str]:
-        return [r.id for r in self.requests]
 
 
 class DirectProfiles:

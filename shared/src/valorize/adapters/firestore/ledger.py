@@ -1,0 +1,186 @@
+"""The Ledger port: transactions, with their balances and read models (ledger_batch.py).
+
+users/{uid}/transactions/{id}   sort_key = "<date>#<id>" orders lists, newest first
+users/{uid}/months/{YYYY-MM}    the month's read model: currencies: {...}
+users/{uid}/totals/all          the all-time read model
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from google.cloud.firestore_v1 import FieldFilter
+from google.cloud.firestore_v1.query import Query
+
+from valorize.adapters.firestore import ledger_batch
+from valorize.adapters.firestore.base import FirestoreAdapter
+from valorize.adapters.firestore.contention import commit, optimistic
+from valorize.adapters.firestore.documents import txn_of
+from valorize.adapters.firestore.idempotency import commit_with_record
+from valorize.adapters.firestore.ledger_batch import LedgerBatch
+from valorize.domain import ids
+from valorize.domain.errors import NotFound
+from valorize.domain.ids import decode_cursor, encode_cursor
+from valorize.domain.limits import LedgerReach
+from valorize.domain.model import Transaction
+from valorize.service.ports.idempotency import IdempotencyRecord
+from valorize.service.ports.ledger import Pair, TransactionFilter
+from valorize.service.ports.pages import PageResult
+
+# A filtered page stops scanning after this many documents and hands back a cursor, so a
+# needle-in-a-haystack search costs bounded reads per request.
+SCAN_LIMIT = 2000
+
+
+class FirestoreLedger(FirestoreAdapter):
+    def add_transactions(
+        self,
+        user_id: str,
+        transactions: Sequence[Transaction],
+        idem: IdempotencyRecord | None = None,
+    ) -> None:
+        ledger = LedgerBatch(self.db, user_id)
+        for t in transactions:
+            ledger.create(t)
+        ledger.check_limits()
+        commit_with_record(self.db, ledger.stage(), user_id, idem)
+
+    def get_transaction(self, user_id: str, transaction_id: str) -> Transaction | None:
+        snap = self._col(user_id, "transactions").document(transaction_id).get()
+        return txn_of(snap.id, snap.to_dict() or {}) if snap.exists else None
+
+    def update_transaction(
+        self,
+        user_id: str,
+        transaction_id: str,
+        mutate: Callable[[Transaction, Transaction | None], Pair],
+    ) -> tuple[Transaction, Transaction, Transaction | None, Transaction | None]:
+        txns = self._col(user_id, "transactions")
+
+        def attempt() -> tuple[Transaction, Transaction, Transaction | None, Transaction | None]:
+            snap = txns.document(transaction_id).get()
+            if not snap.exists:
+                raise NotFound("transaction not found")
+            old = txn_of(snap.id, snap.to_dict() or {})
+            old_cp: Transaction | None = None
+            cp_snap = None
+            if old.counterpart_id:
+                cp_snap = txns.document(old.counterpart_id).get()
+                old_cp = txn_of(cp_snap.id, cp_snap.to_dict() or {}) if cp_snap.exists else None
+            new, new_cp = mutate(old, old_cp)
+            ledger = LedgerBatch(self.db, user_id)
+            ledger.replace(snap, old, new)
+            if cp_snap is not None and old_cp is not None and new_cp is not None:
+                ledger.replace(cp_snap, old_cp, new_cp)
+            ledger.check_limits()
+            self._commit_attempt(ledger.stage())
+            return old, new, old_cp, new_cp
+
+        return optimistic(attempt)
+
+    @staticmethod
+    def _commit_attempt(batch: firestore.WriteBatch) -> None:
+        try:
+            commit(batch)
+        except gexc.NotFound:
+            raise NotFound("the transaction's account no longer exists") from None
+
+    def delete_transaction(self, user_id: str, transaction_id: str) -> list[Transaction]:
+        txns = self._col(user_id, "transactions")
+
+        def attempt() -> list[Transaction]:
+            snap = txns.document(transaction_id).get()
+            if not snap.exists:
+                raise NotFound("transaction not found")
+            victims = [(snap, txn_of(snap.id, snap.to_dict() or {}))]
+            # Deleting one side of a transfer deletes both.
+            if victims[0][1].counterpart_id:
+                cp = txns.document(victims[0][1].counterpart_id).get()
+                if cp.exists:
+                    victims.append((cp, txn_of(cp.id, cp.to_dict() or {})))
+            ledger = LedgerBatch(self.db, user_id)
+            for victim, t in victims:
+                ledger.delete(victim, t)
+            ledger.check_limits()
+            self._commit_attempt(ledger.stage())
+            return [t for _, t in victims]
+
+        return optimistic(attempt)
+
+    def list_transactions(
+        self, user_id: str, flt: TransactionFilter, limit: int, cursor: str | None
+    ) -> PageResult[Transaction]:
+        # Order first so every filter below refines one Query (cursor = sort_key).
+        q: Query = self._col(user_id, "transactions").order_by(
+            "sort_key", direction=firestore.Query.DESCENDING
+        )
+        for field_name, value in (
+            ("account_id", flt.account_id),
+            ("type", flt.type),
+            ("import_id", flt.import_id),
+        ):
+            if value is not None:
+                q = q.where(filter=FieldFilter(field_name, "==", value))
+        if flt.category_id is not None:
+            q = q.where(filter=FieldFilter("category_ids", "array_contains", flt.category_id))
+        if flt.date_from is not None:
+            q = q.where(filter=FieldFilter("sort_key", ">=", flt.date_from))
+        if flt.date_to is not None:
+            # "$" sorts right after "#", so every key of that day is included.
+            q = q.where(filter=FieldFilter("sort_key", "<", flt.date_to + "$"))
+        position = decode_cursor(cursor, ids.TRANSACTION_CURSOR) if cursor else None
+        if flt.predicate is None:
+            page = list(self._scan(q, position, limit + 1, limit + 1))
+            items = page[:limit]
+            return PageResult(
+                items, encode_cursor(items[-1].sort_key) if len(page) > limit else None
+            )
+        items, last_seen, scanned = [], None, 0
+        for t in self._scan(q, position, SCAN_LIMIT, max(limit * 2, 100)):
+            scanned += 1
+            last_seen = t.sort_key
+            if flt.predicate(t):
+                items.append(t)
+                if len(items) == limit:
+                    break
+        exhausted = scanned < SCAN_LIMIT and len(items) < limit
+        if exhausted or last_seen is None:
+            return PageResult(items, None)
+        return PageResult(items, encode_cursor(last_seen))
+
+    @staticmethod
+    def _scan(q: Query, position: str | None, total: int, chunk: int) -> Iterator[Transaction]:
+        seen = 0
+        while seen < total:
+            page = q
+            if position is not None:
+                page = page.where(filter=FieldFilter("sort_key", "<", position))
+            snaps = list(page.limit(min(chunk, total - seen)).stream())
+            for s in snaps:
+                t = txn_of(s.id, s.to_dict() or {})
+                position = t.sort_key
+                seen += 1
+                yield t
+            if len(snaps) < chunk:
+                return
+
+    # --- the read models ----------------------------------------------------------------------
+
+    def get_months(self, user_id: str, months: Sequence[str]) -> dict[str, dict[str, Any]]:
+        col = self._col(user_id, "months")
+        snaps = self.db.get_all([col.document(m) for m in dict.fromkeys(months)])
+        return {s.id: (s.to_dict() or {}).get("currencies", {}) for s in snaps if s.exists}
+
+    def get_totals(self, user_id: str) -> dict[str, Any]:
+        snap = self._col(user_id, "totals").document("all").get()
+        return dict((snap.to_dict() or {}).get("currencies", {})) if snap.exists else {}
+
+    def get_months_from(self, user_id: str, month: str) -> dict[str, dict[str, Any]]:
+        q = self._col(user_id, "months").where(filter=FieldFilter("month", ">=", month))
+        return {s.id: (s.to_dict() or {}).get("currencies", {}) for s in q.stream()}
+
+    def check_limits(self, user_id: str, reach: LedgerReach, field_name: str = "amount") -> None:
+        ledger_batch.check_limits(self.db, user_id, reach, field_name)

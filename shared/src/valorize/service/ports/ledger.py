@@ -1,0 +1,91 @@
+"""The ledger: transactions, the account balances they move and the read models (months and
+all-time totals) derived from them, which always commit together.
+
+Every write of the ledger is one unit of work: the transactions, the balance increments of
+their accounts and the read-model increments are one atomic write (with the Idempotency-Key
+record when there is one), checked against the money limits first. The writes that span
+another aggregate (an account deleted with its transactions, a category's transactions moved
+off it, a recurrence's occurrences, an import's rows) are methods of that aggregate's store,
+whose adapter stages the ledger's part in the same unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from valorize.domain.limits import LedgerReach
+from valorize.domain.model import Transaction
+from valorize.service.ports.idempotency import IdempotencyRecord
+from valorize.service.ports.pages import PageResult
+
+
+@dataclass(frozen=True)
+class TransactionFilter:
+    account_id: str | None = None
+    category_id: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+    type: str | None = None
+    import_id: str | None = None
+    # Applied after the indexed query (magnitude range, text search).
+    predicate: Callable[[Transaction], bool] | None = field(default=None, compare=False)
+
+
+# A transaction and its transfer counterpart (None when it has none, or it is gone).
+Pair = tuple[Transaction, Transaction | None]
+
+
+class Ledger(Protocol):
+    def add_transactions(
+        self,
+        user_id: str,
+        transactions: Sequence[Transaction],
+        idem: IdempotencyRecord | None = None,
+    ) -> None:
+        """Create them with their balance and read-model increments, all or nothing.
+        NotFound when an account is gone; IdempotentReplay when the key was used."""
+        ...
+
+    def get_transaction(self, user_id: str, transaction_id: str) -> Transaction | None: ...
+    def update_transaction(
+        self,
+        user_id: str,
+        transaction_id: str,
+        mutate: Callable[[Transaction, Transaction | None], Pair],
+    ) -> tuple[Transaction, Transaction, Transaction | None, Transaction | None]:
+        """Write `mutate(transaction, counterpart)` (and the mirrored counterpart) if neither
+        changed since they were read, else read again. Returns (old, new, old counterpart,
+        new counterpart)."""
+        ...
+
+    def delete_transaction(self, user_id: str, transaction_id: str) -> list[Transaction]:
+        """Delete it (and the other side of a transfer); returns what was deleted."""
+        ...
+
+    def list_transactions(
+        self, user_id: str, flt: TransactionFilter, limit: int, cursor: str | None
+    ) -> PageResult[Transaction]:
+        """Newest first (by `sort_key`). With a predicate, a page scans at most a bounded
+        number of transactions and may come back short with a cursor."""
+        ...
+
+    # the read models
+    def get_months(self, user_id: str, months: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The read model of these months ("YYYY-MM"); a month with no activity is absent."""
+        ...
+
+    def get_months_from(self, user_id: str, month: str) -> dict[str, dict[str, Any]]:
+        """Every month's read model from `month` on."""
+        ...
+
+    def get_totals(self, user_id: str) -> dict[str, Any]:
+        """The all-time read model (a month's shape)."""
+        ...
+
+    def check_limits(self, user_id: str, reach: LedgerReach, field_name: str = "amount") -> None:
+        """Raise OutOfSafeRange (422) when a write that moves balances and all-time sums as
+        `reach` says could take one out of the safe range (domain/limits.py). The ledger
+        writes call it themselves; a write in several batches (an import's commit or
+        revert) calls it once, up front, with everything it will do."""
+        ...

@@ -1,0 +1,241 @@
+"""The Ledger port: transactions with their balances and read models, one atomic write."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime
+
+import pytest
+
+from tests.contracts.conftest import Make, new_id
+from valorize.bootstrap import Services
+from valorize.domain.errors import NotFound, ValidationFailed
+from valorize.domain.ids import encode_cursor
+from valorize.domain.limits import SAFE_MAX, LedgerReach, OutOfSafeRange, Reach
+from valorize.domain.model import Account, Origin, Split, Transaction
+from valorize.domain.readmodel import prune, recompute
+from valorize.service.ports import IdempotencyRecord, IdempotentReplay, TransactionFilter
+
+EVERYTHING = TransactionFilter()
+
+
+def every(services: Services, uid: str) -> list[Transaction]:
+    return services.ledger.list_transactions(uid, EVERYTHING, 500, None).items
+
+
+def consistent(services: Services, uid: str) -> None:
+    """Balances, counts and read models equal a recomputation from the transactions."""
+    txns = every(services, uid)
+    truth = recompute(txns)
+    months = services.ledger.get_months(uid, [*truth, "1999-01"])
+    assert {m: prune(v) for m, v in months.items() if prune(v)} == truth
+    flat = recompute(replace(t, date=date(2000, 1, 1)) for t in txns)
+    assert prune(services.ledger.get_totals(uid)) == flat.get("2000-01", {})
+    for account in services.account_store.list_accounts(uid, 100, None).items:
+        mine = [t for t in txns if t.account_id == account.id]
+        assert account.balance == account.opening_balance + sum(t.amount for t in mine)
+        assert account.transaction_count == len(mine)
+
+
+def transfer(make: Make, source: Account, target: Account, amount: int) -> list[Transaction]:
+    out_id, in_id, transfer_id = new_id(), new_id(), new_id()
+    common = {"origin": Origin.TRANSFER, "transfer_id": transfer_id}
+    return [
+        make.txn(
+            source,
+            -amount,
+            id=out_id,
+            counterpart_id=in_id,
+            counterpart_account_id=target.id,
+            **common,
+        ),
+        make.txn(
+            target,
+            amount,
+            id=in_id,
+            counterpart_id=out_id,
+            counterpart_account_id=source.id,
+            **common,
+        ),
+    ]
+
+
+def test_a_transaction_round_trips_with_its_balance_and_read_models(
+    services: Services, make: Make
+) -> None:
+    uid = make.user()
+    account = make.account(uid, opening_balance=1_000, balance=1_000)
+    food, rent = make.category(uid, "Food"), make.category(uid, "Rent")
+    split = make.txn(
+        account,
+        -3_000,
+        date(2024, 2, 29),
+        description="Market ü",
+        notes="n",
+        splits=(Split(food.id, -1_000, "a"), Split(rent.id, -2_000, None)),
+        fitid="F1",
+    )
+    plain = make.txn(account, 5_000, date(2024, 3, 1), category_id=food.id)
+    services.ledger.add_transactions(uid, [split, plain])
+    assert services.ledger.get_transaction(uid, split.id) == split
+    assert services.ledger.get_transaction(uid, plain.id) == plain
+    assert services.ledger.get_transaction(uid, new_id()) is None
+    stored = services.account_store.get_account(uid, account.id)
+    assert stored is not None
+    assert (stored.balance, stored.transaction_count) == (3_000, 2)
+    assert set(services.ledger.get_months(uid, ["2024-02", "2024-03", "2024-04"])) == {
+        "2024-02",
+        "2024-03",
+    }
+    assert set(services.ledger.get_months_from(uid, "2024-03")) == {"2024-03"}
+    consistent(services, uid)
+
+
+def test_a_write_to_a_missing_account_writes_nothing(services: Services, make: Make) -> None:
+    uid = make.user()
+    account = make.account(uid)
+    gone = replace(account, id=new_id())
+    good = make.txn(account, -5)
+    with pytest.raises(NotFound):
+        services.ledger.add_transactions(uid, [good, make.txn(gone, -1)])
+    assert every(services, uid) == []
+    consistent(services, uid)
+
+
+def test_the_idempotency_record_commits_with_the_write(services: Services, make: Make) -> None:
+    uid = make.user()
+    account = make.account(uid)
+    later = datetime(2100, 1, 1, tzinfo=UTC)
+    record = IdempotencyRecord("k" * 64, "fp", 201, {"id": "first"}, later)
+    first = make.txn(account, -5)
+    services.ledger.add_transactions(uid, [first], record)
+    again = IdempotencyRecord("k" * 64, "fp", 201, {"id": "second"}, later)
+    with pytest.raises(IdempotentReplay) as replay:
+        services.ledger.add_transactions(uid, [make.txn(account, -5)], again)
+    assert replay.value.record == record
+    assert [t.id for t in every(services, uid)] == [first.id]
+    assert services.idempotency_store.get_idempotency(uid, "k" * 64) == record
+    consistent(services, uid)
+
+
+def test_an_edit_moves_balances_and_read_models(services: Services, make: Make) -> None:
+    uid = make.user()
+    a, b = make.account(uid), make.account(uid, name="Savings")
+    food = make.category(uid)
+    t = make.stored(uid, a, -500, date(2024, 1, 31))
+    out, into = transfer(make, a, b, 700)
+    services.ledger.add_transactions(uid, [out, into])
+
+    def edit(txn: Transaction, cp: Transaction | None) -> tuple[Transaction, Transaction | None]:
+        assert cp is None
+        return replace(txn, amount=-800, date=date(2024, 2, 1), category_id=food.id), None
+
+    old, new, old_cp, new_cp = services.ledger.update_transaction(uid, t.id, edit)
+    assert (old, old_cp, new_cp) == (t, None, None)
+    assert services.ledger.get_transaction(uid, t.id) == new
+    # A transfer's side and its counterpart change together.
+    moved = services.ledger.update_transaction(
+        uid,
+        into.id,
+        lambda txn, cp: (replace(txn, amount=900), replace(cp, amount=-900) if cp else None),
+    )
+    assert moved[2] == out and moved[3] == replace(out, amount=-900)
+    assert services.ledger.get_transaction(uid, out.id) == replace(out, amount=-900)
+    consistent(services, uid)
+
+
+def test_an_edit_that_raises_writes_nothing(services: Services, make: Make) -> None:
+    uid = make.user()
+    account = make.account(uid)
+    t = make.stored(uid, account, -500)
+
+    def refuse(txn: Transaction, cp: Transaction | None) -> tuple[Transaction, Transaction | None]:
+        raise ValidationFailed.on("amount", "no")
+
+    with pytest.raises(ValidationFailed):
+        services.ledger.update_transaction(uid, t.id, refuse)
+    assert services.ledger.get_transaction(uid, t.id) == t
+    with pytest.raises(NotFound):
+        services.ledger.update_transaction(uid, new_id(), lambda x, c: (x, c))
+    consistent(services, uid)
+
+
+def test_deleting_one_side_of_a_transfer_deletes_both(services: Services, make: Make) -> None:
+    uid = make.user()
+    a, b = make.account(uid), make.account(uid, name="Savings")
+    out, into = transfer(make, a, b, 700)
+    services.ledger.add_transactions(uid, [out, into])
+    alone = make.stored(uid, a, -5)
+    deleted = services.ledger.delete_transaction(uid, into.id)
+    assert sorted(t.id for t in deleted) == sorted([out.id, into.id])
+    assert [t.id for t in every(services, uid)] == [alone.id]
+    with pytest.raises(NotFound):
+        services.ledger.delete_transaction(uid, into.id)
+    consistent(services, uid)
+
+
+def test_lists_newest_first_filtered_and_paged(services: Services, make: Make) -> None:
+    uid = make.user()
+    a, b = make.account(uid), make.account(uid, name="Savings")
+    food, rent = make.category(uid, "Food"), make.category(uid, "Rent")
+    made = [make.txn(a, -100 - i, date(2024, 1, 1 + i)) for i in range(5)]
+    made.append(make.txn(b, 50, date(2024, 1, 3), category_id=food.id))
+    made.append(
+        make.txn(a, -30, date(2024, 1, 3), splits=(Split(food.id, -10), Split(rent.id, -20)))
+    )
+    made.append(make.txn(a, -1, date(2024, 1, 2), import_id="k" + "0" * 31))
+    services.ledger.add_transactions(uid, made)
+    newest = sorted(made, key=lambda t: t.sort_key, reverse=True)
+
+    seen: list[Transaction] = []
+    cursor = None
+    while True:
+        page = services.ledger.list_transactions(uid, EVERYTHING, 3, cursor)
+        seen += page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+        assert len(page.items) == 3
+    assert seen == newest
+
+    def ids(flt: TransactionFilter) -> list[str]:
+        return [t.id for t in services.ledger.list_transactions(uid, flt, 50, None).items]
+
+    assert ids(TransactionFilter(account_id=b.id)) == [made[5].id]
+    assert ids(TransactionFilter(category_id=rent.id)) == [made[6].id]
+    assert set(ids(TransactionFilter(category_id=food.id))) == {made[5].id, made[6].id}
+    assert ids(TransactionFilter(type="credit")) == [made[5].id]
+    assert ids(TransactionFilter(import_id="k" + "0" * 31)) == [made[7].id]
+    day = [t.id for t in newest if t.date == date(2024, 1, 3)]
+    assert ids(TransactionFilter(date_from="2024-01-03", date_to="2024-01-03")) == day
+    small = TransactionFilter(predicate=lambda t: abs(t.amount) < 60)
+    assert ids(small) == [t.id for t in newest if abs(t.amount) < 60]
+
+
+def test_a_cursor_is_checked(services: Services, make: Make) -> None:
+    uid = make.user()
+    for bad in ("not-base64!", encode_cursor("2024-01-01#../x"), encode_cursor("x")):
+        with pytest.raises(ValidationFailed) as refused:
+            services.ledger.list_transactions(uid, EVERYTHING, 10, bad)
+        assert refused.value.errors[0].field == "cursor"
+
+
+def test_the_scan_limit_is_the_adapters() -> None:
+    from tests.fakes import ledger as fake
+    from valorize.adapters.firestore import ledger as adapter
+
+    assert fake.SCAN_LIMIT == adapter.SCAN_LIMIT
+
+
+def test_money_limits_refuse_the_whole_write(services: Services, make: Make) -> None:
+    uid = make.user()
+    rich = make.account(uid, opening_balance=SAFE_MAX - 10, balance=SAFE_MAX - 10)
+    poor = make.account(uid, name="Other")
+    with pytest.raises(OutOfSafeRange):
+        services.ledger.add_transactions(uid, [make.txn(poor, 5), make.txn(rich, 11)])
+    assert every(services, uid) == []
+    services.ledger.add_transactions(uid, [make.txn(rich, 10)])
+    with pytest.raises(OutOfSafeRange):
+        services.ledger.check_limits(uid, LedgerReach({rich.id: Reach.of(1)}))
+    services.ledger.check_limits(uid, LedgerReach({rich.id: Reach.of(-1)}))
+    consistent(services, uid)

@@ -1,0 +1,131 @@
+"""The Ledger port in memory (adapters/firestore/ledger.py). Read models are recomputed
+from the transactions on every read: the oracle the adapter's increments must match."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tests.fakes.memory import Memory
+from valorize.domain import ids
+from valorize.domain.errors import NotFound
+from valorize.domain.ids import decode_cursor, encode_cursor
+from valorize.domain.limits import LedgerReach
+from valorize.domain.model import Transaction
+from valorize.service.ports import IdempotencyRecord, PageResult, TransactionFilter
+from valorize.service.ports.ledger import Pair
+
+# Same bound as the Firestore adapter (the contract suite checks it).
+SCAN_LIMIT = 2000
+
+
+class InMemoryLedger:
+    def __init__(self, memory: Memory | None = None) -> None:
+        self.memory = memory if memory is not None else Memory()
+
+    def add_transactions(
+        self,
+        user_id: str,
+        transactions: Sequence[Transaction],
+        idem: IdempotencyRecord | None = None,
+    ) -> None:
+        self.memory.check_idem(user_id, idem)
+        self.memory.post(
+            user_id, [], transactions, missing="a referenced resource no longer exists"
+        )
+        self.memory.save_idem(user_id, idem)
+
+    def get_transaction(self, user_id: str, transaction_id: str) -> Transaction | None:
+        return self.memory.space(user_id).transactions.get(transaction_id)
+
+    def update_transaction(
+        self,
+        user_id: str,
+        transaction_id: str,
+        mutate: Callable[[Transaction, Transaction | None], Pair],
+    ) -> tuple[Transaction, Transaction, Transaction | None, Transaction | None]:
+        txns = self.memory.space(user_id).transactions
+        old = txns.get(transaction_id)
+        if old is None:
+            raise NotFound("transaction not found")
+        old_cp = txns.get(old.counterpart_id) if old.counterpart_id else None
+        new, new_cp = mutate(old, old_cp)
+        pairs = [(old, new)] + ([(old_cp, new_cp)] if old_cp and new_cp else [])
+        self.memory.post(
+            user_id,
+            [o for o, _ in pairs],
+            [n for _, n in pairs],
+            missing="the transaction's account no longer exists",
+        )
+        return old, new, old_cp, new_cp
+
+    def delete_transaction(self, user_id: str, transaction_id: str) -> list[Transaction]:
+        txns = self.memory.space(user_id).transactions
+        victim = txns.get(transaction_id)
+        if victim is None:
+            raise NotFound("transaction not found")
+        victims = [victim]
+        # Deleting one side of a transfer deletes both.
+        if victim.counterpart_id and victim.counterpart_id in txns:
+            victims.append(txns[victim.counterpart_id])
+        self.memory.post(user_id, victims, [], missing="the transaction's account no longer exists")
+        return victims
+
+    @staticmethod
+    def _indexed(t: Transaction, flt: TransactionFilter) -> bool:
+        """The part of the filter the adapter hands to the Firestore query."""
+        if flt.account_id is not None and t.account_id != flt.account_id:
+            return False
+        if flt.type is not None and t.type.value != flt.type:
+            return False
+        if flt.import_id is not None and t.import_id != flt.import_id:
+            return False
+        if flt.category_id is not None and flt.category_id not in t.category_ids:
+            return False
+        if flt.date_from is not None and not t.sort_key >= flt.date_from:
+            return False
+        # "$" sorts right after "#", so every key of that day is included.
+        return flt.date_to is None or t.sort_key < flt.date_to + "$"
+
+    def list_transactions(
+        self, user_id: str, flt: TransactionFilter, limit: int, cursor: str | None
+    ) -> PageResult[Transaction]:
+        position = decode_cursor(cursor, ids.TRANSACTION_CURSOR) if cursor else None
+        rows = sorted(
+            (t for t in self.memory.space(user_id).transactions.values() if self._indexed(t, flt)),
+            key=lambda t: t.sort_key,
+            reverse=True,
+        )
+        if position is not None:
+            rows = [t for t in rows if t.sort_key < position]
+        if flt.predicate is None:
+            page = rows[: limit + 1]
+            head = page[:limit]
+            return PageResult(head, encode_cursor(head[-1].sort_key) if len(page) > limit else None)
+        items: list[Transaction] = []
+        last_seen: str | None = None
+        scanned = 0
+        for t in rows[:SCAN_LIMIT]:
+            scanned += 1
+            last_seen = t.sort_key
+            if flt.predicate(t):
+                items.append(t)
+                if len(items) == limit:
+                    break
+        exhausted = scanned < SCAN_LIMIT and len(items) < limit
+        if exhausted or last_seen is None:
+            return PageResult(items, None)
+        return PageResult(items, encode_cursor(last_seen))
+
+    def get_months(self, user_id: str, months: Sequence[str]) -> dict[str, dict[str, Any]]:
+        model = self.memory.months(user_id)
+        return {m: model[m] for m in dict.fromkeys(months) if m in model}
+
+    def get_months_from(self, user_id: str, month: str) -> dict[str, dict[str, Any]]:
+        return {m: v for m, v in self.memory.months(user_id).items() if m >= month}
+
+    def get_totals(self, user_id: str) -> dict[str, Any]:
+        return self.memory.totals(user_id)
+
+    def check_limits(self, user_id: str, reach: LedgerReach, field_name: str = "amount") -> None:
+        self.memory.check_limits(user_id, reach, field_name)
