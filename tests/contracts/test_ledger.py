@@ -15,6 +15,7 @@ from valorize.domain.limits import SAFE_MAX, LedgerReach, OutOfSafeRange, Reach
 from valorize.domain.model import Account, Origin, Split, Transaction
 from valorize.domain.readmodel import prune, recompute
 from valorize.service.ports import IdempotencyRecord, IdempotentReplay, TransactionFilter
+from valorize.service.ports.ledger import SCAN_LIMIT
 
 EVERYTHING = TransactionFilter()
 
@@ -220,11 +221,19 @@ def test_a_cursor_is_checked(services: Services, make: Make) -> None:
         assert refused.value.errors[0].field == "cursor"
 
 
-def test_the_scan_limit_is_the_adapters() -> None:
-    from tests.fakes import ledger as fake
-    from valorize.adapters.firestore import ledger as adapter
-
-    assert fake.SCAN_LIMIT == adapter.SCAN_LIMIT
+def test_a_filtered_page_scans_a_bounded_number(services: Services, make: Make) -> None:
+    uid = make.user()
+    account = make.account(uid)
+    # SCAN_LIMIT + 5 transactions of one day (one month, one account: 400 per batch).
+    made = [make.txn(account, -1 - i, date(2024, 1, 10)) for i in range(SCAN_LIMIT + 5)]
+    for start in range(0, len(made), 400):
+        services.ledger.add_transactions(uid, made[start : start + 400])
+    oldest = min(made, key=lambda t: t.sort_key)
+    needle = TransactionFilter(predicate=lambda t: t.id == oldest.id)
+    first = services.ledger.list_transactions(uid, needle, 10, None)
+    assert first.items == [] and first.next_cursor is not None  # gave up, said where
+    rest = services.ledger.list_transactions(uid, needle, 10, first.next_cursor)
+    assert rest.items == [oldest] and rest.next_cursor is None
 
 
 def test_money_limits_refuse_the_whole_write(services: Services, make: Make) -> None:

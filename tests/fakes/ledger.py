@@ -13,10 +13,7 @@ from valorize.domain.ids import decode_cursor, encode_cursor
 from valorize.domain.limits import LedgerReach
 from valorize.domain.model import Transaction
 from valorize.service.ports import IdempotencyRecord, PageResult, TransactionFilter
-from valorize.service.ports.ledger import Pair
-
-# Same bound as the Firestore adapter (the contract suite checks it).
-SCAN_LIMIT = 2000
+from valorize.service.ports.ledger import SCAN_LIMIT, Pair, filtered_page
 
 
 class InMemoryLedger:
@@ -102,20 +99,7 @@ class InMemoryLedger:
             page = rows[: limit + 1]
             head = page[:limit]
             return PageResult(head, encode_cursor(head[-1].sort_key) if len(page) > limit else None)
-        items: list[Transaction] = []
-        last_seen: str | None = None
-        scanned = 0
-        for t in rows[:SCAN_LIMIT]:
-            scanned += 1
-            last_seen = t.sort_key
-            if flt.predicate(t):
-                items.append(t)
-                if len(items) == limit:
-                    break
-        exhausted = scanned < SCAN_LIMIT and len(items) < limit
-        if exhausted or last_seen is None:
-            return PageResult(items, None)
-        return PageResult(items, encode_cursor(last_seen))
+        return filtered_page(rows[:SCAN_LIMIT], flt.predicate, limit)
 
     def get_months(self, user_id: str, months: Sequence[str]) -> dict[str, dict[str, Any]]:
         model = self.memory.months(user_id)

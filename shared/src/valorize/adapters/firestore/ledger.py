@@ -27,12 +27,8 @@ from valorize.domain.ids import decode_cursor, encode_cursor
 from valorize.domain.limits import LedgerReach
 from valorize.domain.model import Transaction
 from valorize.service.ports.idempotency import IdempotencyRecord
-from valorize.service.ports.ledger import Pair, TransactionFilter
+from valorize.service.ports.ledger import SCAN_LIMIT, Pair, TransactionFilter, filtered_page
 from valorize.service.ports.pages import PageResult
-
-# A filtered page stops scanning after this many documents and hands back a cursor, so a
-# needle-in-a-haystack search costs bounded reads per request.
-SCAN_LIMIT = 2000
 
 
 class FirestoreLedger(FirestoreAdapter):
@@ -138,18 +134,9 @@ class FirestoreLedger(FirestoreAdapter):
             return PageResult(
                 items, encode_cursor(items[-1].sort_key) if len(page) > limit else None
             )
-        items, last_seen, scanned = [], None, 0
-        for t in self._scan(q, position, SCAN_LIMIT, max(limit * 2, 100)):
-            scanned += 1
-            last_seen = t.sort_key
-            if flt.predicate(t):
-                items.append(t)
-                if len(items) == limit:
-                    break
-        exhausted = scanned < SCAN_LIMIT and len(items) < limit
-        if exhausted or last_seen is None:
-            return PageResult(items, None)
-        return PageResult(items, encode_cursor(last_seen))
+        return filtered_page(
+            self._scan(q, position, SCAN_LIMIT, max(limit * 2, 100)), flt.predicate, limit
+        )
 
     @staticmethod
     def _scan(q: Query, position: str | None, total: int, chunk: int) -> Iterator[Transaction]:

@@ -10,10 +10,11 @@ whose adapter stages the ledger's part in the same unit of work."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from valorize.domain.ids import encode_cursor
 from valorize.domain.limits import LedgerReach
 from valorize.domain.model import Transaction
 from valorize.service.ports.idempotency import IdempotencyRecord
@@ -30,6 +31,33 @@ class TransactionFilter:
     import_id: str | None = None
     # Applied after the indexed query (magnitude range, text search).
     predicate: Callable[[Transaction], bool] | None = field(default=None, compare=False)
+
+
+# A filtered page stops scanning after this many transactions and hands back a cursor, so a
+# needle-in-a-haystack search costs bounded reads per request.
+SCAN_LIMIT = 2000
+
+
+def filtered_page(
+    scanned: Iterable[Transaction], predicate: Callable[[Transaction], bool], limit: int
+) -> PageResult[Transaction]:
+    """A page of a list with a predicate: up to `limit` of the transactions `scanned` (newest
+    first from the cursor on, at most SCAN_LIMIT of them) that pass, and the cursor after the
+    last one looked at, unless the scan reached the end."""
+    items: list[Transaction] = []
+    last_seen: str | None = None
+    count = 0
+    for t in scanned:
+        count += 1
+        last_seen = t.sort_key
+        if predicate(t):
+            items.append(t)
+            if len(items) == limit:
+                break
+    exhausted = count < SCAN_LIMIT and len(items) < limit
+    if exhausted or last_seen is None:
+        return PageResult(items, None)
+    return PageResult(items, encode_cursor(last_seen))
 
 
 # A transaction and its transfer counterpart (None when it has none, or it is gone).
