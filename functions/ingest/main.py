@@ -1,7 +1,6 @@
 """Ingest function (/api/imports): upload a bank statement, review its staged rows, commit,
 revert; and the Cloud Tasks worker that stages it (/api/ingest/tasks/*, internal only)."""
 
-import os
 from typing import Any
 
 import flask
@@ -87,7 +86,7 @@ def _last_attempt(call: Call) -> bool:
     # Cloud Tasks counts retries from 0; on the last one an unexpected error marks the import
     # failed instead of leaving it "processing" forever.
     retries = int(call.request.headers.get("X-CloudTasks-TaskRetryCount", "0") or 0)
-    return retries + 1 >= int(os.environ.get("VALORIZE_IMPORT_MAX_ATTEMPTS", "5"))
+    return retries + 1 >= bootstrap.services().settings.import_max_attempts
 
 
 def _done(record: Any) -> object:
