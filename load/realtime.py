@@ -280,7 +280,7 @@ def make_users(count: int) -> list[dict[str, str]]:
     """One token per simulated user, through the real AuthService and store (no password
     hashing: only tokens are needed, and argon2 x 1000 would dominate the setup)."""
     from valorize import bootstrap
-    from valorize.service.commands import CreateToken
+    from valorize.service.requests import CreateToken
 
     auth = bootstrap.services().auth
     ids = [f"bench{n:05d}{os.urandom(4).hex()}" for n in range(count)]

@@ -7,7 +7,7 @@ from valorize import bootstrap
 from valorize.domain.limits import REFUSAL
 from valorize.entrypoints.http import Call, FunctionApp, Route
 from valorize.entrypoints.schemas import AccountOut, ListOf, dump
-from valorize.service import commands as c
+from valorize.service import requests as c
 
 
 def render(account: object) -> object:

@@ -14,7 +14,7 @@ from valorize.entrypoints.schemas import (
     UserOut,
     dump,
 )
-from valorize.service import commands as c
+from valorize.service import requests as c
 
 
 def register(call: Call) -> object:

@@ -8,7 +8,7 @@ import functions_framework
 from valorize import bootstrap
 from valorize.entrypoints.automation_schemas import RunAcceptedOut, UserRunOut
 from valorize.entrypoints.http import Call, FunctionApp, Route
-from valorize.service import automation_commands as a
+from valorize.service.requests import automations as a
 from valorize.service.automations import run_day
 
 

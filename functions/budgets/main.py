@@ -13,7 +13,7 @@ from valorize.entrypoints.budget_schemas import (
 )
 from valorize.entrypoints.http import Call, FunctionApp, Route
 from valorize.entrypoints.schemas import dump
-from valorize.service import budget_commands as b
+from valorize.service.requests import budgets as b
 
 
 def render(budget: object) -> object:

@@ -6,7 +6,7 @@ import functions_framework
 from valorize import bootstrap
 from valorize.entrypoints.http import Call, FunctionApp, Route
 from valorize.entrypoints.schemas import CategoryOut, ListOf, dump
-from valorize.service import commands as c
+from valorize.service import requests as c
 
 
 def render(category: object) -> object:

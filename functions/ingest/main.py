@@ -18,7 +18,7 @@ from valorize.entrypoints.imports import (
     parse_upload,
 )
 from valorize.entrypoints.schemas import ListOf, dump
-from valorize.service import import_commands as ic
+from valorize.service.requests import imports as ic
 
 
 def render(record: object) -> object:

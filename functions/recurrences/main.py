@@ -7,8 +7,8 @@ import functions_framework
 from valorize import bootstrap
 from valorize.entrypoints.http import Call, FunctionApp, Route
 from valorize.entrypoints.recurrence_schemas import RecurrenceList, RecurrenceOut
-from valorize.service import recurrence_commands as rc
-from valorize.service.commands import Page
+from valorize.service.requests import recurrences as rc
+from valorize.service.requests import Page
 from valorize.service.recurrences import recurrence_out
 
 

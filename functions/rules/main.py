@@ -14,9 +14,9 @@ from valorize.entrypoints.rule_schemas import (
     RuleOut,
 )
 from valorize.entrypoints.schemas import dump
-from valorize.service import automation_commands as a
-from valorize.service import rule_commands as r
-from valorize.service.commands import Page
+from valorize.service.requests import automations as a
+from valorize.service.requests import rules as r
+from valorize.service.requests import Page
 
 
 def render(rule: object) -> object:

@@ -7,7 +7,7 @@ from valorize import bootstrap
 from valorize.domain.limits import REFUSAL
 from valorize.entrypoints.http import Call, FunctionApp, Route, cached
 from valorize.entrypoints.schemas import ListOf, TransactionOut, TransferOut, dump
-from valorize.service import commands as c
+from valorize.service import requests as c
 
 
 def render(txn: object) -> object:

@@ -20,7 +20,7 @@ from valorize.bootstrap import Services
 from valorize.domain.errors import DomainError
 from valorize.domain.model import AccountType, Color, Transaction
 from valorize.domain.readmodel import prune, recompute
-from valorize.service import commands as c
+from valorize.service import requests as c
 from valorize.service.ports import Ledger, NullBus, TransactionFilter
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from tests import fakes
 from tests.fakes.memory import Memory
 from valorize.bootstrap import Services
 from valorize.domain.model import Account, AccountType, Category, CategoryType, Color, Transaction
-from valorize.service.commands import (
+from valorize.service.requests import (
     CreateAccount,
     CreateCategory,
     CreateTransaction,

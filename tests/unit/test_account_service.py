@@ -10,7 +10,7 @@ from tests.unit.conftest import OTHER, USER, World
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
 from valorize.domain.ids import encode_cursor
 from valorize.domain.model import AccountType, Origin
-from valorize.service.commands import CreateAccount, UpdateAccount
+from valorize.service.requests import CreateAccount, UpdateAccount
 from valorize.service.ports import IdempotencyMark, IdempotentReplay
 
 

@@ -20,9 +20,9 @@ from valorize.domain.model import Account, AccountType, Split, Transaction
 from valorize.domain.notifications import NotificationKind, NotificationPreferences
 from valorize.entrypoints.alerts import Alerts
 from valorize.service.accounts import AccountService
-from valorize.service.budget_commands import Allocate, CreateBudget
+from valorize.service.requests.budgets import Allocate, CreateBudget
 from valorize.service.budgets import BudgetService
-from valorize.service.commands import (
+from valorize.service.requests import (
     CreateAccount,
     CreateTransaction,
     Register,

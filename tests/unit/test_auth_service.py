@@ -11,7 +11,7 @@ from tests.unit.conftest import World
 from valorize.domain.errors import Conflict, NotFound, RateLimited, Unauthorized
 from valorize.domain.model import DEFAULT_CATEGORIES, CategoryType
 from valorize.service.auth import TOKEN_PREFIX, TOUCH_EVERY, secret_hash
-from valorize.service.commands import CreateToken, Login, Register
+from valorize.service.requests import CreateToken, Login, Register
 
 PASSWORD = "correct horse battery"
 

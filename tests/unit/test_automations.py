@@ -22,9 +22,9 @@ from valorize.domain.notifications import NotificationKind
 from valorize.domain.recurrence import occurrence_id
 from valorize.service import automations as automations_module
 from valorize.service.automations import format_money, previous_month, run_day
-from valorize.service.recurrence_commands import CreateRecurrence, UpdateRecurrence
+from valorize.service.requests.recurrences import CreateRecurrence, UpdateRecurrence
 from valorize.service.recurrences import recurrence_out
-from valorize.service.rule_commands import CreateRule
+from valorize.service.requests.rules import CreateRule
 
 DAILY, MONTH_START = AutomationKind.DAILY, AutomationKind.MONTH_START
 D = date.fromisoformat

@@ -8,7 +8,7 @@ from datetime import date
 from tests.unit.conftest import USER, World, make_world
 from valorize.domain.events import BalancesChanged, Event
 from valorize.domain.model import AccountType
-from valorize.service.commands import (
+from valorize.service.requests import (
     CreateAccount,
     CreateTransaction,
     CreateTransfer,

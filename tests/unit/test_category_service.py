@@ -9,7 +9,7 @@ import pytest
 from tests.unit.conftest import OTHER, USER, World
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
 from valorize.domain.model import CategoryType, Color
-from valorize.service.commands import CreateCategory, UpdateCategory, UpdateTransaction
+from valorize.service.requests import CreateCategory, UpdateCategory, UpdateTransaction
 
 
 def field_of(e: pytest.ExceptionInfo[ValidationFailed]) -> str:

@@ -29,7 +29,7 @@ from valorize.domain.errors import (
 )
 from valorize.entrypoints.http import Call, FunctionApp, JsonLogFormatter, Route, configure_logging
 from valorize.entrypoints.schemas import ListOf, TransactionOut, dump
-from valorize.service import commands as c
+from valorize.service import requests as c
 from valorize.service.ports import IdempotencyRecord
 
 TOKEN = "vz_0123456789abcdef_s3cr3t-t0k3n-that-must-never-be-logged"

@@ -15,7 +15,7 @@ import pytest
 from tests.unit.test_http import FLASK, Logs, fake_authenticate, logs  # noqa: F401
 from valorize.config import INTERNAL_HEADER, settings
 from valorize.entrypoints.http import PATH_IDS, Call, FunctionApp, Route
-from valorize.service.automation_commands import UserAutomation
+from valorize.service.requests.automations import UserAutomation
 
 TOKEN = "vz_0123456789abcdef_s3cr3t-t0k3n-that-must-never-be-logged"
 SECRET = "s3cret"

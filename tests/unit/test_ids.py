@@ -20,7 +20,7 @@ from valorize.domain.errors import Unauthorized, ValidationFailed
 from valorize.domain.model import category_name_key
 from valorize.domain.notifications import notification_id
 from valorize.domain.recurrence import occurrence_id
-from valorize.service.commands import CreateTransaction, ListTransactions
+from valorize.service.requests import CreateTransaction, ListTransactions
 
 FAST = settings(
     max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]

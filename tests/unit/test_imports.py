@@ -24,7 +24,7 @@ from valorize.domain.imports import (
 )
 from valorize.domain.model import Account, AccountType
 from valorize.domain.statements import StatementInfo, StatementKind, StatementLine
-from valorize.service.import_commands import UpdateImportRow
+from valorize.service.requests.imports import UpdateImportRow
 from valorize.service.imports import _review
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)

@@ -15,7 +15,7 @@ from valorize.domain.events import BudgetChanged
 from valorize.domain.model import AccountType
 from valorize.entrypoints.live import LiveUpdates
 from valorize.entrypoints.schemas import AccountOut, TransactionOut, dump
-from valorize.service.commands import (
+from valorize.service.requests import (
     CreateAccount,
     CreateTransaction,
     CreateTransfer,

@@ -26,7 +26,7 @@ from valorize.domain.limits import (
     check,
 )
 from valorize.domain.readmodel import recompute
-from valorize.service.commands import UpdateAccount, UpdateTransaction
+from valorize.service.requests import UpdateAccount, UpdateTransaction
 
 MAX = SAFE_MAX
 

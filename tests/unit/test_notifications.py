@@ -20,7 +20,7 @@ from valorize.domain.notifications import (
     NotificationRequest,
 )
 from valorize.entrypoints.notification_schemas import NotificationOut
-from valorize.service.commands import Register
+from valorize.service.requests import Register
 from valorize.service.notifications import EMAIL_LEASE, NotificationService, compose_email
 
 K = NotificationKind

@@ -19,7 +19,7 @@ from hypothesis.stateful import (
 from tests.unit.conftest import USER, World, make_world
 from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.model import Transaction
-from valorize.service.commands import UpdateAccount, UpdateTransaction
+from valorize.service.requests import UpdateAccount, UpdateTransaction
 
 FAST = settings(
     max_examples=60,
@@ -252,7 +252,7 @@ def test_splits_that_miss_by_any_amount_are_refused(
     st.integers(min_value=1, max_value=7),
 )
 def test_pages_partition_the_list(rows: list[tuple[int, date]], limit: int) -> None:
-    from valorize.service.commands import ListTransactions
+    from valorize.service.requests import ListTransactions
 
     w = make_world()
     account = w.account()

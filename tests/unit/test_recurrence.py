@@ -31,7 +31,7 @@ from valorize.domain.recurrence import (
     occurrences,
     parse_occurrence_id,
 )
-from valorize.service.recurrence_commands import (
+from valorize.service.requests.recurrences import (
     CreateRecurrence,
     UpdateRecurrence,
     recurrence_json,

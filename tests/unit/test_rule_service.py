@@ -16,8 +16,8 @@ from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.events import TransactionUpdated
 from valorize.domain.readmodel import recompute
 from valorize.service import rules as rules_module
-from valorize.service.commands import CreateTransaction, ListTransactions
-from valorize.service.rule_commands import ApplyRules, CreateRule, UpdateRule, rule_json
+from valorize.service.requests import CreateTransaction, ListTransactions
+from valorize.service.requests.rules import ApplyRules, CreateRule, UpdateRule, rule_json
 
 
 @pytest.fixture

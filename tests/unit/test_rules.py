@@ -38,7 +38,7 @@ from valorize.domain.rules import (
     placed,
 )
 from valorize.domain.text import fold
-from valorize.service.rule_commands import (
+from valorize.service.requests.rules import (
     ApplyRules,
     CreateRule,
     UpdateRule,

@@ -11,7 +11,7 @@ import pytest
 from tests.unit.conftest import OTHER, USER, World
 from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.model import Origin, Split, Transaction, TransactionType
-from valorize.service.commands import (
+from valorize.service.requests import (
     CreateTransaction,
     CreateTransfer,
     ListTransactions,

@@ -14,7 +14,7 @@ from valorize.domain.notifications import (
     NotificationRequest,
 )
 from valorize.entrypoints.schemas import ListOf, Out
-from valorize.service.commands import MINOR_UNITS_MAX, Command, Id, Page
+from valorize.service.requests import MINOR_UNITS_MAX, RequestModel, Id, Page
 from valorize.service.notifications import Delivery
 
 NotificationId = Annotated[str, StringConstraints(pattern=ids.NOTIFICATION.pattern)]
@@ -23,7 +23,7 @@ NotificationId = Annotated[str, StringConstraints(pattern=ids.NOTIFICATION.patte
 # --- notify (Cloud Tasks) ---------------------------------------------------------------------
 
 
-class DeliverNotification(Command):
+class DeliverNotification(RequestModel):
     """A NotificationRequest, as the Notifier enqueues it (adapters/notifier.py)."""
 
     user_id: Id
@@ -106,7 +106,7 @@ class PreferencesOut(Out):
     currency: str = Field(description="The user's preferred currency")
 
 
-class UpdatePreferences(Command):
+class UpdatePreferences(RequestModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     email: dict[NotificationKind, StrictBool] | None = Field(

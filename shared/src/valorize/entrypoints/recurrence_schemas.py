@@ -7,7 +7,7 @@ import datetime as dt
 from pydantic import Field
 
 from valorize.entrypoints.schemas import ListOf, Out
-from valorize.service.recurrence_commands import ScheduleIn
+from valorize.service.requests.recurrences import ScheduleIn
 
 
 class RecurrenceOut(Out):

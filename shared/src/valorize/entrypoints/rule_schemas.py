@@ -10,7 +10,7 @@ from pydantic import Field
 from valorize.domain.automation import RuleJob
 from valorize.domain.rules import Match
 from valorize.entrypoints.schemas import ListOf, Out
-from valorize.service.rule_commands import ActionIn, ConditionIn
+from valorize.service.requests.rules import ActionIn, ConditionIn
 
 
 class RuleOut(Out):

@@ -7,7 +7,7 @@ from dataclasses import replace
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
 from valorize.domain.events import AccountChanged, AccountDeleted
 from valorize.domain.model import Account
-from valorize.service.commands import CreateAccount, UpdateAccount
+from valorize.service.requests import CreateAccount, UpdateAccount
 from valorize.service.ports import (
     Clock,
     EventBus,

@@ -17,7 +17,7 @@ from valorize.domain.model import (
     User,
     default_locale,
 )
-from valorize.service.commands import CreateToken, Login, Register
+from valorize.service.requests import CreateToken, Login, Register
 from valorize.service.ports import (
     Clock,
     IdempotencyMark,

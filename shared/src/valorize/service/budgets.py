@@ -13,7 +13,7 @@ from valorize.domain.budget import Budget, Envelope, allocate, envelope, income_
 from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.events import BudgetChanged
 from valorize.domain.money import Money
-from valorize.service.budget_commands import Allocate, CreateBudget, MoveMoney, SetIncome
+from valorize.service.requests.budgets import Allocate, CreateBudget, MoveMoney, SetIncome
 from valorize.service.ports import (
     BudgetStore,
     CategoryStore,

@@ -7,7 +7,7 @@ from dataclasses import replace
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
 from valorize.domain.events import CategoryChanged
 from valorize.domain.model import Category
-from valorize.service.commands import CreateCategory, UpdateCategory
+from valorize.service.requests import CreateCategory, UpdateCategory
 from valorize.service.ports import (
     Clock,
     EventBus,

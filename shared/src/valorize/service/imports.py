@@ -73,7 +73,7 @@ from valorize.domain.statements import (
     sniff_format,
 )
 from valorize.domain.statements.api import SNIFF_BYTES, Format
-from valorize.service.import_commands import UpdateImportRow
+from valorize.service.requests.imports import UpdateImportRow
 from valorize.service.ports import (
     Clock,
     EventBus,

@@ -18,7 +18,7 @@ from valorize.service.ports import (
     PageResult,
     RecurrenceStore,
 )
-from valorize.service.recurrence_commands import (
+from valorize.service.requests.recurrences import (
     CreateRecurrence,
     UpdateRecurrence,
     recurrence_json,
@@ -93,7 +93,7 @@ class RecurrenceService:
         self._check_category(user_id, cmd.category_id)
         now = self.clock.now()
         # Occurrences already created stay; the watermark is kept, so a new schedule or start
-        # never re-creates past dates (recurrence_commands.UpdateRecurrence).
+        # never re-creates past dates (requests/recurrences.py: UpdateRecurrence).
         return self.recurrence_store.update_recurrence(
             user_id, recurrence_id, lambda rec: cmd.apply_to(rec, now=now, currency=currency)
         )

@@ -42,7 +42,7 @@ from valorize.service.ports import (
     TaskQueue,
     TransactionFilter,
 )
-from valorize.service.rule_commands import ApplyRules, CreateRule, UpdateRule
+from valorize.service.requests.rules import ApplyRules, CreateRule, UpdateRule
 
 log = logging.getLogger(__name__)
 

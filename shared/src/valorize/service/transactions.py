@@ -21,7 +21,7 @@ from valorize.domain.model import (
     make_transfer,
     mirror_transfer_change,
 )
-from valorize.service.commands import (
+from valorize.service.requests import (
     CreateTransaction,
     CreateTransfer,
     ListTransactions,

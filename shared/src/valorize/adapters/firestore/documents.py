@@ -231,7 +231,7 @@ def _day(value: str | None) -> date | None:
 
 
 def rule_doc(rule: r.Rule) -> dict[str, Any]:
-    from valorize.service.rule_commands import action_json, condition_json
+    from valorize.service.requests.rules import action_json, condition_json
 
     return {
         "name": rule.name,
@@ -247,7 +247,7 @@ def rule_doc(rule: r.Rule) -> dict[str, Any]:
 
 
 def rule_of(doc_id: str, d: dict[str, Any]) -> r.Rule:
-    from valorize.service.rule_commands import actions_from_json, conditions_from_json
+    from valorize.service.requests.rules import actions_from_json, conditions_from_json
 
     return r.Rule(
         id=doc_id,
@@ -266,7 +266,7 @@ def rule_of(doc_id: str, d: dict[str, Any]) -> r.Rule:
 
 
 def recurrence_doc(rec: Recurrence) -> dict[str, Any]:
-    from valorize.service.recurrence_commands import schedule_json
+    from valorize.service.requests.recurrences import schedule_json
 
     return {
         "account_id": rec.account_id,
@@ -287,7 +287,7 @@ def recurrence_doc(rec: Recurrence) -> dict[str, Any]:
 
 
 def recurrence_of(doc_id: str, d: dict[str, Any]) -> Recurrence:
-    from valorize.service.recurrence_commands import schedule_from_json
+    from valorize.service.requests.recurrences import schedule_from_json
 
     start = _day(d["start"])
     assert start is not None

@@ -1,4 +1,4 @@
-"""Commands of the budgets API (strict, unknown fields refused)."""
+"""Requests of the budgets API (strict, unknown fields refused)."""
 
 from __future__ import annotations
 
@@ -6,39 +6,39 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from valorize.service.commands import Command, CurrencyCode, Id, MinorUnits, Name
+from valorize.service.requests import RequestModel, CurrencyCode, Id, MinorUnits, Name
 
 Month = Annotated[
     str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$"), Field(description="YYYY-MM")
 ]
 
 
-class MoneyIn(Command):
+class MoneyIn(RequestModel):
     amount: MinorUnits = Field(description="Integer minor units")
     currency: CurrencyCode
 
 
-class CreateBudget(Command):
+class CreateBudget(RequestModel):
     category_id: Id
     name: Name | None = Field(default=None, description="Defaults to the category's name")
 
 
-class RenameBudget(Command):
+class RenameBudget(RequestModel):
     name: Name
 
 
-class SetIncome(Command):
+class SetIncome(RequestModel):
     month: Month
     amount: MoneyIn = Field(description="Income to budget that month (>= 0)")
 
 
-class Allocate(Command):
+class Allocate(RequestModel):
     budget_id: Id
     month: Month
     amount: MoneyIn = Field(description="Replaces the envelope's amount for the month")
 
 
-class MoveMoney(Command):
+class MoveMoney(RequestModel):
     from_budget_id: Id
     to_budget_id: Id
     month: Month

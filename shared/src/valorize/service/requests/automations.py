@@ -11,7 +11,7 @@ from pydantic import AfterValidator, Field, StrictInt, StringConstraints
 from valorize.domain import ids
 from valorize.domain.automation import AutomationKind
 from valorize.domain.errors import ValidationFailed
-from valorize.service.commands import Command, Id
+from valorize.service.requests import RequestModel, Id
 
 Cursor = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 
@@ -25,7 +25,7 @@ def _transaction_cursor(cursor: str) -> str:
     return cursor
 
 
-class RunAutomations(Command):
+class RunAutomations(RequestModel):
     """`{"kind": "daily", "date": "2025-03-01"}` (Cloud Scheduler's body)."""
 
     kind: AutomationKind
@@ -36,7 +36,7 @@ class RunAutomations(Command):
     )
 
 
-class FanOutPage(Command):
+class FanOutPage(RequestModel):
     """A follow-up page of a run's fan-out (enqueued by the previous page)."""
 
     kind: AutomationKind
@@ -45,7 +45,7 @@ class FanOutPage(Command):
     page: Annotated[StrictInt, Field(ge=1)]
 
 
-class UserAutomation(Command):
+class UserAutomation(RequestModel):
     """One user's share of a run (task name `auto-<kind>-<date>-<uid>`)."""
 
     kind: AutomationKind
@@ -53,7 +53,7 @@ class UserAutomation(Command):
     user_id: Id
 
 
-class ApplyRulesPage(Command):
+class ApplyRulesPage(RequestModel):
     """One page of a `POST /rules/apply` job (task name `rules-apply-<job>-<page>`)."""
 
     user_id: Id

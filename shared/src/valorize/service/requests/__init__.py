@@ -1,5 +1,7 @@
-"""Commands and queries of the service layer. They double as the validated request bodies of
-the HTTP entry points (one definition, checked at the edge, typed inside)."""
+"""Request models: the bodies and queries the services take, validated at the HTTP edge (one
+definition, checked at the edge, typed inside). This module holds the shared field types and
+the requests of auth, accounts, categories and transactions; each other capability has its
+module beside it (budgets, recurrences, rules, imports, automations)."""
 
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ Id = Annotated[str, StringConstraints(pattern=ids.ENTITY.pattern)]
 ImportId = Annotated[str, StringConstraints(pattern=ids.IMPORT.pattern)]
 
 
-class Command(BaseModel):
+class RequestModel(BaseModel):
     # Unknown fields are refused rather than ignored so a typo never silently drops data.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -54,7 +56,7 @@ class Command(BaseModel):
 # --- auth -------------------------------------------------------------------------------------
 
 
-class Register(Command):
+class Register(RequestModel):
     email: EmailStr
     password: Annotated[str, StringConstraints(min_length=8, max_length=256)]
     name: Name
@@ -64,12 +66,12 @@ class Register(Command):
     )
 
 
-class Login(Command):
+class Login(RequestModel):
     email: EmailStr
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
-class CreateToken(Command):
+class CreateToken(RequestModel):
     name: Name
     expires_in_days: Annotated[StrictInt, Field(ge=1, le=3650)] | None = Field(
         default=None, description="Days until the token expires; omit for no expiry"
@@ -84,7 +86,7 @@ AccountNumber = Annotated[
 ]
 
 
-class CreateAccount(Command):
+class CreateAccount(RequestModel):
     name: Name
     type: AccountType
     currency: CurrencyCode
@@ -98,7 +100,7 @@ class CreateAccount(Command):
     )
 
 
-class UpdateAccount(Command):
+class UpdateAccount(RequestModel):
     name: Name | None = None
     type: AccountType | None = None
     currency: CurrencyCode | None = Field(
@@ -117,7 +119,7 @@ class UpdateAccount(Command):
 # --- categories -------------------------------------------------------------------------------
 
 
-class CreateCategory(Command):
+class CreateCategory(RequestModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
     color: Color
     type: CategoryType = CategoryType.EXPENSE
@@ -125,7 +127,7 @@ class CreateCategory(Command):
     parent_id: Id | None = None
 
 
-class UpdateCategory(Command):
+class UpdateCategory(RequestModel):
     name: (
         Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)] | None
     ) = None
@@ -140,13 +142,13 @@ class UpdateCategory(Command):
 Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 
 
-class SplitIn(Command):
+class SplitIn(RequestModel):
     category_id: Id
     amount: MinorUnits
     description: Description | None = None
 
 
-class CreateTransaction(Command):
+class CreateTransaction(RequestModel):
     account_id: Id
     amount: MinorUnits = Field(description="Signed minor units: negative = money out")
     date: dt.date
@@ -156,7 +158,7 @@ class CreateTransaction(Command):
     splits: Annotated[list[SplitIn], Field(max_length=50)] = Field(default_factory=list)
 
 
-class UpdateTransaction(Command):
+class UpdateTransaction(RequestModel):
     amount: MinorUnits | None = None
     date: dt.date | None = None
     description: Description | None = None
@@ -165,7 +167,7 @@ class UpdateTransaction(Command):
     splits: Annotated[list[SplitIn], Field(max_length=50)] | None = None
 
 
-class CreateTransfer(Command):
+class CreateTransfer(RequestModel):
     from_account_id: Id
     to_account_id: Id
     amount: PositiveMinorUnits = Field(description="Positive minor units moved")

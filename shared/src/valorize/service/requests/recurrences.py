@@ -1,4 +1,4 @@
-"""Recurrence commands: the request bodies of the recurrences API, and the JSON shape of a
+"""Recurrence requests: the request bodies of the recurrences API, and the JSON shape of a
 schedule (the same shape is returned and stored).
 
 A recurrence::
@@ -36,11 +36,11 @@ from pydantic import Field, StrictInt, TypeAdapter
 
 from valorize.domain import recurrence as rc
 from valorize.domain.errors import FieldError, ValidationFailed
-from valorize.service.commands import Command, Description, Id, MinorUnits, Text
+from valorize.service.requests import RequestModel, Description, Id, MinorUnits, Text
 
 
 def _nested(prefix: str, err: ValidationFailed) -> ValidationFailed:
-    # As rule_commands.nested; not imported from there so the recurrences function does not
+    # As requests/rules.py: nested; not imported from there so the recurrences function does not
     # load the rule models at cold start.
     fields = [FieldError(f"{prefix}.{e.field}", e.message) for e in err.errors] or [
         FieldError(prefix, err.detail)
@@ -52,7 +52,7 @@ def _interval(limit: int) -> Any:
     return Field(default=1, ge=1, le=limit, description="Every N periods")
 
 
-class MonthlyIn(Command):
+class MonthlyIn(RequestModel):
     """`{"frequency": "monthly", "day": 31, "interval": 1}`"""
 
     frequency: Literal["monthly"]
@@ -63,7 +63,7 @@ class MonthlyIn(Command):
         return rc.Monthly(self.day, self.interval)
 
 
-class WeeklyIn(Command):
+class WeeklyIn(RequestModel):
     """`{"frequency": "weekly", "weekday": "friday", "interval": 2}`"""
 
     frequency: Literal["weekly"]
@@ -74,7 +74,7 @@ class WeeklyIn(Command):
         return rc.Weekly(self.weekday, self.interval)
 
 
-class YearlyIn(Command):
+class YearlyIn(RequestModel):
     """`{"frequency": "yearly", "month": 2, "day": 29}` (Feb 28 in common years)"""
 
     frequency: Literal["yearly"]
@@ -86,7 +86,7 @@ class YearlyIn(Command):
         return rc.Yearly(self.month, self.day, self.interval)
 
 
-class DailyIn(Command):
+class DailyIn(RequestModel):
     """`{"frequency": "daily", "interval": 10}`: every 10 days from the start"""
 
     frequency: Literal["daily"]
@@ -108,7 +108,7 @@ def schedule_of(s: MonthlyIn | WeeklyIn | YearlyIn | DailyIn) -> rc.Schedule:
         raise _nested("schedule", e) from None
 
 
-class CreateRecurrence(Command):
+class CreateRecurrence(RequestModel):
     account_id: Id
     amount: NonZeroMinorUnits
     description: Description
@@ -141,7 +141,7 @@ class CreateRecurrence(Command):
 _CLEARABLE = frozenset({"end", "category_id", "notes"})
 
 
-class UpdateRecurrence(Command):
+class UpdateRecurrence(RequestModel):
     """PATCH: absent fields are unchanged; `null` clears `end`, `category_id` and `notes`.
     A new `schedule` replaces the old one. Occurrences already materialized stay (the
     watermark is kept): changing the schedule or start never re-creates past dates."""

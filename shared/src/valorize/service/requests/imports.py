@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from valorize.domain.imports import Classification, Resolution
-from valorize.service.commands import Command, Id, ImportId, Page
+from valorize.service.requests import RequestModel, Id, ImportId, Page
 
 
 class ListImports(Page):
@@ -18,7 +18,7 @@ class ListImportRows(Page):
     )
 
 
-class UpdateImportRow(Command):
+class UpdateImportRow(RequestModel):
     include: bool | None = Field(
         default=None,
         description="Import this row at commit (for a conflict: true = import_anyway, "

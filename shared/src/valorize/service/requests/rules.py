@@ -1,4 +1,4 @@
-"""Rule commands: the request bodies of the rules API, and the JSON shape of a rule's
+"""Rule requests: the request bodies of the rules API, and the JSON shape of a rule's
 conditions and actions (the same shape is returned and stored).
 
 A rule::
@@ -50,7 +50,7 @@ from pydantic import ConfigDict, Field, StrictInt, StringConstraints, TypeAdapte
 from valorize.domain import rules as r
 from valorize.domain.errors import FieldError, ValidationFailed
 from valorize.domain.model import Transaction, TransactionType
-from valorize.service.commands import MINOR_UNITS_MAX, Command, Id, Name
+from valorize.service.requests import MINOR_UNITS_MAX, RequestModel, Id, Name
 
 T = TypeVar("T")
 
@@ -83,7 +83,7 @@ def _each(prefix: str, items: Sequence[Any], build: Callable[[Any], T]) -> tuple
 # --- conditions -------------------------------------------------------------------------------
 
 
-class DescriptionContains(Command):
+class DescriptionContains(RequestModel):
     """`{"field": "description", "op": "contains", "value": "uber"}`"""
 
     field: Literal["description"]
@@ -94,7 +94,7 @@ class DescriptionContains(Command):
         return r.DescriptionContains(self.value)
 
 
-class DescriptionStartsWith(Command):
+class DescriptionStartsWith(RequestModel):
     """`{"field": "description", "op": "starts_with", "value": "pix "}`"""
 
     field: Literal["description"]
@@ -105,7 +105,7 @@ class DescriptionStartsWith(Command):
         return r.DescriptionStartsWith(self.value)
 
 
-class DescriptionMatches(Command):
+class DescriptionMatches(RequestModel):
     """`{"field": "description", "op": "matches", "value": "^uber\\\\s*\\\\*?trip"}`: a regular
     expression searched in the description (folded: lower case, no accents). Evaluated with
     a time limit; a pattern that runs out of time counts as not matching."""
@@ -118,12 +118,12 @@ class DescriptionMatches(Command):
         return r.DescriptionMatches(self.value)
 
 
-class Range(Command):
+class Range(RequestModel):
     min: Magnitude | None = Field(default=None, description="Inclusive, minor units")
     max: Magnitude | None = Field(default=None, description="Inclusive, minor units")
 
 
-class AmountBetween(Command):
+class AmountBetween(RequestModel):
     """`{"field": "amount", "op": "between", "value": {"min": 1000, "max": 5000}}`: the
     magnitude |amount| within the bounds (minor units, inclusive; either may be omitted)."""
 
@@ -135,7 +135,7 @@ class AmountBetween(Command):
         return r.AmountBetween(self.value.min, self.value.max)
 
 
-class AccountIn(Command):
+class AccountIn(RequestModel):
     """`{"field": "account_id", "op": "in", "value": ["<account id>", ...]}`"""
 
     field: Literal["account_id"]
@@ -146,7 +146,7 @@ class AccountIn(Command):
         return r.AccountIn(frozenset(self.value))
 
 
-class TypeIs(Command):
+class TypeIs(RequestModel):
     """`{"field": "type", "op": "is", "value": "debit"}`: debit = money out, credit = in."""
 
     field: Literal["type"]
@@ -170,7 +170,7 @@ ConditionIn = Annotated[
 # --- actions ----------------------------------------------------------------------------------
 
 
-class SetCategory(Command):
+class SetCategory(RequestModel):
     """`{"action": "set_category", "value": "<category id>"}` (ignored on split
     transactions, whose splits carry the categories)."""
 
@@ -181,7 +181,7 @@ class SetCategory(Command):
         return r.SetCategory(self.value)
 
 
-class RenameDescription(Command):
+class RenameDescription(RequestModel):
     """`{"action": "rename_description", "value": "Uber"}`"""
 
     action: Literal["rename_description"]
@@ -193,7 +193,7 @@ class RenameDescription(Command):
         return r.RenameDescription(self.value)
 
 
-class AddNote(Command):
+class AddNote(RequestModel):
     """`{"action": "add_note", "value": "reimbursable"}`: appended to the notes as a line of
     its own, unless the notes already have that line."""
 
@@ -228,7 +228,7 @@ def actions_of(items: Sequence[ActionIn]) -> tuple[r.Action, ...]:
 # --- commands ---------------------------------------------------------------------------------
 
 
-class CreateRule(Command):
+class CreateRule(RequestModel):
     name: Name
     conditions: Conditions
     actions: Actions
@@ -256,7 +256,7 @@ class CreateRule(Command):
         )
 
 
-class UpdateRule(Command):
+class UpdateRule(RequestModel):
     """PATCH: absent fields are unchanged; `conditions` and `actions` replace the lists."""
 
     name: Name | None = None
@@ -277,7 +277,7 @@ class UpdateRule(Command):
         return replace(rule, **changes, updated_at=now)
 
 
-class ApplyRules(Command):
+class ApplyRules(RequestModel):
     """Run the rules over existing transactions (POST /rules/apply). Every filter narrows;
     none given = all of the user's transactions. Transfers are never touched."""
 
