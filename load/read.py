@@ -186,8 +186,6 @@ import sys
 import threading
 import time
 
-from valorize import bootstrap
-
 _spec = importlib.util.spec_from_file_location("_real_main", {source!r})
 _real = importlib.util.module_from_spec(_spec)
 sys.modules["_real_main"] = _real
@@ -201,7 +199,7 @@ def _authenticate(token):
     hit = _seen.get(token)
     if hit is not None and hit[1] > now:
         return hit[0]
-    principal = bootstrap.services().auth.authenticate(token)
+    principal = _real.app.services.auth.authenticate(token)
     with _lock:
         _seen[token] = (principal, now + {ttl})
     return principal

@@ -282,7 +282,7 @@ def make_users(count: int) -> list[dict[str, str]]:
     from valorize import bootstrap
     from valorize.service.requests import CreateToken
 
-    auth = bootstrap.services().auth
+    auth = bootstrap.build().auth
     ids = [f"bench{n:05d}{os.urandom(4).hex()}" for n in range(count)]
 
     def issue(user_id: str) -> dict[str, str]:

@@ -34,7 +34,7 @@ import socketio
 
 from valorize import bootstrap
 from valorize.adapters.realtime import CHANNEL, CatchUp, EventLog, user_room
-from valorize.config import settings
+from valorize.config import Settings
 from valorize.domain.errors import Unauthorized
 from valorize.entrypoints.http import configure_logging
 from valorize.service.auth import Principal
@@ -47,17 +47,14 @@ WORKERS = ("eventlet", "gevent")
 # Google front end's included), and a client silent for 25 + 20 s is dropped, freeing its slot.
 PING_INTERVAL = 25
 PING_TIMEOUT = 20
-# Redis reads of the catch-up path; beyond this the client is told to refetch instead.
-LOG_READ_TIMEOUT = 1.0
-LOG_READ_CONNECTIONS = 16
 # Token checks in flight at once (each is a Firestore read): a reconnect storm queues here
 # instead of flooding Firestore, and under eventlet it matches the REST session's pool of 10
 # connections (more would open and discard a connection per check).
 AUTH_CONCURRENCY = 10
 
 
-def worker_kind() -> str:
-    kind = settings().realtime_worker
+def worker_kind(s: Settings) -> str:
+    kind = s.realtime_worker
     if kind not in WORKERS:
         raise RuntimeError(f"VALORIZE_REALTIME_WORKER={kind!r}; expected one of {WORKERS}")
     return kind
@@ -130,7 +127,7 @@ def _since(value: object) -> tuple[int | None, bool]:
     return None, False
 
 
-def _firestore_over_rest() -> None:
+def _firestore_over_rest(services: bootstrap.Services) -> None:
     """Under eventlet, talk to Firestore over its REST API instead of gRPC.
 
     gRPC's Python layer waits on ``threading`` primitives, which eventlet's monkey patching
@@ -145,8 +142,8 @@ def _firestore_over_rest() -> None:
         FirestoreRestTransport,
     )
 
-    client = bootstrap.services().firestore
-    emulator = settings().firestore_emulator_host
+    client = services.firestore
+    emulator = services.settings.firestore_emulator_host
     transport = (
         FirestoreRestTransport(host=emulator, url_scheme="http", credentials=AnonymousCredentials())
         if emulator
@@ -156,13 +153,13 @@ def _firestore_over_rest() -> None:
     client._firestore_api_internal = FirestoreClient(transport=transport)
 
 
-def _prepare_worker(kind: str) -> None:
+def _prepare_worker(kind: str, services: bootstrap.Services) -> None:
     if kind == "gevent":
         import grpc.experimental.gevent as grpc_gevent
 
         grpc_gevent.init_gevent()
     else:
-        _firestore_over_rest()
+        _firestore_over_rest(services)
 
 
 class RealtimeServer:
@@ -277,24 +274,14 @@ def _other_paths(environ: dict[str, Any], start_response: Callable[..., Any]) ->
 
 def create_app() -> socketio.WSGIApp:
     configure_logging()
-    kind = worker_kind()
-    _prepare_worker(kind)
-    s = settings()
-    import redis
-
-    # A bounded pool: a reconnect storm (an instance gone, its clients arriving here) waits
-    # for a few connections instead of opening hundreds at once.
-    pool = redis.BlockingConnectionPool.from_url(
-        s.redis_url,
-        max_connections=LOG_READ_CONNECTIONS,
-        timeout=LOG_READ_TIMEOUT,
-        socket_timeout=LOG_READ_TIMEOUT,
-        socket_connect_timeout=LOG_READ_TIMEOUT,
-    )
-    reader = redis.Redis(connection_pool=pool)
+    services = bootstrap.build()
+    s = services.settings
+    kind = worker_kind(s)
+    _prepare_worker(kind, services)
+    reader = services.redis_log_reader
     manager = CatchUpRedisManager(s.redis_url, channel=CHANNEL)
     server = RealtimeServer(
-        bootstrap.services().auth.authenticate,
+        services.auth.authenticate,
         EventLog(reader, s.realtime_log_events, s.realtime_log_seconds),
         manager,
         async_mode=kind,

@@ -41,11 +41,8 @@ def emulator_env(stack: Stack) -> Iterator[dict[str, str]]:
     """Point in-process clients (the store, Redis) at the test stack's emulators."""
     saved = dict(os.environ)
     os.environ.update(stack.env)
-    from valorize import bootstrap, config
 
     # Built again from the new environment on first use.
-    config.settings.cache_clear()
-    bootstrap.services.cache_clear()
     yield stack.env
     os.environ.clear()
     os.environ.update(saved)

@@ -1,10 +1,13 @@
-"""Auth function: registration, login, personal API tokens."""
+"""Auth function: registration, login, personal API tokens (service/auth.py)."""
+
+from typing import Any
 
 import flask
 import functions_framework
 
 from valorize import bootstrap
-from valorize.entrypoints.http import Call, FunctionApp, Route
+from valorize.entrypoints.http import FunctionApp
+from valorize.entrypoints.routes import Call, Idempotency, Route
 from valorize.entrypoints.schemas import (
     IssuedTokenOut,
     ListOf,
@@ -12,36 +15,32 @@ from valorize.entrypoints.schemas import (
     RegisteredOut,
     TokenOut,
     UserOut,
-    dump,
 )
-from valorize.service import requests as c
+from valorize.service import requests as r
 
 
-def register(call: Call) -> object:
-    user, issued = bootstrap.services().auth.register(call.body)
-    return dump(RegisteredOut(user=UserOut.of(user), token=issued.plaintext))
+def register(call: Call) -> Any:
+    return call.services.auth.register(call.body)
 
 
-def login(call: Call) -> object:
-    issued = bootstrap.services().auth.login(call.body, call.client_ip)
-    return dump(LoginOut(token=issued.plaintext, expires_at=issued.token.expires_at))
+def login(call: Call) -> Any:
+    return call.services.auth.login(call.body, call.client_ip)
 
 
-def me(call: Call) -> object:
-    return dump(UserOut.of(bootstrap.services().auth.me(call.user_id)))
+def me(call: Call) -> Any:
+    return call.services.auth.me(call.user_id)
 
 
-def list_tokens(call: Call) -> object:
-    tokens = bootstrap.services().auth.list_tokens(call.user_id)
-    return dump(ListOf[TokenOut](data=[TokenOut.of(t) for t in tokens], next_cursor=None))
+def list_tokens(call: Call) -> Any:
+    return call.services.auth.list_tokens(call.user_id)
 
 
-def create_token(call: Call) -> object:
-    return bootstrap.services().auth.create_token(call.user_id, call.body, call.idem)
+def create_token(call: Call) -> Any:
+    return call.services.auth.create_token(call.user_id, call.body, call.idem)
 
 
 def revoke_token(call: Call) -> None:
-    bootstrap.services().auth.revoke_token(call.user_id, call.params["token_id"])
+    call.services.auth.revoke_token(call.user_id, call.params["token_id"])
 
 
 app = FunctionApp(
@@ -52,7 +51,7 @@ app = FunctionApp(
             "/api/auth/register",
             register,
             "Create a user; returns a first token",
-            body=c.Register,
+            body=r.Register,
             response=RegisteredOut,
             status=201,
             auth=False,
@@ -63,7 +62,7 @@ app = FunctionApp(
             "/api/auth/login",
             login,
             "Exchange email + password for a 30-day token",
-            body=c.Login,
+            body=r.Login,
             response=LoginOut,
             auth=False,
             errors=(429,),
@@ -81,15 +80,16 @@ app = FunctionApp(
             "/api/auth/tokens",
             create_token,
             "Create a personal API token",
-            body=c.CreateToken,
+            body=r.CreateToken,
             response=IssuedTokenOut,
             status=201,
-            render=lambda issued: dump(IssuedTokenOut.issued(issued)),
+            idempotency=Idempotency.ATOMIC,
         ),
         Route(
             "DELETE", "/api/auth/tokens/<token_id>", revoke_token, "Revoke a token", errors=(404,)
         ),
     ],
+    bootstrap.build(),
 )
 
 

@@ -1,98 +1,34 @@
-"""Categories function: CRUD with the palette and guarded deletion."""
+"""Categories function: CRUD with the palette and guarded deletion (service/categories.py)."""
 
 import flask
 import functions_framework
 
 from valorize import bootstrap
-from valorize.entrypoints.http import Call, FunctionApp, Route
-from valorize.entrypoints.schemas import CategoryOut, ListOf, dump
-from valorize.service import requests as c
+from valorize.entrypoints.http import FunctionApp
+from valorize.entrypoints.routes import Resource
+from valorize.entrypoints.schemas import CategoryOut
+from valorize.service import requests as r
 
-
-def render(category: object) -> object:
-    return dump(CategoryOut.of(category))  # type: ignore[arg-type]
-
-
-def list_categories(call: Call) -> object:
-    page = bootstrap.services().categories.list(call.user_id, call.query.limit, call.query.cursor)
-    return dump(
-        ListOf[CategoryOut](
-            data=[CategoryOut.of(x) for x in page.items], next_cursor=page.next_cursor
-        )
-    )
-
-
-def create_category(call: Call) -> object:
-    return bootstrap.services().categories.create(call.user_id, call.body, call.idem)
-
-
-def get_category(call: Call) -> object:
-    return bootstrap.services().categories.get(call.user_id, call.params["category_id"])
-
-
-def update_category(call: Call) -> object:
-    return bootstrap.services().categories.update(
-        call.user_id, call.params["category_id"], call.body
-    )
-
-
-def delete_category(call: Call) -> None:
-    q = call.query
-    bootstrap.services().categories.delete(
-        call.user_id, call.params["category_id"], q.reassign_to, q.uncategorize
-    )
-
+resource = Resource("/api/categories", "category_id", lambda s: s.categories, CategoryOut)
 
 app = FunctionApp(
     "categories",
     [
-        Route(
-            "GET",
-            "/api/categories",
-            list_categories,
-            "List the caller's categories by name",
-            query=c.Page,
-            response=ListOf[CategoryOut],
-        ),
-        Route(
-            "POST",
-            "/api/categories",
-            create_category,
+        resource.list("List the caller's categories by name"),
+        resource.create(
             "Create a category (names unique per user, case-insensitive)",
-            body=c.CreateCategory,
-            response=CategoryOut,
-            render=render,
-            status=201,
+            body=r.CreateCategory,
             errors=(409,),
         ),
-        Route(
-            "GET",
-            "/api/categories/<category_id>",
-            get_category,
-            "One category",
-            response=CategoryOut,
-            render=render,
-            errors=(404,),
-        ),
-        Route(
-            "PATCH",
-            "/api/categories/<category_id>",
-            update_category,
-            "Change a category",
-            body=c.UpdateCategory,
-            response=CategoryOut,
-            render=render,
-            errors=(404, 409),
-        ),
-        Route(
-            "DELETE",
-            "/api/categories/<category_id>",
-            delete_category,
+        resource.get("One category"),
+        resource.update("Change a category", body=r.UpdateCategory, errors=(404, 409)),
+        resource.delete(
             "Delete a category; in use it needs ?reassign_to=<id> or ?uncategorize=true",
-            query=c.DeleteCategory,
+            query=r.DeleteCategory,
             errors=(404, 409),
         ),
     ],
+    bootstrap.build(),
 )
 
 

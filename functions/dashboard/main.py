@@ -1,48 +1,43 @@
-"""Dashboard function: every answer from precomputed read models, through the Redis cache."""
+"""Dashboard function: every answer from precomputed read models, through the Redis cache
+(service/dashboard.py)."""
+
+from typing import Any
 
 import flask
 import functions_framework
 
 from valorize import bootstrap
 from valorize.entrypoints import dashboard_schemas as q
-from valorize.entrypoints.http import Call, FunctionApp, Route
-from valorize.entrypoints.schemas import TransactionOut, dump
+from valorize.entrypoints.http import FunctionApp
+from valorize.entrypoints.routes import Call, Route
 
 
-def _said(call: Call, value: object) -> object:
-    outcome = getattr(bootstrap.services().query_cache.last, "outcome", "bypass")
-    call.response_headers["X-Cache"] = outcome
-    return value
+def summary(call: Call) -> Any:
+    return call.said_cache(call.services.dashboard.summary(call.user_id, call.query.month))
 
 
-def summary(call: Call) -> object:
-    return _said(call, bootstrap.services().dashboard.summary(call.user_id, call.query.month))
+def trend(call: Call) -> Any:
+    d, query = call.services.dashboard, call.query
+    return call.said_cache(d.trend(call.user_id, query.end, query.months))
 
 
-def trend(call: Call) -> object:
-    view = bootstrap.services().dashboard.trend(call.user_id, call.query.end, call.query.months)
-    return _said(call, view)
+def spending(call: Call) -> Any:
+    d, query = call.services.dashboard, call.query
+    return call.said_cache(d.spending(call.user_id, query.month, query.top))
 
 
-def spending(call: Call) -> object:
-    view = bootstrap.services().dashboard.spending(call.user_id, call.query.month, call.query.top)
-    return _said(call, view)
+def recent(call: Call) -> Any:
+    return call.services.dashboard.recent(call.user_id, call.query.limit)
 
 
-def recent(call: Call) -> object:
-    items = bootstrap.services().dashboard.recent(call.user_id, call.query.limit)
-    return {"data": [dump(TransactionOut.of(t)) for t in items]}
+def accounts(call: Call) -> Any:
+    return call.said_cache(call.services.dashboard.accounts(call.user_id, call.query.month))
 
 
-def accounts(call: Call) -> object:
-    return _said(call, bootstrap.services().dashboard.accounts(call.user_id, call.query.month))
-
-
-def category(call: Call) -> object:
-    view = bootstrap.services().dashboard.category_insights(
-        call.user_id, call.params["category_id"], call.query.end, call.query.months
-    )
-    return _said(call, view)
+def category(call: Call) -> Any:
+    d, query = call.services.dashboard, call.query
+    category_id = call.params["category_id"]
+    return call.said_cache(d.category_insights(call.user_id, category_id, query.end, query.months))
 
 
 app = FunctionApp(
@@ -98,6 +93,7 @@ app = FunctionApp(
             errors=(404,),
         ),
     ],
+    bootstrap.build(),
 )
 
 

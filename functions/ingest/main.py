@@ -1,5 +1,6 @@
 """Ingest function (/api/imports): upload a bank statement, review its staged rows, commit,
-revert; and the Cloud Tasks worker that stages it (/api/ingest/tasks/*, internal only)."""
+revert; and the Cloud Tasks worker that stages it (/api/ingest/tasks/*, internal only)
+(service/imports.py)."""
 
 from typing import Any
 
@@ -7,180 +8,77 @@ import flask
 import functions_framework
 
 from valorize import bootstrap
-from valorize.domain.imports import ImportStatus
 from valorize.domain.limits import REFUSAL
-from valorize.entrypoints.http import Call, FunctionApp, Route
+from valorize.entrypoints.http import FunctionApp
 from valorize.entrypoints.imports import (
     ImportAcceptedOut,
     ImportOut,
     ImportRowOut,
-    idempotency_key,
+    UploadForm,
     parse_upload,
 )
-from valorize.entrypoints.schemas import ListOf, dump
-from valorize.service.requests import imports as ic
+from valorize.entrypoints.routes import Call, Idempotency, Route, task
+from valorize.entrypoints.schemas import ListOf
+from valorize.service.requests import imports as i
 
 
-def render(record: object) -> object:
-    return dump(ImportOut.of(record))  # type: ignore[arg-type]
-
-
-def render_row(row: object) -> object:
-    return dump(ImportRowOut.of(row))  # type: ignore[arg-type]
-
-
-def upload(call: Call) -> object:
-    service = bootstrap.services().imports
-    with service.receive(call.user_id, idempotency_key(call.request)) as intake:
+def upload(call: Call) -> Any:
+    service = call.services.imports
+    with service.receive(call.user_id, call.idempotency_key) as intake:
         record, replayed = service.upload(call.user_id, parse_upload(call.request, intake), intake)
     if replayed:
-        # The first answer, whatever the import has become since (GET it for that).
         call.response_headers["Idempotent-Replayed"] = "true"
-    return dump(ImportAcceptedOut(id=record.id, status=ImportStatus.UPLOADED))
+    return record
 
 
-def list_imports(call: Call) -> object:
-    page = bootstrap.services().imports.list_imports(
-        call.user_id, call.query.limit, call.query.cursor
-    )
-    return dump(
-        ListOf[ImportOut](data=[ImportOut.of(r) for r in page.items], next_cursor=page.next_cursor)
-    )
+def list_imports(call: Call) -> Any:
+    q = call.query
+    return call.services.imports.list_imports(call.user_id, q.limit, q.cursor)
 
 
-def get_import(call: Call) -> object:
-    return bootstrap.services().imports.get(call.user_id, call.params["import_id"])
+def get_import(call: Call) -> Any:
+    return call.services.imports.get(call.user_id, call.params["import_id"])
 
 
-def list_rows(call: Call) -> object:
-    q: ic.ListImportRows = call.query
-    page = bootstrap.services().imports.rows(
-        call.user_id, call.params["import_id"], q.classification, q.limit, q.cursor
-    )
-    return dump(
-        ListOf[ImportRowOut](
-            data=[ImportRowOut.of(r) for r in page.items], next_cursor=page.next_cursor
-        )
-    )
+def list_rows(call: Call) -> Any:
+    q: i.ListImportRows = call.query
+    import_id = call.params["import_id"]
+    return call.services.imports.rows(call.user_id, import_id, q.classification, q.limit, q.cursor)
 
 
-def update_row(call: Call) -> object:
-    return bootstrap.services().imports.update_row(
-        call.user_id, call.params["import_id"], call.params["row_id"], call.body
-    )
+def update_row(call: Call) -> Any:
+    import_id, row_id = call.params["import_id"], call.params["row_id"]
+    return call.services.imports.update_row(call.user_id, import_id, row_id, call.body)
 
 
-def commit(call: Call) -> object:
-    record, queued = bootstrap.services().imports.commit(call.user_id, call.params["import_id"])
+def commit(call: Call) -> Any:
+    record, queued = call.services.imports.commit(call.user_id, call.params["import_id"])
     call.status = 202 if queued else 200
     return record
 
 
-def revert(call: Call) -> object:
-    record, queued = bootstrap.services().imports.revert(call.user_id, call.params["import_id"])
+def revert(call: Call) -> Any:
+    record, queued = call.services.imports.revert(call.user_id, call.params["import_id"])
     call.status = 202 if queued else 200
     return record
 
 
-def _last_attempt(call: Call) -> bool:
-    # Cloud Tasks counts retries from 0; on the last one an unexpected error marks the import
-    # failed instead of leaving it "processing" forever.
-    retries = int(call.request.headers.get("X-CloudTasks-TaskRetryCount", "0") or 0)
-    return retries + 1 >= bootstrap.services().settings.import_max_attempts
+def task_process(call: Call) -> Any:
+    # On the last attempt an unexpected error marks the import failed instead of leaving it
+    # "processing" forever.
+    last = call.task_retries + 1 >= call.services.settings.import_max_attempts
+    return call.services.imports.process(call.body.user_id, call.body.import_id, last_attempt=last)
 
 
-def _done(record: Any) -> object:
-    return {"status": "gone"} if record is None else render(record)
+def task_commit(call: Call) -> Any:
+    return call.services.imports.run_commit(call.body.user_id, call.body.import_id)
 
 
-def task_process(call: Call) -> object:
-    body: ic.ImportTask = call.body
-    return _done(
-        bootstrap.services().imports.process(
-            body.user_id, body.import_id, last_attempt=_last_attempt(call)
-        )
-    )
+def task_revert(call: Call) -> Any:
+    return call.services.imports.run_revert(call.body.user_id, call.body.import_id)
 
 
-def task_commit(call: Call) -> object:
-    body: ic.ImportTask = call.body
-    service = bootstrap.services().imports
-    if service.repo.get_import(body.user_id, body.import_id) is None:
-        return {"status": "gone"}
-    return render(service.run_commit(body.user_id, body.import_id))
-
-
-def task_revert(call: Call) -> object:
-    body: ic.ImportTask = call.body
-    service = bootstrap.services().imports
-    if service.repo.get_import(body.user_id, body.import_id) is None:
-        return {"status": "gone"}
-    return render(service.run_revert(body.user_id, body.import_id))
-
-
-_MAPPING_HELP = (
-    "CSV only, JSON: {date, description (one column or a list), amount | debit+credit, "
-    "fitid?, date_format?, decimal_separator?, thousands_separator?, sign?: signed | "
-    "debit_positive, skip_rows?, has_header?, delimiter?, encoding?, stop_at?}; columns by "
-    "header name or 0-based position"
-)
-
-
-class IngestApp(FunctionApp):
-    def openapi(self) -> dict[str, Any]:
-        document = super().openapi()
-        post = document["paths"]["/api/imports"]["post"]
-        post["requestBody"] = {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {
-                                "type": "string",
-                                "format": "binary",
-                                "description": "The statement: OFX (1.x SGML or 2.x XML) or "
-                                "CSV, at most 10 MiB",
-                            },
-                            "account_id": {
-                                "type": "string",
-                                "description": "One of your accounts; else detected from the "
-                                "statement (bank id + account number) or created",
-                            },
-                            "format": {"type": "string", "enum": ["ofx", "csv"]},
-                            "mapping": {"type": "string", "description": _MAPPING_HELP},
-                            "preset": {
-                                "type": "string",
-                                "description": "CSV layout of a bank: bradesco, inter, "
-                                "nubank_account, nubank_card, generic (else recognised from the "
-                                "header row)",
-                            },
-                            "currency": {
-                                "type": "string",
-                                "description": "CSV amounts' currency (default: the chosen "
-                                "account's, else your preferred currency)",
-                            },
-                        },
-                    }
-                }
-            },
-        }
-        post["parameters"].append(
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string", "maxLength": 255},
-                "description": "The same key with the same file returns the first upload; "
-                "another file with that key is a 422",
-            }
-        )
-        return document
-
-
-app = IngestApp(
+app = FunctionApp(
     "ingest",
     [
         Route(
@@ -189,16 +87,18 @@ app = IngestApp(
             upload,
             "Upload a bank statement (multipart: file, account_id?, format?, mapping?, "
             "preset?, currency?); it is staged in the background (202)",
+            form=UploadForm,
             response=ImportAcceptedOut,
             status=202,
             errors=(400, 413, 415, 422),
+            idempotency=Idempotency.SERVICE,
         ),
         Route(
             "GET",
             "/api/imports",
             list_imports,
             "Your imports, newest first",
-            query=ic.ListImports,
+            query=i.ListImports,
             response=ListOf[ImportOut],
         ),
         Route(
@@ -207,7 +107,6 @@ app = IngestApp(
             get_import,
             "One import: status, counts, progress, reason when failed",
             response=ImportOut,
-            render=render,
             errors=(404,),
         ),
         Route(
@@ -215,7 +114,7 @@ app = IngestApp(
             "/api/imports/<import_id>/rows",
             list_rows,
             "The import's staged rows in file order (filter by classification)",
-            query=ic.ListImportRows,
+            query=i.ListImportRows,
             response=ListOf[ImportRowOut],
             errors=(404,),
         ),
@@ -224,9 +123,8 @@ app = IngestApp(
             "/api/imports/<import_id>/rows/<row_id>",
             update_row,
             "Include or exclude a row; resolve a conflict (keep_existing | import_anyway)",
-            body=ic.UpdateImportRow,
+            body=i.UpdateImportRow,
             response=ImportRowOut,
-            render=render_row,
             errors=(404, 409),
         ),
         Route(
@@ -237,8 +135,7 @@ app = IngestApp(
             f"continues in the background). Idempotent. {REFUSAL}: checked before anything "
             "is written, the import stays ready",
             response=ImportOut,
-            render=render,
-            idempotency="claim",
+            idempotency=Idempotency.CLAIM,
             errors=(404, 409, 422),
         ),
         Route(
@@ -248,44 +145,35 @@ app = IngestApp(
             "Remove exactly this import's transactions, restoring balances (200, or 202 when "
             f"large). Idempotent. {REFUSAL}: checked before anything is written",
             response=ImportOut,
-            render=render,
-            idempotency="claim",
+            idempotency=Idempotency.CLAIM,
             errors=(404, 409, 422),
         ),
-        Route(
-            "POST",
+        task(
             "/api/ingest/tasks/process",
             task_process,
             "Cloud Tasks: parse, classify and stage an uploaded statement",
-            body=ic.ImportTask,
+            body=i.ImportTask,
             response=ImportOut,
-            internal=True,
-            auth=False,
-            errors=(401,),
+            gone=True,
         ),
-        Route(
-            "POST",
+        task(
             "/api/ingest/tasks/commit",
             task_commit,
             "Cloud Tasks: commit a large import",
-            body=ic.ImportTask,
+            body=i.ImportTask,
             response=ImportOut,
-            internal=True,
-            auth=False,
-            errors=(401,),
+            gone=True,
         ),
-        Route(
-            "POST",
+        task(
             "/api/ingest/tasks/revert",
             task_revert,
             "Cloud Tasks: revert a large import",
-            body=ic.ImportTask,
+            body=i.ImportTask,
             response=ImportOut,
-            internal=True,
-            auth=False,
-            errors=(401,),
+            gone=True,
         ),
     ],
+    bootstrap.build(),
 )
 
 

@@ -1,11 +1,14 @@
-"""Notifications function: the user's inbox (read/unread) and notification preferences."""
+"""Notifications function: the user's inbox (read/unread) and notification preferences
+(service/notifications.py)."""
+
+from typing import Any
 
 import flask
 import functions_framework
 
 from valorize import bootstrap
 from valorize.domain.notifications import UNSET
-from valorize.entrypoints.http import Call, FunctionApp, Route
+from valorize.entrypoints.http import FunctionApp
 from valorize.entrypoints.notification_schemas import (
     ListNotifications,
     NotificationList,
@@ -14,53 +17,38 @@ from valorize.entrypoints.notification_schemas import (
     UnreadCountOut,
     UpdatePreferences,
 )
-from valorize.entrypoints.schemas import dump
-from valorize.service.notifications import preferences_json
+from valorize.entrypoints.routes import Call, Idempotency, Route
 
 
-def render(notification: object) -> object:
-    return dump(NotificationOut.of(notification))  # type: ignore[arg-type]
-
-
-def list_notifications(call: Call) -> object:
+def list_notifications(call: Call) -> Any:
     q = call.query
-    page = bootstrap.services().notifications.list(call.user_id, q.unread, q.limit, q.cursor)
-    return dump(
-        NotificationList(
-            data=[NotificationOut.of(n) for n in page.items], next_cursor=page.next_cursor
-        )
-    )
+    return call.services.notifications.list(call.user_id, q.unread, q.limit, q.cursor)
 
 
-def unread_count(call: Call) -> object:
-    return {"unread": bootstrap.services().notifications.unread_count(call.user_id)}
+def unread_count(call: Call) -> Any:
+    return UnreadCountOut(unread=call.services.notifications.unread_count(call.user_id))
 
 
-def mark_read(call: Call) -> object:
-    return bootstrap.services().notifications.mark_read(
-        call.user_id, call.params["notification_id"]
-    )
+def mark_read(call: Call) -> Any:
+    return call.services.notifications.mark_read(call.user_id, call.params["notification_id"])
 
 
-def mark_all_read(call: Call) -> object:
-    return {"unread": bootstrap.services().notifications.mark_all_read(call.user_id)}
+def mark_all_read(call: Call) -> Any:
+    return UnreadCountOut(unread=call.services.notifications.mark_all_read(call.user_id))
 
 
-def get_preferences(call: Call) -> object:
-    return preferences_json(*bootstrap.services().notifications.preferences(call.user_id))
+def get_preferences(call: Call) -> Any:
+    return call.services.notifications.preferences(call.user_id)
 
 
-def update_preferences(call: Call) -> object:
+def update_preferences(call: Call) -> Any:
     body: UpdatePreferences = call.body
-    given = body.model_fields_set
-    prefs, currency = bootstrap.services().notifications.update_preferences(
-        call.user_id,
-        email=body.email,
-        threshold=(
-            body.large_transaction_threshold if "large_transaction_threshold" in given else UNSET
-        ),
+    # An absent threshold is left as it is; a null one turns it off.
+    given = "large_transaction_threshold" in body.model_fields_set
+    threshold = body.large_transaction_threshold if given else UNSET
+    return call.services.notifications.update_preferences(
+        call.user_id, email=body.email, threshold=threshold
     )
-    return preferences_json(prefs, currency)
 
 
 app = FunctionApp(
@@ -87,8 +75,7 @@ app = FunctionApp(
             mark_all_read,
             "Mark every notification read; answers the new unread count",
             response=UnreadCountOut,
-            render=lambda r: r,
-            idempotency="claim",
+            idempotency=Idempotency.CLAIM,
         ),
         Route(
             "GET",
@@ -112,11 +99,11 @@ app = FunctionApp(
             mark_read,
             "Mark one notification read (again: no change)",
             response=NotificationOut,
-            render=render,
             errors=(404,),
-            idempotency="claim",
+            idempotency=Idempotency.CLAIM,
         ),
     ],
+    bootstrap.build(),
 )
 
 

@@ -1,24 +1,26 @@
 """Notify function (internal: Cloud Tasks only): store a notification once, push it to the
-user's sockets, email it when the user wants that kind. Safe to redeliver."""
+user's sockets, email it when the user wants that kind (service/notifications.py). Safe to
+redeliver."""
+
+from typing import Any
 
 import flask
 import functions_framework
 
 from valorize import bootstrap
-from valorize.entrypoints.http import Call, FunctionApp, Route
+from valorize.entrypoints.http import FunctionApp
 from valorize.entrypoints.notification_schemas import DeliverNotification, DeliveryOut
-from valorize.entrypoints.schemas import dump
+from valorize.entrypoints.routes import Call, task
 
 
-def deliver(call: Call) -> object:
-    return bootstrap.services().notifications.deliver(call.body.request())
+def deliver(call: Call) -> Any:
+    return call.services.notifications.deliver(call.body.request())
 
 
 app = FunctionApp(
     "notify",
     [
-        Route(
-            "POST",
+        task(
             "/api/notify/deliver",
             deliver,
             "Deliver a notification (Cloud Tasks target): store it if new, push "
@@ -26,12 +28,10 @@ app = FunctionApp(
             "503 asks Cloud Tasks to retry",
             body=DeliverNotification,
             response=DeliveryOut,
-            render=lambda d: dump(DeliveryOut.of(d)),
-            auth=False,
-            internal=True,
             errors=(401, 503),
         ),
     ],
+    bootstrap.build(),
 )
 
 

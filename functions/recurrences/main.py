@@ -1,92 +1,33 @@
-"""Recurrences function: CRUD of scheduled transactions; the automate function creates their
-occurrences."""
+"""Recurrences function: CRUD of scheduled transactions (service/recurrences.py); the automate
+function creates their occurrences."""
 
 import flask
 import functions_framework
 
 from valorize import bootstrap
-from valorize.entrypoints.http import Call, FunctionApp, Route
-from valorize.entrypoints.recurrence_schemas import RecurrenceList, RecurrenceOut
-from valorize.service.requests import recurrences as rc
-from valorize.service.requests import Page
-from valorize.service.recurrences import recurrence_out
+from valorize.entrypoints.http import FunctionApp
+from valorize.entrypoints.recurrence_schemas import RecurrenceOut
+from valorize.entrypoints.routes import Resource
+from valorize.service.requests import recurrences as r
 
-
-def render(rec: object) -> object:
-    return recurrence_out(rec)  # type: ignore[arg-type]
-
-
-def list_recurrences(call: Call) -> object:
-    page = bootstrap.services().recurrences.list(call.user_id, call.query.limit, call.query.cursor)
-    return {"data": [recurrence_out(x) for x in page.items], "next_cursor": page.next_cursor}
-
-
-def create_recurrence(call: Call) -> object:
-    return bootstrap.services().recurrences.create(call.user_id, call.body, call.idem)
-
-
-def get_recurrence(call: Call) -> object:
-    return bootstrap.services().recurrences.get(call.user_id, call.params["recurrence_id"])
-
-
-def update_recurrence(call: Call) -> object:
-    return bootstrap.services().recurrences.update(
-        call.user_id, call.params["recurrence_id"], call.body
-    )
-
-
-def delete_recurrence(call: Call) -> None:
-    bootstrap.services().recurrences.delete(call.user_id, call.params["recurrence_id"])
-
+resource = Resource("/api/recurrences", "recurrence_id", lambda s: s.recurrences, RecurrenceOut)
 
 app = FunctionApp(
     "recurrences",
     [
-        Route(
-            "GET",
-            "/api/recurrences",
-            list_recurrences,
-            "The caller's recurrences (oldest first), each with its next_due",
-            query=Page,
-            response=RecurrenceList,
-        ),
-        Route(
-            "POST",
-            "/api/recurrences",
-            create_recurrence,
+        resource.list("The caller's recurrences (oldest first), each with its next_due"),
+        resource.create(
             "Create a recurrence (monthly, weekly, yearly, every N days)",
-            body=rc.CreateRecurrence,
-            response=RecurrenceOut,
-            render=render,
-            status=201,
+            body=r.CreateRecurrence,
         ),
-        Route(
-            "GET",
-            "/api/recurrences/<recurrence_id>",
-            get_recurrence,
-            "One recurrence",
-            response=RecurrenceOut,
-            render=render,
-            errors=(404,),
-        ),
-        Route(
-            "PATCH",
-            "/api/recurrences/<recurrence_id>",
-            update_recurrence,
+        resource.get("One recurrence"),
+        resource.update(
             "Change a recurrence; occurrences already created stay, none is created twice",
-            body=rc.UpdateRecurrence,
-            response=RecurrenceOut,
-            render=render,
-            errors=(404,),
+            body=r.UpdateRecurrence,
         ),
-        Route(
-            "DELETE",
-            "/api/recurrences/<recurrence_id>",
-            delete_recurrence,
-            "Delete a recurrence (the transactions it created stay)",
-            errors=(404,),
-        ),
+        resource.delete("Delete a recurrence (the transactions it created stay)"),
     ],
+    bootstrap.build(),
 )
 
 

@@ -1,91 +1,43 @@
 """Rules function: CRUD of ordered rules, and on-demand runs over existing transactions (a job
-whose pages run as Cloud Tasks on this function's internal endpoint)."""
+whose pages run as Cloud Tasks on this function's internal endpoint) (service/rules.py)."""
+
+from typing import Any
 
 import flask
 import functions_framework
 
 from valorize import bootstrap
-from valorize.entrypoints.http import Call, FunctionApp, Route
-from valorize.entrypoints.rule_schemas import (
-    ApplyAcceptedOut,
-    ApplyJobOut,
-    ApplyPageOut,
-    RuleList,
-    RuleOut,
-)
-from valorize.entrypoints.schemas import dump
+from valorize.entrypoints.http import FunctionApp
+from valorize.entrypoints.routes import Call, Idempotency, Resource, Route, task
+from valorize.entrypoints.rule_schemas import ApplyAcceptedOut, ApplyJobOut, ApplyPageOut, RuleOut
 from valorize.service.requests import automations as a
 from valorize.service.requests import rules as r
-from valorize.service.requests import Page
+
+resource = Resource("/api/rules", "rule_id", lambda s: s.rules, RuleOut)
 
 
-def render(rule: object) -> object:
-    return r.rule_json(rule)  # type: ignore[arg-type]
+def start_apply(call: Call) -> Any:
+    return call.services.rules.start_apply(call.user_id, call.body)
 
 
-def list_rules(call: Call) -> object:
-    page = bootstrap.services().rules.list(call.user_id, call.query.limit, call.query.cursor)
-    return {"data": [r.rule_json(x) for x in page.items], "next_cursor": page.next_cursor}
+def get_apply(call: Call) -> Any:
+    return call.services.rules.job(call.user_id, call.params["job_id"])
 
 
-def create_rule(call: Call) -> object:
-    return bootstrap.services().rules.create(call.user_id, call.body)
-
-
-def get_rule(call: Call) -> object:
-    return bootstrap.services().rules.get(call.user_id, call.params["rule_id"])
-
-
-def update_rule(call: Call) -> object:
-    return bootstrap.services().rules.update(call.user_id, call.params["rule_id"], call.body)
-
-
-def delete_rule(call: Call) -> None:
-    bootstrap.services().rules.delete(call.user_id, call.params["rule_id"])
-
-
-def start_apply(call: Call) -> object:
-    return bootstrap.services().rules.start_apply(call.user_id, call.body)
-
-
-def render_accepted(job: object) -> object:
-    return {"id": job.id, "status": job.status.value}  # type: ignore[attr-defined]
-
-
-def get_apply(call: Call) -> object:
-    job = bootstrap.services().rules.job(call.user_id, call.params["job_id"])
-    return dump(ApplyJobOut.of(job))
-
-
-def run_apply_page(call: Call) -> object:
+def run_apply_page(call: Call) -> Any:
     body: a.ApplyRulesPage = call.body
-    return bootstrap.services().rules.run_apply_page(
-        body.user_id, body.job_id, body.page, body.cursor
-    )
+    return call.services.rules.run_apply_page(body.user_id, body.job_id, body.page, body.cursor)
 
 
 app = FunctionApp(
     "rules",
     [
-        Route(
-            "GET",
-            "/api/rules",
-            list_rules,
-            "The caller's rules in run order (enabled or not)",
-            query=Page,
-            response=RuleList,
-        ),
-        Route(
-            "POST",
-            "/api/rules",
-            create_rule,
+        resource.list("The caller's rules in run order (enabled or not)"),
+        resource.create(
             "Create a rule; `position` inserts it there (the later rules move down one), "
             "omitted = last",
             body=r.CreateRule,
-            response=RuleOut,
-            render=render,
-            status=201,
-            idempotency="claim",
+            idempotency=Idempotency.CLAIM,
         ),
         Route(
             "POST",
@@ -94,9 +46,8 @@ app = FunctionApp(
             "Run the rules over existing transactions (optional filters) as a background job",
             body=r.ApplyRules,
             response=ApplyAcceptedOut,
-            render=render_accepted,
             status=202,
-            idempotency="claim",
+            idempotency=Idempotency.CLAIM,
         ),
         Route(
             "GET",
@@ -106,44 +57,21 @@ app = FunctionApp(
             response=ApplyJobOut,
             errors=(404,),
         ),
-        Route(
-            "POST",
+        task(
             "/api/rules/apply/run",
             run_apply_page,
             "Internal (Cloud Tasks): one page of a rules job",
             body=a.ApplyRulesPage,
             response=ApplyPageOut,
-            internal=True,
-            auth=False,
-            errors=(401,),
         ),
-        Route(
-            "GET",
-            "/api/rules/<rule_id>",
-            get_rule,
-            "One rule",
-            response=RuleOut,
-            render=render,
-            errors=(404,),
-        ),
-        Route(
-            "PATCH",
-            "/api/rules/<rule_id>",
-            update_rule,
+        resource.get("One rule"),
+        resource.update(
             "Change a rule; `position` moves it (the others shift), lists replace",
             body=r.UpdateRule,
-            response=RuleOut,
-            render=render,
-            errors=(404,),
         ),
-        Route(
-            "DELETE",
-            "/api/rules/<rule_id>",
-            delete_rule,
-            "Delete a rule (the later rules move up one)",
-            errors=(404,),
-        ),
+        resource.delete("Delete a rule (the later rules move up one)"),
     ],
+    bootstrap.build(),
 )
 
 

@@ -1,58 +1,29 @@
-"""Transactions function: CRUD, splits, transfers, filtered cursor listing."""
+"""Transactions function: CRUD, splits, transfers, filtered cursor listing
+(service/transactions.py)."""
+
+from typing import Any
 
 import flask
 import functions_framework
 
 from valorize import bootstrap
 from valorize.domain.limits import REFUSAL
-from valorize.entrypoints.http import Call, FunctionApp, Route, cached
-from valorize.entrypoints.schemas import ListOf, TransactionOut, TransferOut, dump
-from valorize.service import requests as c
+from valorize.entrypoints.http import FunctionApp
+from valorize.entrypoints.routes import Call, Idempotency, Resource, Route
+from valorize.entrypoints.schemas import ListOf, TransactionOut, TransferOut
+from valorize.service import requests as r
+
+resource = Resource("/api/transactions", "transaction_id", lambda s: s.transactions, TransactionOut)
 
 
-def render(txn: object) -> object:
-    return dump(TransactionOut.of(txn))  # type: ignore[arg-type]
-
-
-def render_transfer(pair: object) -> object:
-    return dump(TransferOut.of(pair))  # type: ignore[arg-type]
-
-
-def list_transactions(call: Call) -> object:
+def list_transactions(call: Call) -> Any:
     # Pages are cached per user; any write bumps the user's version, so a hit is never stale.
     key = "txns:" + call.query.model_dump_json(by_alias=True, exclude_defaults=True)
-    return cached(call, key, lambda: _page(call))
+    return call.cached(key, lambda: call.services.transactions.list(call.user_id, call.query))
 
 
-def _page(call: Call) -> object:
-    page = bootstrap.services().transactions.list(call.user_id, call.query)
-    return dump(
-        ListOf[TransactionOut](
-            data=[TransactionOut.of(t) for t in page.items], next_cursor=page.next_cursor
-        )
-    )
-
-
-def create_transaction(call: Call) -> object:
-    return bootstrap.services().transactions.create(call.user_id, call.body, call.idem)
-
-
-def create_transfer(call: Call) -> object:
-    return bootstrap.services().transactions.transfer(call.user_id, call.body, call.idem)
-
-
-def get_transaction(call: Call) -> object:
-    return bootstrap.services().transactions.get(call.user_id, call.params["transaction_id"])
-
-
-def update_transaction(call: Call) -> object:
-    return bootstrap.services().transactions.update(
-        call.user_id, call.params["transaction_id"], call.body
-    )
-
-
-def delete_transaction(call: Call) -> None:
-    bootstrap.services().transactions.delete(call.user_id, call.params["transaction_id"])
+def create_transfer(call: Call) -> Any:
+    return call.services.transactions.transfer(call.user_id, call.body, call.idem)
 
 
 app = FunctionApp(
@@ -63,56 +34,33 @@ app = FunctionApp(
             "/api/transactions",
             list_transactions,
             "List transactions, newest first, filtered, with a cursor",
-            query=c.ListTransactions,
+            query=r.ListTransactions,
             response=ListOf[TransactionOut],
         ),
-        Route(
-            "POST",
-            "/api/transactions",
-            create_transaction,
+        resource.create(
             f"Create a transaction; the account balance changes in the same write ({REFUSAL})",
-            body=c.CreateTransaction,
-            response=TransactionOut,
-            render=render,
-            status=201,
+            body=r.CreateTransaction,
         ),
         Route(
             "POST",
             "/api/transactions/transfers",
             create_transfer,
             f"Move money between two of the caller's accounts (a linked pair; {REFUSAL})",
-            body=c.CreateTransfer,
+            body=r.CreateTransfer,
             response=TransferOut,
-            render=render_transfer,
             status=201,
+            idempotency=Idempotency.ATOMIC,
         ),
-        Route(
-            "GET",
-            "/api/transactions/<transaction_id>",
-            get_transaction,
-            "One transaction",
-            response=TransactionOut,
-            render=render,
-            errors=(404,),
-        ),
-        Route(
-            "PATCH",
-            "/api/transactions/<transaction_id>",
-            update_transaction,
+        resource.get("One transaction"),
+        resource.update(
             f"Change a transaction (a transfer's other side follows; {REFUSAL})",
-            body=c.UpdateTransaction,
-            response=TransactionOut,
-            render=render,
-            errors=(404,),
+            body=r.UpdateTransaction,
         ),
-        Route(
-            "DELETE",
-            "/api/transactions/<transaction_id>",
-            delete_transaction,
-            f"Delete a transaction (both sides of a transfer; {REFUSAL})",
-            errors=(404, 422),
+        resource.delete(
+            f"Delete a transaction (both sides of a transfer; {REFUSAL})", errors=(404, 422)
         ),
     ],
+    bootstrap.build(),
 )
 
 

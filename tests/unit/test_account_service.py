@@ -10,8 +10,8 @@ from tests.unit.conftest import OTHER, USER, World
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
 from valorize.domain.ids import encode_cursor
 from valorize.domain.model import AccountType, Origin
-from valorize.service.requests import CreateAccount, UpdateAccount
 from valorize.service.ports import IdempotencyMark, IdempotentReplay
+from valorize.service.requests import CreateAccount, UpdateAccount
 
 
 def test_create_starts_at_the_opening_balance(world: World) -> None:

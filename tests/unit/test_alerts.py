@@ -18,10 +18,10 @@ from valorize.domain.alerts import AlertProfile
 from valorize.domain.events import BalancesChanged
 from valorize.domain.model import Account, AccountType, Split, Transaction
 from valorize.domain.notifications import NotificationKind, NotificationPreferences
-from valorize.entrypoints.alerts import Alerts
 from valorize.service.accounts import AccountService
-from valorize.service.requests.budgets import Allocate, CreateBudget
+from valorize.service.alerts import Alerts
 from valorize.service.budgets import BudgetService
+from valorize.service.messagebus import MessageBus
 from valorize.service.requests import (
     CreateAccount,
     CreateTransaction,
@@ -29,7 +29,7 @@ from valorize.service.requests import (
     UpdateAccount,
     UpdateTransaction,
 )
-from valorize.service.messagebus import MessageBus
+from valorize.service.requests.budgets import Allocate, CreateBudget
 from valorize.service.transactions import TransactionService
 
 K = NotificationKind

@@ -13,17 +13,17 @@ import pytest
 
 from tests.unit.automation_fakes import AutoWorld, make_auto_world
 from tests.unit.conftest import OTHER, USER
-from valorize.config import settings
 from valorize.domain.automation import CHUNK, AutomationKind, scheduled_next
 from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.events import BalancesChanged, TransactionCreated
 from valorize.domain.model import ApiToken, Origin, User
 from valorize.domain.notifications import NotificationKind
 from valorize.domain.recurrence import occurrence_id
+from valorize.entrypoints.recurrence_schemas import RecurrenceOut
+from valorize.entrypoints.routes import dump
 from valorize.service import automations as automations_module
 from valorize.service.automations import format_money, previous_month, run_day
 from valorize.service.requests.recurrences import CreateRecurrence, UpdateRecurrence
-from valorize.service.recurrences import recurrence_out
 from valorize.service.requests.rules import CreateRule
 
 DAILY, MONTH_START = AutomationKind.DAILY, AutomationKind.MONTH_START
@@ -57,7 +57,7 @@ class TestRecurrenceCrud:
         account = w.base.account(currency="USD")
         rec = recurrence(w, account.id)
         assert rec.currency == "USD"
-        shown = recurrence_out(rec)
+        shown = dump(RecurrenceOut.of(rec))
         assert shown["next_due"] == "2024-01-31" and shown["materialized_through"] is None
         assert w.recurrences.list(USER, 10, None).items == [rec]
 
@@ -110,7 +110,7 @@ class TestMaterialize:
         stored = w.recurrences.get(USER, rec.id)
         assert stored.materialized_through == D("2025-03-01")
         assert scheduled_next(stored) == D("2025-03-31")
-        assert recurrence_out(stored)["next_due"] == "2025-03-31"
+        assert dump(RecurrenceOut.of(stored))["next_due"] == "2025-03-31"
 
     def test_a_missed_day_is_caught_up_once(self, w: AutoWorld) -> None:
         account = w.base.account()
@@ -320,14 +320,12 @@ class TestInternalEndpoints:
         from pathlib import Path
 
         monkeypatch.setenv("VALORIZE_INTERNAL_SECRET", "s3cret")
-        settings.cache_clear()
         path = Path(__file__).resolve().parents[2] / "functions" / "automate" / "main.py"
         spec = importlib.util.spec_from_file_location("automate_main_under_test", path)
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         yield module.app
-        settings.cache_clear()
 
     @pytest.mark.parametrize(
         "headers",

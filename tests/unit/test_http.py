@@ -9,7 +9,7 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import flask
@@ -17,7 +17,6 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from tests.unit.conftest import USER, World
-from valorize.config import settings
 from valorize.domain.errors import (
     Conflict,
     Contention,
@@ -27,8 +26,10 @@ from valorize.domain.errors import (
     Unauthorized,
     Unavailable,
 )
-from valorize.entrypoints.http import Call, FunctionApp, JsonLogFormatter, Route, configure_logging
-from valorize.entrypoints.schemas import ListOf, TransactionOut, dump
+from valorize.entrypoints import routes
+from valorize.entrypoints.http import FunctionApp, JsonLogFormatter, configure_logging
+from valorize.entrypoints.routes import Call, Resource, Route
+from valorize.entrypoints.schemas import ListOf, TransactionOut
 from valorize.service import requests as c
 from valorize.service.ports import IdempotencyRecord
 
@@ -55,62 +56,40 @@ class Harness:
         self.world = world
         self.raise_: Exception | None = None
         self.idem_lookups = True
-        svc = world.transactions
-
-        def render(t: Any) -> Any:
-            return dump(TransactionOut.of(t))
+        self.settings(project="valorize-test")
 
         def boom(_call: Call) -> Any:
             assert self.raise_ is not None
             raise self.raise_
 
-        def list_(call: Call) -> Any:
-            page = svc.list(call.user_id, call.query)
-            return dump(
-                ListOf[TransactionOut](
-                    data=[TransactionOut.of(t) for t in page.items], next_cursor=page.next_cursor
-                )
-            )
-
+        resource = Resource(
+            "/api/transactions", "transaction_id", lambda s: s.transactions, TransactionOut
+        )
         self.app = FunctionApp(
             "transactions",
             [
-                Route("GET", "/api/transactions", list_, "list", query=c.ListTransactions),
-                Route(
-                    "POST",
-                    "/api/transactions",
-                    lambda call: svc.create(call.user_id, call.body, call.idem),
-                    "create",
-                    body=c.CreateTransaction,
-                    render=render,
-                    status=201,
-                ),
-                Route("GET", "/api/transactions/boom", boom, "raises self.raise_"),
                 Route(
                     "GET",
-                    "/api/transactions/<transaction_id>",
-                    lambda call: svc.get(call.user_id, call.params["transaction_id"]),
-                    "get",
-                    render=render,
+                    "/api/transactions",
+                    lambda call: call.services.transactions.list(call.user_id, call.query),
+                    "list",
+                    query=c.ListTransactions,
+                    response=ListOf[TransactionOut],
                 ),
-                Route(
-                    "PATCH",
-                    "/api/transactions/<transaction_id>",
-                    lambda call: svc.update(call.user_id, call.params["transaction_id"], call.body),
-                    "update",
-                    body=c.UpdateTransaction,
-                    render=render,
-                ),
-                Route(
-                    "DELETE",
-                    "/api/transactions/<transaction_id>",
-                    lambda call: svc.delete(call.user_id, call.params["transaction_id"]),
-                    "delete",
-                ),
+                resource.create("create", body=c.CreateTransaction),
+                Route("GET", "/api/transactions/boom", boom, "raises self.raise_"),
+                resource.get("get"),
+                resource.update("update", body=c.UpdateTransaction),
+                resource.delete("delete"),
             ],
+            world.services,
             authenticate=fake_authenticate,
             idempotency_store=self._idem_store,
         )
+
+    def settings(self, **changes: Any) -> None:
+        """This function's Settings, changed (what the environment would set)."""
+        self.world.services.settings = replace(self.world.services.settings, **changes)
 
     def _idem_store(self) -> Any:
         world = self.world
@@ -151,19 +130,7 @@ class Harness:
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """monkeypatch.setenv for settings; the cache is cleared before and after."""
-    settings.cache_clear()
-    yield monkeypatch
-    monkeypatch.undo()
-    settings.cache_clear()
-
-
-@pytest.fixture
-def http(world: World, env: pytest.MonkeyPatch) -> Harness:
-    env.setenv("GOOGLE_CLOUD_PROJECT", "valorize-test")
-    env.delenv("VALORIZE_CORS_ORIGINS", raising=False)
-    env.delenv("VALORIZE_MAX_BODY_BYTES", raising=False)
+def http(world: World) -> Harness:
     return Harness(world)
 
 
@@ -307,9 +274,8 @@ def test_json_with_a_charset_is_fine(http: Harness) -> None:
     assert resp.status_code == 201
 
 
-def test_413_over_the_body_limit(http: Harness, env: pytest.MonkeyPatch) -> None:
-    env.setenv("VALORIZE_MAX_BODY_BYTES", "200")
-    settings.cache_clear()
+def test_413_over_the_body_limit(http: Harness) -> None:
+    http.settings(max_body_bytes=200)
     small = create_body(http.world)
     assert http("POST", "/api/transactions", json_body=small, headers=AUTH).status_code == 201
     big = create_body(http.world, description="x" * 250)
@@ -318,9 +284,8 @@ def test_413_over_the_body_limit(http: Harness, env: pytest.MonkeyPatch) -> None
     assert http.world.account_store.list_accounts(USER, 5, None).items[0].transaction_count == 1
 
 
-def test_413_without_a_content_length(http: Harness, env: pytest.MonkeyPatch) -> None:
-    env.setenv("VALORIZE_MAX_BODY_BYTES", "200")
-    settings.cache_clear()
+def test_413_without_a_content_length(http: Harness) -> None:
+    http.settings(max_body_bytes=200)
     big = json.dumps(create_body(http.world, description="x" * 250)).encode()
     resp = http(
         "POST",
@@ -497,9 +462,8 @@ ALLOWED = "https://app.valorize.example"
 
 
 @pytest.fixture
-def cors(http: Harness, env: pytest.MonkeyPatch) -> Harness:
-    env.setenv("VALORIZE_CORS_ORIGINS", f"{ALLOWED}, http://localhost:5173")
-    settings.cache_clear()
+def cors(http: Harness) -> Harness:
+    http.settings(cors_origins=(ALLOWED, "http://localhost:5173"))
     return http
 
 
@@ -739,16 +703,16 @@ def test_an_expired_record_is_forgotten(http: Harness) -> None:
 # --- the client address ------------------------------------------------------------------------
 
 
-def client_ip(forwarded: str) -> str:
+def client_ip(forwarded: str, hops: int = 1) -> str:
     with FLASK.test_request_context(
         "/", headers={"X-Forwarded-For": forwarded}, environ_base={"REMOTE_ADDR": "169.254.1.1"}
     ):
-        return Call(request=flask.request, params={}).client_ip
+        return routes.client_ip(flask.request, hops)
 
 
 def test_client_ip_without_forwarding() -> None:
     with FLASK.test_request_context("/", environ_base={"REMOTE_ADDR": "198.51.100.4"}):
-        assert Call(request=flask.request, params={}).client_ip == "198.51.100.4"
+        assert routes.client_ip(flask.request, 1) == "198.51.100.4"
 
 
 def test_a_client_cannot_choose_its_own_address() -> None:

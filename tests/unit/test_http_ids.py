@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import flask
 import pytest
 
+from tests import fakes
 from tests.unit.test_http import FLASK, Logs, fake_authenticate, logs  # noqa: F401
-from valorize.config import INTERNAL_HEADER, settings
-from valorize.entrypoints.http import PATH_IDS, Call, FunctionApp, Route
+from valorize.config import INTERNAL_HEADER, Settings
+from valorize.entrypoints.http import FunctionApp
+from valorize.entrypoints.routes import PATH_IDS, Call, Route
 from valorize.service.requests.automations import UserAutomation
 
 TOKEN = "vz_0123456789abcdef_s3cr3t-t0k3n-that-must-never-be-logged"
@@ -26,11 +27,9 @@ def _never(_call: Call) -> Any:
 
 
 @pytest.fixture
-def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[FunctionApp]:
-    settings.cache_clear()
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "valorize-test")
-    monkeypatch.setenv("VALORIZE_INTERNAL_SECRET", SECRET)
-    yield FunctionApp(
+def app() -> FunctionApp:
+    services = fakes.build(Settings(project="valorize-test", internal_secret=SECRET))
+    return FunctionApp(
         "imports",
         [
             Route("GET", "/api/imports/<import_id>/rows/<row_id>", _never, "row"),
@@ -45,10 +44,9 @@ def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[FunctionApp]:
                 auth=False,
             ),
         ],
+        services,
         authenticate=fake_authenticate,
     )
-    monkeypatch.undo()
-    settings.cache_clear()
 
 
 def send(app: FunctionApp, method: str, path: str, **kw: Any) -> flask.Response:
@@ -85,7 +83,7 @@ def test_a_malformed_id_without_a_token_is_still_a_401(app: FunctionApp) -> None
 
 def test_every_path_parameter_needs_an_id_form() -> None:
     with pytest.raises(ValueError, match="thing_id"):
-        FunctionApp("things", [Route("GET", "/api/things/<thing_id>", _never, "x")])
+        FunctionApp("things", [Route("GET", "/api/things/<thing_id>", _never, "x")], fakes.build())
     assert set(PATH_IDS) >= {"account_id", "transaction_id", "import_id", "row_id"}
 
 

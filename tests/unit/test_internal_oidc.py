@@ -11,7 +11,7 @@ import flask
 import pytest
 
 from tests.support.oidc import SigningKey, certs_server
-from valorize.config import settings
+from valorize.config import Settings
 from valorize.domain.errors import Unauthorized
 from valorize.entrypoints import internal
 from valorize.entrypoints.internal import check_internal
@@ -37,10 +37,8 @@ def configured(monkeypatch: pytest.MonkeyPatch, certs_url: str) -> Iterator[None
     monkeypatch.setenv("VALORIZE_INTERNAL_CALLERS", f"{TASKS},{SCHEDULER}")
     monkeypatch.setenv("VALORIZE_INTERNAL_AUDIENCES", AUDIENCE + "/")
     monkeypatch.setenv("VALORIZE_OIDC_CERTS_URL", certs_url)
-    settings.cache_clear()
     internal._transport.cache_clear()
     yield
-    settings.cache_clear()
     internal._transport.cache_clear()
 
 
@@ -49,7 +47,7 @@ def call(headers: dict[str, str], base_url: str = "http://localhost/") -> str:
     with FLASK.test_request_context(
         "/api/rules/apply/run", base_url=base_url, method="POST", headers=headers
     ):
-        return check_internal(flask.request)
+        return check_internal(flask.request, Settings.from_env())
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -105,7 +103,6 @@ def test_without_configured_callers_nothing_is_accepted(
     configured: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VALORIZE_INTERNAL_CALLERS", "")
-    settings.cache_clear()
     with pytest.raises(Unauthorized):
         call(bearer(KEY.token(AUDIENCE, TASKS)))
 
@@ -114,7 +111,6 @@ def test_the_local_shared_secret_works_only_where_it_is_configured(
     configured: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VALORIZE_INTERNAL_SECRET", "s3cret")
-    settings.cache_clear()
     assert call({"X-Valorize-Internal": "s3cret"}) == "internal-secret"
     with pytest.raises(Unauthorized):
         call({"X-Valorize-Internal": "s3cre"})

@@ -13,8 +13,10 @@ from tests import fakes
 from valorize.bootstrap import Services
 from valorize.domain.events import BudgetChanged
 from valorize.domain.model import AccountType
-from valorize.entrypoints.live import LiveUpdates
-from valorize.entrypoints.schemas import AccountOut, TransactionOut, dump
+from valorize.entrypoints.routes import dump
+from valorize.entrypoints.schemas import AccountOut, ApiPayloads, TransactionOut
+from valorize.service.live_updates import LiveUpdates
+from valorize.service.messagebus import MessageBus
 from valorize.service.requests import (
     CreateAccount,
     CreateTransaction,
@@ -22,7 +24,6 @@ from valorize.service.requests import (
     UpdateAccount,
     UpdateTransaction,
 )
-from valorize.service.messagebus import MessageBus
 
 USER = "u1"
 
@@ -166,6 +167,6 @@ def test_dashboards_and_budgets_hear_of_changes(live: Live) -> None:
         dashboard=True
     )
     bus = MessageBus()
-    LiveUpdates(live.publisher, live.account_store.get_accounts).subscribe(bus)
+    LiveUpdates(live.publisher, live.account_store.get_accounts, ApiPayloads()).subscribe(bus)
     bus.publish(BudgetChanged(USER, "2025-03"))
     assert live.publisher.take() == [("budget.changed", {"month": "2025-03"})]

@@ -20,8 +20,8 @@ from valorize.domain.notifications import (
     NotificationRequest,
 )
 from valorize.entrypoints.notification_schemas import NotificationOut
-from valorize.service.requests import Register
 from valorize.service.notifications import EMAIL_LEASE, NotificationService, compose_email
+from valorize.service.requests import Register
 
 K = NotificationKind
 

@@ -12,8 +12,8 @@ import flask
 import pytest
 
 from tests import fakes
-from valorize import bootstrap, config
-from valorize.config import INTERNAL_HEADER
+from valorize.config import INTERNAL_HEADER, Settings
+from valorize.entrypoints.http import FunctionApp
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s3cret"
@@ -33,22 +33,19 @@ class Imports:
 
 
 @pytest.fixture
-def ingest(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("VALORIZE_INTERNAL_SECRET", SECRET)
-    config.settings.cache_clear()
-    imports = Imports()
-    services = fakes.build(config.Settings(internal_secret=SECRET), imports=imports)
-    monkeypatch.setattr(bootstrap, "services", lambda: services)
+def ingest() -> tuple[FunctionApp, Imports]:
+    """The ingest function's routes over fakes, with a recording ImportService."""
     spec = importlib.util.spec_from_file_location("ingest_main", ROOT / "functions/ingest/main.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    yield module.app, imports
-    config.settings.cache_clear()
+    imports = Imports()
+    services = fakes.build(Settings(internal_secret=SECRET), imports=imports)
+    return FunctionApp("ingest", module.app.routes[2:], services), imports
 
 
-def send(app: Any, retries: str) -> flask.Response:
+def send(app: FunctionApp, retries: str) -> flask.Response:
     with flask.Flask(__name__).test_request_context(
         "/api/ingest/tasks/process",
         method="POST",
@@ -59,7 +56,9 @@ def send(app: Any, retries: str) -> flask.Response:
 
 
 @pytest.mark.parametrize("retries", ["abc", "1.5", "-1", "", "٤", "4x"])
-def test_a_retry_count_that_is_not_a_count_is_a_first_attempt(ingest: Any, retries: str) -> None:
+def test_a_retry_count_that_is_not_a_count_is_a_first_attempt(
+    ingest: tuple[FunctionApp, Imports], retries: str
+) -> None:
     app, imports = ingest
     resp = send(app, retries)
     assert resp.status_code == 200, resp.get_data(as_text=True)
@@ -67,7 +66,7 @@ def test_a_retry_count_that_is_not_a_count_is_a_first_attempt(ingest: Any, retri
     assert imports.last_attempts == [False]
 
 
-def test_the_last_retry_is_the_last_attempt(ingest: Any) -> None:
+def test_the_last_retry_is_the_last_attempt(ingest: tuple[FunctionApp, Imports]) -> None:
     app, imports = ingest
     assert send(app, "4").status_code == 200
     assert send(app, "0").status_code == 200

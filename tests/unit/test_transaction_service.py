@@ -11,6 +11,7 @@ import pytest
 from tests.unit.conftest import OTHER, USER, World
 from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.model import Origin, Split, Transaction, TransactionType
+from valorize.service.ports import IdempotencyMark, IdempotentReplay
 from valorize.service.requests import (
     CreateTransaction,
     CreateTransfer,
@@ -18,7 +19,6 @@ from valorize.service.requests import (
     SplitIn,
     UpdateTransaction,
 )
-from valorize.service.ports import IdempotencyMark, IdempotentReplay
 from valorize.service.transactions import fold
 
 

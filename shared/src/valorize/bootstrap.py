@@ -10,8 +10,8 @@ services, bus and subscribers wired to them, in one line.
     services = bootstrap.build(Settings(), ledger=..., account_store=..., clock=...)
     services.transactions.create(user_id, command)
 
-The functions' entry points use `services()`, the instance's Services built from the
-environment on the first call.
+Each function's main.py builds its Services once, when the instance starts, and hands them
+to its FunctionApp, which hands them to each handler in its Call.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
-from valorize.config import Settings, settings
+from valorize.config import Settings
 
 if TYPE_CHECKING:
     from google.cloud import storage  # type: ignore[attr-defined]  # noqa: I001
@@ -65,6 +65,10 @@ if TYPE_CHECKING:
     from valorize.service.recurrences import RecurrenceService
     from valorize.service.rules import RuleService
     from valorize.service.transactions import TransactionService
+
+# realtime_server/'s reads of the event log (`redis_log_reader`).
+LOG_READ_TIMEOUT = 1.0
+LOG_READ_CONNECTIONS = 16
 
 
 class Services:
@@ -120,6 +124,23 @@ class Services:
         return client
 
     @cached_property
+    def redis_log_reader(self) -> Redis:
+        """For realtime_server/'s catch-up reads of the event log: a bounded pool, so a
+        reconnect storm (an instance gone, its clients arriving here) waits for a few
+        connections instead of opening hundreds at once; past the timeout the client is told
+        to refetch instead."""
+        import redis
+
+        pool = redis.BlockingConnectionPool.from_url(
+            self.settings.redis_url,
+            max_connections=LOG_READ_CONNECTIONS,
+            timeout=LOG_READ_TIMEOUT,
+            socket_timeout=LOG_READ_TIMEOUT,
+            socket_connect_timeout=LOG_READ_TIMEOUT,
+        )
+        return redis.Redis(connection_pool=pool)
+
+    @cached_property
     def tasks_client(self) -> tasks_v2.CloudTasksClient:
         from google.cloud import tasks_v2
 
@@ -155,37 +176,37 @@ class Services:
     def ledger(self) -> Ledger:
         from valorize.adapters.firestore.ledger import FirestoreLedger
 
-        return FirestoreLedger(self.firestore)
+        return FirestoreLedger(self.firestore, self.settings.contention_budget_seconds)
 
     @cached_property
     def account_store(self) -> AccountStore:
         from valorize.adapters.firestore.accounts import FirestoreAccounts
 
-        return FirestoreAccounts(self.firestore)
+        return FirestoreAccounts(self.firestore, self.settings.contention_budget_seconds)
 
     @cached_property
     def category_store(self) -> CategoryStore:
         from valorize.adapters.firestore.categories import FirestoreCategories
 
-        return FirestoreCategories(self.firestore)
+        return FirestoreCategories(self.firestore, self.settings.contention_budget_seconds)
 
     @cached_property
     def budget_store(self) -> BudgetStore:
         from valorize.adapters.firestore.budgets import FirestoreBudgets
 
-        return FirestoreBudgets(self.firestore)
+        return FirestoreBudgets(self.firestore, self.settings.contention_budget_seconds)
 
     @cached_property
     def rule_store(self) -> RuleStore:
         from valorize.adapters.firestore.rules import FirestoreRules
 
-        return FirestoreRules(self.firestore)
+        return FirestoreRules(self.firestore, self.settings.contention_budget_seconds)
 
     @cached_property
     def recurrence_store(self) -> RecurrenceStore:
         from valorize.adapters.firestore.recurrences import FirestoreRecurrences
 
-        return FirestoreRecurrences(self.firestore)
+        return FirestoreRecurrences(self.firestore, self.settings.contention_budget_seconds)
 
     @cached_property
     def user_store(self) -> UserStore:
@@ -203,7 +224,7 @@ class Services:
     def notification_store(self) -> NotificationStore:
         from valorize.adapters.firestore.notifications import FirestoreNotificationStore
 
-        return FirestoreNotificationStore(self.firestore)
+        return FirestoreNotificationStore(self.firestore, self.settings.contention_budget_seconds)
 
     @cached_property
     def automation_store(self) -> AutomationStore:
@@ -299,7 +320,7 @@ class Services:
 
     def alert_profile(self, user_id: str) -> AlertProfile:
         """What the user wants alerts about, from the stores (`alert_profiles` caches it)."""
-        from valorize.entrypoints.alerts import build_profile
+        from valorize.service.alerts import build_profile
         from valorize.service.dashboard import every_page
 
         return build_profile(
@@ -339,14 +360,16 @@ class Services:
             bus.subscribe(kind, bump)
 
     def _subscribe_live_updates(self, bus: MessageBus) -> None:
-        """Push each change to the owner's open Socket.IO connections (entrypoints/live.py)."""
-        from valorize.entrypoints.live import LiveUpdates
+        """Push each change to the owner's open Socket.IO connections (service/live_updates.py),
+        in the JSON the API answers with (entrypoints/schemas.py)."""
+        from valorize.entrypoints.schemas import ApiPayloads
+        from valorize.service.live_updates import LiveUpdates
 
-        LiveUpdates(self.realtime, self.account_store.get_accounts).subscribe(bus)
+        LiveUpdates(self.realtime, self.account_store.get_accounts, ApiPayloads()).subscribe(bus)
 
     def _subscribe_alerts(self, bus: MessageBus) -> None:
-        """Low balance, large transaction, envelope overspent (entrypoints/alerts.py)."""
-        from valorize.entrypoints.alerts import Alerts
+        """Low balance, large transaction, envelope overspent (service/alerts.py)."""
+        from valorize.service.alerts import Alerts
 
         # Reached through lambdas: building them here would need the bus being built.
         Alerts(
@@ -514,10 +537,3 @@ def build(settings: Settings | None = None, **overrides: Any) -> Services:
     """The Services of `settings` (default: from the environment), with `overrides` (a port,
     a client, a capability or a service, by its member name) used as given."""
     return Services(settings if settings is not None else Settings.from_env(), **overrides)
-
-
-@cache
-def services() -> Services:
-    """This instance's Services, from the environment (`config.settings()`), built on the
-    first call: what the functions' entry points use."""
-    return Services(settings())

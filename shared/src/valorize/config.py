@@ -8,7 +8,6 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -158,7 +157,3 @@ class Settings:
             realtime_worker=env.get("VALORIZE_REALTIME_WORKER", cls.realtime_worker),
         )
 
-
-@cache
-def settings() -> Settings:
-    return Settings.from_env()

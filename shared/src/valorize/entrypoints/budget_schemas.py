@@ -38,10 +38,19 @@ class BudgetList(BaseModel):
     data: list[BudgetOut]
     next_cursor: str | None = None
 
+    @classmethod
+    def of(cls, budgets: list[Budget]) -> BudgetList:
+        return cls(data=[BudgetOut.of(b) for b in budgets], next_cursor=None)
+
 
 class MoveOut(BaseModel):
     from_budget: BudgetOut = Field(alias="from")
     to_budget: BudgetOut = Field(alias="to")
+
+    @classmethod
+    def of(cls, moved: tuple[Budget, Budget]) -> MoveOut:
+        source, target = moved
+        return cls.model_validate({"from": BudgetOut.of(source), "to": BudgetOut.of(target)})
 
 
 class MonthSummaryOut(BaseModel):

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from valorize.domain.model import Transaction
 from valorize.entrypoints.schemas import MoneyOut, TransactionOut
 
 Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
@@ -114,6 +115,10 @@ class AccountsOut(BaseModel):
 
 class RecentOut(BaseModel):
     data: list[TransactionOut]
+
+    @classmethod
+    def of(cls, transactions: list[Transaction]) -> RecentOut:
+        return cls(data=[TransactionOut.of(t) for t in transactions])
 
 
 class InsightCategory(BaseModel):

@@ -1,6 +1,7 @@
-"""A thin HTTP layer for Cloud Run functions: a table of routes, each parsed, authenticated,
-validated and rendered the same way, with problem+json errors and one structured log line
-per request. A function's main.py only lists its routes."""
+"""A thin HTTP layer for Cloud Run functions: a table of routes (entrypoints/routes.py), each
+parsed, authenticated, validated, made idempotent and rendered the same way, with
+problem+json errors and one structured log line per request. A function's main.py lists its
+routes and hands them, with the instance's Services, to `FunctionApp`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flask
 from pydantic import BaseModel, ValidationError
@@ -21,11 +22,22 @@ from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import Map, Rule
 
-from valorize.config import settings
-from valorize.domain import ids
 from valorize.domain.errors import Contention, DomainError, FieldError, RateLimited
+from valorize.entrypoints.internal import check_internal
+from valorize.entrypoints.openapi import build_document
+from valorize.entrypoints.routes import PATH_IDS, Call, Idempotency, Route, client_ip
 from valorize.entrypoints.schemas import FieldProblem, Problem
-from valorize.service.ports import IdempotencyMark, IdempotencyRecord, IdempotentReplay
+from valorize.service.ports import (
+    IdempotencyMark,
+    IdempotencyRecord,
+    IdempotencyStore,
+    IdempotentReplay,
+)
+
+if TYPE_CHECKING:
+    from valorize.bootstrap import Services
+    from valorize.config import Settings
+    from valorize.service.auth import Principal
 
 log = logging.getLogger("valorize.request")
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -34,64 +46,6 @@ CLAIM_TTL = timedelta(seconds=60)
 PROBLEM = "application/problem+json"
 # Marks a request to an internal route (the WSGI environ is the request's own).
 INTERNAL_ROUTE = "valorize.internal_route"
-# Every path parameter is an id the API issued, by the name it goes by: one of another form is
-# answered 404 like an unknown one, before anything is read. A route with a parameter missing
-# here is refused when its function is built, so a new route cannot skip the check.
-PATH_IDS: dict[str, ids.Form] = {
-    "account_id": ids.ENTITY,
-    "budget_id": ids.ENTITY,
-    "category_id": ids.ENTITY,
-    "import_id": ids.IMPORT,
-    "job_id": ids.ENTITY,
-    "notification_id": ids.NOTIFICATION,
-    "recurrence_id": ids.ENTITY,
-    "row_id": ids.ROW,
-    "rule_id": ids.ENTITY,
-    "token_id": ids.ENTITY,
-    "transaction_id": ids.TRANSACTION,
-}
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    handler: Callable[[Call], Any]
-    summary: str
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
-    response: type[BaseModel] | None = None
-    render: Callable[[Any], Any] | None = None
-    status: int = 200
-    auth: bool = True
-    errors: tuple[int, ...] = ()
-    # "atomic": the command writes the Idempotency-Key record in its own atomic write.
-    # "claim": the key is claimed before the command runs and the answer stored after (for
-    # commands whose write cannot carry the record); a concurrent retry gets a 409.
-    idempotency: str = "atomic"
-    # Cloud Tasks / Cloud Scheduler targets: the invoker's credentials, never a user token.
-    internal: bool = False
-
-
-@dataclass
-class Call:
-    """What a handler gets: the validated inputs and who is calling."""
-
-    request: flask.Request
-    params: dict[str, str]
-    body: Any = None
-    query: Any = None
-    user_id: str = ""
-    idem: IdempotencyMark | None = None
-    # Extra headers for the answer (e.g. X-Cache), set by the handler.
-    response_headers: dict[str, str] = field(default_factory=dict)
-    # A handler may answer with another status than the route's (e.g. 200 for "existed").
-    status: int | None = None
-    claim: IdempotencyRecord | None = None
-
-    @property
-    def client_ip(self) -> str:
-        return client_ip(self.request)
 
 
 def _backend_down(error: Exception) -> bool:
@@ -108,16 +62,6 @@ def _contended(error: Exception) -> bool:
     still contention: a 409 the client may retry, not a 500."""
     api = sys.modules.get("google.api_core.exceptions")
     return api is not None and isinstance(error, api.Aborted)
-
-
-def client_ip(request: flask.Request) -> str:
-    """The address the trusted proxies saw; entries the client wrote itself are ignored."""
-    hops = settings().trusted_proxy_hops
-    forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",")]
-    forwarded = [p for p in forwarded if p]
-    if hops > 0 and len(forwarded) >= hops:
-        return forwarded[-hops]
-    return request.remote_addr or ""
 
 
 class Reply(Exception):
@@ -212,28 +156,21 @@ def configure_logging() -> None:
     root.setLevel(logging.INFO)
 
 
-def cached(call: Call, key: str, compute: Callable[[], Any]) -> Any:
-    """Cache-aside through the user's versioned query cache; says how in X-Cache."""
-    from valorize import bootstrap
-
-    cache = bootstrap.services().query_cache
-    value = cache.get_or_compute(call.user_id, key, compute)
-    call.response_headers["X-Cache"] = getattr(getattr(cache, "last", None), "outcome", "bypass")
-    return value
-
-
 def healthz(_call: Call) -> dict[str, str]:
     return {"status": "ok"}
 
 
 @dataclass
 class FunctionApp:
-    """One Cloud Run function: `name` is its resource (`/api/<name>/...`)."""
+    """One Cloud Run function: `name` is its resource (`/api/<name>/...`), `services` the
+    instance's composition root (bootstrap.build), handed to each handler in its Call.
+    `authenticate` and `idempotency_store` default to the services' own."""
 
     name: str
     routes: list[Route]
-    authenticate: Callable[[str], Any] | None = None
-    idempotency_store: Callable[[], Any] | None = None
+    services: Services
+    authenticate: Callable[[str], Principal] | None = None
+    idempotency_store: Callable[[], IdempotencyStore] | None = None
     _map: Map = field(init=False)
 
     def __post_init__(self) -> None:
@@ -266,8 +203,15 @@ class FunctionApp:
         for rule in self._map.iter_rules():
             unknown = set(rule.arguments) - set(PATH_IDS)
             if unknown:
-                raise ValueError(f"{rule.rule}: no id form for {sorted(unknown)} (http.PATH_IDS)")
+                raise ValueError(f"{rule.rule}: no id form for {sorted(unknown)} (routes.PATH_IDS)")
+        for route in self.routes:
+            if route.idempotency is not None and (route.method != "POST" or not route.auth):
+                raise ValueError(f"{route.path}: Idempotency-Key is for a user's POST")
         configure_logging()
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
 
     # --- request pipeline ---------------------------------------------------------------------
 
@@ -314,13 +258,11 @@ class FunctionApp:
                 problem(405, "Method Not Allowed", f"use {allowed}", headers={"Allow": allowed})
             ) from None
         route = self.routes[index]
-        call = Call(request=request, params=dict(params))
+        call = Call(request, self.services, route, dict(params))
         if route.internal:
             request.environ[INTERNAL_ROUTE] = True
-            from valorize.entrypoints.internal import check_internal
-
             try:
-                check_internal(request)
+                check_internal(request, self.settings)
             except DomainError as e:
                 raise Reply(problem(401, "Unauthorized", e.detail)) from None
         elif route.auth:
@@ -337,7 +279,7 @@ class FunctionApp:
                 call.body = route.body.model_validate_json(raw)
             except ValidationError as e:
                 raise Reply(_validation_problem(e, route.body, "request body")) from None
-        if route.method == "POST" and route.auth and route.render is not None:
+        if route.idempotency is not None:
             replay = self._idempotency(request, route, call, raw)
             if replay is not None:
                 return replay, call.user_id
@@ -354,7 +296,7 @@ class FunctionApp:
             return self._domain_problem(e), call.user_id
         if result is None:
             return flask.Response(status=204), call.user_id
-        payload = route.render(result) if route.render else result
+        payload = route.render(result)
         status = call.status or route.status
         if call.claim is not None:
             done = IdempotencyRecord(
@@ -387,11 +329,7 @@ class FunctionApp:
                     headers={"WWW-Authenticate": "Bearer"},
                 )
             )
-        authenticate = self.authenticate
-        if authenticate is None:
-            from valorize import bootstrap
-
-            authenticate = self.authenticate = bootstrap.services().auth.authenticate
+        authenticate = self.authenticate or self.services.auth.authenticate
         try:
             principal = authenticate(token.strip())
         except DomainError as e:
@@ -419,9 +357,8 @@ class FunctionApp:
         except ValidationError as e:
             raise Reply(_validation_problem(e, model, "query")) from None
 
-    @staticmethod
-    def _read_body(request: flask.Request) -> bytes:
-        limit = settings().max_body_bytes
+    def _read_body(self, request: flask.Request) -> bytes:
+        limit = self.settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise Reply(problem(413, "Content Too Large", f"the body exceeds {limit} bytes"))
         if request.mimetype != "application/json":
@@ -431,12 +368,10 @@ class FunctionApp:
             raise Reply(problem(413, "Content Too Large", f"the body exceeds {limit} bytes"))
         return raw
 
-    def _store(self) -> Any:
-        if self.idempotency_store is None:
-            from valorize import bootstrap
-
-            self.idempotency_store = lambda: bootstrap.services().idempotency_store
-        return self.idempotency_store()
+    def _store(self) -> IdempotencyStore:
+        if self.idempotency_store is not None:
+            return self.idempotency_store()
+        return self.services.idempotency_store
 
     def _idempotency(
         self, request: flask.Request, route: Route, call: Call, raw: bytes
@@ -453,12 +388,15 @@ class FunctionApp:
                     [FieldError("Idempotency-Key", "must be 1 to 255 characters")],
                 )
             )
+        call.idempotency_key = key
+        if route.idempotency is Idempotency.SERVICE:
+            return None
         key_hash = hashlib.sha256(f"{route.path}\n{key}".encode()).hexdigest()
         fingerprint = hashlib.sha256(
             request.method.encode() + b" " + request.full_path.encode() + b"\n" + raw
         ).hexdigest()
         prior = self._store().get_idempotency(call.user_id, key_hash)
-        if prior is None and route.idempotency == "claim":
+        if prior is None and route.idempotency is Idempotency.CLAIM:
             call.claim = IdempotencyRecord(
                 key_hash, fingerprint, 0, None, datetime.now(UTC) + CLAIM_TTL
             )
@@ -478,13 +416,11 @@ class FunctionApp:
             return self._replayed(prior, call)
         if call.claim is not None:
             return None
-        render = route.render
-        assert render is not None
         call.idem = IdempotencyMark(
             key_hash=key_hash,
             fingerprint=fingerprint,
             expires_at=datetime.now(UTC) + IDEMPOTENCY_TTL,
-            render=lambda result: (route.status, render(result)),
+            render=lambda result: (route.status, route.render(result)),
         )
         return None
 
@@ -504,9 +440,8 @@ class FunctionApp:
 
     # --- cross-cutting ------------------------------------------------------------------------
 
-    @staticmethod
-    def _cors(request: flask.Request, response: flask.Response) -> None:
-        origins = settings().cors_origins
+    def _cors(self, request: flask.Request, response: flask.Response) -> None:
+        origins = self.settings.cors_origins
         if origins:
             # Caches must not hand one origin's answer to another.
             response.headers.add("Vary", "Origin")
@@ -521,12 +456,12 @@ class FunctionApp:
             )
             response.headers["Access-Control-Max-Age"] = "3600"
 
-    @staticmethod
-    def _log_fields(request: flask.Request) -> dict[str, Any]:
+    def _log_fields(self, request: flask.Request) -> dict[str, Any]:
         trace, span = _trace(request)
         fields: dict[str, Any] = {}
         if trace:
-            fields["logging.googleapis.com/trace"] = f"projects/{settings().project}/traces/{trace}"
+            project = self.settings.project
+            fields["logging.googleapis.com/trace"] = f"projects/{project}/traces/{trace}"
         if span:
             fields["logging.googleapis.com/spanId"] = span
         return fields
@@ -544,7 +479,7 @@ class FunctionApp:
                 "requestUrl": request.path,
                 "status": response.status_code,
                 "latency": f"{latency:.6f}s",
-                "remoteIp": client_ip(request),
+                "remoteIp": client_ip(request, self.settings.trusted_proxy_hops),
                 "userAgent": request.headers.get("User-Agent", ""),
                 "requestSize": str(request.content_length or 0),
                 "responseSize": str(response.calculate_content_length() or 0),
@@ -579,6 +514,4 @@ class FunctionApp:
         return self.openapi()
 
     def openapi(self) -> dict[str, Any]:
-        from valorize.entrypoints.openapi import build_document
-
         return build_document(self.name, self.routes)

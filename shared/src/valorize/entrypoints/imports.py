@@ -6,7 +6,7 @@ import datetime as dt
 from typing import IO, Final, Literal, cast
 
 import flask
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import MultiPartParser
 from werkzeug.sansio.multipart import File
@@ -123,6 +123,44 @@ class ImportAcceptedOut(Out):
     id: str
     status: ImportStatus
 
+    @classmethod
+    def of(cls, record: Import) -> ImportAcceptedOut:
+        # Uploaded, whatever the import has become since (a replay is the first answer: GET
+        # the import for its status).
+        return cls(id=record.id, status=ImportStatus.UPLOADED)
+
+
+class UploadForm(BaseModel):
+    """The upload's multipart/form-data parts (documented here; `parse_upload` reads them as
+    they stream in). Every part but the file may be left out."""
+
+    file: bytes = Field(
+        description="The statement: OFX (1.x SGML or 2.x XML) or CSV, at most 10 MiB"
+    )
+    account_id: str | None = Field(
+        default=None,
+        description="One of your accounts; else detected from the statement (bank id + "
+        "account number) or created",
+    )
+    format: Literal["ofx", "csv"] | None = None
+    mapping: str | None = Field(
+        default=None,
+        description="CSV only, JSON: {date, description (one column or a list), amount | "
+        "debit+credit, fitid?, date_format?, decimal_separator?, thousands_separator?, sign?: "
+        "signed | debit_positive, skip_rows?, has_header?, delimiter?, encoding?, stop_at?}; "
+        "columns by header name or 0-based position",
+    )
+    preset: str | None = Field(
+        default=None,
+        description="CSV layout of a bank: bradesco, inter, nubank_account, nubank_card, "
+        "generic (else recognised from the header row)",
+    )
+    currency: str | None = Field(
+        default=None,
+        description="CSV amounts' currency (default: the chosen account's, else your "
+        "preferred currency)",
+    )
+
 
 class MatchedOut(Out):
     transaction_id: str
@@ -192,7 +230,7 @@ class ImportRowOut(Out):
 
 # --- multipart ----------------------------------------------------------------------------------
 
-UPLOAD_FIELDS: Final = {"file", "account_id", "format", "mapping", "preset", "currency"}
+UPLOAD_FIELDS: Final = frozenset(UploadForm.model_fields)
 MAX_PARTS: Final = len(UPLOAD_FIELDS) + 2
 TEXT_FIELD_MAX: Final = 64 * 1024
 # werkzeug applies its text-field cap (max_form_memory_size) to its parser's buffer too, and
@@ -217,13 +255,6 @@ def _drain(request: flask.Request) -> None:
         if not chunk:
             return
         left -= len(chunk)
-
-
-def idempotency_key(request: flask.Request) -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= 255:
-        raise ValidationFailed.on("Idempotency-Key", "must be 1 to 255 characters")
-    return key
 
 
 class _IntoIntake:

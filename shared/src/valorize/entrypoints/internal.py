@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import flask
 
-from valorize.config import INTERNAL_HEADER, settings
+from valorize.config import INTERNAL_HEADER, Settings
 from valorize.domain.errors import Unauthorized
 
 if TYPE_CHECKING:
@@ -42,9 +42,8 @@ def _transport() -> Request:
     return Request(session=cachecontrol.CacheControl(requests.Session()))
 
 
-def check_internal(request: flask.Request) -> str:
+def check_internal(request: flask.Request, s: Settings) -> str:
     """The caller's identity, or Unauthorized."""
-    s = settings()
     given = request.headers.get(INTERNAL_HEADER)
     if given is not None:
         if s.internal_secret and hmac.compare_digest(given.encode(), s.internal_secret.encode()):

@@ -11,11 +11,12 @@ from valorize.domain import ids
 from valorize.domain.notifications import (
     Notification,
     NotificationKind,
+    NotificationPreferences,
     NotificationRequest,
 )
 from valorize.entrypoints.schemas import ListOf, Out
-from valorize.service.requests import MINOR_UNITS_MAX, RequestModel, Id, Page
 from valorize.service.notifications import Delivery
+from valorize.service.requests import MINOR_UNITS_MAX, Id, Page, RequestModel
 
 NotificationId = Annotated[str, StringConstraints(pattern=ids.NOTIFICATION.pattern)]
 
@@ -104,6 +105,15 @@ class PreferencesOut(Out):
         "null: off"
     )
     currency: str = Field(description="The user's preferred currency")
+
+    @classmethod
+    def of(cls, given: tuple[NotificationPreferences, str]) -> PreferencesOut:
+        preferences, currency = given
+        return cls(
+            email=preferences.email_choices(),
+            large_transaction_threshold=preferences.large_transaction_threshold,
+            currency=currency,
+        )
 
 
 class UpdatePreferences(RequestModel):

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from valorize.entrypoints.routes import PATH_IDS, Idempotency, Route
 from valorize.entrypoints.schemas import Problem
-
-if TYPE_CHECKING:
-    from valorize.entrypoints.http import Route
 
 REF = "#/components/schemas/{model}"
 _STATUS_TEXT = {
@@ -57,9 +55,30 @@ def _plain_discriminators(node: Any) -> Any:
     return node
 
 
-def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
-    from valorize.entrypoints.http import PATH_IDS
+_IDEMPOTENCY_KEY = {
+    Idempotency.ATOMIC: "Same key + same body within 24 h returns the first answer and writes "
+    "nothing; a different body is refused with 422",
+    Idempotency.SERVICE: "The same key with the same file returns the first upload; another "
+    "file with that key is a 422",
+}
+_IDEMPOTENCY_KEY[Idempotency.CLAIM] = _IDEMPOTENCY_KEY[Idempotency.ATOMIC]
 
+
+def _form(model: type[BaseModel]) -> dict[str, Any]:
+    """A multipart/form-data body's schema, inline. A part left out is absent, never null, so
+    an optional part is described by its type alone."""
+    schema = model.model_json_schema()
+    properties: dict[str, Any] = {}
+    for name, prop in schema["properties"].items():
+        given = [s for s in prop.get("anyOf", [prop]) if s.get("type") != "null"]
+        merged = {**prop, **given[0]}
+        properties[name] = {
+            k: merged[k] for k in ("type", "format", "enum", "description") if k in merged
+        }
+    return {"type": "object", "required": schema.get("required", []), "properties": properties}
+
+
+def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
     models: list[tuple[type[BaseModel], Any]] = [(Problem, "serialization")]
     for r in routes:
         if r.body is not None:
@@ -105,26 +124,25 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
                         ),
                     }
                 )
-        if r.method == "POST" and r.auth and r.render is not None:
+        if r.body is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": keyed[(r.body, "validation")]}},
+            }
+        if r.idempotency is not None:
             op["parameters"].append(
                 {
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
                     "schema": {"type": "string", "maxLength": 255},
-                    "description": "Same key + same body within 24 h returns the first answer and "
-                    "writes nothing; a different body is refused with 422",
+                    "description": _IDEMPOTENCY_KEY[r.idempotency],
                 }
             )
-        if r.body is not None:
-            op["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": keyed[(r.body, "validation")]}},
-            }
         ok: dict[str, Any] = {"description": "OK" if r.status != 201 else "Created"}
         if r.response is not None:
             ok["content"] = {"application/json": {"schema": keyed[(r.response, "serialization")]}}
-        elif r.render is None and r.method == "DELETE":
+        elif r.method == "DELETE":
             ok = {"description": "Deleted"}
         op["responses"][str(r.status if r.method != "DELETE" else 204)] = ok
         codes = set(r.errors)
@@ -146,6 +164,11 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
                 "content": {
                     "application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}
                 },
+            }
+        if r.form is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"multipart/form-data": {"schema": _form(r.form)}},
             }
         paths.setdefault(path, {})[r.method.lower()] = op
 

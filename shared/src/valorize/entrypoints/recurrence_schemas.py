@@ -1,13 +1,22 @@
-"""Response shapes of the recurrences function (OpenAPI; handlers render recurrence_out)."""
+"""Response shapes of the recurrences function."""
 
 from __future__ import annotations
 
 import datetime as dt
+from functools import cache
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
+from valorize.domain.automation import scheduled_next
+from valorize.domain.recurrence import Recurrence
 from valorize.entrypoints.schemas import ListOf, Out
-from valorize.service.requests.recurrences import ScheduleIn
+from valorize.service.requests.recurrences import ScheduleIn, schedule_json
+
+
+@cache
+def _schedule() -> TypeAdapter[ScheduleIn]:
+    # Built on first use, not at import: cold start.
+    return TypeAdapter(ScheduleIn)
 
 
 class RecurrenceOut(Out):
@@ -29,6 +38,27 @@ class RecurrenceOut(Out):
     )
     created_at: dt.datetime
     updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, rec: Recurrence) -> RecurrenceOut:
+        return cls(
+            id=rec.id,
+            account_id=rec.account_id,
+            amount=rec.amount,
+            currency=rec.currency,
+            description=rec.description,
+            category_id=rec.category_id,
+            notes=rec.notes,
+            schedule=_schedule().validate_python(schedule_json(rec.schedule), strict=False),
+            start=rec.start,
+            end=rec.end,
+            # As the scheduler sees it: after a missed run it may lie in the past until the
+            # catch-up creates it.
+            next_due=scheduled_next(rec),
+            materialized_through=rec.materialized_through,
+            created_at=rec.created_at,
+            updated_at=rec.updated_at,
+        )
 
 
 RecurrenceList = ListOf[RecurrenceOut]

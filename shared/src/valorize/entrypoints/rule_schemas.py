@@ -1,16 +1,28 @@
-"""Response shapes of the rules function (OpenAPI; handlers render rule_json's JSON)."""
+"""Response shapes of the rules function."""
 
 from __future__ import annotations
 
 import datetime as dt
+from functools import cache
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
 from valorize.domain.automation import RuleJob
-from valorize.domain.rules import Match
+from valorize.domain.rules import Match, Rule
 from valorize.entrypoints.schemas import ListOf, Out
-from valorize.service.requests.rules import ActionIn, ConditionIn
+from valorize.service.requests.rules import ActionIn, ConditionIn, action_json, condition_json
+
+
+@cache
+def _conditions() -> TypeAdapter[list[ConditionIn]]:
+    # Built on first use, not at import: cold start.
+    return TypeAdapter(list[ConditionIn])
+
+
+@cache
+def _actions() -> TypeAdapter[list[ActionIn]]:
+    return TypeAdapter(list[ActionIn])
 
 
 class RuleOut(Out):
@@ -25,6 +37,26 @@ class RuleOut(Out):
     created_at: dt.datetime
     updated_at: dt.datetime
 
+    @classmethod
+    def of(cls, rule: Rule) -> RuleOut:
+        # Conditions and actions in the shape they are written (an omitted bound stays out).
+        return cls(
+            id=rule.id,
+            name=rule.name,
+            position=rule.position,
+            enabled=rule.enabled,
+            match=rule.match,
+            stop=rule.stop,
+            conditions=_conditions().validate_python(
+                [condition_json(c) for c in rule.conditions], strict=False
+            ),
+            actions=_actions().validate_python(
+                [action_json(a) for a in rule.actions], strict=False
+            ),
+            created_at=rule.created_at,
+            updated_at=rule.updated_at,
+        )
+
 
 RuleList = ListOf[RuleOut]
 
@@ -32,6 +64,10 @@ RuleList = ListOf[RuleOut]
 class ApplyAcceptedOut(Out):
     id: str = Field(description="The job: GET /api/rules/apply/{id}")
     status: str
+
+    @classmethod
+    def of(cls, job: RuleJob) -> ApplyAcceptedOut:
+        return cls(id=job.id, status=job.status.value)
 
 
 class ApplyJobOut(Out):

@@ -4,7 +4,8 @@ objects and document them in OpenAPI."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Generic, TypeVar
+from collections.abc import Sequence
+from typing import Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -22,6 +23,7 @@ from valorize.domain.model import (
 )
 from valorize.domain.money import Money
 from valorize.service.auth import IssuedToken
+from valorize.service.ports import PageResult
 
 T = TypeVar("T")
 
@@ -44,6 +46,14 @@ class ListOf(Out, Generic[T]):
     next_cursor: str | None = Field(
         description="Pass as ?cursor= for the next page; null at the end"
     )
+
+    @classmethod
+    def of(cls, page: PageResult[Any] | Sequence[Any]) -> Self:
+        """A page (or a whole list) rendered item by item through the item's schema."""
+        (item,) = cls.__pydantic_generic_metadata__["args"]
+        if isinstance(page, PageResult):
+            return cls(data=[item.of(x) for x in page.items], next_cursor=page.next_cursor)
+        return cls(data=[item.of(x) for x in page], next_cursor=None)
 
 
 class UserOut(Out):
@@ -88,7 +98,7 @@ class IssuedTokenOut(TokenOut):
     token: str = Field(description="The secret; shown only in this response")
 
     @classmethod
-    def issued(cls, i: IssuedToken) -> IssuedTokenOut:
+    def of(cls, i: IssuedToken) -> IssuedTokenOut:  # type: ignore[override]
         return cls(token=i.plaintext, **TokenOut.of(i.token).model_dump())
 
 
@@ -96,10 +106,19 @@ class RegisteredOut(Out):
     user: UserOut
     token: str
 
+    @classmethod
+    def of(cls, registered: tuple[User, IssuedToken]) -> RegisteredOut:
+        user, issued = registered
+        return cls(user=UserOut.of(user), token=issued.plaintext)
+
 
 class LoginOut(Out):
     token: str
     expires_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, issued: IssuedToken) -> LoginOut:
+        return cls(token=issued.plaintext, expires_at=issued.token.expires_at)
 
 
 class AccountOut(Out):
@@ -234,6 +253,23 @@ class TransferOut(Out):
         )
 
 
+class ApiPayloads:
+    """The API's JSON of a resource, sent outside a response (realtime events): the same as
+    the HTTP API answers for it (service/live_updates.py's Payloads)."""
+
+    @staticmethod
+    def transaction(txn: Transaction) -> dict[str, object]:
+        return TransactionOut.of(txn).model_dump(mode="json", by_alias=True)
+
+    @staticmethod
+    def account(account: Account) -> dict[str, object]:
+        return AccountOut.of(account).model_dump(mode="json", by_alias=True)
+
+    @staticmethod
+    def money(money: Money) -> dict[str, object]:
+        return MoneyOut.of(money).model_dump(mode="json", by_alias=True)
+
+
 class FieldProblem(Out):
     field: str
     message: str
@@ -247,7 +283,3 @@ class Problem(Out):
     status: int
     detail: str | None = None
     errors: list[FieldProblem] = Field(default_factory=list)
-
-
-def dump(model: BaseModel) -> object:
-    return model.model_dump(mode="json", by_alias=True)

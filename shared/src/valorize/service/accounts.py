@@ -7,7 +7,6 @@ from dataclasses import replace
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
 from valorize.domain.events import AccountChanged, AccountDeleted
 from valorize.domain.model import Account
-from valorize.service.requests import CreateAccount, UpdateAccount
 from valorize.service.ports import (
     Clock,
     EventBus,
@@ -17,6 +16,7 @@ from valorize.service.ports import (
     PageResult,
 )
 from valorize.service.ports.accounts import AccountStore
+from valorize.service.requests import CreateAccount, UpdateAccount
 
 
 class AccountService:

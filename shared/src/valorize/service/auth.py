@@ -17,7 +17,6 @@ from valorize.domain.model import (
     User,
     default_locale,
 )
-from valorize.service.requests import CreateToken, Login, Register
 from valorize.service.ports import (
     Clock,
     IdempotencyMark,
@@ -26,6 +25,7 @@ from valorize.service.ports import (
     PasswordHasher,
     UserStore,
 )
+from valorize.service.requests import CreateToken, Login, Register
 
 TOKEN_PREFIX = "vz"
 # last_used_at is informational: writing it on every request would turn each read into a write.

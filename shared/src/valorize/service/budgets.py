@@ -13,7 +13,6 @@ from valorize.domain.budget import Budget, Envelope, allocate, envelope, income_
 from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.events import BudgetChanged
 from valorize.domain.money import Money
-from valorize.service.requests.budgets import Allocate, CreateBudget, MoveMoney, SetIncome
 from valorize.service.ports import (
     BudgetStore,
     CategoryStore,
@@ -22,6 +21,13 @@ from valorize.service.ports import (
     Ledger,
     NullBus,
     UserStore,
+)
+from valorize.service.requests.budgets import (
+    Allocate,
+    CreateBudget,
+    MoveMoney,
+    RenameBudget,
+    SetIncome,
 )
 
 
@@ -90,10 +96,13 @@ class BudgetService:
     def list(self, user_id: str) -> list[Budget]:
         return sorted(self.budget_store.list_budgets(user_id), key=lambda b: b.name.casefold())
 
-    def rename(self, user_id: str, budget_id: str, name: str) -> Budget:
-        budget = self.budget_store.rename_budget(user_id, budget_id, name, self.clock.now())
+    def rename(self, user_id: str, budget_id: str, cmd: RenameBudget) -> Budget:
+        budget = self.budget_store.rename_budget(user_id, budget_id, cmd.name, self.clock.now())
         self._changed(user_id)
         return budget
+
+    def _this_month(self) -> str:
+        return self.clock.now().date().isoformat()[:7]
 
     def delete(self, user_id: str, budget_id: str) -> None:
         if not self.budget_store.delete_budget(user_id, budget_id):
@@ -145,7 +154,9 @@ class BudgetService:
 
     # --- views --------------------------------------------------------------------------------
 
-    def month_summary(self, user_id: str, month: str) -> dict[str, Any]:
+    def month_summary(self, user_id: str, month: str | None) -> dict[str, Any]:
+        """A month's income and what is assigned of it (default: this month)."""
+        month = month or self._this_month()
         currency = self._currency(user_id)
         budgets = self.budget_store.list_budgets(user_id)
         return self._summary(currency, month, budgets, self.budget_store.get_incomes(user_id))
@@ -184,7 +195,9 @@ class BudgetService:
         spent_all = _expense_by_category(self.ledger.get_totals(user_id), currency).get(cid, 0)
         return budget, envelope(budget, month, spent_now, spent_all - spent_from_now)
 
-    def overview(self, user_id: str, month: str) -> dict[str, Any]:
+    def overview(self, user_id: str, month: str | None) -> dict[str, Any]:
+        """Every envelope's month and the month's summary (default: this month)."""
+        month = month or self._this_month()
         currency = self._currency(user_id)
         budgets = self.list(user_id)
         later = self.ledger.get_months_from(user_id, month)

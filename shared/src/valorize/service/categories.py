@@ -7,7 +7,6 @@ from dataclasses import replace
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
 from valorize.domain.events import CategoryChanged
 from valorize.domain.model import Category
-from valorize.service.requests import CreateCategory, UpdateCategory
 from valorize.service.ports import (
     Clock,
     EventBus,
@@ -17,6 +16,7 @@ from valorize.service.ports import (
     PageResult,
 )
 from valorize.service.ports.categories import CategoryStore
+from valorize.service.requests import CreateCategory, UpdateCategory
 
 
 class CategoryService:

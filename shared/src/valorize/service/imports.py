@@ -73,7 +73,6 @@ from valorize.domain.statements import (
     sniff_format,
 )
 from valorize.domain.statements.api import SNIFF_BYTES, Format
-from valorize.service.requests.imports import UpdateImportRow
 from valorize.service.ports import (
     Clock,
     EventBus,
@@ -86,6 +85,7 @@ from valorize.service.ports import (
 from valorize.service.ports.accounts import AccountStore
 from valorize.service.ports.ledger import Ledger
 from valorize.service.ports.users import UserStore
+from valorize.service.requests.imports import UpdateImportRow
 
 if TYPE_CHECKING:
     from valorize.domain.rules import RuleSet

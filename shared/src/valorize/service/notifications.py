@@ -22,7 +22,6 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from valorize.domain.errors import NotFound, Unavailable, ValidationFailed
 from valorize.domain.model import User
@@ -195,11 +194,3 @@ class NotificationService:
         if self.on_preferences_changed is not None:
             self.on_preferences_changed(user_id)
         return self.notification_store.get_preferences(user_id), currency
-
-
-def preferences_json(preferences: NotificationPreferences, currency: str) -> dict[str, Any]:
-    return {
-        "email": {kind.value: on for kind, on in preferences.email_choices().items()},
-        "large_transaction_threshold": preferences.large_transaction_threshold,
-        "currency": currency,
-    }

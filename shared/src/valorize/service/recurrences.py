@@ -4,9 +4,7 @@ side (materializing occurrences) is in service/automations.py."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
-from valorize.domain.automation import scheduled_next
 from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.recurrence import Recurrence
 from valorize.service.ports import (
@@ -18,20 +16,7 @@ from valorize.service.ports import (
     PageResult,
     RecurrenceStore,
 )
-from valorize.service.requests.recurrences import (
-    CreateRecurrence,
-    UpdateRecurrence,
-    recurrence_json,
-)
-
-
-def recurrence_out(rec: Recurrence) -> dict[str, Any]:
-    """The API's JSON of a recurrence. `next_due` is the first occurrence not created yet, as
-    the scheduler sees it: after a missed run it may lie in the past until the catch-up."""
-    out = recurrence_json(rec, today=max(rec.start, date(1, 1, 2)))
-    upcoming = scheduled_next(rec)
-    out["next_due"] = upcoming.isoformat() if upcoming else None
-    return out
+from valorize.service.requests.recurrences import CreateRecurrence, UpdateRecurrence
 
 
 class RecurrenceService:

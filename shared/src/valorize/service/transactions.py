@@ -21,13 +21,6 @@ from valorize.domain.model import (
     make_transfer,
     mirror_transfer_change,
 )
-from valorize.service.requests import (
-    CreateTransaction,
-    CreateTransfer,
-    ListTransactions,
-    SplitIn,
-    UpdateTransaction,
-)
 from valorize.service.ports import (
     AccountStore,
     CategoryStore,
@@ -39,6 +32,13 @@ from valorize.service.ports import (
     NullBus,
     PageResult,
     TransactionFilter,
+)
+from valorize.service.requests import (
+    CreateTransaction,
+    CreateTransfer,
+    ListTransactions,
+    SplitIn,
+    UpdateTransaction,
 )
 
 if TYPE_CHECKING:

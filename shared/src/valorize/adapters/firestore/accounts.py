@@ -13,7 +13,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import FieldFilter
 
 from valorize.adapters.firestore.base import FirestoreAdapter, by_id
-from valorize.adapters.firestore.contention import commit, optimistic, unchanged
+from valorize.adapters.firestore.contention import commit, unchanged
 from valorize.adapters.firestore.documents import account_doc, account_of, txn_of
 from valorize.adapters.firestore.idempotency import commit_with_record
 from valorize.adapters.firestore.ledger_batch import LedgerBatch
@@ -85,7 +85,7 @@ class FirestoreAccounts(FirestoreAdapter):
             commit(batch)
             return new
 
-        return optimistic(attempt)
+        return self._optimistic(attempt)
 
     def delete_account(self, user_id: str, account_id: str) -> None:
         ref = self._col(user_id, "accounts").document(account_id)
@@ -95,7 +95,7 @@ class FirestoreAccounts(FirestoreAdapter):
             ref.update({"deleting": True})
         except gexc.NotFound:
             return  # a concurrent delete finished first
-        while optimistic(lambda: self._delete_transactions_page(user_id, account_id)):
+        while self._optimistic(lambda: self._delete_transactions_page(user_id, account_id)):
             pass
         ref.delete()
 

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.query import Query
 
+from valorize.adapters.firestore.contention import CONTENTION_BUDGET, optimistic
 from valorize.domain import ids
 from valorize.domain.ids import decode_cursor
 
+T = TypeVar("T")
+
 
 class FirestoreAdapter:
-    def __init__(self, client: firestore.Client) -> None:
+    def __init__(
+        self, client: firestore.Client, contention_budget: float = CONTENTION_BUDGET
+    ) -> None:
         self.db = client
+        self.contention_budget = contention_budget
+
+    def _optimistic(self, attempt: Callable[[], T]) -> T:
+        """`attempt()` until it commits, within this adapter's contention budget."""
+        return optimistic(attempt, budget=self.contention_budget)
 
     def _user_ref(self, uid: str) -> firestore.DocumentReference:
         return self.db.collection("users").document(uid)

@@ -14,7 +14,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from valorize.adapters.firestore.base import FirestoreAdapter
-from valorize.adapters.firestore.contention import commit, optimistic, unchanged
+from valorize.adapters.firestore.contention import commit, unchanged
 from valorize.adapters.firestore.documents import budget_doc, budget_of
 from valorize.domain.budget import Budget
 from valorize.domain.errors import NotFound
@@ -105,4 +105,4 @@ class FirestoreBudgets(FirestoreAdapter):
             commit(batch)
             return changed
 
-        return optimistic(attempt)
+        return self._optimistic(attempt)

@@ -16,7 +16,7 @@ from google.cloud.firestore_v1 import FieldFilter
 from google.cloud.firestore_v1.query import Query
 
 from valorize.adapters.firestore.base import FirestoreAdapter
-from valorize.adapters.firestore.contention import commit, optimistic, unchanged
+from valorize.adapters.firestore.contention import commit, unchanged
 from valorize.adapters.firestore.documents import category_doc, category_of, name_doc, txn_of
 from valorize.adapters.firestore.idempotency import commit_with_record
 from valorize.adapters.firestore.ledger_batch import LedgerBatch
@@ -99,7 +99,7 @@ class FirestoreCategories(FirestoreAdapter):
             except gexc.AlreadyExists:
                 raise Conflict(f"a category named {new.name!r} already exists") from None
 
-        optimistic(attempt)
+        self._optimistic(attempt)
 
     def has_children(self, user_id: str, category_id: str) -> bool:
         q = (
@@ -119,7 +119,7 @@ class FirestoreCategories(FirestoreAdapter):
 
     def delete_category(self, user_id: str, category: Category, replacement_id: str | None) -> None:
         cid = category.id
-        while optimistic(lambda: self._recategorize_page(user_id, cid, replacement_id)):
+        while self._optimistic(lambda: self._recategorize_page(user_id, cid, replacement_id)):
             pass
         batch = self.db.batch()
         # Subcategories outlive their parent as top-level categories.

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from valorize.config import settings
+from valorize.config import Settings
 from valorize.domain.errors import Contention
 
 T = TypeVar("T")
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 # not collide again in step.
 FIRST_PAUSE = 0.01
 MAX_PAUSE = 0.5
+# The default time budget of a write under contention (Settings.contention_budget_seconds is
+# what bootstrap hands each adapter).
+CONTENTION_BUDGET = Settings.contention_budget_seconds
 
 
 class Stale(Exception):
@@ -44,12 +47,12 @@ class Stale(Exception):
 def optimistic(
     attempt: Callable[[], T],
     *,
-    budget: float | None = None,
+    budget: float = CONTENTION_BUDGET,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
     """`attempt()` until it commits; Contention (409) when the budget runs out first."""
-    deadline = clock() + (settings().contention_budget_seconds if budget is None else budget)
+    deadline = clock() + budget
     attempts = 0
     while True:
         attempts += 1

@@ -17,7 +17,7 @@ from google.cloud.firestore_v1.query import Query
 
 from valorize.adapters.firestore import ledger_batch
 from valorize.adapters.firestore.base import FirestoreAdapter
-from valorize.adapters.firestore.contention import commit, optimistic
+from valorize.adapters.firestore.contention import commit
 from valorize.adapters.firestore.documents import txn_of
 from valorize.adapters.firestore.idempotency import commit_with_record
 from valorize.adapters.firestore.ledger_batch import LedgerBatch
@@ -75,7 +75,7 @@ class FirestoreLedger(FirestoreAdapter):
             self._commit_attempt(ledger.stage())
             return old, new, old_cp, new_cp
 
-        return optimistic(attempt)
+        return self._optimistic(attempt)
 
     @staticmethod
     def _commit_attempt(batch: firestore.WriteBatch) -> None:
@@ -104,7 +104,7 @@ class FirestoreLedger(FirestoreAdapter):
             self._commit_attempt(ledger.stage())
             return [t for _, t in victims]
 
-        return optimistic(attempt)
+        return self._optimistic(attempt)
 
     def list_transactions(
         self, user_id: str, flt: TransactionFilter, limit: int, cursor: str | None

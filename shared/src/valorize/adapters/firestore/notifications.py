@@ -18,17 +18,22 @@ for anyone with fewer than 1,000 unread.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1 import FieldFilter
 from google.cloud.firestore_v1.query import Query
 
-from valorize.adapters.firestore.contention import commit, optimistic, unchanged
+from valorize.adapters.firestore.contention import (
+    CONTENTION_BUDGET,
+    commit,
+    optimistic,
+    unchanged,
+)
 from valorize.domain import ids
 from valorize.domain.errors import NotFound
 from valorize.domain.ids import decode_cursor, encode_cursor
@@ -40,6 +45,8 @@ from valorize.domain.notifications import (
 )
 from valorize.service.ports.notifications import EmailClaim
 from valorize.service.ports.pages import PageResult
+
+T = TypeVar("T")
 
 # Writes per batch when marking everything read (Firestore allows 500).
 READ_ALL_BATCH = 400
@@ -84,8 +91,14 @@ def _preferences(d: Mapping[str, Any]) -> NotificationPreferences:
 
 
 class FirestoreNotificationStore:
-    def __init__(self, client: firestore.Client) -> None:
+    def __init__(
+        self, client: firestore.Client, contention_budget: float = CONTENTION_BUDGET
+    ) -> None:
         self.db = client
+        self.contention_budget = contention_budget
+
+    def _optimistic(self, attempt: Callable[[], T]) -> T:
+        return optimistic(attempt, budget=self.contention_budget)
 
     def _col(self, user_id: str) -> firestore.CollectionReference:
         col: firestore.CollectionReference = (
@@ -151,7 +164,7 @@ class FirestoreNotificationStore:
             commit(batch)
             return replace(n, read_at=when)
 
-        return optimistic(attempt)
+        return self._optimistic(attempt)
 
     def mark_all_read(self, user_id: str, when: datetime) -> int:
         unread = self._col(user_id).where(filter=FieldFilter("read", "==", False))
@@ -167,7 +180,7 @@ class FirestoreNotificationStore:
             return len(snaps)
 
         changed = 0
-        while done := optimistic(page):
+        while done := self._optimistic(page):
             changed += done
         return changed
 
@@ -191,7 +204,7 @@ class FirestoreNotificationStore:
             commit(batch)
             return EmailClaim.CLAIMED
 
-        return optimistic(attempt)
+        return self._optimistic(attempt)
 
     def finish_email(self, user_id: str, notification_id: str, sent_at: datetime | None) -> None:
         fields: dict[str, Any] = {"email_claimed_at": None}

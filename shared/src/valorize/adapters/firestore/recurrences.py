@@ -15,7 +15,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import FieldFilter
 
 from valorize.adapters.firestore.base import FirestoreAdapter, by_id
-from valorize.adapters.firestore.contention import Stale, commit, optimistic, unchanged
+from valorize.adapters.firestore.contention import Stale, commit, unchanged
 from valorize.adapters.firestore.documents import recurrence_doc, recurrence_of
 from valorize.adapters.firestore.idempotency import commit_with_record
 from valorize.adapters.firestore.ledger_batch import LedgerBatch
@@ -67,7 +67,7 @@ class FirestoreRecurrences(FirestoreAdapter):
             commit(batch)
             return new
 
-        return optimistic(attempt)
+        return self._optimistic(attempt)
 
     def delete_recurrence(self, user_id: str, recurrence_id: str) -> bool:
         return self._delete_existing(self._rec_ref(user_id, recurrence_id))
@@ -118,4 +118,4 @@ class FirestoreRecurrences(FirestoreAdapter):
                 raise NotFound("the recurrence's account no longer exists") from None
             return step.recurrence, fresh
 
-        return optimistic(attempt)
+        return self._optimistic(attempt)

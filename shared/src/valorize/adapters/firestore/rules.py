@@ -18,7 +18,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from valorize.adapters.firestore.base import FirestoreAdapter
-from valorize.adapters.firestore.contention import commit, optimistic, unchanged
+from valorize.adapters.firestore.contention import commit, unchanged
 from valorize.adapters.firestore.documents import (
     job_doc,
     job_of,
@@ -79,7 +79,7 @@ class FirestoreRules(FirestoreAdapter):
             commit(batch)
             return next(x for x in numbered([*others, new]) if x.id == rule_id)
 
-        return optimistic(attempt)
+        return self._optimistic(attempt)
 
     def delete_rule(self, user_id: str, rule_id: str) -> bool:
         batch = self.db.batch()
@@ -143,4 +143,4 @@ class FirestoreRules(FirestoreAdapter):
             commit(batch)
             return True
 
-        return optimistic(attempt)
+        return self._optimistic(attempt)

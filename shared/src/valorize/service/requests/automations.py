@@ -11,7 +11,7 @@ from pydantic import AfterValidator, Field, StrictInt, StringConstraints
 from valorize.domain import ids
 from valorize.domain.automation import AutomationKind
 from valorize.domain.errors import ValidationFailed
-from valorize.service.requests import RequestModel, Id
+from valorize.service.requests import Id, RequestModel
 
 Cursor = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from valorize.service.requests import RequestModel, CurrencyCode, Id, MinorUnits, Name
+from valorize.service.requests import CurrencyCode, Id, MinorUnits, Name, RequestModel
 
 Month = Annotated[
     str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$"), Field(description="YYYY-MM")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from valorize.domain.imports import Classification, Resolution
-from valorize.service.requests import RequestModel, Id, ImportId, Page
+from valorize.service.requests import Id, ImportId, Page, RequestModel
 
 
 class ListImports(Page):

@@ -36,7 +36,7 @@ from pydantic import Field, StrictInt, TypeAdapter
 
 from valorize.domain import recurrence as rc
 from valorize.domain.errors import FieldError, ValidationFailed
-from valorize.service.requests import RequestModel, Description, Id, MinorUnits, Text
+from valorize.service.requests import Description, Id, MinorUnits, RequestModel, Text
 
 
 def _nested(prefix: str, err: ValidationFailed) -> ValidationFailed:
@@ -191,30 +191,3 @@ def _schedule() -> TypeAdapter[MonthlyIn | WeeklyIn | YearlyIn | DailyIn]:
 def schedule_from_json(data: dict[str, Any]) -> rc.Schedule:
     """Back from the stored shape (the store keeps `schedule_json` dicts)."""
     return schedule_of(_schedule().validate_python(data, strict=False))
-
-
-def recurrence_json(rec: rc.Recurrence, *, today: dt.date) -> dict[str, Any]:
-    """A recurrence as the API returns it, with `next_due`: the next occurrence not yet
-    materialized, on or after `today`."""
-    after = today - dt.timedelta(days=1)
-    if rec.materialized_through is not None:
-        after = max(after, rec.materialized_through)
-    upcoming = rc.next_due(rec, after)
-    return {
-        "id": rec.id,
-        "account_id": rec.account_id,
-        "amount": rec.amount,
-        "currency": rec.currency,
-        "description": rec.description,
-        "category_id": rec.category_id,
-        "notes": rec.notes,
-        "schedule": schedule_json(rec.schedule),
-        "start": rec.start.isoformat(),
-        "end": rec.end.isoformat() if rec.end else None,
-        "next_due": upcoming.isoformat() if upcoming else None,
-        "materialized_through": (
-            rec.materialized_through.isoformat() if rec.materialized_through else None
-        ),
-        "created_at": rec.created_at.isoformat(),
-        "updated_at": rec.updated_at.isoformat(),
-    }

@@ -50,7 +50,7 @@ from pydantic import ConfigDict, Field, StrictInt, StringConstraints, TypeAdapte
 from valorize.domain import rules as r
 from valorize.domain.errors import FieldError, ValidationFailed
 from valorize.domain.model import Transaction, TransactionType
-from valorize.service.requests import MINOR_UNITS_MAX, RequestModel, Id, Name
+from valorize.service.requests import MINOR_UNITS_MAX, Id, Name, RequestModel
 
 T = TypeVar("T")
 

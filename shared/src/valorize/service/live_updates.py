@@ -1,8 +1,10 @@
-"""Domain events → the realtime events of CONTRACT.md, pushed to the owner's Socket.IO room.
+"""Domain events → the realtime events (../shared/spec/CONTRACT.md), pushed to the owner's
+Socket.IO room.
 
-Payloads are what the HTTP API renders for the same resource, so a UI can update in place
-without refetching. Every handler runs after the write committed; the message bus logs a
-failure and the request still succeeds, and the publisher itself never raises.
+Payloads are what the HTTP API renders for the same resource (`Payloads`, given by the
+composition root from the API's schemas), so a UI can update in place without refetching.
+Every handler runs after the write committed; the message bus logs a failure and the request
+still succeeds, and the publisher itself never raises.
 """
 
 from __future__ import annotations
@@ -21,13 +23,21 @@ from valorize.domain.events import (
     TransactionDeleted,
     TransactionUpdated,
 )
-from valorize.domain.model import Account
-from valorize.entrypoints.schemas import AccountOut, MoneyOut, Out, TransactionOut
+from valorize.domain.model import Account, Transaction
+from valorize.domain.money import Money
 from valorize.service.messagebus import MessageBus
 
 
 class Publisher(Protocol):
     def publish(self, user_id: str, event: str, data: Mapping[str, object]) -> int | None: ...
+
+
+class Payloads(Protocol):
+    """The API's JSON of what an event carries."""
+
+    def transaction(self, txn: Transaction) -> dict[str, object]: ...
+    def account(self, account: Account) -> dict[str, object]: ...
+    def money(self, money: Money) -> dict[str, object]: ...
 
 
 AccountReader = Callable[[str, Sequence[str]], Mapping[str, Account]]
@@ -63,21 +73,16 @@ def _months(event: Event) -> list[str]:
     return []
 
 
-def render(model: Out) -> dict[str, object]:
-    # The JSON the HTTP API answers with for the same resource.
-    return model.model_dump(mode="json", by_alias=True)
-
-
-def balance_payload(account: Account) -> dict[str, object]:
-    return {"account_id": account.id, "balance": render(MoneyOut.of(account.balance_money))}
-
-
 class LiveUpdates:
-    def __init__(self, publisher: Publisher, accounts: AccountReader) -> None:
+    def __init__(self, publisher: Publisher, accounts: AccountReader, payloads: Payloads) -> None:
         self.publisher = publisher
         # Read after the commit: balances move by server-side increments, so only a read
         # knows the new value.
         self.accounts = accounts
+        self.payloads = payloads
+
+    def _balance(self, account: Account) -> dict[str, object]:
+        return {"account_id": account.id, "balance": self.payloads.money(account.balance_money)}
 
     def subscribe(self, bus: MessageBus) -> None:
         for event_type in HANDLED:
@@ -93,23 +98,23 @@ class LiveUpdates:
             self._send(uid, "dashboard.changed", {"months": _months(event)})
         match event:
             case TransactionCreated(transaction=txn):
-                self._send(uid, "transaction.created", render(TransactionOut.of(txn)))
+                self._send(uid, "transaction.created", self.payloads.transaction(txn))
             case TransactionUpdated(transaction=txn):
-                self._send(uid, "transaction.updated", render(TransactionOut.of(txn)))
+                self._send(uid, "transaction.updated", self.payloads.transaction(txn))
             case TransactionDeleted(transaction=txn):
                 # The whole transaction as it was: a UI can also undo its totals.
-                self._send(uid, "transaction.deleted", render(TransactionOut.of(txn)))
+                self._send(uid, "transaction.deleted", self.payloads.transaction(txn))
             case BalancesChanged(account_ids=ids):
                 found = self.accounts(uid, ids)
                 for account_id in ids:
                     # Missing: deleted meanwhile; account.deleted tells the UI.
                     if account_id in found:
-                        self._send(uid, "account.balance", balance_payload(found[account_id]))
+                        self._send(uid, "account.balance", self._balance(found[account_id]))
             case AccountChanged(account=account):
-                self._send(uid, "account.updated", render(AccountOut.of(account)))
+                self._send(uid, "account.updated", self.payloads.account(account))
                 # An opening-balance change moves the balance too; UIs that only follow
                 # account.balance must hear of it.
-                self._send(uid, "account.balance", balance_payload(account))
+                self._send(uid, "account.balance", self._balance(account))
             case AccountDeleted(account_id=account_id):
                 self._send(uid, "account.deleted", {"id": account_id})
             case BudgetChanged(month=month):
