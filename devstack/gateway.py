@@ -40,7 +40,6 @@ WS_HANDSHAKE = frozenset(
     for h in ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
               "Sec-WebSocket-Protocol", "Host")
 )  # fmt: skip
-API_PATH = re.compile(r"^/api/(?P<name>[^/]+)(?:/.*)?$")
 RETRY_AFTER_SECONDS = "2"
 # Engine.IO's handshake answers with the session id the client then sends as ``?sid=``.
 SID_IN_HANDSHAKE = re.compile(rb'"sid"\s*:\s*"(?P<sid>[^"]+)"')

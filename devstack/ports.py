@@ -39,10 +39,6 @@ def _bindable(port: int, host: str = HOST) -> bool:
     return True
 
 
-def is_port_free(port: int, host: str = HOST) -> bool:
-    return _bindable(port, host)
-
-
 def ensure_port_free(port: int, name: str, host: str = HOST) -> None:
     """Raise :class:`PortInUseError` if ``port`` cannot be bound on ``host``."""
     if not _bindable(port, host):

@@ -283,7 +283,8 @@ class Stack:
         }
 
     def stack_json(self) -> dict[str, Any]:
-        """The ``.local/stack.json`` document of CONTRACT.md, plus a ``services`` section."""
+        """The ``.local/stack.json`` document of ../shared/spec/CONTRACT.md, plus a
+        ``services`` section."""
         urls = self.urls
         demo = {"email": self.demo["email"], "token": self.demo["token"]} if self.demo else None
         services = {

@@ -35,8 +35,8 @@ class Function:
     name: str
     # The functions-framework target defined in main.py.
     entry_point: str
-    # /api/<prefix> paths the load balancer (and the local gateway) send to this function,
-    # besides /api/<name> itself (CONTRACT.md names some resources differently from the
+    # /api/<prefix> paths the load balancer (and the local gateway) send to this function, besides
+    # /api/<name> itself (../shared/spec/CONTRACT.md names some resources differently from the
     # function that owns them: /api/imports is the ingest function).
     resources: tuple[str, ...] = ()
     # False: an internal function (Cloud Tasks / Cloud Scheduler targets only): no public

@@ -1,7 +1,7 @@
 """Cold start, import time and memory of every function beside a bare functions-framework function.
 
-TARGETS.md #7 (each function's cold start <= 2x a bare function's, side by side, with its import
-time reported) and #8 (every instance under 256 MiB RSS). One run measures, for every
+../shared/spec/TARGETS.md #7 (each function's cold start <= 2x a bare function's, side by side, with
+its import time reported) and #8 (every instance under 256 MiB RSS). One run measures, for every
 `functions/<name>/main.py` and for `load/bare/main.py`:
 
 1. import time: `python -X importtime -c "import main"` in a fresh process (the cumulative time of
@@ -512,7 +512,7 @@ def markdown(report: dict[str, Any]) -> str:
     fns: dict[str, dict[str, Any]] = report["functions"]
     m = report["machine"]
     lines = [
-        "# Cold start, import time and memory (TARGETS.md #7, #8)",
+        "# Cold start, import time and memory (../shared/spec/TARGETS.md #7, #8)",
         "",
         f"{report['date']} · {m['cpu_count']} CPUs ({m['cpu_model']}) · Python {m['python']} · "
         f"functions-framework {m['versions'].get('functions-framework')} · "

@@ -4,7 +4,7 @@ emulator, in one run; and the worker's memory while it does so.
 
 What runs: a private Firestore emulator and Storage emulator (devstack, free ports; no
 functions, no Cloud Tasks: the tasks emulator delivers one task at a time and is no measure of
-throughput). The statement is generated in memory (valorize.domain.statements.samples) and
+throughput). The statement is generated in memory (load.samples) and
 uploaded through `ImportService.upload` into the Storage emulator; then:
 
 - `parse`: the parser alone over the same bytes (lines/s, best of 3; tracemalloc peak);
@@ -281,7 +281,7 @@ class Bench:
 
 
 def parse_rate(data: bytes) -> dict[str, Any]:
-    from valorize.domain.statements.samples import measure_parse_rate
+    from load.samples import measure_parse_rate
 
     rate = measure_parse_rate(data, repeat=3)
     out = rate.to_json()
@@ -291,7 +291,7 @@ def parse_rate(data: bytes) -> dict[str, Any]:
 
 
 def sample(fmt: str, lines: int) -> bytes:
-    from valorize.domain.statements.samples import csv_sample, ofx_sample
+    from load.samples import csv_sample, ofx_sample
 
     return ofx_sample(lines) if fmt == "ofx" else csv_sample(lines, layout="generic")
 

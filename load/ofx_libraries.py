@@ -10,7 +10,7 @@ not a runtime dependency: run it in a throw-away virtualenv that has the two lib
 For every quirk it parses a fixture from tests/fixtures/statements/ with each library and checks
 what came out (amounts in cents, calendar dates in the statement's own offset, descriptions,
 FITIDs, statement count). Then, in a fresh subprocess per library (so peaks don't mix), it parses
-a 50,000-line OFX 1.02 SGML statement from valorize.domain.statements.samples and reports the
+a 50,000-line OFX 1.02 SGML statement from load.samples and reports the
 wall time, the tracemalloc peak and the process's peak RSS growth.
 
 Writes <out>/ofx_libraries.json and <out>/ofx_libraries.md.
@@ -36,6 +36,7 @@ from typing import Any, BinaryIO
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "tests" / "fixtures" / "statements"
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "shared" / "src"))
 
 # A normalised statement: {"kind", "account", "currency", "lines": [(fitid, date, cents, text)]}
@@ -400,7 +401,7 @@ print(json.dumps({{"lines": n, "seconds": wall, "rss_growth_kib": rss1 - rss0,
 def bench(lines: int) -> dict[str, Any]:
     """Each library in a fresh process that streams the same file from disk (peaks don't mix;
     the process's peak RSS before parsing is the warmed-up interpreter)."""
-    from valorize.domain.statements.samples import ofx_sample
+    from load.samples import ofx_sample
 
     data = ofx_sample(lines)
     out: dict[str, Any] = {"input_bytes": len(data)}

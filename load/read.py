@@ -1,9 +1,9 @@
 """Read ceiling: cached dashboard and transaction reads beside a bare function, with wrk.
 
-TARGETS.md #1 (cached `GET /api/transactions` and `GET /api/dashboard/...` sustain >= 70 % of a
-bare "hello" function's requests/s, same server settings and concurrency, in the same run, with
-P95 <= 300 ms), #2 (read throughput per core against the original) and #9 (CPU-seconds per 1,000
-requests and the Cloud Run price that implies).
+../shared/spec/TARGETS.md #1 (cached `GET /api/transactions` and `GET /api/dashboard/...` sustain >=
+70 % of a bare "hello" function's requests/s, same server settings and concurrency, in the same run,
+with P95 <= 300 ms), #2 (read throughput per core against the original) and #9 (CPU-seconds per
+1,000 requests and the Cloud Run price that implies).
 
 One run starts the Firestore emulator and Redis (devstack), seeds one user with a few hundred
 transactions over several months through the HTTP API, then serves five targets, every one with
@@ -862,7 +862,8 @@ def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     cfg = report["config"]
     lines = [
-        "# Read ceiling: cached reads beside a bare function (TARGETS.md #1, #2, #9)",
+        "# Read ceiling: cached reads beside a bare function "
+        "(../shared/spec/TARGETS.md #1, #2, #9)",
         "",
         f"{report['date']} · {m['cpus_usable']} CPUs ({m['cpu_model']}) · Python {m['python']} · "
         f"functions-framework {m['versions'].get('functions-framework')} · gunicorn "

@@ -1,7 +1,8 @@
 """Realtime fan-out: 1,000 Socket.IO clients on 2 instances, 200 events/s from a publisher.
 
-TARGETS.md #6: a function's event reaches its client with P95 <= 100 ms at 200 events/s across
-2 server instances, with the raw Redis publish->subscribe latency of the same run beside it.
+../shared/spec/TARGETS.md #6: a function's event reaches its client with P95 <= 100 ms at 200
+events/s across 2 server instances, with the raw Redis publish->subscribe latency of the same run
+beside it.
 
 One run:
 
@@ -536,7 +537,7 @@ def markdown(report: dict[str, Any]) -> str:
     verdict = "meets" if report["meets_target"] else "misses"
     machine = report["machine"]
     lines = [
-        "# Realtime fan-out (TARGETS.md #6)",
+        "# Realtime fan-out (../shared/spec/TARGETS.md #6)",
         "",
         f"{report['date']} · commit {machine['git_commit']} · {machine['cpu_count']} cores · "
         f"load average {', '.join(f'{x:.2f}' for x in machine['loadavg'])} · "

@@ -1,8 +1,8 @@
-"""Parse rate and memory of the statement parsers (TARGETS.md #4: a 50,000-line statement,
-flat memory), each beside a floor measured in the same run.
+"""Parse rate and memory of the statement parsers (../shared/spec/TARGETS.md #4: a 50,000-line
+statement, flat memory), each beside a floor measured in the same run.
 
 For every layout (OFX 1.02 SGML, OFX 2.2 XML, Nubank / Inter / generic CSV) it generates an
-N-line statement in memory (valorize.domain.statements.samples) and measures, in rounds whose
+N-line statement in memory (load.samples) and measures, in rounds whose
 order rotates so noise hits all alike:
 
 - `parse`: `parse_statement` to the end (lines/s; the best and the median of the rounds);
@@ -41,14 +41,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "shared" / "src"))
 
-from valorize.domain.statements import LineError, StatementLine, parse_statement  # noqa: E402
-from valorize.domain.statements.samples import (  # noqa: E402
+from load.samples import (  # noqa: E402
     csv_sample,
     measure_parse_rate,
     ofx_sample,
 )
+from valorize.domain.statements import LineError, StatementLine, parse_statement  # noqa: E402
 
 LAYOUTS: dict[str, Callable[[int], bytes]] = {
     "ofx-sgml": lambda n: ofx_sample(n),
@@ -96,8 +97,9 @@ def floor_once(data: bytes, layout: str) -> int:
 RSS_PROBE = """
 import io, json, resource, sys
 sys.path.insert(0, {src!r})
+sys.path.insert(0, {root!r})
 from valorize.domain.statements import parse_statement
-from valorize.domain.statements.samples import csv_sample, ofx_sample
+from load.samples import csv_sample, ofx_sample
 for warm in (ofx_sample(50), csv_sample(50)):  # imports and caches, before measuring
     sum(1 for _ in parse_statement(io.BytesIO(warm)))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -113,7 +115,7 @@ def rss_growth(data: bytes) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".statement") as f:
         f.write(data)
         f.flush()
-        code = RSS_PROBE.format(src=str(ROOT / "shared" / "src"), path=f.name)
+        code = RSS_PROBE.format(src=str(ROOT / "shared" / "src"), root=str(ROOT), path=f.name)
         proc = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=False
         )

@@ -1,5 +1,5 @@
-"""Budgets through HTTP against the emulators: every budget case of the original's test
-suite (ORIGINAL.md §9), month boundaries, and concurrent allocations racing for the cap."""
+"""Budgets through HTTP against the emulators: every budget case of the original's test suite
+(../shared/spec/ORIGINAL.md §9), month boundaries, and concurrent allocations racing for the cap."""
 
 from __future__ import annotations
 

@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from devstack.stack import Stack
+from load.samples import csv_sample
 from tests.e2e.conftest import Api, assert_problem
 from valorize.domain.statements import LineError, StatementLine, parse_statement
-from valorize.domain.statements.samples import csv_sample
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "statements"
 DEADLINE = 90.0

@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from devstack.stack import Stack
+from load.samples import ofx_sample
 from tests.e2e.conftest import Api, assert_problem, register
 from tests.e2e.test_imports import parsed_lines, rows, user_id, wait
-from valorize.domain.statements.samples import ofx_sample
 
 MIB = 1024 * 1024
 LIMIT = 10 * MIB  # the stack runs with the default VALORIZE_MAX_STATEMENT_BYTES

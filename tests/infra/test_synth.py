@@ -174,8 +174,8 @@ def test_url_map_routes_every_public_function(tf: dict[str, Any]) -> None:
 
 
 def test_url_map_covers_contract_resources(tf: dict[str, Any]) -> None:
-    # CONTRACT.md "Addressing": the LB routes these /api/<resource> prefixes. /api/automations
-    # is not among them: every automate route is a scheduler or task target.
+    # ../shared/spec/CONTRACT.md "Addressing": the LB routes these /api/<resource> prefixes.
+    # /api/automations is not among them: every automate route is a scheduler or task target.
     contract = [
         "auth",
         "accounts",

@@ -11,9 +11,10 @@ import flask
 import pytest
 
 from tests.support.oidc import SigningKey, certs_server
+from valorize import bootstrap
+from valorize.bootstrap import Services
 from valorize.config import Settings
 from valorize.domain.errors import Unauthorized
-from valorize.entrypoints import internal
 from valorize.entrypoints.internal import check_internal
 
 # The function's run.app URL, as the tasks and the scheduler jobs address it (infra/cdktf).
@@ -22,7 +23,9 @@ TASKS = "tasks-invoker@valorize-prod.iam.gserviceaccount.com"
 SCHEDULER = "scheduler-invoker@valorize-prod.iam.gserviceaccount.com"
 FLASK = flask.Flask(__name__)
 KEY = SigningKey()
+INSTANCE: list[Services] = []
 OTHER_KEY = SigningKey()
+INSTANCE: list[Services] = []
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +39,10 @@ def configured(monkeypatch: pytest.MonkeyPatch, certs_url: str) -> Iterator[None
     monkeypatch.delenv("VALORIZE_INTERNAL_SECRET", raising=False)
     monkeypatch.setenv("VALORIZE_INTERNAL_CALLERS", f"{TASKS},{SCHEDULER}")
     monkeypatch.setenv("VALORIZE_INTERNAL_AUDIENCES", AUDIENCE + "/")
+    # A fresh instance per test: nothing of Google's keys cached yet.
+    INSTANCE[:] = [bootstrap.build(Settings())]
     monkeypatch.setenv("VALORIZE_OIDC_CERTS_URL", certs_url)
-    internal._transport.cache_clear()
     yield
-    internal._transport.cache_clear()
 
 
 def call(headers: dict[str, str], base_url: str = "http://localhost/") -> str:
@@ -47,7 +50,9 @@ def call(headers: dict[str, str], base_url: str = "http://localhost/") -> str:
     with FLASK.test_request_context(
         "/api/rules/apply/run", base_url=base_url, method="POST", headers=headers
     ):
-        return check_internal(flask.request, Settings.from_env())
+        return check_internal(
+            flask.request, Settings.from_env(), lambda: INSTANCE[0].oidc_transport
+        )
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -120,7 +125,7 @@ def test_google_keys_are_fetched_once_not_per_call(
     configured: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fetched: list[Any] = []
-    session = internal._transport().session
+    session = INSTANCE[0].oidc_transport.session
     original = session.request
 
     def counting(*args: Any, **kwargs: Any) -> Any:

@@ -1,4 +1,5 @@
-"""Domain events become the realtime events of CONTRACT.md, with API-shaped payloads."""
+"""Domain events become the realtime events of ../shared/spec/CONTRACT.md, with API-shaped
+payloads."""
 
 from __future__ import annotations
 

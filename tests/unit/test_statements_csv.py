@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from load.samples import csv_sample
 from valorize.domain.model import AccountType
 from valorize.domain.statements import (
     PRESETS,
@@ -24,7 +25,6 @@ from valorize.domain.statements import (
     parse_statement,
     sniff_format,
 )
-from valorize.domain.statements.samples import csv_sample
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "statements"
 

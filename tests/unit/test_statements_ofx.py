@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from load.samples import ofx_sample
 from valorize.domain.model import AccountType
 from valorize.domain.statements import (
     LineError,
@@ -25,7 +26,6 @@ from valorize.domain.statements import (
     sniff_format,
 )
 from valorize.domain.statements.dates import DateError
-from valorize.domain.statements.samples import ofx_sample
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "statements"
 
@@ -60,7 +60,7 @@ def error_of(data: bytes, **kwargs: object) -> str:
 
 
 def test_original_ofx_fake_parses_as_the_original_expected() -> None:
-    """ORIGINAL.md §4.3: the original's unit-test file and its expected values."""
+    """../shared/spec/ORIGINAL.md §4.3: the original's unit-test file and its expected values."""
     events = fixture("ofx_fake.ofx")
     [info] = infos(events)
     assert (info.start, info.end) == (date(2025, 1, 1), date(2025, 1, 31))

@@ -13,8 +13,8 @@ from typing import Any
 import flask
 import pytest
 
+from load.samples import ofx_sample
 from valorize.domain.errors import DomainError
-from valorize.domain.statements.samples import ofx_sample
 from valorize.entrypoints.imports import FORM_OVERHEAD, MAX_PARTS, READ_SIZE, parse_upload
 from valorize.service.imports import Intake, Upload
 

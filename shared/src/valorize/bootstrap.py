@@ -24,6 +24,7 @@ from valorize.config import Settings
 if TYPE_CHECKING:
     from google.cloud import storage  # type: ignore[attr-defined]  # noqa: I001
     from google.cloud import tasks_v2
+    from google.auth.transport.requests import Request as GoogleTransport
     from google.cloud.firestore import Client as FirestoreClient
     from redis import Redis
 
@@ -139,6 +140,17 @@ class Services:
             socket_connect_timeout=LOG_READ_TIMEOUT,
         )
         return redis.Redis(connection_pool=pool)
+
+    @cached_property
+    def oidc_transport(self) -> GoogleTransport:
+        """For checking the OIDC tokens of internal calls (entrypoints/internal.py): an HTTP
+        transport that caches Google's signing keys as long as their Cache-Control allows
+        (hours), instead of fetching them on every task (google-auth itself does not)."""
+        import cachecontrol
+        import requests
+        from google.auth.transport.requests import Request
+
+        return Request(session=cachecontrol.CacheControl(requests.Session()))
 
     @cached_property
     def tasks_client(self) -> tasks_v2.CloudTasksClient:

@@ -1,4 +1,4 @@
-"""Envelope budgeting, with the original's arithmetic (ORIGINAL.md §3.4, §5.2):
+"""Envelope budgeting, with the original's arithmetic (../shared/spec/ORIGINAL.md §3.4, §5.2):
 
 - an allocation *replaces* the envelope's amount for the month (it does not add);
 - the month's income caps allocations: remaining = income - (month's total - this envelope's

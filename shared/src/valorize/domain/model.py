@@ -26,7 +26,7 @@ class TransactionType(StrEnum):
 
     @classmethod
     def of(cls, amount: int) -> TransactionType:
-        # PRODUCT.md: the sign decides; a client-sent type is ignored.
+        # ../shared/spec/PRODUCT.md: the sign decides; a client-sent type is ignored.
         return cls.DEBIT if amount < 0 else cls.CREDIT
 
 
@@ -288,7 +288,8 @@ class DefaultCategory:
     descriptions: dict[str, str] = field(default_factory=dict)
 
 
-# The original's ten presets (ORIGINAL.md §3.3), with English names for non pt-BR users.
+# The original's ten presets (../shared/spec/ORIGINAL.md §3.3), with English names for non pt-BR
+# users.
 DEFAULT_CATEGORIES: tuple[DefaultCategory, ...] = (
     DefaultCategory(
         Color.RED,

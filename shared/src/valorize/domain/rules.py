@@ -294,10 +294,6 @@ class Rule:
     def sort_key(self) -> tuple[str, int, str]:
         return (self.rank, self.position, self.id)
 
-    @property
-    def has_regex(self) -> bool:
-        return any(isinstance(c, DescriptionMatches) for c in self.conditions)
-
 
 def ordered(rules: Iterable[Rule]) -> list[Rule]:
     """Enabled rules in the order they run."""

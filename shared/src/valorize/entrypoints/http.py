@@ -262,7 +262,7 @@ class FunctionApp:
         if route.internal:
             request.environ[INTERNAL_ROUTE] = True
             try:
-                check_internal(request, self.settings)
+                check_internal(request, self.settings, lambda: self.services.oidc_transport)
             except DomainError as e:
                 raise Reply(problem(401, "Unauthorized", e.detail)) from None
         elif route.auth:

@@ -14,7 +14,7 @@ where ``VALORIZE_INTERNAL_SECRET`` is set, which production never sets. Anything
 from __future__ import annotations
 
 import hmac
-from functools import cache
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import flask
@@ -31,19 +31,9 @@ GOOGLE_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"
 CLOCK_SKEW_SECONDS = 10
 
 
-@cache
-def _transport() -> Request:
-    """An HTTP transport that caches Google's signing keys as long as their Cache-Control
-    allows (hours), instead of fetching them on every task (google-auth itself does not)."""
-    import cachecontrol
-    import requests
-    from google.auth.transport.requests import Request
-
-    return Request(session=cachecontrol.CacheControl(requests.Session()))
-
-
-def check_internal(request: flask.Request, s: Settings) -> str:
-    """The caller's identity, or Unauthorized."""
+def check_internal(request: flask.Request, s: Settings, transport: Callable[[], Request]) -> str:
+    """The caller's identity, or Unauthorized. `transport()`: the HTTP transport that fetches
+    Google's signing keys (bootstrap's `oidc_transport`, built on the first token)."""
     given = request.headers.get(INTERNAL_HEADER)
     if given is not None:
         if s.internal_secret and hmac.compare_digest(given.encode(), s.internal_secret.encode()):
@@ -61,7 +51,7 @@ def check_internal(request: flask.Request, s: Settings) -> str:
     try:
         claims = id_token.verify_token(
             token,
-            _transport(),
+            transport(),
             audience=list(s.internal_audiences),
             certs_url=s.oidc_certs_url,
             clock_skew_in_seconds=CLOCK_SKEW_SECONDS,

@@ -1,5 +1,5 @@
-"""Response shapes of the public API (CONTRACT.md): pydantic models that render domain
-objects and document them in OpenAPI."""
+"""Response shapes of the public API (../shared/spec/CONTRACT.md): pydantic models that render
+domain objects and document them in OpenAPI."""
 
 from __future__ import annotations
 

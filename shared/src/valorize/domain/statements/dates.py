@@ -152,19 +152,3 @@ def compile_date_format(fmt: str) -> Callable[[str], date]:
                 raise DateError(f"{value[:40]!r} does not match the date format {fmt}") from None
 
     return slow
-
-
-def detect_date_format(samples: list[str]) -> str | None:
-    """The first candidate format that reads every non-empty sample, or None."""
-    values = [s for s in samples if s.strip()]
-    if not values:
-        return None
-    for fmt in CANDIDATE_FORMATS:
-        parse = compile_date_format(fmt)
-        try:
-            for v in values:
-                parse(v)
-        except DateError:
-            continue
-        return fmt
-    return None

@@ -1,8 +1,9 @@
 """Synthetic statements for benchmarks: a realistic OFX or CSV of any size, built in memory.
 
-The ingest benchmark (TARGETS.md #4: a 50,000-line statement parsed, classified and staged with
-flat memory) and the parse-rate micro-benchmark (`measure_parse_rate`, run by
-`load/statements.py`) both use these. Deterministic for a given seed; pure (no I/O).
+The ingest benchmark (../shared/spec/TARGETS.md #4: a 50,000-line statement parsed,
+classified and staged with flat memory) and the parse-rate micro-benchmark
+(`measure_parse_rate`, run by `load/statements.py`) both use these; so do the parser tests.
+Deterministic for a given seed; pure (no I/O).
 """
 
 from __future__ import annotations
