@@ -19,7 +19,6 @@ from valorize.domain.imports import (
     ImportStatus,
     Resolution,
     StagedRow,
-    StatementSummary,
 )
 from valorize.domain.money import is_currency
 from valorize.domain.statements import CsvMapping
@@ -54,24 +53,6 @@ class ImportStatementOut(Out):
     ledger_balance: int | None = Field(description="The bank's closing balance (minor units)")
     preset: str | None = Field(description="CSV: the preset used (custom = your mapping)")
 
-    @classmethod
-    def of(cls, s: StatementSummary) -> ImportStatementOut:
-        return cls(
-            index=s.index,
-            kind=s.kind,
-            currency=s.currency,
-            account_id=s.account_id,
-            account_created=s.account_created,
-            lines=s.lines,
-            errors=s.errors,
-            bank_id=s.bank_id,
-            account_number=s.account_number,
-            start=s.start,
-            end=s.end,
-            ledger_balance=s.ledger_balance,
-            preset=s.preset,
-        )
-
 
 class ImportOut(Out):
     id: str
@@ -96,26 +77,11 @@ class ImportOut(Out):
 
     @classmethod
     def of(cls, r: Import) -> ImportOut:
-        return cls(
-            id=r.id,
-            status=r.status,
-            file_name=r.file_name,
-            format=r.format,
-            size=r.size,
-            preset=r.preset,
-            account_id=r.account_id,
+        return cls.drawn(
+            r,
             account_ids=list(r.account_ids),
-            counts=ImportCountsOut(**r.counts.as_dict()),
+            counts=r.counts.as_dict(),
             progress=ImportProgressOut(processed=r.processed, total=r.total),
-            reason=r.reason,
-            statements=[ImportStatementOut.of(s) for s in r.statements],
-            committed=r.committed,
-            reverted=r.reverted,
-            created_at=r.created_at,
-            updated_at=r.updated_at,
-            processed_at=r.processed_at,
-            committed_at=r.committed_at,
-            reverted_at=r.reverted_at,
         )
 
 
@@ -197,35 +163,8 @@ class ImportRowOut(Out):
     @classmethod
     def of(cls, r: StagedRow) -> ImportRowOut:
         m = r.matched
-        return cls(
-            id=r.id,
-            statement=r.statement,
-            line=r.line_no,
-            account_id=r.account_id,
-            classification=r.classification,
-            include=r.include,
-            resolution=r.resolution,
-            fitid=r.fitid,
-            date=r.date,
-            amount=r.amount,
-            currency=r.currency,
-            description=r.description,
-            memo=r.memo,
-            name=r.name,
-            type=r.raw_type,
-            reason=r.reason,
-            matched=None
-            if m is None
-            else MatchedOut(
-                transaction_id=m.id,
-                date=m.date,
-                amount=m.amount,
-                description=m.description,
-                fitid=m.fitid,
-            ),
-            committed=r.committed,
-            transaction_id=r.transaction_id,
-        )
+        matched = None if m is None else MatchedOut.drawn(m, transaction_id=m.id)
+        return cls.drawn(r, line=r.line_no, type=r.raw_type, matched=matched)
 
 
 # --- multipart ----------------------------------------------------------------------------------

@@ -9,13 +9,11 @@ from pydantic import ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from valorize.domain import ids
 from valorize.domain.notifications import (
-    Notification,
     NotificationKind,
     NotificationPreferences,
     NotificationRequest,
 )
 from valorize.entrypoints.schemas import ListOf, Out
-from valorize.service.notifications import Delivery
 from valorize.service.requests import MINOR_UNITS_MAX, Id, Page, RequestModel
 
 NotificationId = Annotated[str, StringConstraints(pattern=ids.NOTIFICATION.pattern)]
@@ -52,10 +50,6 @@ class DeliveryOut(Out):
     emailed: bool = Field(description="This delivery sent the email")
     dropped: str | None = Field(description="Why nothing was done (e.g. no such user)")
 
-    @classmethod
-    def of(cls, d: Delivery) -> DeliveryOut:
-        return cls(id=d.id, stored=d.stored, pushed=d.pushed, emailed=d.emailed, dropped=d.dropped)
-
 
 # --- notifications (users) --------------------------------------------------------------------
 
@@ -69,19 +63,6 @@ class NotificationOut(Out):
     read: bool
     read_at: dt.datetime | None
     created_at: dt.datetime
-
-    @classmethod
-    def of(cls, n: Notification) -> NotificationOut:
-        return cls(
-            id=n.id,
-            kind=n.kind,
-            title=n.title,
-            body=n.body,
-            data=dict(n.data),
-            read=n.read,
-            read_at=n.read_at,
-            created_at=n.created_at,
-        )
 
 
 NotificationList = ListOf[NotificationOut]

@@ -41,23 +41,12 @@ class RecurrenceOut(Out):
 
     @classmethod
     def of(cls, rec: Recurrence) -> RecurrenceOut:
-        return cls(
-            id=rec.id,
-            account_id=rec.account_id,
-            amount=rec.amount,
-            currency=rec.currency,
-            description=rec.description,
-            category_id=rec.category_id,
-            notes=rec.notes,
+        return cls.drawn(
+            rec,
             schedule=_schedule().validate_python(schedule_json(rec.schedule), strict=False),
-            start=rec.start,
-            end=rec.end,
             # As the scheduler sees it: after a missed run it may lie in the past until the
             # catch-up creates it.
             next_due=scheduled_next(rec),
-            materialized_through=rec.materialized_through,
-            created_at=rec.created_at,
-            updated_at=rec.updated_at,
         )
 
 

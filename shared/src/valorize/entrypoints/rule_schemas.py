@@ -40,21 +40,14 @@ class RuleOut(Out):
     @classmethod
     def of(cls, rule: Rule) -> RuleOut:
         # Conditions and actions in the shape they are written (an omitted bound stays out).
-        return cls(
-            id=rule.id,
-            name=rule.name,
-            position=rule.position,
-            enabled=rule.enabled,
-            match=rule.match,
-            stop=rule.stop,
+        return cls.drawn(
+            rule,
             conditions=_conditions().validate_python(
                 [condition_json(c) for c in rule.conditions], strict=False
             ),
             actions=_actions().validate_python(
                 [action_json(a) for a in rule.actions], strict=False
             ),
-            created_at=rule.created_at,
-            updated_at=rule.updated_at,
         )
 
 
@@ -83,17 +76,7 @@ class ApplyJobOut(Out):
 
     @classmethod
     def of(cls, job: RuleJob) -> ApplyJobOut:
-        return cls(
-            id=job.id,
-            status=job.status.value,
-            processed=job.processed,
-            changed=job.changed,
-            pages=job.pages,
-            filters=job.params,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-            finished_at=job.finished_at,
-        )
+        return cls.drawn(job, status=job.status.value, filters=job.params)
 
 
 class ApplyPageOut(Out):

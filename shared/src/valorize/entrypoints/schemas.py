@@ -7,13 +7,11 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Generic, Self, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from valorize.domain.model import (
     Account,
     AccountType,
-    ApiToken,
-    Category,
     CategoryType,
     Color,
     Origin,
@@ -29,16 +27,26 @@ T = TypeVar("T")
 
 
 class Out(BaseModel):
-    pass
+    """A response schema. `of` renders a domain object whose attributes bear the schema's
+    field names (nested objects alike); a schema whose fields differ says how in its own."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    @classmethod
+    def of(cls, obj: Any) -> Self:
+        return cls.model_validate(obj, from_attributes=True)
+
+    @classmethod
+    def drawn(cls, obj: Any, **given: Any) -> Self:
+        """`obj` rendered with the fields `given`, every other field read from its attribute
+        of the same name."""
+        read = {name: getattr(obj, name) for name in cls.model_fields if name not in given}
+        return cls.model_validate({**read, **given})
 
 
 class MoneyOut(Out):
     amount: int = Field(description="Integer minor units (cents); negative = money out")
     currency: str = Field(description="ISO-4217 code")
-
-    @classmethod
-    def of(cls, m: Money) -> MoneyOut:
-        return cls(amount=m.amount, currency=m.currency)
 
 
 class ListOf(Out, Generic[T]):
@@ -64,17 +72,6 @@ class UserOut(Out):
     locale: str
     created_at: dt.datetime
 
-    @classmethod
-    def of(cls, u: User) -> UserOut:
-        return cls(
-            id=u.id,
-            email=u.email,
-            name=u.name,
-            preferred_currency=u.preferred_currency,
-            locale=u.locale,
-            created_at=u.created_at,
-        )
-
 
 class TokenOut(Out):
     id: str
@@ -83,22 +80,12 @@ class TokenOut(Out):
     expires_at: dt.datetime | None
     last_used_at: dt.datetime | None
 
-    @classmethod
-    def of(cls, t: ApiToken) -> TokenOut:
-        return cls(
-            id=t.id,
-            name=t.name,
-            created_at=t.created_at,
-            expires_at=t.expires_at,
-            last_used_at=t.last_used_at,
-        )
-
 
 class IssuedTokenOut(TokenOut):
     token: str = Field(description="The secret; shown only in this response")
 
     @classmethod
-    def of(cls, i: IssuedToken) -> IssuedTokenOut:  # type: ignore[override]
+    def of(cls, i: IssuedToken) -> IssuedTokenOut:
         return cls(token=i.plaintext, **TokenOut.of(i.token).model_dump())
 
 
@@ -140,20 +127,10 @@ class AccountOut(Out):
 
     @classmethod
     def of(cls, a: Account) -> AccountOut:
-        return cls(
-            id=a.id,
-            name=a.name,
-            type=a.type,
-            currency=a.currency,
+        return cls.drawn(
+            a,
             balance=MoneyOut.of(a.balance_money),
             opening_balance=MoneyOut.of(a.opening_balance_money),
-            bank_code=a.bank_code,
-            bank_name=a.bank_name,
-            number=a.number,
-            transaction_count=a.transaction_count,
-            low_balance_threshold=a.low_balance_threshold,
-            created_at=a.created_at,
-            updated_at=a.updated_at,
         )
 
 
@@ -167,20 +144,6 @@ class CategoryOut(Out):
     is_default: bool
     created_at: dt.datetime
     updated_at: dt.datetime
-
-    @classmethod
-    def of(cls, c: Category) -> CategoryOut:
-        return cls(
-            id=c.id,
-            name=c.name,
-            color=c.color,
-            type=c.type,
-            description=c.description,
-            parent_id=c.parent_id,
-            is_default=c.is_default,
-            created_at=c.created_at,
-            updated_at=c.updated_at,
-        )
 
 
 class SplitOut(Out):
@@ -208,32 +171,6 @@ class TransactionOut(Out):
     counterpart_account_id: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
-
-    @classmethod
-    def of(cls, t: Transaction) -> TransactionOut:
-        return cls(
-            id=t.id,
-            account_id=t.account_id,
-            amount=t.amount,
-            currency=t.currency,
-            type=t.type,
-            date=t.date,
-            description=t.description,
-            category_id=t.category_id,
-            notes=t.notes,
-            splits=[
-                SplitOut(category_id=s.category_id, amount=s.amount, description=s.description)
-                for s in t.splits
-            ],
-            origin=t.origin,
-            fitid=t.fitid,
-            import_id=t.import_id,
-            transfer_id=t.transfer_id,
-            counterpart_id=t.counterpart_id,
-            counterpart_account_id=t.counterpart_account_id,
-            created_at=t.created_at,
-            updated_at=t.updated_at,
-        )
 
 
 class TransferOut(Out):
