@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from functools import cache
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field
 
 from valorize.domain.automation import scheduled_next
 from valorize.domain.recurrence import Recurrence
 from valorize.entrypoints.schemas import ListOf, Out
-from valorize.service.requests.recurrences import ScheduleIn, schedule_json
-
-
-@cache
-def _schedule() -> TypeAdapter[ScheduleIn]:
-    # Built on first use, not at import: cold start.
-    return TypeAdapter(ScheduleIn)
+from valorize.service.requests.recurrences import ScheduleIn, schedule_in
 
 
 class RecurrenceOut(Out):
@@ -43,7 +36,7 @@ class RecurrenceOut(Out):
     def of(cls, rec: Recurrence) -> RecurrenceOut:
         return cls.drawn(
             rec,
-            schedule=_schedule().validate_python(schedule_json(rec.schedule), strict=False),
+            schedule=schedule_in(rec.schedule),
             # As the scheduler sees it: after a missed run it may lie in the past until the
             # catch-up creates it.
             next_due=scheduled_next(rec),

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from functools import cache
 from typing import Any
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field
 
 from valorize.domain.automation import RuleJob
 from valorize.domain.rules import Match, Rule
 from valorize.entrypoints.schemas import ListOf, Out
-from valorize.service.requests.rules import ActionIn, ConditionIn, action_json, condition_json
-
-
-@cache
-def _conditions() -> TypeAdapter[list[ConditionIn]]:
-    # Built on first use, not at import: cold start.
-    return TypeAdapter(list[ConditionIn])
-
-
-@cache
-def _actions() -> TypeAdapter[list[ActionIn]]:
-    return TypeAdapter(list[ActionIn])
+from valorize.service.requests.rules import ActionIn, ConditionIn, actions_in, conditions_in
 
 
 class RuleOut(Out):
@@ -42,12 +30,8 @@ class RuleOut(Out):
         # Conditions and actions in the shape they are written (an omitted bound stays out).
         return cls.drawn(
             rule,
-            conditions=_conditions().validate_python(
-                [condition_json(c) for c in rule.conditions], strict=False
-            ),
-            actions=_actions().validate_python(
-                [action_json(a) for a in rule.actions], strict=False
-            ),
+            conditions=conditions_in(rule.conditions),
+            actions=actions_in(rule.actions),
         )
 
 

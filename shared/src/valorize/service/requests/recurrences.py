@@ -191,3 +191,8 @@ def _schedule() -> TypeAdapter[MonthlyIn | WeeklyIn | YearlyIn | DailyIn]:
 def schedule_from_json(data: dict[str, Any]) -> rc.Schedule:
     """Back from the stored shape (the store keeps `schedule_json` dicts)."""
     return schedule_of(_schedule().validate_python(data, strict=False))
+
+
+def schedule_in(s: rc.Schedule) -> MonthlyIn | WeeklyIn | YearlyIn | DailyIn:
+    """A domain schedule as the request model that writes it (what the API shows)."""
+    return _schedule().validate_python(schedule_json(s), strict=False)

@@ -375,3 +375,12 @@ def conditions_from_json(data: list[dict[str, Any]]) -> tuple[r.Condition, ...]:
 
 def actions_from_json(data: list[dict[str, Any]]) -> tuple[r.Action, ...]:
     return actions_of(_actions().validate_python(data, strict=False))
+
+
+def conditions_in(conditions: Sequence[r.Condition]) -> list[ConditionIn]:
+    """Domain conditions as the request models that write them (what the API shows)."""
+    return _conditions().validate_python([condition_json(c) for c in conditions], strict=False)
+
+
+def actions_in(actions: Sequence[r.Action]) -> list[ActionIn]:
+    return _actions().validate_python([action_json(a) for a in actions], strict=False)
