@@ -34,10 +34,12 @@ import socketio
 
 from valorize import bootstrap
 from valorize.adapters.realtime import CHANNEL, CatchUp, EventLog, user_room
+from valorize.adapters.revocations import RedisRevocationFeed
 from valorize.config import Settings
 from valorize.domain.errors import Unauthorized
 from valorize.entrypoints.http import configure_logging
 from valorize.service.auth import Principal
+from valorize.service.ports import RevocationFeed
 
 log = logging.getLogger("valorize.realtime")
 
@@ -186,7 +188,10 @@ class RealtimeServer:
             logger=False,
             engineio_logger=False,
         )
+        # token id -> its open sockets, so that a revocation closes them (watch_revocations).
+        self._sockets: dict[str, set[str]] = {}
         self.sio.on("connect", self.on_connect)
+        self.sio.on("disconnect", self.on_disconnect)
         self.sio.on("sync", self.on_sync)
         # Deliberately no join/leave handler: rooms are never the client's choice.
 
@@ -215,6 +220,7 @@ class RealtimeServer:
             raise socketio.exceptions.ConnectionRefusedError("unavailable") from None
         room = user_room(principal.user_id)
         self.sio.save_session(sid, {"user_id": principal.user_id, "token_id": principal.token_id})
+        self._sockets.setdefault(principal.token_id, set()).add(sid)
         # Hold the room before joining it: nothing live may reach this socket before its
         # catch-up, which runs once the connection is acknowledged.
         self.manager.hold(room)
@@ -222,6 +228,42 @@ class RealtimeServer:
         self.sio.start_background_task(self._catch_up, sid, principal.user_id, fields.get("since"))
         log.info("connected", extra={"entry": {"user_id": principal.user_id, "sid": sid}})
         return True
+
+    def on_disconnect(self, sid: str, *_reason: object) -> None:
+        for token_id, sids in list(self._sockets.items()):
+            sids.discard(sid)
+            if not sids:
+                self._sockets.pop(token_id, None)
+
+    # -- revocations -------------------------------------------------------------------------
+    def watch_revocations(
+        self, feed: RevocationFeed, token_exists: Callable[[str], bool], every: float = 0.2
+    ) -> None:
+        """Close the sockets of a revoked token as soon as its revocation is announced (a
+        background task for the life of the process). When the feed was down, announcements
+        may have been missed: every open socket's token is checked again."""
+        while True:
+            try:
+                live = feed.sync(self._close_token, lambda: self._recheck(token_exists))
+            except Exception:
+                log.exception("revocation watch failed")
+                live = False
+            self.sio.sleep(every if live else 1.0)
+
+    def _close_token(self, token_id: str) -> None:
+        for sid in self._sockets.pop(token_id, set()):
+            log.info("closing a revoked token's socket", extra={"entry": {"sid": sid}})
+            self.sio.disconnect(sid)
+
+    def _recheck(self, token_exists: Callable[[str], bool]) -> None:
+        for token_id in list(self._sockets):
+            try:
+                exists = token_exists(token_id)
+            except Exception:
+                log.exception("token recheck failed")
+                continue
+            if not exists:
+                self._close_token(token_id)
 
     def on_sync(self, sid: str, data: object = None) -> dict[str, Any]:
         session = self.sio.get_session(sid)
@@ -286,6 +328,11 @@ def create_app() -> socketio.WSGIApp:
         manager,
         async_mode=kind,
         cors_origins=s.cors_origins,
+    )
+    server.sio.start_background_task(
+        server.watch_revocations,
+        RedisRevocationFeed(services.redis),
+        lambda token_id: services.user_store.get_token(token_id) is not None,
     )
     log.info("realtime server ready", extra={"entry": {"worker": kind}})
     return server.wsgi()

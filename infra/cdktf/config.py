@@ -110,9 +110,11 @@ SECRETS: dict[str, SecretSpec] = {
 # Every function and the realtime server talk to Redis (cache, throttles, realtime log).
 REDIS_SECRETS = ("redis-url", "redis-ca")
 
-# The log-based metric counting bus subscribers that failed (service/messagebus.py writes
-# the marker): the "no silent loss" alert fires on any.
-SUBSCRIBER_FAILED_MARKER = "subscriber_failed"
+# The log-based metric counting work that was dropped, by the marker its ERROR line carries
+# (jsonPayload.valorize_event): bus subscribers that failed (service/messagebus.py) and token
+# revocations that could not be announced (adapters/revocations.py). The "no silent loss"
+# alert fires on any.
+DROPPED_MARKERS = ("subscriber_failed", "revocation_unannounced")
 SUBSCRIBER_FAILURES_METRIC = "valorize/subscriber_failures"
 
 

@@ -260,26 +260,33 @@ class Observability:
         )
 
     def dropped_events(self) -> None:
-        """No silent loss: every failed bus subscriber is counted and alerted on."""
+        """No silent loss: every failed bus subscriber and every unannounced revocation is
+        counted and alerted on."""
         LoggingMetric(
             self.stack,
             "metric_subscriber_failures",
             name=config.SUBSCRIBER_FAILURES_METRIC,
-            description="Domain-event subscribers that failed (service/messagebus.py)",
+            description=(
+                "Work dropped: domain-event subscribers that failed (service/messagebus.py), "
+                "token revocations not announced (adapters/revocations.py)"
+            ),
             filter=(
-                'severity >= ERROR AND jsonPayload.valorize_event = "'
-                f'{config.SUBSCRIBER_FAILED_MARKER}"'
+                "severity >= ERROR AND jsonPayload.valorize_event = ("
+                + " OR ".join(f'"{m}"' for m in config.DROPPED_MARKERS)
+                + ")"
             ),
             metric_descriptor=LoggingMetricMetricDescriptor(
                 metric_kind="DELTA",
                 value_type="INT64",
                 unit="1",
                 labels=[
+                    LoggingMetricMetricDescriptorLabels(key="marker", value_type="STRING"),
                     LoggingMetricMetricDescriptorLabels(key="event_type", value_type="STRING"),
                     LoggingMetricMetricDescriptorLabels(key="subscriber", value_type="STRING"),
                 ],
             ),
             label_extractors={
+                "marker": "EXTRACT(jsonPayload.valorize_event)",
                 "event_type": "EXTRACT(jsonPayload.event_type)",
                 "subscriber": "EXTRACT(jsonPayload.subscriber)",
             },
@@ -287,10 +294,13 @@ class Observability:
         )
         self.policy(
             "dropped_events",
-            "Domain-event subscriber failed",
+            "Work dropped",
             "A subscriber (alerts, realtime push, cache invalidation) failed after a write "
-            "committed. The log entry (valorize_event=subscriber_failed) has the event; "
-            "alerts are idempotent, so re-running its write path is safe.",
+            "committed (valorize_event=subscriber_failed: the log entry has the event; alerts "
+            "are idempotent, so re-running its write path is safe), or a token revocation "
+            "could not be announced to the other instances (valorize_event="
+            "revocation_unannounced: they honour the token until their token cache expires, "
+            "VALORIZE_TOKEN_CACHE_SECONDS).",
             [
                 self.threshold(
                     "Failed subscribers",
@@ -299,7 +309,7 @@ class Observability:
                     0,
                     "ALIGN_SUM",
                     "REDUCE_SUM",
-                    ["metric.labels.subscriber"],
+                    ["metric.labels.marker", "metric.labels.subscriber"],
                     duration="0s",
                 )
             ],

@@ -48,6 +48,7 @@ def test_the_implementation_has_the_ports_methods(services: Services, member: st
     [
         (ports.PasswordHasher, "security.FakeHasher"),
         (ports.LoginThrottle, "security.FakeThrottle"),
+        (ports.RevocationFeed, "security.LocalRevocations"),
         (ports.Clock, "system.FixedClock"),
         (ports.Ids, "system.SeqIds"),
         (ports.EventBus, "system.RecordingBus"),

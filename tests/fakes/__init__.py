@@ -25,7 +25,7 @@ from tests.fakes.notifications import (
 )
 from tests.fakes.recurrences import InMemoryRecurrences
 from tests.fakes.rules import InMemoryRules
-from tests.fakes.security import FakeHasher, FakeThrottle
+from tests.fakes.security import FakeHasher, FakeThrottle, LocalRevocations
 from tests.fakes.system import FixedClock, SeqIds
 from tests.fakes.tasks import FakeNotifier, RecordingQueue
 from tests.fakes.users import InMemoryUsers
@@ -62,6 +62,7 @@ def build(settings: Settings | None = None, **overrides: Any) -> Services:
         "ids": SeqIds(),
         "hasher": FakeHasher(),
         "throttle": FakeThrottle(),
+        "revocations": LocalRevocations(),
         "task_queue": RecordingQueue(),
         "notifier": FakeNotifier(),
         "realtime": FakePublisher(),

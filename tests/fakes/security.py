@@ -1,6 +1,8 @@
-"""Passwords and the login throttle."""
+"""Passwords, the login throttle and the token revocation feed."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 
 class FakeHasher:
@@ -31,3 +33,24 @@ class FakeThrottle:
 
     def succeeded(self, key: str) -> None:
         self.failures.pop(key, None)
+
+
+class LocalRevocations:
+    """The feed of one instance: what is announced is applied at the next sync; `live`
+    False plays a feed that is down (Redis unreachable)."""
+
+    def __init__(self) -> None:
+        self.live = True
+        self.pending: list[str] = []
+        self.announced: list[str] = []
+
+    def announce(self, token_id: str) -> None:
+        self.announced.append(token_id)
+        self.pending.append(token_id)
+
+    def sync(self, forget: Callable[[str], None], reset: Callable[[], None]) -> bool:
+        if not self.live:
+            return False
+        while self.pending:
+            forget(self.pending.pop(0))
+        return True

@@ -635,10 +635,13 @@ def test_slo_alert_policies_cover_every_function(tf: dict[str, Any]) -> None:
 
 
 def test_dropped_events_are_counted_and_alerted(tf: dict[str, Any]) -> None:
+    from valorize.adapters.revocations import UNANNOUNCED
     from valorize.service.messagebus import SUBSCRIBER_FAILED
 
     (metric,) = resources(tf, "google_logging_metric").values()
-    assert f'jsonPayload.valorize_event = "{SUBSCRIBER_FAILED}"' in metric["filter"]
+    assert "jsonPayload.valorize_event = (" in metric["filter"]
+    for marker in (SUBSCRIBER_FAILED, UNANNOUNCED):
+        assert f'"{marker}"' in metric["filter"]
     assert "severity >= ERROR" in metric["filter"]
     assert metric["metric_descriptor"]["metric_kind"] == "DELTA"
     (condition,) = alert_filters(tf)["alert_dropped_events"]

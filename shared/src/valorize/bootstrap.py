@@ -59,6 +59,7 @@ if TYPE_CHECKING:
         PasswordHasher,
         QueryCache,
         RecurrenceStore,
+        RevocationFeed,
         RuleStore,
         TaskQueue,
         UserStore,
@@ -277,6 +278,12 @@ class Services:
         return RedisLoginThrottle(self.redis)
 
     @cached_property
+    def revocations(self) -> RevocationFeed:
+        from valorize.adapters.revocations import RedisRevocationFeed
+
+        return RedisRevocationFeed(self.redis)
+
+    @cached_property
     def query_cache(self) -> QueryCache:
         from valorize.adapters.cache import RedisQueryCache
 
@@ -398,7 +405,15 @@ class Services:
     def auth(self) -> AuthService:
         from valorize.service.auth import AuthService
 
-        return AuthService(self.user_store, self.hasher, self.throttle, self.clock, self.ids)
+        return AuthService(
+            self.user_store,
+            self.hasher,
+            self.throttle,
+            self.clock,
+            self.ids,
+            self.revocations,
+            self.settings.token_cache_seconds,
+        )
 
     @cached_property
     def accounts(self) -> AccountService:

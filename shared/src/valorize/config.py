@@ -74,6 +74,10 @@ class Settings:
     # How long a write keeps retrying when other writes change what it read (then 409 with
     # Retry-After); well under the functions' 60 s timeout.
     contention_budget_seconds: float = 10.0
+    # How long an instance keeps a verified token in memory (0: look it up on every request).
+    # Revocations reach every instance at once over Redis (adapters/revocations.py); this only
+    # bounds how long a revocation whose announcement was lost goes unnoticed.
+    token_cache_seconds: float = 60.0
     # Cloud Tasks: the region, the full path of a queue where it is not the local emulator's
     # (TASKS_QUEUE_<NAME>), the service account whose OIDC tokens tasks carry, the emulator.
     tasks_location: str = "us-central1"
@@ -127,6 +131,9 @@ class Settings:
             ),
             contention_budget_seconds=float(
                 env.get("VALORIZE_CONTENTION_BUDGET_SECONDS", cls.contention_budget_seconds)
+            ),
+            token_cache_seconds=float(
+                env.get("VALORIZE_TOKEN_CACHE_SECONDS", cls.token_cache_seconds)
             ),
             trusted_proxy_hops=int(env.get("VALORIZE_TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops)),
             realtime_log_events=int(

@@ -5,8 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
-from datetime import timedelta
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from cachetools import TTLCache
 
 from valorize.domain import ids
 from valorize.domain.errors import Conflict, NotFound, RateLimited, Unauthorized
@@ -23,6 +28,7 @@ from valorize.service.ports import (
     Ids,
     LoginThrottle,
     PasswordHasher,
+    RevocationFeed,
     UserStore,
 )
 from valorize.service.requests import CreateToken, Login, Register
@@ -30,6 +36,9 @@ from valorize.service.requests import CreateToken, Login, Register
 TOKEN_PREFIX = "vz"
 # last_used_at is informational: writing it on every request would turn each read into a write.
 TOUCH_EVERY = timedelta(minutes=5)
+# Verified tokens kept in memory per instance: enough for every token a busy instance sees in
+# a minute; the least recently used go first.
+TOKEN_CACHE_SIZE = 10_000
 
 
 def secret_hash(secret: str) -> str:
@@ -49,6 +58,72 @@ class IssuedToken:
     plaintext: str
 
 
+StoredToken = tuple[ApiToken, str]
+
+
+class TokenCache:
+    """Tokens as stored (with their secret's hash), kept in memory for `ttl` seconds, so that
+    authenticating a request costs no database round trip.
+
+    A revocation reaches every instance through the feed and is applied before the next
+    lookup, so a revoked token stops working everywhere as soon as the announcement arrives
+    (milliseconds), whatever the TTL; the TTL only bounds how long a lost announcement could
+    go unnoticed. While the feed is down nothing is served from memory. Only tokens that
+    exist are kept: the secret is still compared on every request (a wrong secret with a
+    real id is refused), and unknown ids cost a lookup each, as before.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[str], StoredToken | None],
+        feed: RevocationFeed,
+        ttl: float,
+        size: int = TOKEN_CACHE_SIZE,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.load = load
+        self.feed = feed
+        self.ttl = ttl
+        self._entries: TTLCache[str, StoredToken] = TTLCache(size, max(ttl, 1), timer=timer)
+        self._lock = threading.Lock()
+        # Bumped by every revocation applied: a token loaded before one is not kept, since
+        # it may be the revoked one, loaded just before its revocation was stored.
+        self._generation = 0
+
+    def get(self, token_id: str) -> StoredToken | None:
+        # ttl 0: no cache (and no subscription to the feed).
+        if self.ttl <= 0 or not self.feed.sync(self._forget, self._reset):
+            return self.load(token_id)
+        with self._lock:
+            found = self._entries.get(token_id)
+            generation = self._generation
+        if found is not None:
+            return found
+        found = self.load(token_id)
+        if found is not None:
+            with self._lock:
+                if generation == self._generation:
+                    self._entries[token_id] = found
+        return found
+
+    def used(self, token_id: str, when: datetime) -> None:
+        """The token's last use was recorded: keep the kept copy in step."""
+        with self._lock:
+            found = self._entries.get(token_id)
+            if found is not None:
+                self._entries[token_id] = (replace(found[0], last_used_at=when), found[1])
+
+    def _forget(self, token_id: str) -> None:
+        with self._lock:
+            self._entries.pop(token_id, None)
+            self._generation += 1
+
+    def _reset(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._generation += 1
+
+
 class AuthService:
     def __init__(
         self,
@@ -57,12 +132,16 @@ class AuthService:
         throttle: LoginThrottle,
         clock: Clock,
         ids: Ids,
+        revocations: RevocationFeed,
+        token_cache_seconds: float = 0,
     ) -> None:
         self.user_store = user_store
         self.hasher = hasher
         self.throttle = throttle
         self.clock = clock
         self.ids = ids
+        self.revocations = revocations
+        self.tokens = TokenCache(user_store.get_token, revocations, token_cache_seconds)
 
     def _issue(self, user_id: str, name: str, days: int | None) -> tuple[IssuedToken, str]:
         now = self.clock.now()
@@ -132,7 +211,7 @@ class AuthService:
         if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not ids.ENTITY.matches(parts[1]):
             raise Unauthorized("invalid token")
         _, token_id, secret = parts
-        found = self.user_store.get_token(token_id)
+        found = self.tokens.get(token_id)
         if found is None:
             raise Unauthorized("invalid or revoked token")
         token, stored_hash = found
@@ -143,6 +222,7 @@ class AuthService:
             raise Unauthorized("token expired")
         if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
             self.user_store.touch_token(token.id, now)
+            self.tokens.used(token.id, now)
         return Principal(token.user_id, token.id)
 
     def me(self, user_id: str) -> User:
@@ -164,6 +244,7 @@ class AuthService:
     def revoke_token(self, user_id: str, token_id: str) -> None:
         if not self.user_store.delete_token(user_id, token_id):
             raise NotFound("token not found")
+        self.revocations.announce(token_id)
 
 
 class _DummyHash:

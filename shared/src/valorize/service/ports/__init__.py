@@ -26,7 +26,7 @@ from valorize.service.ports.notifications import (
 from valorize.service.ports.pages import PageResult
 from valorize.service.ports.recurrences import RecurrenceStore
 from valorize.service.ports.rules import RuleStore
-from valorize.service.ports.security import LoginThrottle, PasswordHasher
+from valorize.service.ports.security import LoginThrottle, PasswordHasher, RevocationFeed
 from valorize.service.ports.system import Clock, EventBus, Ids, NullBus
 from valorize.service.ports.tasks import Notifier, TaskQueue
 from valorize.service.ports.users import UserStore
@@ -57,6 +57,7 @@ __all__ = [
     "PasswordHasher",
     "QueryCache",
     "RecurrenceStore",
+    "RevocationFeed",
     "RuleStore",
     "TaskQueue",
     "TransactionFilter",
