@@ -323,7 +323,9 @@ def create_app() -> socketio.WSGIApp:
     reader = services.redis_log_reader
     manager = CatchUpRedisManager(s.redis_url, channel=CHANNEL)
     server = RealtimeServer(
-        services.auth.authenticate,
+        # Once per connection, from Firestore: under the eventlet worker the revocation feed
+        # was seen to deliver to the watcher below but not yet to a lookup made just after.
+        lambda token: services.auth.authenticate(token, fresh=True),
         EventLog(reader, s.realtime_log_events, s.realtime_log_seconds),
         manager,
         async_mode=kind,
@@ -331,7 +333,7 @@ def create_app() -> socketio.WSGIApp:
     )
     server.sio.start_background_task(
         server.watch_revocations,
-        RedisRevocationFeed(services.redis),
+        RedisRevocationFeed(services.redis_best_effort),
         lambda token_id: services.user_store.get_token(token_id) is not None,
     )
     log.info("realtime server ready", extra={"entry": {"worker": kind}})

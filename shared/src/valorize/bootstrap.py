@@ -281,7 +281,9 @@ class Services:
     def revocations(self) -> RevocationFeed:
         from valorize.adapters.revocations import RedisRevocationFeed
 
-        return RedisRevocationFeed(self.redis)
+        # No silent reconnects: redis-py would resubscribe by itself and hide that
+        # announcements were missed meanwhile; the feed must see every break to reset.
+        return RedisRevocationFeed(self.redis_best_effort)
 
     @cached_property
     def query_cache(self) -> QueryCache:
