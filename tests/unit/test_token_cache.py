@@ -14,7 +14,7 @@ from tests.unit.test_auth_service import register
 from valorize.domain.errors import Unauthorized
 from valorize.domain.model import ApiToken
 from valorize.service.auth import StoredToken, TokenCache
-from valorize.service.commands import CreateToken
+from valorize.service.requests import CreateToken
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
