@@ -9,7 +9,8 @@ from datetime import datetime
 from tests.fakes.memory import AlreadyExists, Memory
 from valorize.domain.automation import JobStatus, RuleJob, RuleJobPage
 from valorize.domain.errors import NotFound
-from valorize.domain.rules import Rule, check_rule_count, numbered
+from valorize.domain.limits import check_ceiling
+from valorize.domain.rules import MAX_RULES, Rule, numbered
 
 
 class InMemoryRules:
@@ -19,9 +20,11 @@ class InMemoryRules:
     def list_rules(self, user_id: str) -> list[Rule]:
         return numbered(self.memory.space(user_id).rules.values())
 
-    def add_rule(self, user_id: str, place: Callable[[list[Rule]], Rule]) -> Rule:
+    def add_rule(
+        self, user_id: str, place: Callable[[list[Rule]], Rule], limit: int = MAX_RULES
+    ) -> Rule:
         order = self.list_rules(user_id)
-        check_rule_count(len(order))
+        check_ceiling("rules", len(order), limit)
         rule = place(order)
         self.memory.space(user_id).rules[rule.id] = rule
         self.memory.writes += 1

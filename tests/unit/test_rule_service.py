@@ -14,6 +14,7 @@ from tests.unit.conftest import OTHER, USER
 from valorize.domain.automation import JobStatus
 from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.events import TransactionUpdated
+from valorize.domain.limits import LimitReached
 from valorize.domain.readmodel import recompute
 from valorize.service import rules as rules_module
 from valorize.service.requests import CreateTransaction, ListTransactions
@@ -128,14 +129,24 @@ class TestCrud:
             w.rules.delete(OTHER, rule.id)
         assert w.rules.get(USER, rule.id) == rule
 
-    def test_at_most_max_rules(self, w: AutoWorld, monkeypatch: pytest.MonkeyPatch) -> None:
-        from valorize.domain import rules as domain
-
-        monkeypatch.setattr(domain, "MAX_RULES", 2)
+    def test_at_most_max_rules(self, w: AutoWorld) -> None:
+        w.rules.max_rules = 2
         w.rules.create(USER, rule_cmd("a"))
         w.rules.create(USER, rule_cmd("b"))
-        with pytest.raises(ValidationFailed, match="at most 2"):
+        with pytest.raises(LimitReached, match="at most 2") as refused:
             w.rules.create(USER, rule_cmd("c"))
+        assert [e.field for e in refused.value.errors] == ["rules"]
+        assert refused.value.extensions == {"limit": 2}
+        assert len(w.rules.list(USER, 10, None).items) == 2
+
+    def test_the_limit_is_the_setting(self) -> None:
+        from tests import fakes
+        from valorize.config import Settings
+
+        services = fakes.build(Settings.from_env({"VALORIZE_MAX_RULES": "7"}))
+        assert services.rules.max_rules == 7
+        with pytest.raises(ValueError, match="200"):
+            Settings.from_env({"VALORIZE_MAX_RULES": "201"})
 
     def test_json_round_trip(self, w: AutoWorld) -> None:
         cat = w.base.category()

@@ -487,6 +487,8 @@ class Services:
             self.ids,
             queue=self.task_queue,
             apply_rules=lambda *a: self.transactions.apply_rules(*a),
+            max_rules=self.settings.max_rules,
+            budget=self.settings.rules_budget_ms / 1000,
         )
 
     @cached_property

@@ -10,6 +10,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from valorize.domain.ceilings import (
+    MAX_ACCOUNTS,
+    MAX_CATEGORIES,
+    MAX_RECURRENCES,
+    MAX_RULES,
+    OCCURRENCES_PER_RUN,
+    RECURRENCE_BACKDATE_DAYS,
+    RULES_BUDGET_SECONDS,
+)
+
 if TYPE_CHECKING:
     from valorize.adapters.email import SmtpConfig
 
@@ -25,6 +35,12 @@ GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _at_most(value: int, limit: int) -> int:
+    if value > limit:
+        raise ValueError(f"{value} is over the most the code supports, {limit}")
+    return value
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -102,6 +118,25 @@ class Settings:
     firestore_emulator_host: str | None = None
     # realtime_server/: gunicorn's worker class ("eventlet" or "gevent").
     realtime_worker: str = "eventlet"
+    # --- what one user may do (README "Limits"; 422 or 429 beyond) ---------------------------
+    # How many of each a user may keep. max_rules is at most domain.rules.MAX_RULES (200).
+    max_accounts: int = MAX_ACCOUNTS
+    max_categories: int = MAX_CATEGORIES
+    max_recurrences: int = MAX_RECURRENCES
+    max_rules: int = MAX_RULES
+    # CPU the rules may spend on one transaction; the rules not evaluated by then are skipped.
+    rules_budget_ms: float = RULES_BUDGET_SECONDS * 1000
+    # How far back a recurrence may start, and how many occurrences of one recurrence one
+    # scheduler run creates (an older backlog is caught up over the following runs).
+    recurrence_backdate_days: int = RECURRENCE_BACKDATE_DAYS
+    recurrence_occurrences_per_run: int = OCCURRENCES_PER_RUN
+    # Per user, in the `limits` notation ("N/second|minute|hour|day", sliding window):
+    # writes (every authenticated POST, PATCH, PUT, DELETE) and statement uploads (also
+    # writes). Kept in Redis; not enforced while Redis is unreachable.
+    write_rate: str = "300/minute"
+    upload_rate: str = "30/hour"
+    # The realtime server: `sync` events per socket.
+    sync_rate: str = "10/minute"
 
     def function_url(self, name: str) -> str:
         if name not in self.function_urls:
@@ -162,5 +197,21 @@ class Settings:
             smtp=SmtpConfig.from_env(env),
             firestore_emulator_host=env.get("FIRESTORE_EMULATOR_HOST") or None,
             realtime_worker=env.get("VALORIZE_REALTIME_WORKER", cls.realtime_worker),
+            max_accounts=int(env.get("VALORIZE_MAX_ACCOUNTS", cls.max_accounts)),
+            max_categories=int(env.get("VALORIZE_MAX_CATEGORIES", cls.max_categories)),
+            max_recurrences=int(env.get("VALORIZE_MAX_RECURRENCES", cls.max_recurrences)),
+            max_rules=_at_most(int(env.get("VALORIZE_MAX_RULES", cls.max_rules)), MAX_RULES),
+            rules_budget_ms=float(env.get("VALORIZE_RULES_BUDGET_MS", cls.rules_budget_ms)),
+            recurrence_backdate_days=int(
+                env.get("VALORIZE_RECURRENCE_BACKDATE_DAYS", cls.recurrence_backdate_days)
+            ),
+            recurrence_occurrences_per_run=int(
+                env.get(
+                    "VALORIZE_RECURRENCE_OCCURRENCES_PER_RUN", cls.recurrence_occurrences_per_run
+                )
+            ),
+            write_rate=env.get("VALORIZE_WRITE_RATE", cls.write_rate),
+            upload_rate=env.get("VALORIZE_UPLOAD_RATE", cls.upload_rate),
+            sync_rate=env.get("VALORIZE_SYNC_RATE", cls.sync_rate),
         )
 

@@ -149,3 +149,30 @@ def check(
         value = beyond(value_at(totals, path), moved)
         if value is not None:
             raise OutOfSafeRange(_describe(path), value, field_name)
+
+
+
+# --- ceilings on what one user keeps ----------------------------------------------------------
+#
+# Each bounds what one user can make the platform store and, for rules, the work every one of
+# their writes costs. The numbers are Settings (config.py), documented in README's "Limits";
+# their defaults are in domain/ceilings.py. How the API documents the refusal:
+CEILING_REFUSAL: Final = "422 naming the limit when you already have as many as a user may"
+
+
+class LimitReached(ValidationFailed):
+    """422: the user already has `limit` of `what` (the field is `what`, the problem's
+    `limit` member the number)."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(
+            f"a user has at most {limit:,} {what}: delete one to make room",
+            [FieldError(what, f"at most {limit:,} {what} per user")],
+        )
+        self.extensions = {"limit": limit}
+
+
+def check_ceiling(what: str, existing: int, limit: int) -> None:
+    """Refuse one more of `what` when the user already has `limit` (or more) of them."""
+    if existing >= limit:
+        raise LimitReached(what, limit)

@@ -21,8 +21,13 @@ How a rule set runs on one transaction (the public semantics, decided here):
   folded text (case- and accent-insensitive, like the transaction search); `contains` and
   `starts_with` also collapse runs of spaces. Amount bounds apply to the magnitude |amount|
   in minor units, inclusive, like the list filter. A regex runs on the folded description,
-  with accents removed from the pattern's literals, under a time limit: a timeout counts as
-  no match and is reported, and a `RuleSet` stops evaluating a rule that timed out once.
+  with accents removed from the pattern's literals, in RE2 (see `compile_pattern`).
+* **Budget.** Applying a rule set to one transaction may spend at most its budget of CPU
+  (`RULES_BUDGET_SECONDS`, Settings.rules_budget_ms). When it is spent, the rules not yet
+  evaluated are skipped: the transaction keeps what the rules before them did, and the
+  outcome lists them in `skipped` (the service logs that at ERROR, counted). A rule set
+  within the limits (RE2, MAX_RULES x MAX_CONDITIONS) costs about a millisecond; only a
+  set built to be slow reaches the budget.
 * **Actions.** `set_category` overwrites the category (skipped on split transactions, whose
   splits carry the categories); `rename_description` overwrites the description;
   `add_note` appends a line to the notes unless that line is already there.
@@ -32,7 +37,8 @@ How a rule set runs on one transaction (the public semantics, decided here):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -40,12 +46,14 @@ from typing import Any, TypeAlias
 
 from fractional_indexing import generate_key_between
 
-from valorize.domain.errors import FieldError, ValidationFailed
+from valorize.domain.ceilings import MAX_RULES as MAX_RULES
+from valorize.domain.ceilings import RULES_BUDGET_SECONDS
+from valorize.domain.errors import ValidationFailed
 from valorize.domain.model import Transaction, TransactionType
 from valorize.domain.text import fold, squash, strip_accents
 
-# Limits. They bound the work one transaction can cost: rules x conditions x regex time.
-MAX_RULES = 200
+# Limits. They bound the work one transaction can cost: rules x conditions x regex time. The
+# number of rules per user is Settings.max_rules, at most MAX_RULES.
 MAX_CONDITIONS = 20
 MAX_ACTIONS = 10
 MAX_TEXT = 100
@@ -54,18 +62,13 @@ MAX_ACCOUNTS = 50
 # Same bounds as the commands: a description is at most 255 characters, notes 500.
 MAX_DESCRIPTION = 255
 MAX_NOTES = 500
-# Per regex evaluation. Descriptions are short, so a sane pattern takes microseconds; only a
-# pathological one (nested quantifiers) reaches this.
-REGEX_TIMEOUT_SECONDS = 0.05
+# RE2's memory per compiled pattern (its default is 8 MiB): a pattern needing more is refused.
+PATTERN_MEMORY = 1 << 20
 
 
 class Match(StrEnum):
     ALL = "all"
     ANY = "any"
-
-
-class RegexTimedOut(Exception):
-    """A pattern ran past REGEX_TIMEOUT_SECONDS on one description."""
 
 
 # --- conditions -------------------------------------------------------------------------------
@@ -110,24 +113,39 @@ class DescriptionStartsWith:
 def compile_pattern(pattern: str) -> Any:
     """The compiled form of a rule's regex, or ValidationFailed on "value" saying why not.
 
-    Uses the `regex` package (imported here, not at module load: it costs ~80 ms of cold
-    start) for its `timeout=`; the standard `re` cannot interrupt a runaway match."""
+    Patterns run in RE2 (google-re2), whose matching time is linear in the description
+    whatever the pattern: no pattern can backtrack catastrophically (`(a|aa)+$`, `(x+x+)+y`
+    are as fast as `uber`). The price is RE2's syntax, Python's without the constructs only a
+    backtracking engine can run: back-references (`\\1`), look-around (`(?=`, `(?<=`...),
+    atomic groups and possessive quantifiers; those, repetitions over 1000 and patterns
+    needing more than PATTERN_MEMORY are refused here (422). `\\w`, `\\d` and `\\b` are
+    ASCII in RE2; descriptions are folded (accents removed), and `\\pL` matches any letter."""
     if not pattern:
         raise ValidationFailed.on("value", "a pattern cannot be empty")
     if len(pattern) > MAX_PATTERN:
         raise ValidationFailed.on("value", f"a pattern has at most {MAX_PATTERN} characters")
-    import regex
+    import re2
 
+    options = re2.Options()
+    options.case_sensitive = False
+    options.max_mem = PATTERN_MEMORY
+    # RE2 would print every refused pattern on stderr; the 422 says it instead.
+    options.log_errors = False
     try:
-        return regex.compile(strip_accents(pattern), regex.IGNORECASE | regex.FULLCASE)
-    except (regex.error, ValueError, OverflowError, RecursionError) as e:
-        raise ValidationFailed.on("value", f"not a valid regular expression: {e}") from None
+        return re2.compile(strip_accents(pattern), options)
+    except re2.error as e:
+        reason = e.args[0].decode(errors="replace") if e.args else "invalid"
+        raise ValidationFailed.on(
+            "value",
+            f"not a regular expression rules can run ({reason}): patterns use RE2 syntax, "
+            "without back-references, look-around, atomic groups or possessive quantifiers",
+        ) from None
 
 
 @dataclass(frozen=True)
 class DescriptionMatches:
-    """A regular expression (Python/`regex` syntax) searched anywhere in the description;
-    anchor with ^ and $ for a whole match."""
+    """A regular expression (RE2 syntax, see `compile_pattern`) searched anywhere in the
+    description; anchor with ^ and $ for a whole match."""
 
     pattern: str
     _compiled: Any = field(init=False, repr=False, compare=False)
@@ -136,11 +154,7 @@ class DescriptionMatches:
         object.__setattr__(self, "_compiled", compile_pattern(self.pattern))
 
     def test(self, subject: _Subject) -> bool:
-        try:
-            found = self._compiled.search(subject.folded, timeout=REGEX_TIMEOUT_SECONDS)
-        except TimeoutError:
-            raise RegexTimedOut(self.pattern) from None
-        return found is not None
+        return self._compiled.search(subject.folded) is not None
 
 
 @dataclass(frozen=True)
@@ -320,15 +334,6 @@ def numbered(rules: Iterable[Rule]) -> list[Rule]:
     return [r if r.position == i else replace(r, position=i) for i, r in enumerate(in_order)]
 
 
-def check_rule_count(existing: int) -> None:
-    """Refuse a new rule beyond MAX_RULES (bounds the work per transaction)."""
-    if existing >= MAX_RULES:
-        raise ValidationFailed(
-            f"a user has at most {MAX_RULES} rules",
-            [FieldError("rules", f"at most {MAX_RULES} rules")],
-        )
-
-
 def is_uncategorized(txn: Transaction) -> bool:
     """No category of its own and none on its splits (ApplyRules' only_uncategorized)."""
     return not txn.category_ids
@@ -355,14 +360,14 @@ class _Subject:
 class RulesOutcome:
     """What applying a rule set to one transaction did.
 
-    `applied` lists the rules that matched, in the order they first matched; `timed_out`
-    the rules whose regex ran out of time (counted as not matching); `rename_loop` that
-    renames undid each other and were left out."""
+    `applied` lists the rules that matched, in the order they first matched; `skipped` the
+    rules not evaluated because the budget was spent (the transaction keeps what the rules
+    before them did); `rename_loop` that renames undid each other and were left out."""
 
     before: Transaction
     transaction: Transaction
     applied: tuple[str, ...] = ()
-    timed_out: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
     rename_loop: bool = False
 
     @property
@@ -373,14 +378,22 @@ class RulesOutcome:
 class RuleSet:
     """A user's rules, ordered once, applied to many transactions.
 
-    Regexes are compiled when the rules are built; a rule whose regex timed out is not
-    evaluated again for the life of this object (it is reported once and then treated as not
-    matching), so a bulk run over thousands of transactions cannot spend the time limit on
-    every one of them."""
+    Regexes are compiled when the rules are built. Each `apply` may spend `budget` seconds
+    of `timer` (CPU time of the calling thread: a busy machine does not make rules skip);
+    `on_skipped` hears of every outcome that skipped rules (the service logs it)."""
 
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(
+        self,
+        rules: Iterable[Rule],
+        *,
+        budget: float = RULES_BUDGET_SECONDS,
+        timer: Callable[[], float] = time.thread_time,
+        on_skipped: Callable[[RulesOutcome], None] | None = None,
+    ) -> None:
         self.rules: list[Rule] = ordered(rules)
-        self.timed_out: set[str] = set()
+        self.budget = budget
+        self.timer = timer
+        self.on_skipped = on_skipped
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -388,12 +401,18 @@ class RuleSet:
     def apply(self, txn: Transaction) -> RulesOutcome:
         if txn.is_transfer or not self.rules:
             return RulesOutcome(txn, txn)
-        run = _Run(self)
+        outcome = self._apply(txn, _Run(self))
+        if outcome.skipped and self.on_skipped is not None:
+            self.on_skipped(outcome)
+        return outcome
+
+    @staticmethod
+    def _apply(txn: Transaction, run: _Run) -> RulesOutcome:
         seen = {txn.description}
         current = txn
         while True:
             after = run.pass_over(current, renames=True)
-            if after.description == current.description:
+            if run.skipped or after.description == current.description:
                 current = after
                 break
             if after.description in seen:
@@ -405,20 +424,31 @@ class RuleSet:
         return run.outcome(txn, current)
 
 
+class _BudgetSpent(Exception):
+    pass
+
+
 class _Run:
     """One application: remembers each rule's verdict per description, so the fixed-point
-    passes cost no extra condition evaluations."""
+    passes cost no extra condition evaluations, and stops evaluating when the budget is
+    spent."""
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
+        self.deadline = rules.timer() + rules.budget
         self.verdicts: dict[tuple[int, str], bool] = {}
         self.applied: dict[str, None] = {}
-        self.timed_out: dict[str, None] = {}
+        self.skipped: tuple[str, ...] = ()
 
     def pass_over(self, txn: Transaction, *, renames: bool) -> Transaction:
         subject = _Subject.of(txn)
         for index, rule in enumerate(self.rules.rules):
-            if not self._matches(index, rule, subject):
+            try:
+                matches = self._matches(index, rule, subject)
+            except _BudgetSpent:
+                self.skipped = tuple(r.id for r in self.rules.rules[index:])
+                break
+            if not matches:
                 continue
             self.applied.setdefault(rule.id)
             txn = _act(txn, rule.actions, renames=renames)
@@ -433,20 +463,14 @@ class _Run:
         # type), so the description is the whole key.
         key = (index, subject.transaction.description)
         if key not in self.verdicts:
-            self.verdicts[key] = self._evaluate(rule, subject)
-        return self.verdicts[key]
-
-    def _evaluate(self, rule: Rule, subject: _Subject) -> bool:
-        if rule.id in self.rules.timed_out:
-            return False
-        try:
+            if self.skipped or self.rules.timer() >= self.deadline:
+                raise _BudgetSpent
             if rule.match is Match.ALL:
-                return all(c.test(subject) for c in rule.conditions)
-            return any(c.test(subject) for c in rule.conditions)
-        except RegexTimedOut:
-            self.rules.timed_out.add(rule.id)
-            self.timed_out.setdefault(rule.id)
-            return False
+                verdict = all(c.test(subject) for c in rule.conditions)
+            else:
+                verdict = any(c.test(subject) for c in rule.conditions)
+            self.verdicts[key] = verdict
+        return self.verdicts[key]
 
     def outcome(
         self, before: Transaction, after: Transaction, *, rename_loop: bool = False
@@ -455,7 +479,7 @@ class _Run:
             before=before,
             transaction=after,
             applied=tuple(self.applied),
-            timed_out=tuple(self.timed_out),
+            skipped=self.skipped,
             rename_loop=rename_loop,
         )
 
@@ -477,7 +501,7 @@ def _act(txn: Transaction, actions: Sequence[Action], *, renames: bool) -> Trans
 
 def apply_rules(rules: Iterable[Rule], txn: Transaction) -> tuple[Transaction, list[str]]:
     """The transaction after the rules (see the module docstring), and the ids of the rules
-    that matched. Idempotent: applying the result again changes nothing. For timeouts and
-    loops, or many transactions, use `RuleSet(rules).apply(txn)`."""
+    that matched. Idempotent: applying the result again changes nothing. For skipped rules
+    and loops, or many transactions, use `RuleSet(rules).apply(txn)`."""
     outcome = RuleSet(rules).apply(txn)
     return outcome.transaction, list(outcome.applied)

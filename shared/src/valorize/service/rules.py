@@ -5,8 +5,15 @@ Ordering: positions are dense (0, 1, 2...) in run order. Creating a rule at `pos
 moving one there with PATCH) puts it at index p, clamped to the end, and the rules from p on
 follow it; deleting one closes the gap. Positions are derived from each rule's stored rank
 (domain.rules.placed), so a create writes only the new rule (and one counter increment that
-holds MAX_RULES) and a move only the moved rule: rules created in parallel do not queue
-behind one another.
+holds the limit, Settings.max_rules) and a move only the moved rule: rules created in
+parallel do not queue behind one another.
+
+The rule set every new transaction goes through spends at most `budget` seconds of CPU on
+one transaction (domain.rules.RuleSet); rules it had no time for are skipped, and each such
+transaction is logged at ERROR with the marker `valorize_event: rules_skipped` (a log-based
+metric counts them) naming the user, the transaction and the rules skipped. The
+transaction is written with what the rules before them did: refusing the write would let
+one user's rules make their own writes fail, and waiting longer is what the budget stops.
 
 On-demand runs (`POST /rules/apply`): the job is stored, then its first page task is enqueued
 on the rules function's internal endpoint. Each page task lists up to PAGE transactions of
@@ -48,6 +55,9 @@ log = logging.getLogger(__name__)
 
 # Transactions per page task: each changed one is its own atomic update.
 PAGE = 100
+# The marker the log-based metric of skipped rules filters on.
+RULES_SKIPPED = "rules_skipped"
+
 APPLY_QUEUE = "automations"
 APPLY_FUNCTION = "rules"
 APPLY_PATH = "/api/rules/apply/run"
@@ -64,9 +74,13 @@ class RuleService:
         ids: Ids,
         queue: TaskQueue | None = None,
         apply_rules: Callable[[str, str, r.RuleSet], Transaction | None] | None = None,
+        *,
+        max_rules: int = r.MAX_RULES,
+        budget: float = r.RULES_BUDGET_SECONDS,
     ) -> None:
         """`queue` runs on-demand jobs; `apply_rules` is TransactionService.apply_rules (the
-        normal update path). Both are only needed by the rules function."""
+        normal update path). Both are only needed by the rules function. `max_rules`: rules
+        per user; `budget`: CPU seconds the rules may spend on one transaction."""
         self.rule_store = rule_store
         self.account_store = account_store
         self.category_store = category_store
@@ -75,6 +89,8 @@ class RuleService:
         self.ids = ids
         self.queue = queue
         self._apply_rules = apply_rules
+        self.max_rules = max_rules
+        self.budget = budget
 
     # --- references ---------------------------------------------------------------------------
 
@@ -128,7 +144,9 @@ class RuleService:
         # Validated (regexes compile, actions make sense) before anything is read.
         rule = cmd.to_rule(rule_id=self.ids.new_id(), now=now)
         self._check_references(user_id, rule)
-        return self.rule_store.add_rule(user_id, lambda order: r.placed(rule, order, cmd.position))
+        return self.rule_store.add_rule(
+            user_id, lambda order: r.placed(rule, order, cmd.position), self.max_rules
+        )
 
     def update(self, user_id: str, rule_id: str, cmd: UpdateRule) -> r.Rule:
         now = self.clock.now()
@@ -175,7 +193,9 @@ class RuleService:
                     x = replace(x, actions=actions)
                 pruned.append(x)
             rules = pruned
-        return r.RuleSet(rules)
+        return r.RuleSet(
+            rules, budget=self.budget, on_skipped=lambda outcome: _log_skipped(user_id, outcome)
+        )
 
     # --- on-demand runs -----------------------------------------------------------------------
 
@@ -272,3 +292,22 @@ class RuleService:
             "changed": page.changed,
             "last": page.next_cursor is None,
         }
+
+
+def _log_skipped(user_id: str, outcome: r.RulesOutcome) -> None:
+    skipped = outcome.skipped
+    log.error(
+        "rules of user %s: budget spent on transaction %s, %d rules skipped",
+        user_id,
+        outcome.before.id,
+        len(skipped),
+        extra={
+            "entry": {
+                "valorize_event": RULES_SKIPPED,
+                "user_id": user_id,
+                "transaction_id": outcome.before.id,
+                "skipped": len(skipped),
+                "first_skipped": skipped[0],
+            }
+        },
+    )

@@ -2,7 +2,7 @@
 
 users/{uid}/rules/{id}                 name, rank (order key; positions are derived),
                                        enabled, match, stop, conditions/actions
-users/{uid}/settings/rules             count (of rules: holds MAX_RULES without a read)
+users/{uid}/settings/rules             count (of rules: holds the limit without a read)
 users/{uid}/rule_jobs/{id}             params (ApplyRules JSON), status, processed,
                                        changed, pages
 users/{uid}/rule_jobs/{id}/pages/{n}   cursor, next_cursor, processed, changed, done
@@ -29,7 +29,8 @@ from valorize.adapters.firestore.documents import (
 )
 from valorize.domain.automation import JobStatus, RuleJob, RuleJobPage
 from valorize.domain.errors import NotFound
-from valorize.domain.rules import MAX_RULES, Rule, check_rule_count, numbered
+from valorize.domain.limits import check_ceiling
+from valorize.domain.rules import MAX_RULES, Rule, numbered
 
 
 class FirestoreRules(FirestoreAdapter):
@@ -44,9 +45,11 @@ class FirestoreRules(FirestoreAdapter):
     def list_rules(self, user_id: str) -> list[Rule]:
         return numbered(rule_of(s.id, s.to_dict() or {}) for s in self._rule_snaps(user_id))
 
-    def add_rule(self, user_id: str, place: Callable[[list[Rule]], Rule]) -> Rule:
+    def add_rule(
+        self, user_id: str, place: Callable[[list[Rule]], Rule], limit: int = MAX_RULES
+    ) -> Rule:
         order = self.list_rules(user_id)
-        check_rule_count(len(order))
+        check_ceiling("rules", len(order), limit)
         rule = place(order)
         ref = self._col(user_id, "rules").document(rule.id)
         counter = self._counter(user_id)
@@ -56,12 +59,12 @@ class FirestoreRules(FirestoreAdapter):
         batch.create(ref, rule_doc(rule))
         batch.set(counter, {"count": firestore.Increment(1)}, merge=True)
         count = batch.commit()[1].transform_results[0].integer_value
-        if count > MAX_RULES:
+        if count > limit:
             undo = self.db.batch()
             undo.delete(ref)
             undo.set(counter, {"count": firestore.Increment(-1)}, merge=True)
             undo.commit()
-            check_rule_count(count - 1)
+            check_ceiling("rules", count - 1, limit)
         return next(x for x in numbered([*order, rule]) if x.id == rule.id)
 
     def update_rule(

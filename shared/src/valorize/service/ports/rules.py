@@ -1,4 +1,4 @@
-"""Rules (a user has at most domain.rules.MAX_RULES, read whole) and on-demand rules runs."""
+"""Rules (a user has at most Settings.max_rules <= domain.rules.MAX_RULES, read whole) and on-demand rules runs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from valorize.domain.automation import RuleJob, RuleJobPage
-from valorize.domain.rules import Rule
+from valorize.domain.rules import MAX_RULES, Rule
 
 
 class RuleStore(Protocol):
@@ -15,9 +15,11 @@ class RuleStore(Protocol):
         """Every rule in run order, `position` = its index (domain.rules.numbered)."""
         ...
 
-    def add_rule(self, user_id: str, place: Callable[[list[Rule]], Rule]) -> Rule:
+    def add_rule(
+        self, user_id: str, place: Callable[[list[Rule]], Rule], limit: int = MAX_RULES
+    ) -> Rule:
         """Create the rule `place` makes from the current ones (it ranks it among them),
-        counted against MAX_RULES atomically (a ValidationFailed beyond it)."""
+        counted against `limit` atomically (domain.limits.LimitReached beyond it)."""
         ...
 
     def update_rule(
