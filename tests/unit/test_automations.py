@@ -129,8 +129,8 @@ class TestMaterialize:
         recurrence(w, account.id, schedule={"frequency": "daily"}, start="2024-01-01")
         out = w.automations.run_user(USER, DAILY, D("2024-12-31"))
         assert out["created"] == 366 > CHUNK
-        monkeypatch.setattr(automations_module, "MAX_STEPS", 1)
-        recurrence(w, account.id, schedule={"frequency": "daily"}, start="2023-01-01")
+        w.automations.max_steps = 1
+        recurrence(w, account.id, schedule={"frequency": "daily"}, start="2023-02-01")
         assert w.automations.run_user(USER, DAILY, D("2023-12-31"))["created"] == CHUNK
         assert w.automations.run_user(USER, DAILY, D("2023-12-31"))["created"] == CHUNK
 

@@ -221,9 +221,7 @@ class TestOrdering:
 
     def test_a_rename_feeds_later_rules(self) -> None:
         rename = rule("rename", DescriptionMatches(r"^pag\*uber"), RenameDescription("Uber"))
-        categorise = rule(
-            "cat", DescriptionStartsWith("uber"), SetCategory(TRANSPORT), position=1
-        )
+        categorise = rule("cat", DescriptionStartsWith("uber"), SetCategory(TRANSPORT), position=1)
         out, _ = apply_rules([rename, categorise], txn("PAG*UBER TRIP 99"))
         assert (out.description, out.category_id) == ("Uber", TRANSPORT)
 

@@ -421,13 +421,25 @@ class Services:
     def accounts(self) -> AccountService:
         from valorize.service.accounts import AccountService
 
-        return AccountService(self.account_store, self.clock, self.ids, self.bus)
+        return AccountService(
+            self.account_store,
+            self.clock,
+            self.ids,
+            self.bus,
+            max_accounts=self.settings.max_accounts,
+        )
 
     @cached_property
     def categories(self) -> CategoryService:
         from valorize.service.categories import CategoryService
 
-        return CategoryService(self.category_store, self.clock, self.ids, self.bus)
+        return CategoryService(
+            self.category_store,
+            self.clock,
+            self.ids,
+            self.bus,
+            max_categories=self.settings.max_categories,
+        )
 
     @cached_property
     def transactions(self) -> TransactionService:
@@ -496,7 +508,13 @@ class Services:
         from valorize.service.recurrences import RecurrenceService
 
         return RecurrenceService(
-            self.recurrence_store, self.account_store, self.category_store, self.clock, self.ids
+            self.recurrence_store,
+            self.account_store,
+            self.category_store,
+            self.clock,
+            self.ids,
+            max_recurrences=self.settings.max_recurrences,
+            backdate_days=self.settings.recurrence_backdate_days,
         )
 
     @cached_property
@@ -514,6 +532,7 @@ class Services:
             rules=self._rules_for,
             month_summary=lambda *a: self.dashboard.summary(*a),
             bus=self.bus,
+            occurrences_per_run=self.settings.recurrence_occurrences_per_run,
         )
 
     @cached_property

@@ -151,7 +151,6 @@ def check(
             raise OutOfSafeRange(_describe(path), value, field_name)
 
 
-
 # --- ceilings on what one user keeps ----------------------------------------------------------
 #
 # Each bounds what one user can make the platform store and, for rules, the work every one of

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from valorize.domain import ceilings
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
 from valorize.domain.events import AccountChanged, AccountDeleted
+from valorize.domain.limits import check_ceiling
 from valorize.domain.model import Account
 from valorize.service.ports import (
     Clock,
@@ -21,8 +23,15 @@ from valorize.service.requests import CreateAccount, UpdateAccount
 
 class AccountService:
     def __init__(
-        self, account_store: AccountStore, clock: Clock, ids: Ids, bus: EventBus | None = None
+        self,
+        account_store: AccountStore,
+        clock: Clock,
+        ids: Ids,
+        bus: EventBus | None = None,
+        *,
+        max_accounts: int = ceilings.MAX_ACCOUNTS,
     ) -> None:
+        self.max_accounts = max_accounts
         self.account_store = account_store
         self.clock = clock
         self.ids = ids
@@ -46,6 +55,10 @@ class AccountService:
             created_at=now,
             updated_at=now,
         )
+        # Read before the write, so concurrent creates can pass the limit by the few in
+        # flight (the write rate limit bounds those); reads limit + 1 accounts at most.
+        held = self.account_store.list_accounts(user_id, self.max_accounts, None).items
+        check_ceiling("accounts", len(held), self.max_accounts)
         self.account_store.add_account(user_id, account, idem.seal(account) if idem else None)
         self.bus.publish(AccountChanged(user_id, account))
         return account

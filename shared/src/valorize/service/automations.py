@@ -28,6 +28,7 @@ from typing import Any
 
 from valorize.domain import automation as auto
 from valorize.domain.automation import AutomationKind
+from valorize.domain.ceilings import OCCURRENCES_PER_RUN
 from valorize.domain.errors import NotFound
 from valorize.domain.events import BalancesChanged, TransactionCreated
 from valorize.domain.limits import OutOfSafeRange
@@ -58,9 +59,6 @@ USER_PATH = "/api/automations/user"
 FANOUT_PATH = "/api/automations/fanout"
 # Recurrences (daily) or users (month_start) per fan-out page.
 FANOUT_PAGE = 500
-# Occurrence steps per recurrence and task (each step up to auto.CHUNK): a catch-up past this
-# is finished by the next run.
-MAX_STEPS = 20
 
 
 def run_day(given: date | None, schedule_time: str | None, now: datetime) -> date:
@@ -116,6 +114,7 @@ class AutomationService:
         month_summary: Callable[[str, str], dict[str, Any]],
         bus: EventBus | None = None,
         page_size: int = FANOUT_PAGE,
+        occurrences_per_run: int = OCCURRENCES_PER_RUN,
     ) -> None:
         """`rules` is RuleService.ruleset; `month_summary(user_id, "YYYY-MM")` is
         DashboardService.summary (the numbers the dashboard shows for that month)."""
@@ -130,6 +129,10 @@ class AutomationService:
         self.month_summary = month_summary
         self.bus: EventBus = bus or NullBus()
         self.page_size = page_size
+        # Steps of up to auto.CHUNK occurrences per recurrence and run: a backlog past this
+        # (a recurrence stored before the start bound, runs missed for a year) is caught up
+        # by the next runs, from the watermark, so nothing is created twice or skipped.
+        self.max_steps = max(1, -(-occurrences_per_run // auto.CHUNK))
 
     # --- fan-out ------------------------------------------------------------------------------
 
@@ -229,7 +232,7 @@ class AutomationService:
         for rec in sorted(due, key=lambda r: r.id):
             made: list[Transaction] = []
             latest: Recurrence | None = None
-            for _ in range(MAX_STEPS):
+            for _ in range(self.max_steps):
                 try:
                     step = self.recurrence_store.materialize(user_id, rec.id, plan)
                 except NotFound:

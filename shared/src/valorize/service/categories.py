@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from valorize.domain import ceilings
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
 from valorize.domain.events import CategoryChanged
+from valorize.domain.limits import check_ceiling
 from valorize.domain.model import Category
 from valorize.service.ports import (
     Clock,
@@ -21,8 +23,15 @@ from valorize.service.requests import CreateCategory, UpdateCategory
 
 class CategoryService:
     def __init__(
-        self, category_store: CategoryStore, clock: Clock, ids: Ids, bus: EventBus | None = None
+        self,
+        category_store: CategoryStore,
+        clock: Clock,
+        ids: Ids,
+        bus: EventBus | None = None,
+        *,
+        max_categories: int = ceilings.MAX_CATEGORIES,
     ) -> None:
+        self.max_categories = max_categories
         self.category_store = category_store
         self.clock = clock
         self.ids = ids
@@ -57,6 +66,9 @@ class CategoryService:
             updated_at=now,
         )
         self._check_parent(user_id, cmd.parent_id, category)
+        # As for accounts: read first, concurrent creates may pass by the few in flight.
+        held = self.category_store.list_categories(user_id, self.max_categories, None).items
+        check_ceiling("categories", len(held), self.max_categories)
         self.category_store.add_category(user_id, category, idem.seal(category) if idem else None)
         self.bus.publish(CategoryChanged(user_id, category.id))
         return category

@@ -1,11 +1,20 @@
 """Recurrences: CRUD of scheduled transactions (rent, salary, subscriptions). The scheduler's
-side (materializing occurrences) is in service/automations.py."""
+side (materializing occurrences) is in service/automations.py.
+
+Limits (Settings): a user keeps at most `max_recurrences`, and a start lies at most
+`backdate_days` in the past (on create, and on an update that moves it). Without the second,
+a daily recurrence from 0001-01-01 would have the scheduler create 740,000 transactions. A
+bound on the start rather than only on what one run creates: a backlog the user cannot see
+the end of is no use to anyone, and a run's cap alone (service/automations.py still has one)
+would keep creating them for years of runs."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
+from valorize.domain import ceilings
 from valorize.domain.errors import NotFound, ValidationFailed
+from valorize.domain.limits import check_ceiling
 from valorize.domain.recurrence import Recurrence
 from valorize.service.ports import (
     AccountStore,
@@ -27,7 +36,12 @@ class RecurrenceService:
         category_store: CategoryStore,
         clock: Clock,
         ids: Ids,
+        *,
+        max_recurrences: int = ceilings.MAX_RECURRENCES,
+        backdate_days: int = ceilings.RECURRENCE_BACKDATE_DAYS,
     ) -> None:
+        self.max_recurrences = max_recurrences
+        self.backdate_days = backdate_days
         self.recurrence_store = recurrence_store
         self.account_store = account_store
         self.category_store = category_store
@@ -47,9 +61,21 @@ class RecurrenceService:
         ):
             raise ValidationFailed.on("category_id", "no such category")
 
+    def _check_start(self, start: date | None) -> None:
+        today = self.today()
+        earliest = today - timedelta(days=min(self.backdate_days, (today - date.min).days))
+        if start is not None and start < earliest:
+            raise ValidationFailed.on(
+                "start",
+                f"at most {self.backdate_days} days in the past (on or after {earliest})",
+            )
+
     def create(
         self, user_id: str, cmd: CreateRecurrence, idem: IdempotencyMark | None = None
     ) -> Recurrence:
+        self._check_start(cmd.start)
+        held = self.recurrence_store.list_recurrences(user_id, self.max_recurrences, None).items
+        check_ceiling("recurrences", len(held), self.max_recurrences)
         currency = self._account_currency(user_id, cmd.account_id)
         self._check_category(user_id, cmd.category_id)
         rec = cmd.to_recurrence(
@@ -72,6 +98,7 @@ class RecurrenceService:
         for required in ("account_id", "amount", "description", "schedule", "start"):
             if required in given and given[required] is None:
                 raise ValidationFailed.on(required, "cannot be null")
+        self._check_start(cmd.start)
         currency = None
         if cmd.account_id is not None:
             currency = self._account_currency(user_id, cmd.account_id)

@@ -1,4 +1,5 @@
-"""Rules (a user has at most Settings.max_rules <= domain.rules.MAX_RULES, read whole) and on-demand rules runs."""
+"""Rules (a user has at most Settings.max_rules, never over domain.rules.MAX_RULES, read
+whole) and on-demand rules runs."""
 
 from __future__ import annotations
 

@@ -113,7 +113,10 @@ class CreateRecurrence(RequestModel):
     amount: NonZeroMinorUnits
     description: Description
     schedule: ScheduleIn
-    start: dt.date = Field(description="The first occurrence is on or after this day")
+    start: dt.date = Field(
+        description="The first occurrence is on or after this day; at most a year back "
+        "(Settings.recurrence_backdate_days, README \"Limits\")"
+    )
     end: dt.date | None = Field(default=None, description="Last day an occurrence may fall on")
     category_id: Id | None = None
     notes: Text | None = None
