@@ -23,6 +23,7 @@ from tests.fakes.notifications import (
     FakePublisher,
     InMemoryNotificationStore,
 )
+from tests.fakes.rate_limits import CountingLimiter
 from tests.fakes.recurrences import InMemoryRecurrences
 from tests.fakes.rules import InMemoryRules
 from tests.fakes.security import FakeHasher, FakeThrottle, LocalRevocations
@@ -63,6 +64,7 @@ def build(settings: Settings | None = None, **overrides: Any) -> Services:
         "hasher": FakeHasher(),
         "throttle": FakeThrottle(),
         "revocations": LocalRevocations(),
+        "rate_limiter": CountingLimiter(),
         "task_queue": RecordingQueue(),
         "notifier": FakeNotifier(),
         "realtime": FakePublisher(),

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from valorize.service.imports import ImportService, StatementFiles
     from valorize.service.messagebus import MessageBus
     from valorize.service.notifications import NotificationService
+    from valorize.service.rate_limits import RateLimits
     from valorize.service.ports import (
         AccountStore,
         AlertProfiles,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
         Notifier,
         PasswordHasher,
         QueryCache,
+        RateLimiter,
         RecurrenceStore,
         RevocationFeed,
         RuleStore,
@@ -98,7 +100,7 @@ class Services:
 
     @cached_property
     def redis(self) -> Redis:
-        """For the query cache and the login throttle."""
+        """For the query cache, the login throttle and the rate limits."""
         # Short timeouts: Redis serves throttles and caches, never the source of truth, so a
         # slow Redis must not hold a request hostage.
         return self._redis(0.25, retries=True)
@@ -286,6 +288,18 @@ class Services:
         return RedisRevocationFeed(self.redis_best_effort)
 
     @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        from valorize.adapters.rate_limits import RedisRateLimiter
+        from valorize.service.rate_limits import UPLOADS, WRITES
+
+        s = self.settings
+        return RedisRateLimiter(
+            self.redis,
+            {WRITES: s.write_rate, UPLOADS: s.upload_rate},
+            breaker_seconds=s.cache_breaker_seconds,
+        )
+
+    @cached_property
     def query_cache(self) -> QueryCache:
         from valorize.adapters.cache import RedisQueryCache
 
@@ -416,6 +430,12 @@ class Services:
             self.revocations,
             self.settings.token_cache_seconds,
         )
+
+    @cached_property
+    def rate_limits(self) -> RateLimits:
+        from valorize.service.rate_limits import RateLimits
+
+        return RateLimits(self.rate_limiter)
 
     @cached_property
     def accounts(self) -> AccountService:

@@ -267,6 +267,8 @@ class FunctionApp:
                 raise Reply(problem(401, "Unauthorized", e.detail)) from None
         elif route.auth:
             call.user_id = self._authenticate(request)
+            if route.method != "GET":
+                self._limit_rate(request, call.user_id)
         for name, value in call.params.items():
             if not PATH_IDS[name].matches(value):
                 raise Reply(problem(404, "Not Found", f"no such {name.removesuffix('_id')}"))
@@ -337,6 +339,14 @@ class FunctionApp:
                 problem(401, "Unauthorized", e.detail, headers={"WWW-Authenticate": "Bearer"})
             ) from None
         return str(principal.user_id)
+
+    def _limit_rate(self, request: flask.Request, user_id: str) -> None:
+        """Per-user write and upload rate limits (service/rate_limits.py): 429 with
+        Retry-After, before the body is read."""
+        try:
+            self.services.rate_limits.check(user_id, upload=request.mimetype == "multipart/form-data")
+        except RateLimited as e:
+            raise Reply(self._domain_problem(e)) from None
 
     @staticmethod
     def _parse_query(request: flask.Request, model: type[BaseModel]) -> BaseModel:

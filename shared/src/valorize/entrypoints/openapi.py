@@ -20,7 +20,8 @@ _STATUS_TEXT = {
     413: "Body too large",
     415: "Body is not application/json",
     422: "Validation failed",
-    429: "Rate limited",
+    429: "Rate limited: too many requests of this kind for this user; retry after Retry-After "
+    "seconds",
     503: "A backend is unavailable",
 }
 # Any write can meet concurrent writes to the same data (adapters/firestore/contention.py).
@@ -30,7 +31,7 @@ _CONTENTION = (
 )
 _RETRY_AFTER = {
     "Retry-After": {
-        "description": "Seconds to wait before retrying (contention only)",
+        "description": "Seconds to wait before retrying",
         "schema": {"type": "integer"},
     }
 }
@@ -156,11 +157,14 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
         writes = r.method != "GET"
         if writes:
             codes.add(409)
+        if writes and r.auth:
+            codes.add(429)  # the per-user write (and upload) rate limits, README "Limits"
         for code in sorted(codes):
             contended = writes and code == 409
+            retry = contended or code == 429
             op["responses"][str(code)] = {
                 "description": _CONTENTION if contended else _STATUS_TEXT.get(code, "Error"),
-                **({"headers": _RETRY_AFTER} if contended else {}),
+                **({"headers": _RETRY_AFTER} if retry else {}),
                 "content": {
                     "application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}
                 },

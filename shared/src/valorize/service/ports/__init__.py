@@ -24,6 +24,7 @@ from valorize.service.ports.notifications import (
     OutgoingEmail,
 )
 from valorize.service.ports.pages import PageResult
+from valorize.service.ports.rate_limits import RateLimiter
 from valorize.service.ports.recurrences import RecurrenceStore
 from valorize.service.ports.rules import RuleStore
 from valorize.service.ports.security import LoginThrottle, PasswordHasher, RevocationFeed
@@ -56,6 +57,7 @@ __all__ = [
     "PageResult",
     "PasswordHasher",
     "QueryCache",
+    "RateLimiter",
     "RecurrenceStore",
     "RevocationFeed",
     "RuleStore",
