@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,10 +14,20 @@ import redis
 
 from tests.fakes.rate_limits import CountingLimiter
 from tests.unit.conftest import OTHER, USER, World
-from tests.unit.test_http import AUTH, Harness, env, http  # noqa: F401  (fixtures)
+from tests.unit.test_http import AUTH, Harness
 from valorize.adapters.rate_limits import RATE_LIMITS_UNAVAILABLE, RedisRateLimiter
+from valorize.config import settings
 from valorize.domain.errors import RateLimited
 from valorize.service.rate_limits import UPLOADS, WRITES, RateLimits
+
+
+@pytest.fixture
+def app(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    settings.cache_clear()
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "valorize-test")
+    monkeypatch.delenv("VALORIZE_CORS_ORIGINS", raising=False)
+    yield Harness(world)
+    settings.cache_clear()
 
 
 def limiter(world: World, **limits: int) -> CountingLimiter:
@@ -32,44 +43,42 @@ def txn_body(world: World) -> dict[str, Any]:
 
 class TestPipeline:
     def test_writes_past_the_limit_get_429_with_retry_after(
-        self, http: Harness, world: World
+        self, app: Harness, world: World
     ) -> None:
         body = txn_body(world)
         limiter(world, writes=2)
         for _ in range(2):
-            assert (
-                http("POST", "/api/transactions", json_body=body, headers=AUTH).status_code == 201
-            )
-        refused = http("POST", "/api/transactions", json_body=body, headers=AUTH)
+            assert app("POST", "/api/transactions", json_body=body, headers=AUTH).status_code == 201
+        refused = app("POST", "/api/transactions", json_body=body, headers=AUTH)
         assert refused.status_code == 429
         assert refused.headers["Retry-After"] == "42"
         assert refused.mimetype == "application/problem+json"
         assert "retry in 42 s" in json.loads(refused.get_data())["detail"]
         # Refused before the body is even read: a malformed one is still a 429.
-        bad = http("POST", "/api/transactions", data=b"{", headers=AUTH)
+        bad = app("POST", "/api/transactions", data=b"{", headers=AUTH)
         assert bad.status_code == 429
 
-    def test_reads_are_not_counted(self, http: Harness, world: World) -> None:
+    def test_reads_are_not_counted(self, app: Harness, world: World) -> None:
         fake = limiter(world, writes=1)
         for _ in range(5):
-            assert http("GET", "/api/transactions", headers=AUTH).status_code == 200
+            assert app("GET", "/api/transactions", headers=AUTH).status_code == 200
         assert fake.hits == {}
 
     def test_unauthenticated_requests_are_refused_before_counting(
-        self, http: Harness, world: World
+        self, app: Harness, world: World
     ) -> None:
         fake = limiter(world, writes=1)
-        assert http("POST", "/api/transactions", json_body={}).status_code == 401
+        assert app("POST", "/api/transactions", json_body={}).status_code == 401
         assert fake.hits == {}
 
     def test_a_multipart_write_counts_as_an_upload_and_a_write(
-        self, http: Harness, world: World
+        self, app: Harness, world: World
     ) -> None:
         fake = limiter(world, uploads=1)
         multipart = {**AUTH, "Content-Type": "multipart/form-data; boundary=x"}
-        http("POST", "/api/transactions", data=b"--x--", headers=multipart)
+        app("POST", "/api/transactions", data=b"--x--", headers=multipart)
         assert fake.hits == {(UPLOADS, USER): 1, (WRITES, USER): 1}
-        refused = http("POST", "/api/transactions", data=b"--x--", headers=multipart)
+        refused = app("POST", "/api/transactions", data=b"--x--", headers=multipart)
         assert refused.status_code == 429
         # The refused upload did not spend a write.
         assert fake.hits[(WRITES, USER)] == 1
