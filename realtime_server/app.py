@@ -15,7 +15,9 @@ Protocol (README.md has the client side):
   they are no longer all in the log (the client refetches its state).
 - every event is ``{"seq", "ts", "data"}``; ``seq`` grows by one per event of that user.
 - ``sync {"since": n}`` at any time (a client that saw a seq jump) does the same catch-up
-  and also answers it as an acknowledgement.
+  and also answers it as an acknowledgement; at most ``VALORIZE_SYNC_RATE`` per socket
+  (Settings.sync_rate, default 10 a minute), beyond which the answer is
+  ``{"error": "rate_limited", "retry_after": <seconds>}`` and nothing is replayed.
 
 The worker is gunicorn's eventlet (default) or gevent, chosen by ``VALORIZE_REALTIME_WORKER``
 (gunicorn.conf.py reads the same variable); this module adapts the little that differs.
@@ -24,7 +26,9 @@ The worker is gunicorn's eventlet (default) or gevent, chosen by ``VALORIZE_REAL
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,8 +176,17 @@ class RealtimeServer:
         manager: CatchUpRedisManager,
         async_mode: str,
         cors_origins: Iterable[str] = (),
+        sync_rate: str = "10/minute",
     ) -> None:
+        from limits import parse
+        from limits.storage import MemoryStorage
+        from limits.strategies import MovingWindowRateLimiter
+
         self.authenticate = authenticate
+        # Per socket, so in this process: a socket lives on one instance. Each sync reads up
+        # to the whole event log from Redis and holds the user's room while it replays.
+        self.sync_rate = parse(sync_rate)
+        self.sync_limiter = MovingWindowRateLimiter(MemoryStorage())
         # Green under both workers: gunicorn monkey-patches threading before loading us.
         self._auth_slots = threading.BoundedSemaphore(AUTH_CONCURRENCY)
         self.event_log = event_log
@@ -267,6 +280,14 @@ class RealtimeServer:
 
     def on_sync(self, sid: str, data: object = None) -> dict[str, Any]:
         session = self.sio.get_session(sid)
+        if not self.sync_limiter.hit(self.sync_rate, sid):
+            reset = self.sync_limiter.get_window_stats(self.sync_rate, sid).reset_time
+            retry_after = max(1, math.ceil(reset - time.time()))
+            log.warning(
+                "sync rate limited",
+                extra={"entry": {"user_id": session["user_id"], "sid": sid}},
+            )
+            return {"error": "rate_limited", "retry_after": retry_after}
         since = data.get("since") if isinstance(data, dict) else None
         self.manager.hold(user_room(session["user_id"]))
         return self._catch_up(sid, session["user_id"], since)
@@ -330,6 +351,7 @@ def create_app() -> socketio.WSGIApp:
         manager,
         async_mode=kind,
         cors_origins=s.cors_origins,
+        sync_rate=s.sync_rate,
     )
     server.sio.start_background_task(
         server.watch_revocations,

@@ -30,7 +30,13 @@ def stack() -> Iterator[Stack]:
         realtime=True,
         log_dir=ROOT / ".local" / "test-logs",
         # A short breaker so the Redis-outage test sees the cache come back quickly.
-        extra_env={"VALORIZE_CACHE_BREAKER_SECONDS": "1", "VALORIZE_REALTIME_BREAKER_SECONDS": "1"},
+        extra_env={
+            "VALORIZE_CACHE_BREAKER_SECONDS": "1",
+            "VALORIZE_REALTIME_BREAKER_SECONDS": "1",
+            # Low ceilings, so e2e/test_abuse.py reaches them in a few requests.
+            "VALORIZE_MAX_ACCOUNTS": "20",
+            "VALORIZE_MAX_RECURRENCES": "20",
+        },
     )
     with Stack(config) as running:
         yield running

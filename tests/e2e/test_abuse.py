@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
 import psutil
 import pytest
+import requests
 
 from devstack.stack import Stack
 from tests.e2e.conftest import Api, assert_problem, register
@@ -80,6 +82,11 @@ class TestRuleCost:
                 assert_problem(r, 422, "conditions.0.value")
                 break
             assert r.status_code == 201, r.text
+        # The most a user may have (Settings.max_rules): one more is refused, naming it.
+        problem = assert_problem(
+            attacker.post("/api/rules", attack_rule(attacker, -1)), 422, "rules"
+        )
+        assert problem["limit"] == ATTACK_RULES
         process = function_process(stack, "transactions")
 
         def write(api: Api, n: int) -> Callable[[], Any]:
@@ -111,20 +118,92 @@ class TestRuleCost:
             problem = assert_problem(r, 422, "conditions.0.value")
             assert "pattern" in problem["detail"], problem
 
-    def test_the_number_of_rules_is_limited(self, api: Api) -> None:
-        rules = api.get("/api/rules").json()
-        assert rules["data"] == []
-        # The limit is the stack's (tests/conftest.py sets it low to keep this quick).
-        created = 0
-        while True:
-            r = api.post("/api/rules", attack_rule(api, created))
-            if r.status_code != 201:
-                break
-            created += 1
-            assert created <= 200
-        problem = assert_problem(r, 422, "rules")
-        assert problem["limit"] == created
-
 
 def days_ago(n: int) -> str:
     return (date.today() - timedelta(days=n)).isoformat()
+
+
+class TestCeilings:
+    """The stack's ceilings are tests/conftest.py's: 20 accounts, 20 recurrences."""
+
+    def test_accounts_past_the_limit_are_refused_naming_it(self, api: Api) -> None:
+        for i in range(20):
+            api.account(name=f"Account {i}")
+        problem = assert_problem(
+            api.post("/api/accounts", {"name": "One more", "type": "checking", "currency": "BRL"}),
+            422,
+            "accounts",
+        )
+        assert problem["limit"] == 20
+        assert len(api.get("/api/accounts?limit=200").json()["data"]) == 20
+
+    def test_recurrences_past_the_limit_are_refused_naming_it(self, api: Api) -> None:
+        account = api.account()["id"]
+        for i in range(20):
+            assert (
+                api.post("/api/recurrences", recurrence(account, days_ago(0), f"r{i}")).status_code
+                == 201
+            )
+        r = api.post("/api/recurrences", recurrence(account, days_ago(0), "one more"))
+        assert assert_problem(r, 422, "recurrences")["limit"] == 20
+
+    def test_a_recurrence_cannot_start_more_than_a_year_back(self, api: Api) -> None:
+        account = api.account()["id"]
+        for start in ("0001-01-01", days_ago(367)):
+            r = api.post("/api/recurrences", recurrence(account, start, "ancient"))
+            assert_problem(r, 422, "start")
+        assert api.get("/api/recurrences").json()["data"] == []
+        made = api.post("/api/recurrences", recurrence(account, days_ago(366), "a year"))
+        assert made.status_code == 201, made.text
+        moved = api.patch(f"/api/recurrences/{made.json()['id']}", {"start": "0001-01-01"})
+        assert_problem(moved, 422, "start")
+
+
+def recurrence(account_id: str, start: str, description: str) -> dict[str, Any]:
+    return {
+        "account_id": account_id,
+        "amount": -100,
+        "description": description,
+        "schedule": {"frequency": "daily"},
+        "start": start,
+    }
+
+
+class TestRateLimits:
+    """Settings' defaults: 300 writes a minute and 30 uploads an hour per user."""
+
+    def test_writes_past_the_limit_get_429_with_retry_after_and_others_are_not_slowed(
+        self, api: Api, other: Api
+    ) -> None:
+        # Cheap writes: an invalid body is refused after it was counted.
+        clients = [Api(api.base, api.token) for _ in range(8)]
+
+        def write(i: int) -> int:
+            return clients[i % 8].post("/api/accounts", {}).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(write, range(300)))
+        assert set(statuses) == {422}, sorted(set(statuses))
+        r = api.post("/api/accounts", {"name": "x", "type": "checking", "currency": "BRL"})
+        problem = assert_problem(r, 429)
+        assert 1 <= int(r.headers["Retry-After"]) <= 60, r.headers
+        assert "retry" in problem["detail"]
+        # Reads still answer; another user's writes are not counted with these.
+        assert api.get("/api/accounts").status_code == 200
+        assert (
+            other.post(
+                "/api/accounts", {"name": "x", "type": "checking", "currency": "BRL"}
+            ).status_code
+            == 201
+        )
+
+    def test_uploads_past_the_limit_get_429_with_retry_after(self, api: Api) -> None:
+        def upload() -> requests.Response:
+            # No file: refused (422) after it was counted, so no import runs.
+            return api.post("/api/imports", None, data={"format": "csv"}, files={"x": ("x", b"")})
+
+        statuses = [upload().status_code for _ in range(30)]
+        assert 429 not in statuses, statuses
+        r = upload()
+        assert_problem(r, 429)
+        assert int(r.headers["Retry-After"]) >= 1

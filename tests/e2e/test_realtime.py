@@ -213,6 +213,24 @@ def test_sync_on_demand_replays_and_acknowledges(api: Api, instances: list[str])
         assert bad == {"reset": True, "reason": "invalid_since", "latest_seq": since + 5}
 
 
+def test_sync_is_rate_limited_per_socket(api: Api, instances: list[str]) -> None:
+    # The stack's limit: Settings.sync_rate's default, 10 a minute per socket.
+    with listening(instances[0], str(api.token)) as first:
+        answers = [first.client.call("sync", {"since": 0}, timeout=10) for _ in range(11)]
+        assert all("latest_seq" in a for a in answers[:10]), answers
+        refused = answers[10]
+        assert refused["error"] == "rate_limited" and 1 <= refused["retry_after"] <= 60
+        # Nothing replayed for the refused one: ten catch-ups ended, not eleven.
+        time.sleep(0.5)
+        ends = []
+        while not first.events.empty():
+            ends.append(first.events.get_nowait()[0])
+        assert sum(e in ("sync.done", "sync.reset") for e in ends) == 10, ends
+        # Another socket of the same user has its own allowance.
+        with listening(instances[0], str(api.token)) as second:
+            assert "latest_seq" in second.client.call("sync", {"since": 0}, timeout=10)
+
+
 def test_past_the_window_the_client_is_told_to_refetch(
     api: Api, instances: list[str], stack: Stack
 ) -> None:
