@@ -37,7 +37,7 @@ class RedisLoginThrottle:
     concurrent logins cannot all read "under the limit" before any has counted, so at most
     `limit` passwords are ever checked per window. A success clears the count.
 
-    Fails open: if Redis is unreachable, logins still work (and a warning is logged), because
+    Fails open: if Redis is unreachable, logins still work (and an ERROR is logged), because
     locking every user out during a cache outage is worse than briefly losing the throttle.
     """
 
@@ -59,7 +59,11 @@ class RedisLoginThrottle:
             pipe.ttl(k)
             count, _, ttl = pipe.execute()
         except redis.RedisError:
-            log.warning("login throttle unavailable (redis); failing open")
+            # As the rate limits (adapters/rate_limits.py): an ERROR a log-based metric counts.
+            log.error(
+                "login throttle unavailable (redis); failing open",
+                extra={"entry": {"valorize_event": "login_throttle_unavailable"}},
+            )
             return 0
         if int(count) <= self.limit:
             return 0
