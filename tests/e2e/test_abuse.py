@@ -28,9 +28,11 @@ pytestmark = pytest.mark.e2e
 ATTACK_PATTERN = "(a|aa)+$"
 ATTACK_RULES = 200
 ATTACK_DESCRIPTION = "a" * 200 + "!"
-# A write through 200 rules may cost this many times a write through none, at most. The rules
-# themselves cost ~1 ms (RE2 runs in linear time); the rest is noise of a shared machine.
-MAX_RATIO = 5.0
+# A write through 200 rules may cost this many times a write through none, at most. Before
+# RE2 it was ~500 (10 s of CPU). The regexes now cost ~1 ms; what remains (~7x, ~0.1 s) is
+# reading and parsing the 200 rules from Firestore on each write, which any user with 200
+# rules pays and max_rules bounds.
+MAX_RATIO = 20.0
 
 
 def function_process(stack: Stack, name: str) -> psutil.Process:

@@ -47,7 +47,7 @@ from typing import Any, TypeAlias
 from fractional_indexing import generate_key_between
 
 from valorize.domain.ceilings import MAX_RULES as MAX_RULES
-from valorize.domain.ceilings import RULES_BUDGET_SECONDS
+from valorize.domain.ceilings import RULES_BUDGET_SECONDS as RULES_BUDGET_SECONDS
 from valorize.domain.errors import ValidationFailed
 from valorize.domain.model import Transaction, TransactionType
 from valorize.domain.text import fold, squash, strip_accents
