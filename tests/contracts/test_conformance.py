@@ -49,6 +49,7 @@ def test_the_implementation_has_the_ports_methods(services: Services, member: st
         (ports.PasswordHasher, "security.FakeHasher"),
         (ports.LoginThrottle, "security.FakeThrottle"),
         (ports.RevocationFeed, "security.LocalRevocations"),
+        (ports.RateLimiter, "rate_limits.CountingLimiter"),
         (ports.Clock, "system.FixedClock"),
         (ports.Ids, "system.SeqIds"),
         (ports.EventBus, "system.RecordingBus"),

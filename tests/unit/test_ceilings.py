@@ -94,12 +94,18 @@ class TestPerUser:
         assert services.rules.budget == 0.02
 
 
+def earliest_daily(w: AutoWorld) -> date:
+    """A daily recurrence created with the earliest start allowed; that start."""
+    account = w.base.account()
+    earliest = w.recurrences.today() - timedelta(days=w.recurrences.backdate_days)
+    w.recurrences.create(USER, recurrence_cmd(account.id, earliest))
+    return earliest
+
+
 class TestRecurrenceStart:
     def test_a_start_further_back_than_the_limit_is_refused_on_start(self, w: AutoWorld) -> None:
-        account = w.base.account()
-        today = w.recurrences.today()
-        earliest = today - timedelta(days=w.recurrences.backdate_days)
-        w.recurrences.create(USER, recurrence_cmd(account.id, earliest))
+        earliest = earliest_daily(w)
+        account = w.base.account(name="Other")
         for start in (earliest - timedelta(days=1), date(1, 1, 1)):
             with pytest.raises(ValidationFailed) as e:
                 w.recurrences.create(USER, recurrence_cmd(account.id, start))
@@ -118,11 +124,8 @@ class TestRecurrenceStart:
 
 class TestOccurrencesPerRun:
     def test_a_year_of_daily_occurrences_is_created_in_one_run(self, w: AutoWorld) -> None:
-        account = w.base.account()
-        today = w.recurrences.today()
-        start = today - timedelta(days=w.recurrences.backdate_days)
-        w.recurrences.create(USER, recurrence_cmd(account.id, start))
-        out = w.automations.run_user(USER, AutomationKind.DAILY, today)
+        earliest_daily(w)
+        out = w.automations.run_user(USER, AutomationKind.DAILY, w.recurrences.today())
         assert out["created"] == w.recurrences.backdate_days + 1
 
     def test_a_longer_backlog_is_caught_up_over_runs_exactly_once(self, w: AutoWorld) -> None:

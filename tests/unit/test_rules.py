@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from valorize.domain.errors import ValidationFailed
 from valorize.domain.model import Origin, Split, Transaction, TransactionType
 from valorize.domain.rules import (
+    SKIPPED_NOTE,
     AccountIn,
     Action,
     AddNote,
@@ -355,8 +356,11 @@ class TestBudget:
         outcome = ruleset.apply(txn())
         assert outcome.applied == ("r0", "r1", "r2")
         assert outcome.skipped == tuple(f"r{i}" for i in range(3, 10))
-        assert outcome.transaction.notes == "n0\nn1\nn2"
+        assert outcome.transaction.notes == f"n0\nn1\nn2\n{SKIPPED_NOTE}"
         assert heard == [outcome]
+        # Applied again (an on-demand run), the note is not repeated.
+        again = RuleSet(rules, budget=4, timer=Ticks()).apply(outcome.transaction)
+        assert again.transaction.notes == outcome.transaction.notes
 
     def test_the_budget_is_per_transaction(self) -> None:
         rules = [rule(f"r{i}", DescriptionContains("uber"), AddNote(f"n{i}")) for i in range(5)]

@@ -24,8 +24,9 @@ How a rule set runs on one transaction (the public semantics, decided here):
   with accents removed from the pattern's literals, in RE2 (see `compile_pattern`).
 * **Budget.** Applying a rule set to one transaction may spend at most its budget of CPU
   (`RULES_BUDGET_SECONDS`, Settings.rules_budget_ms). When it is spent, the rules not yet
-  evaluated are skipped: the transaction keeps what the rules before them did, and the
-  outcome lists them in `skipped` (the service logs that at ERROR, counted). A rule set
+  evaluated are skipped: the transaction keeps what the rules before them did, its notes
+  get the line SKIPPED_NOTE (so the user sees it), and the outcome lists them in `skipped`
+  (the service logs that at ERROR, counted). A rule set
   within the limits (RE2, MAX_RULES x MAX_CONDITIONS) costs about a millisecond; only a
   set built to be slow reaches the budget.
 * **Actions.** `set_category` overwrites the category (skipped on split transactions, whose
@@ -62,6 +63,9 @@ MAX_ACCOUNTS = 50
 # Same bounds as the commands: a description is at most 255 characters, notes 500.
 MAX_DESCRIPTION = 255
 MAX_NOTES = 500
+# The line a transaction's notes get when its rules ran out of budget: the user sees why a rule
+# they expected did not apply (once, however often it happens: add_note never repeats a line).
+SKIPPED_NOTE = "Some rules were not applied: they took too long (see Limits)."
 # RE2's memory per compiled pattern (its default is 8 MiB): a pattern needing more is refused.
 PATTERN_MEMORY = 1 << 20
 
@@ -402,8 +406,12 @@ class RuleSet:
         if txn.is_transfer or not self.rules:
             return RulesOutcome(txn, txn)
         outcome = self._apply(txn, _Run(self))
-        if outcome.skipped and self.on_skipped is not None:
-            self.on_skipped(outcome)
+        if outcome.skipped:
+            notes = add_note(outcome.transaction.notes, SKIPPED_NOTE)
+            if notes is not None:
+                outcome = replace(outcome, transaction=replace(outcome.transaction, notes=notes))
+            if self.on_skipped is not None:
+                self.on_skipped(outcome)
         return outcome
 
     @staticmethod

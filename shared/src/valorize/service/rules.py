@@ -11,9 +11,10 @@ parallel do not queue behind one another.
 The rule set every new transaction goes through spends at most `budget` seconds of CPU on
 one transaction (domain.rules.RuleSet); rules it had no time for are skipped, and each such
 transaction is logged at ERROR with the marker `valorize_event: rules_skipped` (a log-based
-metric counts them) naming the user, the transaction and the rules skipped. The
-transaction is written with what the rules before them did: refusing the write would let
-one user's rules make their own writes fail, and waiting longer is what the budget stops.
+metric counts them) naming the user, the transaction and the rules skipped; the
+transaction's notes say so (domain.rules.SKIPPED_NOTE). It is written with what the rules
+before them did: refusing the write would let one user's rules make their own writes fail,
+and waiting longer is what the budget stops.
 
 On-demand runs (`POST /rules/apply`): the job is stored, then its first page task is enqueued
 on the rules function's internal endpoint. Each page task lists up to PAGE transactions of
