@@ -18,8 +18,8 @@ from valorize.domain.automation import CHUNK, AutomationKind
 from valorize.domain.errors import ValidationFailed
 from valorize.domain.limits import LimitReached
 from valorize.domain.model import CategoryType, Color, Origin
-from valorize.service.commands import CreateCategory
-from valorize.service.recurrence_commands import CreateRecurrence, UpdateRecurrence
+from valorize.service.requests import CreateCategory
+from valorize.service.requests.recurrences import CreateRecurrence, UpdateRecurrence
 
 
 @pytest.fixture

@@ -85,7 +85,6 @@ class Harness:
             world.services,
             authenticate=fake_authenticate,
             idempotency_store=self._idem_store,
-            rate_limits=world.rate_limits,
         )
 
     def settings(self, **changes: Any) -> None:

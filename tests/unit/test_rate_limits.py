@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,18 +15,13 @@ from tests.fakes.rate_limits import CountingLimiter
 from tests.unit.conftest import OTHER, USER, World
 from tests.unit.test_http import AUTH, Harness
 from valorize.adapters.rate_limits import RATE_LIMITS_UNAVAILABLE, RedisRateLimiter
-from valorize.config import settings
 from valorize.domain.errors import RateLimited
 from valorize.service.rate_limits import UPLOADS, WRITES, RateLimits
 
 
 @pytest.fixture
-def app(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    settings.cache_clear()
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "valorize-test")
-    monkeypatch.delenv("VALORIZE_CORS_ORIGINS", raising=False)
-    yield Harness(world)
-    settings.cache_clear()
+def app(world: World) -> Harness:
+    return Harness(world)
 
 
 def limiter(world: World, **limits: int) -> CountingLimiter:

@@ -344,7 +344,8 @@ class FunctionApp:
         """Per-user write and upload rate limits (service/rate_limits.py): 429 with
         Retry-After, before the body is read."""
         try:
-            self.services.rate_limits.check(user_id, upload=request.mimetype == "multipart/form-data")
+            upload = request.mimetype == "multipart/form-data"
+            self.services.rate_limits.check(user_id, upload=upload)
         except RateLimited as e:
             raise Reply(self._domain_problem(e)) from None
 
