@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tests.fakes.memory import Memory
-from valorize.domain import ids
+from valorize.domain import ids, search
 from valorize.domain.errors import NotFound
 from valorize.domain.ids import decode_cursor, encode_cursor
 from valorize.domain.limits import LedgerReach
@@ -70,14 +70,23 @@ class InMemoryLedger:
 
     @staticmethod
     def _indexed(t: Transaction, flt: TransactionFilter) -> bool:
-        """The part of the filter the adapter hands to the Firestore query."""
+        """The part of the filter the adapter hands to the Firestore query (list_query)."""
         if flt.account_id is not None and t.account_id != flt.account_id:
             return False
         if flt.type is not None and t.type.value != flt.type:
             return False
         if flt.import_id is not None and t.import_id != flt.import_id:
             return False
-        if flt.category_id is not None and flt.category_id not in t.category_ids:
+        if flt.text is not None and flt.text.indexed:
+            # The stored tokens, as the encoder writes them.
+            wanted = flt.text.tokens(flt.category_id)
+            if not set(wanted) & set(search.tokens(t.description, t.category_ids)):
+                return False
+        elif flt.category_id is not None and flt.category_id not in t.category_ids:
+            return False
+        if flt.min_magnitude is not None and abs(t.amount) < flt.min_magnitude:
+            return False
+        if flt.max_magnitude is not None and abs(t.amount) > flt.max_magnitude:
             return False
         if flt.date_from is not None and not t.sort_key >= flt.date_from:
             return False
@@ -95,11 +104,12 @@ class InMemoryLedger:
         )
         if position is not None:
             rows = [t for t in rows if t.sort_key < position]
-        if flt.predicate is None:
+        keep = flt.check()
+        if keep is None:
             page = rows[: limit + 1]
             head = page[:limit]
             return PageResult(head, encode_cursor(head[-1].sort_key) if len(page) > limit else None)
-        return filtered_page(rows[:SCAN_LIMIT], flt.predicate, limit)
+        return filtered_page(rows[:SCAN_LIMIT], keep, limit)
 
     def get_months(self, user_id: str, months: Sequence[str]) -> dict[str, dict[str, Any]]:
         model = self.memory.months(user_id)

@@ -11,6 +11,7 @@ import pytest
 from tests.unit.conftest import OTHER, USER, World
 from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.model import Origin, Split, Transaction, TransactionType
+from valorize.domain.text import fold
 from valorize.service.ports import IdempotencyMark, IdempotentReplay
 from valorize.service.requests import (
     CreateTransaction,
@@ -19,7 +20,6 @@ from valorize.service.requests import (
     SplitIn,
     UpdateTransaction,
 )
-from valorize.service.transactions import fold
 
 
 def field_of(e: pytest.ExceptionInfo[ValidationFailed]) -> str:

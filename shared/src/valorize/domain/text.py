@@ -8,8 +8,8 @@ import unicodedata
 def fold(text: str) -> str:
     """Case- and accent-insensitive form ("Café" and "CAFE" both fold to "cafe").
 
-    Same definition as `valorize.service.transactions.fold` (the list's text search), so a
-    rule matches exactly what searching for the same words finds."""
+    The list's text search (domain/search.py) folds with it too, so a rule matches exactly
+    what searching for the same words finds."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 

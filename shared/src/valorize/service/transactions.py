@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ from valorize.domain.model import (
     make_transfer,
     mirror_transfer_change,
 )
+from valorize.domain.search import TextQuery
 from valorize.service.ports import (
     AccountStore,
     CategoryStore,
@@ -50,12 +50,6 @@ RulesProvider = Callable[[str], "RuleSet"]
 
 class _Unchanged(Exception):
     """Raised inside an atomic update to abandon it: the rules changed nothing."""
-
-
-def fold(text: str) -> str:
-    """Case- and accent-insensitive form used by text search ("café" matches "CAFE")."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _splits(given: Sequence[SplitIn]) -> tuple[Split, ...]:
@@ -255,16 +249,6 @@ class TransactionService:
         low, high, text = query.min_amount, query.max_amount, query.q
         if low is not None and high is not None and low > high:
             raise ValidationFailed.on("min_amount", "must not exceed max_amount")
-        needle = fold(text) if text else None
-
-        def keep(txn: Transaction) -> bool:
-            size = abs(txn.amount)
-            if low is not None and size < low:
-                return False
-            if high is not None and size > high:
-                return False
-            return needle is None or needle in fold(txn.description)
-
         flt = TransactionFilter(
             account_id=query.account_id,
             category_id=query.category_id,
@@ -272,6 +256,8 @@ class TransactionService:
             date_to=query.to.isoformat() if query.to else None,
             type=query.type.value if query.type else None,
             import_id=query.import_id,
-            predicate=keep if (low is not None or high is not None or needle) else None,
+            min_magnitude=low,
+            max_magnitude=high,
+            text=TextQuery.of(text) if text else None,
         )
         return self.ledger.list_transactions(user_id, flt, query.limit, query.cursor)

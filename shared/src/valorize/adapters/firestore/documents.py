@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from valorize.domain import rules as r
+from valorize.domain import search
 from valorize.domain.automation import JobStatus, RuleJob, RuleJobPage, scheduled_next
 from valorize.domain.budget import Budget
 from valorize.domain.model import (
@@ -113,17 +114,28 @@ def name_doc(c: Category) -> dict[str, Any]:
     return {"name_key": c.name_key, "category_id": c.id}
 
 
+# Derived for the list's indexes (adapters/firestore/ledger.py list_transactions), written by
+# every write of a transaction and never read back.
+MAGNITUDE = "magnitude"  # |amount|: min_amount/max_amount
+SEARCH_TOKENS = "search_tokens"  # domain/search.py tokens: q, with or without a category
+# What changes with a transaction's categories alone (LedgerBatch.recategorize).
+CATEGORY_FIELDS = ("category_id", "category_ids", "splits", SEARCH_TOKENS)
+
+
 def txn_doc(t: Transaction) -> dict[str, Any]:
+    category_ids = t.category_ids
     return {
         "account_id": t.account_id,
         "amount": t.amount,
+        MAGNITUDE: abs(t.amount),
         "currency": t.currency,
         "type": t.type.value,
         "date": t.date.isoformat(),
         "sort_key": t.sort_key,
         "description": t.description,
         "category_id": t.category_id,
-        "category_ids": t.category_ids,
+        "category_ids": category_ids,
+        SEARCH_TOKENS: search.tokens(t.description, category_ids),
         "notes": t.notes,
         "splits": [
             {"category_id": s.category_id, "amount": s.amount, "description": s.description}

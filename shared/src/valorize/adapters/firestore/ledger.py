@@ -18,7 +18,7 @@ from google.cloud.firestore_v1.query import Query
 from valorize.adapters.firestore import ledger_batch
 from valorize.adapters.firestore.base import FirestoreAdapter
 from valorize.adapters.firestore.contention import commit
-from valorize.adapters.firestore.documents import txn_of
+from valorize.adapters.firestore.documents import MAGNITUDE, SEARCH_TOKENS, txn_of
 from valorize.adapters.firestore.idempotency import commit_with_record
 from valorize.adapters.firestore.ledger_batch import LedgerBatch
 from valorize.domain import ids
@@ -31,7 +31,46 @@ from valorize.service.ports.ledger import SCAN_LIMIT, Pair, TransactionFilter, f
 from valorize.service.ports.pages import PageResult
 
 
+def list_query(
+    transactions: firestore.CollectionReference, flt: TransactionFilter, position: str | None
+) -> Query:
+    """The indexed part of a list (`flt` but its check()), newest first, after `position` (a
+    sort_key): every shape it can take has its composite index in infra/cdktf/config.py
+    (tests/infra/test_indexes.py builds them all)."""
+    q: Query = transactions.order_by("sort_key", direction=firestore.Query.DESCENDING)
+    for name, value in (
+        ("account_id", flt.account_id),
+        ("type", flt.type),
+        ("import_id", flt.import_id),
+    ):
+        if value is not None:
+            q = q.where(filter=FieldFilter(name, "==", value))
+    # One array-contains per query: the text's tokens carry the category when both are asked.
+    if flt.text is not None and flt.text.indexed:
+        wanted = flt.text.tokens(flt.category_id)
+        q = q.where(filter=FieldFilter(SEARCH_TOKENS, "array_contains_any", wanted))
+    elif flt.category_id is not None:
+        q = q.where(filter=FieldFilter("category_ids", "array_contains", flt.category_id))
+    if flt.min_magnitude is not None:
+        q = q.where(filter=FieldFilter(MAGNITUDE, ">=", flt.min_magnitude))
+    if flt.max_magnitude is not None:
+        q = q.where(filter=FieldFilter(MAGNITUDE, "<=", flt.max_magnitude))
+    # The day range and the cursor are ranges on sort_key, the order: the same index serves.
+    if flt.date_from is not None:
+        q = q.where(filter=FieldFilter("sort_key", ">=", flt.date_from))
+    if flt.date_to is not None:
+        # "$" sorts right after "#", so every key of that day is included.
+        q = q.where(filter=FieldFilter("sort_key", "<", flt.date_to + "$"))
+    if position is not None:
+        q = q.where(filter=FieldFilter("sort_key", "<", position))
+    return q
+
+
 class FirestoreLedger(FirestoreAdapter):
+    # Transaction documents the lists have read, for benchmarks (load/scale.py): the cost
+    # a page has in production, where Firestore bills each document a query returns.
+    documents_read = 0
+
     def add_transactions(
         self,
         user_id: str,
@@ -109,50 +148,40 @@ class FirestoreLedger(FirestoreAdapter):
     def list_transactions(
         self, user_id: str, flt: TransactionFilter, limit: int, cursor: str | None
     ) -> PageResult[Transaction]:
-        # Order first so every filter below refines one Query (cursor = sort_key).
-        q: Query = self._col(user_id, "transactions").order_by(
-            "sort_key", direction=firestore.Query.DESCENDING
-        )
-        for field_name, value in (
-            ("account_id", flt.account_id),
-            ("type", flt.type),
-            ("import_id", flt.import_id),
-        ):
-            if value is not None:
-                q = q.where(filter=FieldFilter(field_name, "==", value))
-        if flt.category_id is not None:
-            q = q.where(filter=FieldFilter("category_ids", "array_contains", flt.category_id))
-        if flt.date_from is not None:
-            q = q.where(filter=FieldFilter("sort_key", ">=", flt.date_from))
-        if flt.date_to is not None:
-            # "$" sorts right after "#", so every key of that day is included.
-            q = q.where(filter=FieldFilter("sort_key", "<", flt.date_to + "$"))
         position = decode_cursor(cursor, ids.TRANSACTION_CURSOR) if cursor else None
-        if flt.predicate is None:
-            page = list(self._scan(q, position, limit + 1, limit + 1))
+        q = list_query(self._col(user_id, "transactions"), flt, position)
+        keep = flt.check()
+        if keep is None:
+            page = list(self._read(q.limit(limit + 1)))
             items = page[:limit]
             return PageResult(
                 items, encode_cursor(items[-1].sort_key) if len(page) > limit else None
             )
-        return filtered_page(
-            self._scan(q, position, SCAN_LIMIT, max(limit * 2, 100)), flt.predicate, limit
-        )
+        return filtered_page(self._scan(q, limit + 1), keep, limit)
 
-    @staticmethod
-    def _scan(q: Query, position: str | None, total: int, chunk: int) -> Iterator[Transaction]:
+    def _read(self, q: Query) -> Iterator[Transaction]:
+        for s in q.stream():
+            self.documents_read += 1
+            yield txn_of(s.id, s.to_dict() or {})
+
+    def _scan(self, q: Query, chunk: int) -> Iterator[Transaction]:
+        """Up to SCAN_LIMIT of the query's transactions, read in chunks that double from
+        `chunk` on: a page whose check passes nearly everything reads little more than it
+        returns, and one that passes little reads few chunks."""
         seen = 0
-        while seen < total:
-            page = q
-            if position is not None:
-                page = page.where(filter=FieldFilter("sort_key", "<", position))
-            snaps = list(page.limit(min(chunk, total - seen)).stream())
-            for s in snaps:
-                t = txn_of(s.id, s.to_dict() or {})
+        position: str | None = None
+        while seen < SCAN_LIMIT:
+            size = min(chunk, SCAN_LIMIT - seen)
+            page = q if position is None else q.where(filter=FieldFilter("sort_key", "<", position))
+            got = 0
+            for t in self._read(page.limit(size)):
                 position = t.sort_key
-                seen += 1
+                got += 1
                 yield t
-            if len(snaps) < chunk:
+            seen += got
+            if got < size:
                 return
+            chunk *= 2
 
     # --- the read models ----------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from typing import Any
 from google.cloud import firestore
 
 from valorize.adapters.firestore.contention import unchanged
-from valorize.adapters.firestore.documents import txn_doc
+from valorize.adapters.firestore.documents import CATEGORY_FIELDS, txn_doc
 from valorize.domain.limits import LedgerReach, check
 from valorize.domain.model import Transaction
 from valorize.domain.readmodel import Path, change, merge_changes, nest
@@ -86,13 +86,10 @@ class LedgerBatch:
 
     def recategorize(self, snapshot: Any, old: Transaction, new: Transaction) -> None:
         """Write only its categories (the rest as read), if nobody wrote it since."""
+        doc = txn_doc(new)
         self.batch.update(
             snapshot.reference,
-            {
-                "category_id": new.category_id,
-                "category_ids": new.category_ids,
-                "splits": txn_doc(new)["splits"],
-            },
+            {name: doc[name] for name in CATEGORY_FIELDS},
             option=unchanged(snapshot),
         )
         self._months.append(change(old, new))

@@ -17,45 +17,64 @@ from typing import Any, Protocol
 from valorize.domain.ids import encode_cursor
 from valorize.domain.limits import LedgerReach
 from valorize.domain.model import Transaction
+from valorize.domain.search import TextQuery
 from valorize.service.ports.idempotency import IdempotencyRecord
 from valorize.service.ports.pages import PageResult
 
 
 @dataclass(frozen=True)
 class TransactionFilter:
+    """What a list selects. Everything but `predicate` (and a `text` shorter than a trigram)
+    is answered by an index, so a page of a rare match reads about `limit` documents."""
+
     account_id: str | None = None
     category_id: str | None = None
     date_from: str | None = None
     date_to: str | None = None
     type: str | None = None
     import_id: str | None = None
-    # Applied after the indexed query (magnitude range, text search).
+    # The magnitude |amount|, in minor units, both ends inclusive.
+    min_magnitude: int | None = None
+    max_magnitude: int | None = None
+    # Case- and accent-insensitive substring of the description (domain/search.py).
+    text: TextQuery | None = None
+    # Checked on what the index selects (a rules job's conditions), a bounded scan.
     predicate: Callable[[Transaction], bool] | None = field(default=None, compare=False)
 
+    def check(self) -> Callable[[Transaction], bool] | None:
+        """What is left to check on each transaction the query returns: the predicate and
+        the text's whole substring (the index only narrows to one of its trigrams)."""
+        text, predicate = self.text, self.predicate
+        if text is None:
+            return predicate
+        if predicate is None:
+            return lambda t: text.matches(t.description)
+        return lambda t: text.matches(t.description) and predicate(t)
 
-# A filtered page stops scanning after this many transactions and hands back a cursor, so a
-# needle-in-a-haystack search costs bounded reads per request.
+
+# A page with something left to check stops after this many transactions and hands back a
+# cursor, so a needle-in-a-haystack check costs bounded reads per request.
 SCAN_LIMIT = 2000
 
 
 def filtered_page(
-    scanned: Iterable[Transaction], predicate: Callable[[Transaction], bool], limit: int
+    scanned: Iterable[Transaction], keep: Callable[[Transaction], bool], limit: int
 ) -> PageResult[Transaction]:
-    """A page of a list with a predicate: up to `limit` of the transactions `scanned` (newest
-    first from the cursor on, at most SCAN_LIMIT of them) that pass, and the cursor after the
-    last one looked at, unless the scan reached the end."""
+    """A page of the transactions `scanned` (newest first from the cursor on, at most
+    SCAN_LIMIT of them) that `keep` passes: up to `limit` of them, with the cursor after the
+    last one when another passes, or after the last one looked at when the scan stopped at
+    its bound; no cursor when the scan reached the end."""
     items: list[Transaction] = []
     last_seen: str | None = None
     count = 0
     for t in scanned:
         count += 1
-        last_seen = t.sort_key
-        if predicate(t):
-            items.append(t)
+        if keep(t):
             if len(items) == limit:
-                break
-    exhausted = count < SCAN_LIMIT and len(items) < limit
-    if exhausted or last_seen is None:
+                return PageResult(items, encode_cursor(items[-1].sort_key))
+            items.append(t)
+        last_seen = t.sort_key
+    if count < SCAN_LIMIT or last_seen is None:
         return PageResult(items, None)
     return PageResult(items, encode_cursor(last_seen))
 
@@ -94,8 +113,8 @@ class Ledger(Protocol):
     def list_transactions(
         self, user_id: str, flt: TransactionFilter, limit: int, cursor: str | None
     ) -> PageResult[Transaction]:
-        """Newest first (by `sort_key`). With a predicate, a page scans at most a bounded
-        number of transactions and may come back short with a cursor."""
+        """Newest first (by `sort_key`). With something left to check (`flt.check()`), a
+        page scans at most SCAN_LIMIT transactions and may come back short with a cursor."""
         ...
 
     # the read models
