@@ -9,6 +9,7 @@ here as plain data so that adding a function, queue or index is one line and the
 
 from __future__ import annotations
 
+import itertools
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,23 +132,42 @@ class IndexSpec:
     fields: tuple[IndexField, ...]
 
 
-def _newest_first(*leading: IndexField) -> tuple[IndexField, ...]:
-    # Lists order and page by sort_key = "<date>#<id>" (newest first, stable tie-break, and the
-    # from/to range), so the same index serves the equality filter, the range and the cursor.
-    return (*leading, IndexField("sort_key", "DESCENDING"))
+# The filters of a transaction list (adapters/firestore/ledger.py list_query): equality on
+# any of these, at most one array-contains (a category, or q's tokens, which carry the
+# category when both are asked), and a range on the magnitude |amount|.
+LIST_EQUALITIES = ("account_id", "type", "import_id")
+LIST_ARRAYS = ("category_ids", "search_tokens")
+LIST_RANGE = "magnitude"
 
 
-# Composite indexes for users/{uid}/transactions list filters. sort_key alone is served by
-# Firestore's automatic single-field index, so it needs no entry here.
+def _list_indexes() -> list[IndexSpec]:
+    """One index per shape a list query can take. Lists order and page by sort_key =
+    "<date>#<id>" (newest first, stable tie-break, the from/to range and the cursor), so the
+    equality and array fields lead and sort_key follows; a range on another field comes
+    after it, DESCENDING like the last explicit order (Firestore orders by the inequality
+    fields after the explicit ones, in that direction). sort_key alone is served by the
+    automatic single-field index. 3 equalities x (none, 2 arrays) x (no range, range): 47."""
+    specs: list[IndexSpec] = []
+    for n in range(len(LIST_EQUALITIES) + 1):
+        for equal in itertools.combinations(LIST_EQUALITIES, n):
+            for array in (None, *LIST_ARRAYS):
+                leading = [IndexField(f, "ASCENDING") for f in equal]
+                if array is not None:
+                    leading.append(IndexField(array, array_contains=True))
+                for trailing in ((), (IndexField(LIST_RANGE, "DESCENDING"),)):
+                    if leading or trailing:
+                        fields = (*leading, IndexField("sort_key", "DESCENDING"), *trailing)
+                        specs.append(IndexSpec("transactions", fields))
+    return specs
+
+
+# Composite indexes: every shape of the transaction lists, and the other queries below.
 FIRESTORE_INDEXES: list[IndexSpec] = [
     # The import worker's duplicate window: one account, a date range, newest first.
     IndexSpec(
         "transactions", (IndexField("account_id", "ASCENDING"), IndexField("date", "DESCENDING"))
     ),
-    IndexSpec("transactions", _newest_first(IndexField("account_id", "ASCENDING"))),
-    IndexSpec("transactions", _newest_first(IndexField("type", "ASCENDING"))),
-    IndexSpec("transactions", _newest_first(IndexField("import_id", "ASCENDING"))),
-    IndexSpec("transactions", _newest_first(IndexField("category_ids", array_contains=True))),
+    *_list_indexes(),
     # users/{uid}/notifications?unread=true: unread ones, newest first.
     IndexSpec(
         "notifications", (IndexField("read", "ASCENDING"), IndexField("sort_key", "DESCENDING"))
