@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.contracts.conftest import Make, new_id
 from valorize.bootstrap import Services
@@ -14,6 +17,8 @@ from valorize.domain.ids import encode_cursor
 from valorize.domain.limits import SAFE_MAX, LedgerReach, OutOfSafeRange, Reach
 from valorize.domain.model import Account, Origin, Split, Transaction
 from valorize.domain.readmodel import prune, recompute
+from valorize.domain.search import MAX_TOKENS, TextQuery
+from valorize.domain.text import fold
 from valorize.service.ports import IdempotencyRecord, IdempotentReplay, TransactionFilter
 from valorize.service.ports.ledger import SCAN_LIMIT
 
@@ -248,3 +253,169 @@ def test_money_limits_refuse_the_whole_write(services: Services, make: Make) -> 
         services.ledger.check_limits(uid, LedgerReach({rich.id: Reach.of(1)}))
     services.ledger.check_limits(uid, LedgerReach({rich.id: Reach.of(-1)}))
     consistent(services, uid)
+
+
+def test_text_amount_and_category_filters_read_the_index(services: Services, make: Make) -> None:
+    uid = make.user()
+    account = make.account(uid)
+    food = make.category(uid)
+    # More trigrams than a transaction stores (MAX_TOKENS): stored as OVERFLOW, still found.
+    long = "".join(chr(0x4E00 + i) for i in range(MAX_TOKENS + 3))
+    made = [
+        make.txn(account, -1_000, description="Padaria Pão de Açúcar"),
+        make.txn(account, 999, description="PAO QUENTE", category_id=food.id),
+        make.txn(account, -5, description=long, category_id=food.id),
+        make.txn(account, 7, description="ﷺ"),
+    ]
+    services.ledger.add_transactions(uid, made)
+
+    def ids(**over: Any) -> set[str]:
+        page = services.ledger.list_transactions(uid, TransactionFilter(**over), 50, None)
+        assert page.next_cursor is None
+        return {t.id for t in page.items}
+
+    pao = TextQuery.of("pão")
+    assert ids(text=pao) == {made[0].id, made[1].id}
+    assert ids(text=pao, category_id=food.id) == {made[1].id}
+    assert ids(text=TextQuery.of(long[500:510])) == {made[2].id}
+    assert ids(text=TextQuery.of(long[900:903]), category_id=food.id) == {made[2].id}
+    assert ids(text=TextQuery.of("صلى الله")) == {made[3].id}  # what "ﷺ" folds to
+    assert ids(text=TextQuery.of("p")) == {made[0].id, made[1].id}  # shorter than a trigram
+    assert ids(min_magnitude=999, max_magnitude=1_000) == {made[0].id, made[1].id}
+    assert ids(min_magnitude=6, max_magnitude=998) == {made[3].id}
+    assert ids(max_magnitude=5, category_id=food.id) == {made[2].id}
+
+
+# --- completeness of filtered pages -----------------------------------------------------------
+
+WORDS = ("Padaria Pão de Açúcar", "UBER *TRIP", "café", "CAFE", "ﷺ", "Straße", "ß", "x", "ǅ")
+amounts = st.one_of(
+    st.integers(-(10**14), 10**14),
+    st.integers(-200, 200),
+    st.sampled_from([0, 1, -1, 10**14, -(10**14)]),
+)
+descriptions = st.one_of(
+    st.text(min_size=1, max_size=60),
+    st.text(min_size=8, max_size=60),
+    st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join),
+)
+
+
+def brute_force(txns: list[Transaction], flt: TransactionFilter) -> list[Transaction]:
+    """The documented semantics of each filter, on every transaction, newest first."""
+
+    def wanted(t: Transaction) -> bool:
+        day = t.date.isoformat()
+        return (
+            flt.account_id in (None, t.account_id)
+            and flt.type in (None, t.type.value)
+            and flt.import_id in (None, t.import_id)
+            and (flt.category_id is None or flt.category_id in t.category_ids)
+            and (flt.date_from is None or day >= flt.date_from)
+            and (flt.date_to is None or day <= flt.date_to)
+            and (flt.min_magnitude is None or abs(t.amount) >= flt.min_magnitude)
+            and (flt.max_magnitude is None or abs(t.amount) <= flt.max_magnitude)
+            and (flt.text is None or flt.text.needle in fold(t.description))
+        )
+
+    return sorted(filter(wanted, txns), key=lambda t: t.sort_key, reverse=True)
+
+
+@st.composite
+def ledgers(draw: st.DrawFn, make: Make) -> tuple[str, list[Transaction], list[str]]:
+    """A new user with transactions of any description and amount, in 2 accounts and 3
+    categories (splits included), over a few days (equal dates page by id)."""
+    uid = make.user()
+    accounts = [make.account(uid), make.account(uid, name="Savings")]
+    categories = [make.category(uid, f"C{i}").id for i in range(3)]
+    maybe_category = st.none() | st.sampled_from(categories)
+    txns = []
+    for _ in range(draw(st.integers(0, 25))):
+        amount = draw(amounts)
+        split = draw(st.booleans()) and amount != 0
+        txns.append(
+            make.txn(
+                draw(st.sampled_from(accounts)),
+                amount,
+                date(2024, 1, draw(st.integers(1, 4))),
+                description=draw(descriptions),
+                category_id=None if split else draw(maybe_category),
+                splits=(Split(draw(maybe_category), amount - 1), Split(draw(maybe_category), 1))
+                if split
+                else (),
+                import_id=draw(st.sampled_from([None, "k" + "0" * 31])),
+            )
+        )
+    make.services.ledger.add_transactions(uid, txns)
+    return uid, txns, categories
+
+
+@st.composite
+def filters(draw: st.DrawFn, txns: list[Transaction], categories: list[str]) -> TransactionFilter:
+    """Each field set one time in three, mostly to a value that one of the transactions
+    passes (its account, a category of it, a piece of its description, its magnitude or one
+    next to it), so that combinations of filters still match something."""
+    target = draw(st.sampled_from(txns)) if txns else None
+
+    def maybe(near: Any, anything: st.SearchStrategy[Any]) -> Any:
+        if draw(st.integers(0, 2)) != 0:
+            return None
+        return draw(anything) if draw(st.integers(0, 3)) == 0 else near
+
+    def piece(t: Transaction) -> str:
+        start = draw(st.integers(0, len(t.description) - 1))
+        return t.description[start : start + draw(st.integers(1, 12) | st.integers(3, 8))]
+
+    days = st.integers(1, 4).map(lambda d: date(2024, 1, d).isoformat())
+    size = abs(target.amount) if target else 0
+    low = maybe(size - draw(st.integers(0, 1)), amounts.map(abs))
+    high = maybe(size + draw(st.integers(0, 1)), amounts.map(abs))
+    if low is not None and high is not None and low > high:
+        low, high = high, low
+    text = maybe(piece(target) if target else None, st.text(min_size=1, max_size=6))
+    return TransactionFilter(
+        account_id=maybe(target and target.account_id, st.just("0" * 32)),
+        category_id=maybe(
+            draw(st.sampled_from(target.category_ids)) if target and target.category_ids else None,
+            st.sampled_from(categories),
+        ),
+        date_from=maybe(target and target.date.isoformat(), days),
+        date_to=maybe(target and target.date.isoformat(), days),
+        type=maybe(target and target.type.value, st.sampled_from(["debit", "credit"])),
+        import_id=maybe(target and target.import_id, st.just("k" + "0" * 31)),
+        min_magnitude=max(low, 0) if low is not None else None,
+        max_magnitude=max(high, 0) if high is not None else None,
+        text=TextQuery.of(text) if text and text.strip() else None,
+    )
+
+
+def test_every_page_of_a_filter_together_is_the_filter_of_everything(
+    services: Services, make: Make, backend: str
+) -> None:
+    """Paging through a filter, every filter and combination: exactly the transactions a
+    brute-force filter keeps, in the list's order, none twice, none left out."""
+
+    @settings(
+        max_examples=60 if backend == "fake" else 25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        uid, txns, categories = data.draw(ledgers(make))
+        for _ in range(5):
+            flt = data.draw(filters(txns, categories))
+            limit = data.draw(st.integers(1, 6))
+            seen: list[Transaction] = []
+            cursor = None
+            for _ in range(len(txns) + 2):
+                page = services.ledger.list_transactions(uid, flt, limit, cursor)
+                assert len(page.items) <= limit
+                seen += page.items
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+            assert cursor is None
+            assert [t.id for t in seen] == [t.id for t in brute_force(txns, flt)]
+
+    check()
