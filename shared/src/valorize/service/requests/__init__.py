@@ -205,7 +205,12 @@ class ListTransactions(Page):
         | None
     ) = Field(
         default=None,
-        description="Case- and accent-insensitive substring of the description",
+        description=(
+            "Case- and accent-insensitive substring of the description. From 3 characters"
+            " (once folded) it is answered by an index (trigrams of the description); a"
+            " shorter one is checked on at most 2,000 transactions per page, so that page"
+            " may hold fewer than `limit` items and a `next_cursor`"
+        ),
     )
     import_id: ImportId | None = None
 
