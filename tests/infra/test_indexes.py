@@ -13,12 +13,8 @@ here. No emulator: a query is built, never sent.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import itertools
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -27,11 +23,11 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.query import Query
 from google.cloud.firestore_v1.types import StructuredQuery
 
+from tests.infra import load_config
 from valorize.adapters.firestore.ledger import list_query
 from valorize.domain.search import TextQuery
 from valorize.service.ports.ledger import TransactionFilter
 
-INFRA_DIR = Path(__file__).resolve().parents[2] / "infra" / "cdktf"
 ID = "0" * 32
 # Values each filter field takes besides None: every branch of list_query.
 SAMPLES: dict[str, tuple[Any, ...]] = {
@@ -64,16 +60,7 @@ Field = tuple[str, str]
 Shape = tuple[frozenset[Field], tuple[Field, ...]]
 
 
-def _load_config() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("valorize_infra_config", INFRA_DIR / "config.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-cfg = _load_config()
+cfg = load_config()
 
 
 def filters() -> Iterator[TransactionFilter]:

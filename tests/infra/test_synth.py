@@ -17,13 +17,12 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-INFRA_DIR = Path(__file__).resolve().parents[2] / "infra" / "cdktf"
+from tests.infra import INFRA_DIR, load_config
+
 STACK = "valorize"
 
 
@@ -45,17 +44,7 @@ pytestmark = [
 ]
 
 
-def _load_config() -> ModuleType:
-    # Loaded under a unique name: a bare `import config` could pick up another package's module.
-    spec = importlib.util.spec_from_file_location("valorize_infra_config", INFRA_DIR / "config.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-cfg = _load_config()
+cfg = load_config()
 
 Resource = dict[str, Any]
 RUN_URL = "https://{}-${{data.google_project.project_info.number}}.${{var.region}}.run.app"
