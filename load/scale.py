@@ -212,7 +212,7 @@ class World:
 
 def measure(world: World, params: dict[str, str], repeat: int) -> dict[str, Any]:
     from valorize.adapters.firestore.ledger import list_query
-    from valorize.service.commands import ListTransactions
+    from valorize.service.requests import ListTransactions
 
     services = world.services
     ledger = services.ledger
@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     long run that is stopped still leaves its smaller sizes."""
     from valorize import bootstrap
     from valorize.config import Settings
-    from valorize.service.commands import ListTransactions
+    from valorize.service.requests import ListTransactions
 
     report: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
