@@ -662,7 +662,7 @@ def measure(
 PROFILE_BUCKETS = (
     # (label, substring of a frame in the collapsed stack; inclusive share of samples)
     ("auth: token lookup in Firestore", "authenticate ("),
-    ("cache: Redis version + value GET", "get_or_compute ("),
+    ("cache: one Redis round trip (Lua lookup)", "get_or_render ("),
     ("query parsing (pydantic)", "_parse_query ("),
     ("JSON response", "_json ("),
     ("request log line", "_log ("),

@@ -15,7 +15,7 @@ resource = Resource("/api/accounts", "account_id", lambda s: s.accounts, Account
 app = FunctionApp(
     "accounts",
     [
-        resource.list("List the caller's accounts"),
+        resource.list("List the caller's accounts", cached=True),
         resource.create("Create an account with an opening balance", body=r.CreateAccount),
         resource.get("One account with its balance"),
         resource.update(

@@ -52,7 +52,9 @@ def overview(call: Call) -> Any:
 app = FunctionApp(
     "budgets",
     [
-        resource.list("The caller's envelopes, by name", query=None, response=BudgetList),
+        resource.list(
+            "The caller's envelopes, by name", query=None, response=BudgetList, cached=True
+        ),
         Route(
             "POST",
             "/api/budgets",
@@ -70,6 +72,7 @@ app = FunctionApp(
             "Per envelope: budgeted, spent, rollover, available; and the month summary",
             query=b.MonthQuery,
             response=OverviewOut,
+            cached=True,
         ),
         Route(
             "GET",
@@ -78,6 +81,7 @@ app = FunctionApp(
             "Income (own or inherited), assigned and unassigned for a month",
             query=b.MonthQuery,
             response=MonthSummaryOut,
+            cached=True,
         ),
         Route(
             "POST",

@@ -14,7 +14,7 @@ resource = Resource("/api/categories", "category_id", lambda s: s.categories, Ca
 app = FunctionApp(
     "categories",
     [
-        resource.list("List the caller's categories by name"),
+        resource.list("List the caller's categories by name", cached=True),
         resource.create(
             "Create a category (names unique per user, case-insensitive)",
             body=r.CreateCategory,

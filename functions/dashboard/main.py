@@ -1,5 +1,5 @@
-"""Dashboard function: every answer from precomputed read models, through the Redis cache
-(service/dashboard.py)."""
+"""Dashboard function: every answer from precomputed read models (service/dashboard.py),
+cached per user (routes declared `cached`)."""
 
 from typing import Any
 
@@ -13,17 +13,17 @@ from valorize.entrypoints.routes import Call, Route
 
 
 def summary(call: Call) -> Any:
-    return call.said_cache(call.services.dashboard.summary(call.user_id, call.query.month))
+    return call.services.dashboard.summary(call.user_id, call.query.month)
 
 
 def trend(call: Call) -> Any:
     d, query = call.services.dashboard, call.query
-    return call.said_cache(d.trend(call.user_id, query.end, query.months))
+    return d.trend(call.user_id, query.end, query.months)
 
 
 def spending(call: Call) -> Any:
     d, query = call.services.dashboard, call.query
-    return call.said_cache(d.spending(call.user_id, query.month, query.top))
+    return d.spending(call.user_id, query.month, query.top)
 
 
 def recent(call: Call) -> Any:
@@ -31,13 +31,13 @@ def recent(call: Call) -> Any:
 
 
 def accounts(call: Call) -> Any:
-    return call.said_cache(call.services.dashboard.accounts(call.user_id, call.query.month))
+    return call.services.dashboard.accounts(call.user_id, call.query.month)
 
 
 def category(call: Call) -> Any:
     d, query = call.services.dashboard, call.query
     category_id = call.params["category_id"]
-    return call.said_cache(d.category_insights(call.user_id, category_id, query.end, query.months))
+    return d.category_insights(call.user_id, category_id, query.end, query.months)
 
 
 app = FunctionApp(
@@ -50,6 +50,7 @@ app = FunctionApp(
             "Total balance, income, expense and net of a month, per currency",
             query=q.MonthQuery,
             response=q.SummaryOut,
+            cached=True,
         ),
         Route(
             "GET",
@@ -58,6 +59,7 @@ app = FunctionApp(
             "Income, expense and net for the last N months (empty months are zero)",
             query=q.TrendQuery,
             response=q.TrendOut,
+            cached=True,
         ),
         Route(
             "GET",
@@ -66,6 +68,7 @@ app = FunctionApp(
             "Spending by category for a month: top N with share %, plus other",
             query=q.SpendingQuery,
             response=q.SpendingOut,
+            cached=True,
         ),
         Route(
             "GET",
@@ -74,6 +77,7 @@ app = FunctionApp(
             "The latest transactions",
             query=q.RecentQuery,
             response=q.RecentOut,
+            cached=True,
         ),
         Route(
             "GET",
@@ -82,6 +86,7 @@ app = FunctionApp(
             "Accounts with balances and the month's flows",
             query=q.MonthQuery,
             response=q.AccountsOut,
+            cached=True,
         ),
         Route(
             "GET",
@@ -91,6 +96,7 @@ app = FunctionApp(
             query=q.InsightsQuery,
             response=q.InsightsOut,
             errors=(404,),
+            cached=True,
         ),
     ],
     bootstrap.build(),

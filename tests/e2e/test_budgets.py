@@ -212,3 +212,45 @@ def test_move_replay_with_idempotency_key_moves_once(api: Api, envelopes: dict[s
         r = api.post("/api/budgets/move", body, headers={"Idempotency-Key": "mv-1"})
         assert r.status_code == 200, r.text
     assert api.get(f"/api/budgets/{fun}").json()["allocations"]["2025-08"] == brl(100)
+
+
+def test_budget_reads_are_cached_and_every_budget_write_invalidates_them(
+    api: Api, envelopes: dict[str, str]
+) -> None:
+    reads = [
+        "/api/budgets",
+        "/api/budgets/overview?month=2025-06",
+        "/api/budgets/summary?month=2025-06",
+    ]
+
+    def seen() -> list[tuple[str, Any]]:
+        answers = [api.get(path) for path in reads]
+        assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+        return [(r.headers["X-Cache"], r.json()) for r in answers]
+
+    first = seen()
+    assert [c for c, _ in first] == ["miss"] * 3
+    assert seen() == [("hit", body) for _, body in first]
+    writes = [
+        lambda: income(api, "2025-06", 100_000),
+        lambda: allocate(api, envelopes["Lazer"], "2025-06", 7_000),
+        lambda: api.patch(f"/api/budgets/{envelopes['Lazer']}", {"name": "Fun"}),
+        lambda: api.post(
+            "/api/transactions",
+            {
+                "account_id": api.account()["id"],
+                "amount": -500,
+                "date": "2025-06-02",
+                "description": "Cinema",
+                "category_id": envelopes["fun_category"],
+            },
+        ),
+    ]
+    for write in writes:
+        write()
+        after = seen()
+        assert [c for c, _ in after] == ["miss"] * 3, write
+        assert seen() == [("hit", body) for _, body in after]
+    overview = after[1][1]
+    fun = next(e for e in overview["envelopes"] if e["budget_id"] == envelopes["Lazer"])
+    assert fun["name"] == "Fun" and fun["budgeted"] == brl(7_000) and fun["spent"] == brl(500)

@@ -199,3 +199,30 @@ def test_reads_stay_correct_while_redis_is_down_and_the_cache_comes_back(
             break
         time.sleep(0.3)
     assert outcomes[-1] == "hit", outcomes
+
+
+def test_recent_and_the_account_and_category_lists_are_cached_and_invalidated(
+    api: Api, ledger: dict[str, Any]
+) -> None:
+    reads = ["/api/dashboard/recent?limit=5", "/api/accounts", "/api/categories"]
+
+    def seen() -> list[tuple[str, Any]]:
+        answers = [api.get(path) for path in reads]
+        assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+        return [(r.headers["X-Cache"], r.json()) for r in answers]
+
+    first = seen()
+    assert [c for c, _ in first] == ["miss"] * 3
+    assert seen() == [("hit", body) for _, body in first]
+    txn = api.txn(ledger["checking"], -1_234, "2031-01-01", "Newest of all")
+    after = seen()
+    assert [c for c, _ in after] == ["miss"] * 3
+    assert after[0][1]["data"][0]["id"] == txn["id"]
+    checking = next(a for a in after[1][1]["data"] if a["id"] == ledger["checking"])
+    before = next(a for a in first[1][1]["data"] if a["id"] == ledger["checking"])
+    assert checking["balance"]["amount"] == before["balance"]["amount"] - 1_234
+    category = after[2][1]["data"][0]
+    assert api.patch(f"/api/categories/{category['id']}", {"name": "Renamed ✓"}).ok
+    renamed = seen()
+    assert renamed[2][0] == "miss"
+    assert any(c["name"] == "Renamed ✓" for c in renamed[2][1]["data"])

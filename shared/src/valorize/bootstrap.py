@@ -391,6 +391,7 @@ class Services:
             events.AccountChanged,
             events.AccountDeleted,
             events.CategoryChanged,
+            events.BudgetChanged,
         ):
             bus.subscribe(kind, bump)
 
@@ -503,7 +504,6 @@ class Services:
             self.category_store,
             self.ledger,
             self.clock,
-            self.query_cache,
         )
 
     @cached_property

@@ -93,15 +93,15 @@ def problem(
     return resp
 
 
+def _encode(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> flask.Response:
     if status == 204 or payload is None:
         return flask.Response(status=204 if payload is None else status, headers=headers)
-    return flask.Response(
-        json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
-        status=status,
-        mimetype="application/json",
-        headers=headers,
-    )
+    body = payload if isinstance(payload, bytes) else _encode(payload)
+    return flask.Response(body, status=status, mimetype="application/json", headers=headers)
 
 
 def _field_name(loc: tuple[Any, ...], aliases: dict[str, str]) -> str:
@@ -286,7 +286,7 @@ class FunctionApp:
             if replay is not None:
                 return replay, call.user_id
         try:
-            result = route.handler(call)
+            result = self._cached(route, call) if route.cached else route.handler(call)
         except IdempotentReplay as r:
             return self._replayed(r.record, call), call.user_id
         except BaseException as e:
@@ -298,7 +298,7 @@ class FunctionApp:
             return self._domain_problem(e), call.user_id
         if result is None:
             return flask.Response(status=204), call.user_id
-        payload = route.render(result)
+        payload = result if isinstance(result, bytes) else route.render(result)
         status = call.status or route.status
         if call.claim is not None:
             done = IdempotencyRecord(
@@ -310,6 +310,21 @@ class FunctionApp:
             )
             self._store().put_idempotency(call.user_id, done)
         return _json(status, payload, call.response_headers or None), call.user_id
+
+    def _cached(self, route: Route, call: Call) -> bytes:
+        """A cached read: the stored bytes of its answer, or the handler's answer rendered
+        once and stored. The key is the route, its ids, the validated query and the day, so
+        that a default meaning "this month" or "latest" never outlives its day."""
+        cache = self.services.query_cache
+        query = call.query.model_dump(mode="json", by_alias=True) if call.query else None
+        today = self.services.clock.now().date().isoformat()
+        key = json.dumps([route.path, call.params, query, today], sort_keys=True)
+        digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+        body, outcome = cache.get_or_render(
+            call.user_id, digest, lambda: _encode(route.render(route.handler(call)))
+        )
+        call.response_headers["X-Cache"] = outcome
+        return body
 
     @staticmethod
     def _domain_problem(e: DomainError) -> flask.Response:

@@ -102,29 +102,8 @@ class Call:
             log.warning("X-CloudTasks-TaskRetryCount is not a count: %r; taken as 0", header[:40])
         return 0
 
-    def cached(self, key: str, compute: Callable[[], Any]) -> Rendered:
-        """The answer of `compute()`, rendered, through the user's versioned query cache
-        (cache-aside; a hit is the JSON as first rendered); says how in X-Cache."""
-        cache = self.services.query_cache
-        payload = cache.get_or_compute(self.user_id, key, lambda: self.route.render(compute()))
-        return self.said_cache(Rendered(payload))
-
-    def said_cache(self, answer: T) -> T:
-        """`answer`, with X-Cache saying how the last read through the query cache went (hit,
-        miss, bypass)."""
-        last = getattr(self.services.query_cache, "last", None)
-        self.response_headers["X-Cache"] = getattr(last, "outcome", "bypass")
-        return answer
-
 
 Handler = Callable[[Call], Any]
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """A handler's answer already rendered through its route's schema (a cached page)."""
-
-    payload: Any
 
 
 def client_ip(request: flask.Request, trusted_hops: int) -> str:
@@ -153,11 +132,13 @@ class Route:
     idempotency: Idempotency | None = None
     # Cloud Tasks / Cloud Scheduler targets: the invoker's credentials, never a user token.
     internal: bool = False
+    # A user's read answered through their query cache (adapters/cache.py), keyed by the
+    # path and the validated query: its data must be covered by the cache invalidation
+    # (bootstrap._subscribe_cache_invalidation), so every write to it bumps the user's version.
+    cached: bool = False
 
     def render(self, result: Any) -> Any:
         """The JSON of a handler's result, through the declared response schema."""
-        if isinstance(result, Rendered):
-            return result.payload
         if isinstance(result, BaseModel):
             return dump(result)
         schema: Any = self.response

@@ -1,6 +1,6 @@
 """The dashboard's queries (the read side of CQRS): each answer comes from a handful of
 documents (the accounts, the month read models of the window, the categories) whatever the
-history length, and goes through the query cache.
+history length. The HTTP edge caches each answer (routes declared `cached`).
 
 Views return plain JSON-ready dicts. Amounts are Money objects `{"amount", "currency"}` in
 minor units; `income` and `expense` are magnitudes (never negative) and `net` is signed. Each
@@ -23,7 +23,6 @@ from valorize.service.ports import (
     Clock,
     Ledger,
     PageResult,
-    QueryCache,
     TransactionFilter,
     UserStore,
 )
@@ -89,14 +88,12 @@ class DashboardService:
         category_store: CategoryStore,
         ledger: Ledger,
         clock: Clock,
-        cache: QueryCache,
     ) -> None:
         self.user_store = user_store
         self.account_store = account_store
         self.category_store = category_store
         self.ledger = ledger
         self.clock = clock
-        self.cache = cache
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -120,18 +117,10 @@ class DashboardService:
     def _currencies(preferred: str, seen: Iterable[str]) -> list[str]:
         return [preferred, *sorted(set(seen) - {preferred})]
 
-    def _cached(self, user_id: str, key: str, compute: Callable[[], Any]) -> Any:
-        return self.cache.get_or_compute(user_id, key, compute)
-
     # --- queries ------------------------------------------------------------------------------
 
     def summary(self, user_id: str, month: str | None) -> dict[str, Any]:
         month = parse_month(month) if month else self.this_month()
-        return dict(
-            self._cached(user_id, f"summary:{month}", lambda: self._summary(user_id, month))
-        )
-
-    def _summary(self, user_id: str, month: str) -> dict[str, Any]:
         preferred = self._preferred(user_id)
         balances: dict[str, int] = {}
         for a in self._accounts(user_id):
@@ -153,10 +142,6 @@ class DashboardService:
         end = parse_month(end, "end") if end else self.this_month()
         if not 1 <= months <= MAX_MONTHS:
             raise ValidationFailed.on("months", f"between 1 and {MAX_MONTHS}")
-        key = f"trend:{end}:{months}"
-        return dict(self._cached(user_id, key, lambda: self._trend(user_id, end, months)))
-
-    def _trend(self, user_id: str, end: str, months: int) -> dict[str, Any]:
         preferred = self._preferred(user_id)
         span = window(end, months)
         models = self.ledger.get_months(user_id, span)
@@ -172,10 +157,6 @@ class DashboardService:
 
     def spending(self, user_id: str, month: str | None, top: int) -> dict[str, Any]:
         month = parse_month(month) if month else self.this_month()
-        key = f"spending:{month}:{top}"
-        return dict(self._cached(user_id, key, lambda: self._spending(user_id, month, top)))
-
-    def _spending(self, user_id: str, month: str, top: int) -> dict[str, Any]:
         preferred = self._preferred(user_id)
         model = self.ledger.get_months(user_id, [month]).get(month, {})
         categories = self._categories(user_id)
@@ -223,11 +204,6 @@ class DashboardService:
 
     def accounts(self, user_id: str, month: str | None) -> dict[str, Any]:
         month = parse_month(month) if month else self.this_month()
-        return dict(
-            self._cached(user_id, f"accounts:{month}", lambda: self._accounts_view(user_id, month))
-        )
-
-    def _accounts_view(self, user_id: str, month: str) -> dict[str, Any]:
         model = self.ledger.get_months(user_id, [month]).get(month, {})
         rows = []
         for a in self._accounts(user_id):
@@ -254,12 +230,6 @@ class DashboardService:
         end = parse_month(end, "end") if end else self.this_month()
         if not 1 <= months <= MAX_MONTHS:
             raise ValidationFailed.on("months", f"between 1 and {MAX_MONTHS}")
-        key = f"category:{category_id}:{end}:{months}"
-        return dict(
-            self._cached(user_id, key, lambda: self._insights(user_id, category_id, end, months))
-        )
-
-    def _insights(self, user_id: str, category_id: str, end: str, months: int) -> dict[str, Any]:
         category = self.category_store.get_category(user_id, category_id)
         if category is None:
             raise NotFound("category not found")

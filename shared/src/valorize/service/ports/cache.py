@@ -1,13 +1,22 @@
-"""The per-user query cache the read side goes through (adapters/cache.py)."""
+"""The per-user cache of read answers (adapters/cache.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Literal, Protocol
+
+# How a read went, said in the X-Cache response header.
+Outcome = Literal["hit", "miss", "bypass"]
 
 
 class QueryCache(Protocol):
-    def get_or_compute(self, user_id: str, key: str, compute: Callable[[], Any]) -> Any: ...
+    def get_or_render(
+        self, user_id: str, key: str, render: Callable[[], bytes]
+    ) -> tuple[bytes, Outcome]:
+        """The stored answer under `key` for this user's current version of their data, or
+        `render()`'s, stored; and which it was."""
+        ...
+
     def bump(self, user_id: str) -> None:
         """Something the user can see changed: every cached answer of theirs is stale."""
         ...

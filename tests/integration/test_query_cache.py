@@ -1,0 +1,78 @@
+"""The query cache on a real Redis (adapters/cache.py): a hit is one round trip that returns
+the stored bytes as they are; a bump makes every answer of that user a miss; a burst of
+identical misses renders once; with Redis gone, reads bypass it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from devstack.ports import free_port
+from valorize.adapters.cache import RedisQueryCache
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_hit_is_one_round_trip_returning_the_stored_bytes(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = RedisQueryCache(client)
+    body = '{"name":"Café ☕","amount":123}'.encode()
+    assert cache.get_or_render("u1", "k", lambda: body) == (body, "miss")
+    sent: list[object] = []
+    execute = client.execute_command
+    monkeypatch.setattr(
+        client, "execute_command", lambda *a, **k: sent.append(a[0]) or execute(*a, **k)
+    )
+    renders: list[int] = []
+    for _ in range(10):
+        assert cache.get_or_render("u1", "k", lambda: renders.append(1) or b"?") == (body, "hit")
+    assert sent == ["EVALSHA"] * 10  # one round trip each
+    assert renders == []
+
+
+def test_a_bump_invalidates_only_that_users_answers(client: redis.Redis) -> None:
+    cache = RedisQueryCache(client)
+    cache.get_or_render("u1", "k", lambda: b"1")
+    cache.get_or_render("u2", "k", lambda: b"2")
+    cache.bump("u1")
+    assert cache.get_or_render("u1", "k", lambda: b"1b") == (b"1b", "miss")
+    assert cache.get_or_render("u1", "k", lambda: b"?") == (b"1b", "hit")
+    assert cache.get_or_render("u2", "k", lambda: b"?") == (b"2", "hit")
+
+
+def test_a_burst_of_identical_misses_renders_once(client: redis.Redis) -> None:
+    cache = RedisQueryCache(client, wait=2.0)
+    rendered: list[int] = []
+    start = threading.Barrier(8)
+    answers: list[tuple[bytes, str]] = []
+
+    def render() -> bytes:
+        rendered.append(1)
+        time.sleep(0.2)
+        return b"slow"
+
+    def read() -> None:
+        start.wait()
+        answers.append(cache.get_or_render("u1", "burst", render))
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(rendered) == 1
+    assert sorted(answers) == [(b"slow", "hit")] * 7 + [(b"slow", "miss")]
+
+
+def test_without_redis_reads_bypass_it() -> None:
+    nowhere = redis.Redis(port=free_port(), socket_connect_timeout=0.2, socket_timeout=0.2)
+    cache = RedisQueryCache(nowhere, breaker_seconds=60)
+    assert cache.get_or_render("u1", "k", lambda: b"x") == (b"x", "bypass")
+    started = time.monotonic()
+    assert cache.get_or_render("u1", "k", lambda: b"y") == (b"y", "bypass")
+    assert time.monotonic() - started < 0.1  # the breaker: no second timeout
+    cache.bump("u1")  # fails open, quietly
