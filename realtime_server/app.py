@@ -344,9 +344,7 @@ def create_app() -> socketio.WSGIApp:
     reader = services.redis_log_reader
     manager = CatchUpRedisManager(s.redis_url, channel=CHANNEL)
     server = RealtimeServer(
-        # Once per connection, from Firestore: under the eventlet worker the revocation feed
-        # was seen to deliver to the watcher below but not yet to a lookup made just after.
-        lambda token: services.auth.authenticate(token, fresh=True),
+        services.auth.authenticate,
         EventLog(reader, s.realtime_log_events, s.realtime_log_seconds),
         manager,
         async_mode=kind,

@@ -97,3 +97,22 @@ def test_after_an_outage_it_resubscribes_and_resets(
         assert until(lambda: feed.sync(seen.forget, seen.reset) and seen.forgotten == ["t9"])
     finally:
         server.stop()
+
+
+def test_an_announcement_behind_a_health_check_reply_is_not_missed(client: redis.Redis) -> None:
+    """redis-py pings an idle subscription and get_message answers None for the reply: a
+    drain that stopped at the first None left the revocation behind it unread."""
+    checked = redis.Redis(
+        connection_pool=redis.ConnectionPool(
+            **{**client.connection_pool.connection_kwargs, "health_check_interval": 1}
+        )
+    )
+    feed = RedisRevocationFeed(checked)
+    seen = Seen()
+    assert feed.sync(seen.forget, seen.reset)
+    time.sleep(1.1)
+    assert feed.sync(seen.forget, seen.reset)  # idle past the interval: this one pings
+    RedisRevocationFeed(client).announce("t1")
+    time.sleep(0.2)  # the reply and the announcement have both arrived
+    assert feed.sync(seen.forget, seen.reset)
+    assert seen.forgotten == ["t1"]

@@ -64,10 +64,15 @@ class RedisRevocationFeed:
         with self._lock:
             if self._pubsub is None and not self._subscribe(reset):
                 return False
-            assert self._pubsub is not None
+            pubsub = self._pubsub
+            assert pubsub is not None and pubsub.connection is not None
             try:
-                while (message := self._pubsub.get_message(timeout=0)) is not None:
-                    if message["type"] == "message":
+                # Until nothing is buffered: get_message also answers None for a reply it
+                # swallows (redis-py's health-check PING of an idle subscription), and an
+                # announcement may be right behind it.
+                while pubsub.connection.can_read(timeout=0):
+                    message = pubsub.get_message(timeout=0)
+                    if message is not None and message["type"] == "message":
                         data = message["data"]
                         forget(data.decode() if isinstance(data, bytes) else str(data))
             except (redis.RedisError, OSError) as error:

@@ -205,16 +205,13 @@ class AuthService:
         self.user_store.add_token(issued.token, hashed)
         return issued
 
-    def authenticate(self, bearer: str, *, fresh: bool = False) -> Principal:
-        """The token's owner. `fresh`: look the token up in the store rather than in memory,
-        for checks made once per connection (realtime_server), where a lookup costs little
-        and the instance cannot promise to have read the revocation feed first."""
+    def authenticate(self, bearer: str) -> Principal:
         parts = bearer.split("_", 2)
         # The id is checked before it is looked up: it names a document.
         if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not ids.ENTITY.matches(parts[1]):
             raise Unauthorized("invalid token")
         _, token_id, secret = parts
-        found = self.user_store.get_token(token_id) if fresh else self.tokens.get(token_id)
+        found = self.tokens.get(token_id)
         if found is None:
             raise Unauthorized("invalid or revoked token")
         token, stored_hash = found
