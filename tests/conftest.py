@@ -15,6 +15,10 @@ sys.path.insert(0, str(ROOT))
 
 from devstack.stack import Stack, StackConfig  # noqa: E402
 
+# The e2e stack's per-user write rate: above what one test's user writes (the hostile-input
+# property tests write hundreds a minute); e2e/test_abuse.py sends exactly this many, then one.
+E2E_WRITE_RATE = "1000/hour"
+
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
@@ -36,6 +40,7 @@ def stack() -> Iterator[Stack]:
             # Low ceilings, so e2e/test_abuse.py reaches them in a few requests.
             "VALORIZE_MAX_ACCOUNTS": "20",
             "VALORIZE_MAX_RECURRENCES": "20",
+            "VALORIZE_WRITE_RATE": E2E_WRITE_RATE,
         },
     )
     with Stack(config) as running:

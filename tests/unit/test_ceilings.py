@@ -123,10 +123,18 @@ class TestRecurrenceStart:
 
 
 class TestOccurrencesPerRun:
-    def test_a_year_of_daily_occurrences_is_created_in_one_run(self, w: AutoWorld) -> None:
+    def test_the_oldest_start_allowed_is_caught_up_over_runs_exactly_once(
+        self, w: AutoWorld
+    ) -> None:
         earliest_daily(w)
-        out = w.automations.run_user(USER, AutomationKind.DAILY, w.recurrences.today())
-        assert out["created"] == w.recurrences.backdate_days + 1
+        today = w.recurrences.today()
+        per_run = w.automations.max_steps * CHUNK
+        due = w.recurrences.backdate_days + 1
+        created = [w.automations.run_user(USER, AutomationKind.DAILY, today)["created"]]
+        while sum(created) < due and len(created) < 100:
+            created.append(w.automations.run_user(USER, AutomationKind.DAILY, today)["created"])
+        assert sum(created) == due and max(created) <= per_run
+        assert w.automations.run_user(USER, AutomationKind.DAILY, today)["created"] == 0
 
     def test_a_longer_backlog_is_caught_up_over_runs_exactly_once(self, w: AutoWorld) -> None:
         # A recurrence stored before the start bound existed: from the year 1.

@@ -16,8 +16,9 @@ MAX_RULES: Final = 200
 # description, ~5 us a search here; 200 rules x 20 conditions of the slowest patterns found
 # (`.{0,100}a.{0,100}b`, ~0.1 ms each) would take ~0.4 s without it.
 RULES_BUDGET_SECONDS: Final = 0.05
-# Recurrences: a start at most this many days back (a year of rent or salary entered late),
-# and at most this many occurrences of one recurrence per scheduler run: above a year of
-# daily ones, so every recurrence a user can create now catches up in its first run.
-RECURRENCE_BACKDATE_DAYS: Final = 366
+# Recurrences: a start at most this many days back (ten years: a mortgage or a salary entered
+# late, and the history people import), and at most this many occurrences of one recurrence per
+# scheduler run, so a daily one started ten years ago catches up over ten daily runs instead of
+# writing 3,650 transactions in one (0001-01-01 would have written 740,000 over the years).
+RECURRENCE_BACKDATE_DAYS: Final = 3660
 OCCURRENCES_PER_RUN: Final = 400

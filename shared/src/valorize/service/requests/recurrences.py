@@ -114,7 +114,7 @@ class CreateRecurrence(RequestModel):
     description: Description
     schedule: ScheduleIn
     start: dt.date = Field(
-        description="The first occurrence is on or after this day; at most a year back "
+        description="The first occurrence is on or after this day; at most ten years back "
         "(Settings.recurrence_backdate_days, README \"Limits\")"
     )
     end: dt.date | None = Field(default=None, description="Last day an occurrence may fall on")
