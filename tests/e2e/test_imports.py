@@ -540,6 +540,128 @@ def test_a_crash_mid_import_then_redelivery_gives_the_same_result(
     assert len(imported(api, record.id)) == 1_499
 
 
+class Interrupted(Exception):
+    """The commit or revert run "dies" here."""
+
+
+def interrupted_service(at: str, calls: int, after_rows: int | None = None) -> Any:
+    """The real import service on the emulators, telling nobody, working in chunks of 400
+    rows, its repository dying at its `calls`-th `at` ("settle": the chunk's transactions
+    are written but not settled; "write_commit" / "write_revert": only the first
+    `after_rows` rows of the chunk are written)."""
+    from valorize import bootstrap
+    from valorize.adapters.cache import NoCache
+    from valorize.adapters.firestore_imports import FirestoreImports
+    from valorize.service.ports import NullBus
+
+    class Nothing:
+        def enqueue(self, *args: Any, **kwargs: Any) -> None: ...
+        def notify(self, *args: Any) -> None: ...
+        def publish(self, *args: Any) -> None: ...
+
+    seen = defaultdict(int)
+
+    class Dying(FirestoreImports):
+        def settle(self, *args: Any, **kwargs: Any) -> Any:
+            seen["settle"] += 1
+            if at == "settle" and seen["settle"] == calls:
+                raise Interrupted()
+            return super().settle(*args, **kwargs)
+
+        def write_commit(self, user_id: str, import_id: str, created: Any, skipped: Any) -> None:
+            seen["write_commit"] += 1
+            if at == "write_commit" and seen["write_commit"] == calls:
+                super().write_commit(user_id, import_id, created[:after_rows], ())
+                raise Interrupted()
+            super().write_commit(user_id, import_id, created, skipped)
+
+        def write_revert(self, user_id: str, import_id: str, rows: Any) -> Any:
+            seen["write_revert"] += 1
+            if at == "write_revert" and seen["write_revert"] == calls:
+                super().write_revert(user_id, import_id, rows[:after_rows])
+                raise Interrupted()
+            return super().write_revert(user_id, import_id, rows)
+
+    nothing = Nothing()
+    services = bootstrap.build(
+        task_queue=nothing, notifier=nothing, realtime=nothing, bus=NullBus(), query_cache=NoCache()
+    )
+    services.import_store = Dying(services.firestore, writers=3)
+    service = services.imports
+    service.commit_chunk = 400
+    return service
+
+
+def test_a_commit_or_revert_killed_mid_way_resumes_to_the_exact_result(
+    api: Api, stack: Stack, emulator_env: dict[str, str]
+) -> None:
+    from tests.integration.test_readmodel_property import ledger_is_consistent
+    from valorize import bootstrap
+    from valorize.service.ports import NullBus
+
+    uid = user_id(api)
+    account = api.account(opening_balance=5_000)
+    data = csv_sample(1_500, layout="generic", seed=5)
+    lines = parsed_lines(data, preset="generic")
+    record = staged(api, data, "resume.csv", account_id=account["id"], preset="generic")
+    assert record["counts"]["new"] == 1_500
+    payload = {"user_id": uid, "import_id": record["id"]}
+
+    # Committing (1,500 rows > the inline limit: a task, which this test runs by hand).
+    first = interrupted_service("write_commit", 2, after_rows=150)
+    _, queued = first.commit(uid, record["id"])
+    assert queued
+    with pytest.raises(Interrupted):  # chunk 1 settled; half of chunk 2 written
+        first.run_commit(uid, record["id"])
+    with pytest.raises(Interrupted):  # chunk 2 finished; chunk 3 written, not settled
+        interrupted_service("settle", 2).run_commit(uid, record["id"])
+    half = api.get(f"/api/imports/{record['id']}").json()
+    assert half["status"] == "committing" and half["committed"] == 800
+    assert len(imported(api, record["id"])) == 1_200
+    # The owner edits and deletes transactions the interrupted run wrote but did not settle.
+    edited, deleted = rows(api, record["id"])[800:802]
+    assert edited["committed"] and deleted["committed"]
+    r = api.patch(f"/api/transactions/{edited['transaction_id']}", {"amount": -123})
+    assert r.status_code == 200, r.text
+    assert api.delete(f"/api/transactions/{deleted['transaction_id']}").status_code == 204
+    changed = -123 - edited["amount"] - deleted["amount"]
+    r = task(stack, "/api/ingest/tasks/commit", payload)  # Cloud Tasks retries
+    assert r.status_code == 200, r.text
+    done = api.get(f"/api/imports/{record['id']}").json()
+    assert done["status"] == "committed" and done["committed"] == 1_500
+    assert len(imported(api, record["id"])) == 1_499
+    expected = 5_000 + sum(e.amount for e in lines) + changed
+    assert api.balance(account["id"]) == expected
+    services = bootstrap.build(bus=NullBus())
+    ledger_is_consistent(services, uid)
+    months = services.ledger.get_months(uid, sorted({e.date.isoformat()[:7] for e in lines}))
+
+    # A redelivered commit task, and a commit asked again, change nothing.
+    assert task(stack, "/api/ingest/tasks/commit", payload).json()["status"] == "committed"
+    assert api.post(f"/api/imports/{record['id']}/commit").json()["status"] == "committed"
+    assert api.balance(account["id"]) == expected
+    assert services.ledger.get_months(uid, sorted(months)) == months
+    assert api.get(f"/api/imports/{record['id']}").json()["committed"] == 1_500
+
+    # Reverting, killed twice the same ways.
+    first = interrupted_service("write_revert", 2, after_rows=100)
+    _, queued = first.revert(uid, record["id"])
+    assert queued
+    with pytest.raises(Interrupted):
+        first.run_revert(uid, record["id"])
+    with pytest.raises(Interrupted):
+        interrupted_service("settle", 2).run_revert(uid, record["id"])
+    r = task(stack, "/api/ingest/tasks/revert", payload)
+    assert r.status_code == 200, r.text
+    undone = api.get(f"/api/imports/{record['id']}").json()
+    assert undone["status"] == "reverted" and undone["reverted"] == 1_499
+    assert imported(api, record["id"]) == []
+    assert api.balance(account["id"]) == 5_000
+    ledger_is_consistent(services, uid)
+    assert task(stack, "/api/ingest/tasks/revert", payload).json()["status"] == "reverted"
+    assert api.balance(account["id"]) == 5_000
+
+
 # --- bad files --------------------------------------------------------------------------------
 
 

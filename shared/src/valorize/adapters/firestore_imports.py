@@ -21,10 +21,8 @@ Queries (no composite index beyond the ledger's own is needed):
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -33,11 +31,19 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.query import Query
-from google.cloud.firestore_v1.types import document as document_types
-from google.cloud.firestore_v1.types import write as write_types
 
-from valorize.adapters.firestore.contention import commit, optimistic, unchanged, verify
-from valorize.adapters.firestore.documents import txn_of
+from valorize.adapters.firestore.batches import (
+    MAX_WRITES,
+    Batches,
+    collection_prefix,
+    create_write,
+    delete_write,
+    groups,
+    set_write,
+    update_write,
+)
+from valorize.adapters.firestore.contention import Stale, commit, optimistic, unchanged, verify
+from valorize.adapters.firestore.documents import txn_doc, txn_of
 from valorize.adapters.firestore.ledger_batch import LedgerBatch
 from valorize.domain import ids
 from valorize.domain.errors import NotFound
@@ -53,12 +59,9 @@ from valorize.domain.imports import (
     StatementSummary,
 )
 from valorize.domain.model import Transaction
-from valorize.domain.readmodel import month_of
 from valorize.service.imports import RowsChanged
 from valorize.service.ports import PageResult
 
-# Firestore's limit per batch.
-MAX_WRITES = 500
 ROW_BATCH = 500
 # Staging batches in flight at once (the writes wait on the network, not on the CPU).
 WRITERS = 4
@@ -111,6 +114,7 @@ def _import_doc(r: Import) -> dict[str, Any]:
         ],
         "committed": r.committed,
         "reverted": r.reverted,
+        "cursor": r.cursor,
         "attempts": r.attempts,
         "requests": r.requests,
         "first_date": _day(r.first_date),
@@ -162,6 +166,7 @@ def _import(doc_id: str, d: dict[str, Any]) -> Import:
         ),
         committed=d.get("committed", 0),
         reverted=d.get("reverted", 0),
+        cursor=d.get("cursor"),
         attempts=d.get("attempts", 0),
         requests=d.get("requests", 0),
         first_date=_undate(d.get("first_date")),
@@ -212,6 +217,7 @@ def _full_row_doc(r: StagedRow) -> dict[str, Any]:
         "resolution": r.resolution.value if r.resolution else None,
         "committed": r.committed,
         "transaction_id": r.transaction_id,
+        "reverted_as": None if r.reverted_as is None else txn_doc(r.reverted_as),
     }
 
 
@@ -246,52 +252,11 @@ def _row(doc_id: str, d: dict[str, Any]) -> StagedRow:
         resolution=Resolution(d["resolution"]) if d.get("resolution") else None,
         committed=d.get("committed", False),
         transaction_id=d.get("transaction_id"),
+        reverted_as=txn_of(d["transaction_id"], d["reverted_as"]) if d.get("reverted_as") else None,
     )
 
 
 # --- the staging writer -----------------------------------------------------------------------
-
-_ValuePb = document_types.Value.pb()
-_MapValuePb = document_types.MapValue.pb()
-_DocumentPb = document_types.Document.pb()
-_WritePb = write_types.Write.pb()
-
-
-def _value_pb(value: Any) -> Any:
-    """A Firestore Value as a raw protobuf message. The client's generic encoder builds
-    proto-plus wrappers field by field (about 1 ms per row document on our machines, more
-    than the emulator takes to store it); staged rows only hold these plain types."""
-    if value is None:
-        return _ValuePb(null_value=0)
-    if value is True or value is False:
-        return _ValuePb(boolean_value=value)
-    if isinstance(value, int):
-        return _ValuePb(integer_value=value)
-    if isinstance(value, str):
-        return _ValuePb(string_value=value)
-    if isinstance(value, float):
-        return _ValuePb(double_value=value)
-    if isinstance(value, dict):
-        return _ValuePb(map_value=_MapValuePb(fields={k: _value_pb(v) for k, v in value.items()}))
-    raise TypeError(f"cannot stage a {type(value).__name__}")
-
-
-def set_write_pb(document_path: str, doc: dict[str, Any]) -> Any:
-    """The write `batch.set(ref, doc)` would add (a full overwrite), built directly."""
-    fields = {k: _value_pb(v) for k, v in doc.items()}
-    return _WritePb(update=_DocumentPb(name=document_path, fields=fields))
-
-
-def add_sets(
-    batch: firestore.WriteBatch, prefix: str, docs: Sequence[tuple[str, dict[str, Any]]]
-) -> None:
-    """`batch.set` for many documents of one collection (`prefix` = its path + "/")."""
-    add = getattr(batch, "_add_write_pbs", None)
-    if add is None:  # pragma: no cover - a client without the hook: the generic path
-        for doc_id, doc in docs:
-            batch.set(batch._client.document(prefix + doc_id), doc)
-        return
-    add([set_write_pb(prefix + doc_id, doc) for doc_id, doc in docs])
 
 
 class BatchedRowWriter:
@@ -305,21 +270,14 @@ class BatchedRowWriter:
         batch_size: int = ROW_BATCH,
         concurrency: int = WRITERS,
     ) -> None:
-        self.db = db
-        self.rows = rows
         self.batch_size = batch_size
-        self.concurrency = concurrency
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="stage")
-        self._inflight: deque[Future[None]] = deque()
+        self._batches = Batches(db, concurrency)
         self._pending: list[StagedRow] = []
-        self._written = 0
-        self._lock = threading.Lock()
-        # "projects/p/databases/(default)/documents/users/u/imports/i/rows/"
-        self._prefix = rows.document("_")._document_path[:-1]
+        self._prefix = collection_prefix(rows)
 
     @property
     def written(self) -> int:
-        return self._written
+        return self._batches.written
 
     def add(self, row: StagedRow) -> None:
         self._pending.append(row)
@@ -328,28 +286,17 @@ class BatchedRowWriter:
 
     def _submit(self) -> None:
         rows, self._pending = self._pending, []
-        while len(self._inflight) >= self.concurrency:
-            self._inflight.popleft().result()
-        self._inflight.append(self._pool.submit(self._write, rows))
-
-    def _write(self, rows: list[StagedRow]) -> None:
-        batch = self.db.batch()
-        add_sets(batch, self._prefix, [(row.id, _row_doc(row)) for row in rows])
-        batch.commit()
-        with self._lock:
-            self._written += len(rows)
+        self._batches.submit([set_write(self._prefix + row.id, _row_doc(row)) for row in rows])
 
     def close(self, flush: bool = True) -> None:
-        try:
-            if self._pending and flush:
+        if self._pending and flush:
+            try:
                 self._submit()
-            self._pending = []
-            while self._inflight:
-                self._inflight.popleft().result()
-        finally:
-            for future in self._inflight:
-                future.cancel()
-            self._pool.shutdown(wait=True)
+            except BaseException:
+                self._batches.close()
+                raise
+        self._pending = []
+        self._batches.close()
 
 
 # --- the repository ---------------------------------------------------------------------------
@@ -525,11 +472,13 @@ class FirestoreImports:
 
         return optimistic(attempt)
 
-    def pending_rows(
-        self, user_id: str, import_id: str, after: str | None, limit: int
+    def chunk(
+        self, user_id: str, import_id: str, status: ImportStatus, after: str | None, limit: int
     ) -> list[StagedRow]:
+        # Equality on one field, ordered by id: served by the automatic single-field indexes.
+        field = "include" if status is ImportStatus.COMMITTING else "committed"
         col = self._rows(user_id, import_id)
-        q: Query = col.where(filter=FieldFilter("pending", "==", True)).order_by(
+        q: Query = col.where(filter=FieldFilter(field, "==", True)).order_by(
             FieldPath.document_id()
         )
         if after:
@@ -554,58 +503,121 @@ class FirestoreImports:
 
     # --- ledger writes ------------------------------------------------------------------------
 
-    def commit_rows(
+    def get_transactions(
+        self, user_id: str, transaction_ids: Sequence[str]
+    ) -> dict[str, Transaction]:
+        refs = [self._txns(user_id).document(i) for i in transaction_ids]
+        return {
+            snap.id: txn_of(snap.id, snap.to_dict() or {})
+            for snap in self.db.get_all(refs)
+            if snap.exists
+        }
+
+    def write_commit(
         self,
         user_id: str,
         import_id: str,
         created: Sequence[tuple[StagedRow, Transaction]],
         skipped: Sequence[StagedRow],
     ) -> None:
-        rows = self._rows(user_id, import_id)
-        import_ref = self._imports(user_id).document(import_id)
-        for group, extra in _batches(created, skipped):
-            ledger = LedgerBatch(self.db, user_id)
-            batch = ledger.batch
-            for row in extra:
-                batch.set(rows.document(row.id), _row_doc(row))
-            for row, txn in group:
-                # create(): fails the whole batch if another run committed this row first.
-                ledger.create(txn, {"statement_description": row.description})
-                batch.update(
-                    rows.document(row.id),
-                    {"committed": True, "pending": False, "transaction_id": txn.id},
-                )
-            ledger.stage()
-            if group:
-                batch.update(import_ref, {"committed": firestore.Increment(len(group))})
-            try:
-                batch.commit()
-            except (gexc.AlreadyExists, gexc.NotFound) as error:
-                raise RowsChanged(str(error)) from error
+        txns = collection_prefix(self._txns(user_id))
+        rows = collection_prefix(self._rows(user_id, import_id))
 
-    def delete_import_transactions(
-        self, user_id: str, import_id: str, limit: int
-    ) -> dict[str, int]:
-        q = self._txns(user_id).where(filter=FieldFilter("import_id", "==", import_id))
-        snaps = list(q.limit(limit).stream())
-        if not snaps:
-            return {}
-        victims = [(s, txn_of(s.id, s.to_dict() or {})) for s in snaps]
-        import_ref = self._imports(user_id).document(import_id)
-        moved: dict[str, int] = {}
-        for group, _ in _batches([(s, t) for s, t in victims], ()):
+        def writes() -> Iterator[list[Any]]:
+            for group in groups(created, MAX_WRITES // 2):
+                out = []
+                for row, txn in group:
+                    # create: fails the batch if another run committed this row first.
+                    doc = {**txn_doc(txn), "statement_description": row.description}
+                    out.append(create_write(txns + txn.id, doc))
+                    out.append(
+                        update_write(
+                            rows + row.id,
+                            {"committed": True, "pending": False, "transaction_id": txn.id},
+                        )
+                    )
+                yield out
+            for extra in groups(skipped, MAX_WRITES):
+                yield [set_write(rows + row.id, _row_doc(row)) for row in extra]
+
+        self._run(writes())
+
+    def write_revert(
+        self, user_id: str, import_id: str, rows: Sequence[StagedRow]
+    ) -> list[Transaction]:
+        col = self._txns(user_id)
+        prefix = collection_prefix(self._rows(user_id, import_id))
+        row_of = {row.transaction_id: row.id for row in rows if row.transaction_id}
+        found = [
+            (row_of[snap.id], snap, txn_of(snap.id, snap.to_dict() or {}))
+            for snap in self.db.get_all([col.document(i) for i in row_of])
+            # One deleted by its owner meanwhile took itself out of the models already.
+            if snap.exists
+        ]
+
+        def writes() -> Iterator[list[Any]]:
+            for group in groups(found, MAX_WRITES // 2):
+                out = []
+                for row_id, snap, txn in group:
+                    # As read: an edit since fails the batch, and the chunk is read again.
+                    out.append(delete_write(snap.reference._document_path, snap.update_time))
+                    out.append(update_write(prefix + row_id, {"reverted_as": txn_doc(txn)}))
+                yield out
+
+        self._run(writes())
+        return [txn for _, _, txn in found]
+
+    def _run(self, batches: Iterable[list[Any]]) -> None:
+        try:
+            with Batches(self.db, self.writers) as runner:
+                for writes in batches:
+                    runner.submit(writes)
+        except (gexc.AlreadyExists, gexc.NotFound, gexc.FailedPrecondition, gexc.Aborted) as error:
+            raise RowsChanged(str(error)) from error
+
+    def settle(
+        self,
+        user_id: str,
+        import_id: str,
+        status: ImportStatus,
+        after: str | None,
+        last: str,
+        changes: Sequence[tuple[Transaction | None, Transaction | None]],
+    ) -> Import | None:
+        ref = self._imports(user_id).document(import_id)
+        accounts = self.db.collection("users").document(user_id).collection("accounts")
+        touched = sorted({t.account_id for pair in changes for t in pair if t is not None})
+        counter = "committed" if status is ImportStatus.COMMITTING else "reverted"
+
+        def attempt() -> Import | None:
+            snaps = list(self.db.get_all([ref, *(accounts.document(a) for a in touched)]))
+            [import_snap] = [s for s in snaps if s.reference.path == ref.path]
+            if not import_snap.exists:
+                return None
+            record = _import(import_snap.id, import_snap.to_dict() or {})
+            if record.status is not status or record.cursor != after:
+                return None  # another run settled this chunk (or the import moved on)
+            gone = {s.id for s in snaps if s.reference.path != ref.path and not s.exists}
             ledger = LedgerBatch(self.db, user_id)
-            for snap, txn in group:
-                # Only as read: a concurrent revert that deleted it first fails this batch.
-                ledger.delete(snap, txn)
-                moved[txn.account_id] = moved.get(txn.account_id, 0) - txn.amount
-            batch = ledger.stage()
-            batch.update(import_ref, {"reverted": firestore.Increment(len(group))})
+            for old, new in changes:
+                ledger.account_for(old, new)
+            # An account deleted meanwhile keeps no balance; its transactions went with it.
+            batch = ledger.stage(without=gone)
+            settled = replace(
+                record, cursor=last, **{counter: getattr(record, counter) + len(changes)}
+            )
+            batch.update(
+                ref,
+                {"cursor": last, counter: getattr(settled, counter), "updated_at": _now()},
+                option=unchanged(import_snap),
+            )
             try:
-                batch.commit()
-            except (gexc.FailedPrecondition, gexc.NotFound, gexc.Aborted) as error:
-                raise RowsChanged(str(error)) from error
-        return moved
+                commit(batch)
+            except gexc.NotFound as error:  # an account went after the read
+                raise Stale(str(error)) from error
+            return settled
+
+        return optimistic(attempt)
 
 
 def _credits_and_debits(docs: Iterable[dict[str, Any]]) -> dict[str, tuple[int, int]]:
@@ -617,36 +629,6 @@ def _credits_and_debits(docs: Iterable[dict[str, Any]]) -> dict[str, tuple[int, 
         credits, debits = out.get(account_id, (0, 0))
         out[account_id] = (credits + max(amount, 0), debits + max(-amount, 0))
     return out
-
-
-def _batches(
-    items: Sequence[tuple[Any, Transaction]], extra: Sequence[StagedRow]
-) -> Iterator[tuple[list[tuple[Any, Transaction]], Sequence[StagedRow]]]:
-    """Split into groups whose batch stays within Firestore's 500 writes: two writes per item
-    (the transaction and its row; or one delete, counted as two to keep it simple), one per
-    month and account touched, the all-time totals and the import document. The extra rows
-    ride in the first batch."""
-    group: list[tuple[Any, Transaction]] = []
-    months: set[str] = set()
-    accounts: set[str] = set()
-    first_extra: Sequence[StagedRow] = extra
-    fixed = 2 + len(extra)
-    for item in items:
-        txn = item[1]
-        new_months = months | {month_of(txn)}
-        new_accounts = accounts | {txn.account_id}
-        if (
-            group
-            and 2 * (len(group) + 1) + len(new_months) + len(new_accounts) + fixed > MAX_WRITES
-        ):
-            yield group, first_extra
-            group, months, accounts = [], set(), set()
-            first_extra, fixed = (), 2
-            new_months, new_accounts = {month_of(txn)}, {txn.account_id}
-        group.append(item)
-        months, accounts = new_months, new_accounts
-    if group or first_extra:
-        yield group, first_extra
 
 
 def _now() -> datetime:

@@ -34,7 +34,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Final
 
-from valorize.domain.model import Account, AccountType
+from valorize.domain.model import Account, AccountType, Transaction
 from valorize.domain.statements.events import StatementInfo, StatementKind, StatementLine
 from valorize.domain.text import fold
 
@@ -427,6 +427,9 @@ class Import:
     statements: tuple[StatementSummary, ...] = ()
     committed: int = 0
     reverted: int = 0
+    # The last row of the running commit's or revert's last settled chunk (see the service's
+    # ledger-batch runner): a resumed run starts after it.
+    cursor: str | None = None
     attempts: int = 0
     # Bumped by every commit/revert request that needs a task (names the task uniquely).
     requests: int = 0
@@ -461,6 +464,9 @@ class StagedRow:
     resolution: Resolution | None = None
     committed: bool = False
     transaction_id: str | None = None
+    # The transaction a revert deleted for this row, as it was (what its chunk takes away
+    # from balances and read models, also after a crash between the delete and the settle).
+    reverted_as: Transaction | None = None
 
     @property
     def pending(self) -> bool:

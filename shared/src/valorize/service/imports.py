@@ -98,7 +98,11 @@ INLINE_ROWS: Final = 1000
 # Realtime progress every this many staged rows; the import document at most this often.
 PROGRESS_EVERY_ROWS: Final = 1000
 PROGRESS_EVERY_SECONDS: Final = 2.0
-COMMIT_PAGE: Final = 400
+# A commit or revert works through its rows in chunks of this many (see `_run_chunks`)...
+COMMIT_CHUNK: Final = 5000
+# ... cut short before one touches more months than this: the chunk's settling batch writes
+# one document per month (Firestore takes 500 writes per batch).
+CHUNK_MONTHS: Final = 300
 DESCRIPTION_MAX: Final = 255
 
 QUEUE: Final = "imports"
@@ -153,6 +157,10 @@ class RowsChanged(Contention):
 
 class StatementFileMissing(Exception):
     pass
+
+
+# One transaction becoming another in a commit or revert (None: absent).
+Change = tuple[Transaction | None, Transaction | None]
 
 
 # --- ports ------------------------------------------------------------------------------------
@@ -231,12 +239,6 @@ class ImportRepository(Protocol):
         """Atomically with a read of the import (its status gates the change)."""
         ...
 
-    def pending_rows(
-        self, user_id: str, import_id: str, after: str | None, limit: int
-    ) -> list[StagedRow]:
-        """Rows to commit (included, not yet committed) in id order, after `after`."""
-        ...
-
     def pending_amounts(self, user_id: str, import_id: str) -> dict[str, tuple[int, int]]:
         """Per account, the credits and the debits (magnitudes) of the rows to commit."""
         ...
@@ -246,24 +248,56 @@ class ImportRepository(Protocol):
         as they are now (what a revert takes away)."""
         ...
 
-    def commit_rows(
+    def chunk(
+        self, user_id: str, import_id: str, status: ImportStatus, after: str | None, limit: int
+    ) -> list[StagedRow]:
+        """The next rows a commit (`status` committing: the included rows) or a revert
+        (reverting: the committed rows) works through, in id order, after `after`."""
+        ...
+
+    def get_transactions(
+        self, user_id: str, transaction_ids: Sequence[str]
+    ) -> dict[str, Transaction]:
+        """Those of these transactions that exist, by id."""
+        ...
+
+    def write_commit(
         self,
         user_id: str,
         import_id: str,
         created: Sequence[tuple[StagedRow, Transaction]],
         skipped: Sequence[StagedRow],
     ) -> None:
-        """Create the transactions (with balance and read-model increments, one per account
-        per batch), mark their rows committed and write the skipped rows, in batches of at
-        most 500 writes. Raises RowsChanged when a row was committed meanwhile."""
+        """Create the transactions, each in the same batch as its row's mark (committed, its
+        transaction id), and write the skipped rows; in big batches, several in flight.
+        Balances and read models are not touched (see `settle`). Raises RowsChanged when a
+        transaction exists already (another run committed its row first): the batches
+        that landed stay."""
         ...
 
-    def delete_import_transactions(
-        self, user_id: str, import_id: str, limit: int
-    ) -> dict[str, int]:
-        """Delete up to `limit` of the import's transactions (balances and read models
-        restored in the same batches); how much each account's balance moved, {} when none
-        were left. Raises RowsChanged when another run deleted some of them first."""
+    def write_revert(
+        self, user_id: str, import_id: str, rows: Sequence[StagedRow]
+    ) -> list[Transaction]:
+        """Delete the rows' transactions that still exist, each only as read and in the same
+        batch as its row's mark (`reverted_as`: the transaction as deleted); returns them.
+        Balances and read models are not touched (see `settle`). Raises RowsChanged when
+        one changed or went meanwhile: the batches that landed stay."""
+        ...
+
+    def settle(
+        self,
+        user_id: str,
+        import_id: str,
+        status: ImportStatus,
+        after: str | None,
+        last: str,
+        changes: Sequence[Change],
+    ) -> Import | None:
+        """Atomically, if the import is still `status` with its cursor at `after`: apply
+        `changes` (old -> new transaction, None for absent) to balances, counts and read
+        models, add their number to the import's `committed` (committing) or `reverted`
+        (reverting) and move its cursor to `last`. Returns the import so settled; None
+        (nothing written) when another run settled first or the import moved on."""
         ...
 
 
@@ -456,6 +490,7 @@ class ImportService:
         max_bytes: int = MAX_STATEMENT_BYTES,
         inline_rows: int = INLINE_ROWS,
         progress_every: int = PROGRESS_EVERY_ROWS,
+        commit_chunk: int = COMMIT_CHUNK,
     ) -> None:
         self.user_store = user_store
         self.account_store = account_store
@@ -476,6 +511,7 @@ class ImportService:
         self.max_bytes = max_bytes
         self.inline_rows = inline_rows
         self.progress_every = progress_every
+        self.commit_chunk = commit_chunk
 
     # --- upload -------------------------------------------------------------------------------
 
@@ -980,26 +1016,34 @@ class ImportService:
         ruleset = self.rules(user_id) if self.rules is not None else None
         taken = self._fitids_in_ledger(user_id, record, accounts)
         now = self.clock.now()
-        estimate = record.counts.new + record.counts.conflict
-        after: str | None = None
-        done = record.committed
-        retries = 0
-        deltas: dict[str, int] = {}
-        months: set[str] = set()
-        while True:
-            rows = self.repo.pending_rows(user_id, import_id, after, COMMIT_PAGE)
-            if not rows:
-                break
+
+        def made(row: StagedRow, account: Account) -> Transaction:
+            txn = self._transaction(import_id, row, account, now)
+            return ruleset.apply(txn).transaction if ruleset else txn
+
+        def write(rows: Sequence[StagedRow]) -> list[Change]:
+            """Commit the chunk's rows; what their transactions move."""
+            changes: list[Change] = []
             created: list[tuple[StagedRow, Transaction]] = []
             skipped: list[StagedRow] = []
+            # Rows an interrupted run committed but did not settle: their transactions count
+            # as they were created (rebuilt the same way if their owner changed them since:
+            # an edit or a delete moved the models from there by itself).
+            resumed = [r.transaction_id for r in rows if r.committed and r.transaction_id]
+            stored = self.repo.get_transactions(user_id, resumed) if resumed else {}
             for row in rows:
                 account = accounts.get(row.account_id or "")
-                if account is None:
+                if row.committed:
+                    txn = stored.get(row.transaction_id or "")
+                    if (txn is None or txn.updated_at != txn.created_at) and account:
+                        txn = made(row, account)
+                    if txn is not None:
+                        changes.append((None, txn))
+                elif account is None:
                     skipped.append(
                         replace(row, include=False, reason="its account was deleted meanwhile")
                     )
-                    continue
-                if (
+                elif (
                     row.classification is Classification.NEW
                     and row.fitid
                     and row.fitid in taken.get(account.id, ())
@@ -1013,33 +1057,15 @@ class ImportService:
                             "the statement was staged (another import?)",
                         )
                     )
-                    continue
-                txn = self._transaction(import_id, row, account, now)
-                if ruleset:
-                    txn = ruleset.apply(txn).transaction
-                created.append((replace(row, transaction_id=txn.id), txn))
-            try:
-                self.repo.commit_rows(user_id, import_id, created, skipped)
-            except RowsChanged:
-                # Another run committed some of these rows first: read the page again.
-                retries += 1
-                if retries > 5:
-                    raise
-                continue
-            retries = 0
-            after = rows[-1].id
-            done += len(created)
-            for _, txn in created:
-                deltas[txn.account_id] = deltas.get(txn.account_id, 0) + txn.amount
-                months.add(txn.date.isoformat()[:7])
-            self._event(
-                user_id,
-                "import.progress",
-                import_id,
-                processed=done,
-                total=max(estimate, done),
-                status=ImportStatus.COMMITTING.value,
-            )
+                else:
+                    txn = made(row, account)
+                    created.append((replace(row, transaction_id=txn.id), txn))
+                    changes.append((None, txn))
+            self.repo.write_commit(user_id, import_id, created, skipped)
+            return changes
+
+        estimate = record.counts.new + record.counts.conflict
+        record, deltas, months = self._run_chunks(user_id, record, write, estimate)
         finished_at = self.clock.now()
 
         def finish(current: Import) -> Import | None:
@@ -1129,6 +1155,8 @@ class ImportService:
                     status=ImportStatus.REVERTING,
                     requests=record.requests + 1,
                     updated_at=now,
+                    # A revert walks the rows from the start (a resumed one from its cursor).
+                    cursor=record.cursor if record.status is ImportStatus.REVERTING else None,
                 )
             return None
 
@@ -1151,32 +1179,16 @@ class ImportService:
         record = self.get(user_id, import_id)
         if record.status is not ImportStatus.REVERTING:
             return record
-        deltas: dict[str, int] = {}
-        retries = 0
-        done = record.reverted
-        while True:
-            try:
-                moved = self.repo.delete_import_transactions(user_id, import_id, COMMIT_PAGE)
-            except RowsChanged:
-                retries += 1
-                if retries > 5:
-                    raise
-                continue
-            retries = 0
-            if not moved:
-                break
-            for account_id, amount in moved.items():
-                deltas[account_id] = deltas.get(account_id, 0) + amount
-            current = self.repo.get_import(user_id, import_id)
-            done = current.reverted if current else done
-            self._event(
-                user_id,
-                "import.progress",
-                import_id,
-                processed=done,
-                total=max(record.committed, done),
-                status=ImportStatus.REVERTING.value,
-            )
+
+        def write(rows: Sequence[StagedRow]) -> list[Change]:
+            """Delete the chunk's transactions; what they move. A row whose transaction an
+            interrupted run deleted (not yet settled) counts as it was deleted."""
+            changes: list[Change] = [(r.reverted_as, None) for r in rows if r.reverted_as]
+            rest = [r for r in rows if r.reverted_as is None]
+            changes += [(t, None) for t in self.repo.write_revert(user_id, import_id, rest)]
+            return changes
+
+        record, deltas, _ = self._run_chunks(user_id, record, write, record.committed)
         finished_at = self.clock.now()
 
         def finish(current: Import) -> Import | None:
@@ -1209,6 +1221,67 @@ class ImportService:
             transactions=reverted.reverted,
         )
         return reverted
+
+    # --- the ledger-batch runner of commit and revert -----------------------------------------
+
+    def _run_chunks(
+        self,
+        user_id: str,
+        record: Import,
+        write: Callable[[Sequence[StagedRow]], list[Change]],
+        total: int,
+    ) -> tuple[Import, dict[str, int], set[str]]:
+        """Work through the rows after the import's cursor, a chunk at a time: `write` writes
+        the chunk's transactions (in big batches, several in flight) and says what they
+        move; then one settling batch applies that to balances and read models and moves the
+        cursor past the chunk, if the cursor is still where this run found it. So a killed
+        run resumes at the first unsettled chunk, and a chunk is settled exactly once however
+        many runs race (the loser re-reads and carries on after the winner's cursor).
+
+        Returns the import as last settled (or as another run left it), how much each
+        account's balance moved and the months touched, in this run."""
+        status = record.status
+        moved: dict[str, int] = {}
+        months: set[str] = set()
+        retries = 0
+        while record.status is status:
+            rows = _within_months(
+                self.repo.chunk(user_id, record.id, status, record.cursor, self.commit_chunk)
+            )
+            if not rows:
+                break
+            try:
+                changes = write(rows)
+            except RowsChanged:
+                # Another run wrote some of these rows first: read the chunk again.
+                retries += 1
+                if retries > 5:
+                    raise
+                record = self.get(user_id, record.id)
+                continue
+            settled = self.repo.settle(
+                user_id, record.id, status, record.cursor, rows[-1].id, changes
+            )
+            if settled is None:  # another run settled this chunk first: carry on after it
+                record = self.get(user_id, record.id)
+                continue
+            retries = 0
+            record = settled
+            for old, new in changes:
+                for txn, sign in ((old, -1), (new, 1)):
+                    if txn is not None:
+                        moved[txn.account_id] = moved.get(txn.account_id, 0) + sign * txn.amount
+                        months.add(txn.date.isoformat()[:7])
+            done = record.committed if status is ImportStatus.COMMITTING else record.reverted
+            self._event(
+                user_id,
+                "import.progress",
+                record.id,
+                processed=done,
+                total=max(total, done),
+                status=status.value,
+            )
+        return record, moved, months
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -1324,6 +1397,17 @@ def _cannot(what: str, status: ImportStatus) -> str:
         ImportStatus.COMMITTED: "it is committed already",
     }
     return f"cannot {what} this import: {hints.get(status, status.value)}"
+
+
+def _within_months(rows: list[StagedRow]) -> list[StagedRow]:
+    seen: set[str] = set()
+    for i, row in enumerate(rows):
+        for day in (row.date, row.reverted_as.date if row.reverted_as else None):
+            if day is not None:
+                seen.add(day.isoformat()[:7])
+        if len(seen) > CHUNK_MONTHS:
+            return rows[:i]
+    return rows
 
 
 def _months_between(first: date | None, last: date | None) -> list[str]:

@@ -70,11 +70,21 @@ class LedgerBatch:
         was_amount, was_count = self._accounts.get(account_id, (0, 0))
         self._accounts[account_id] = (was_amount + amount, was_count + count)
 
+    def account_for(self, old: Transaction | None, new: Transaction | None) -> None:
+        """Count `old` becoming `new` (None: absent) in the balances, counts and read models,
+        without writing the transaction: a bulk write (an import's commit or revert) writes
+        its transactions in batches of their own and settles what they moved in one batch
+        per chunk (see adapters/firestore/imports.py)."""
+        self._months.append(change(old, new))
+        if old is not None:
+            self._move(old.account_id, -old.amount, -1)
+        if new is not None:
+            self._move(new.account_id, new.amount, 1)
+
     def create(self, t: Transaction, extra: Mapping[str, Any] | None = None) -> None:
         """Create it (fails the batch if it exists); `extra`: fields stored beside it."""
         self.batch.create(self.transactions.document(t.id), {**txn_doc(t), **(extra or {})})
-        self._months.append(change(None, t))
-        self._move(t.account_id, t.amount, 1)
+        self.account_for(None, t)
 
     def replace(self, snapshot: Any, old: Transaction, new: Transaction) -> None:
         """Rewrite it, if nobody wrote it since `snapshot` read it."""
@@ -98,8 +108,7 @@ class LedgerBatch:
         """Delete it, if nobody wrote it since `snapshot` read it: of two deletes racing,
         the loser re-reads and finds nothing, so nothing leaves the models twice."""
         self.batch.delete(snapshot.reference, option=unchanged(snapshot))
-        self._months.append(change(t, None))
-        self._move(t.account_id, -t.amount, -1)
+        self.account_for(t, None)
 
     @property
     def reach(self) -> LedgerReach:
