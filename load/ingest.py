@@ -1,6 +1,7 @@
 """Ingest benchmark (TARGETS.md #4): a 50,000-line statement parsed, classified and staged with
 live progress, beside a BulkWriter writing the same number of documents to the same Firestore
-emulator, in one run; and the worker's memory while it does so.
+emulator, in one run; the worker's memory while it does so; and the same statement committed,
+beside staging and a BulkWriter writing as many documents as the commit does (issue 14).
 
 What runs: a private Firestore emulator and Storage emulator (devstack, free ports; no
 functions, no Cloud Tasks: the tasks emulator delivers one task at a time and is no measure of
@@ -18,6 +19,14 @@ uploaded through `ImportService.upload` into the Storage emulator; then:
 - memory: the growth of this process's RSS while staging (sampled every 20 ms), and the
   tracemalloc peak of a staging run at N lines and at N/2 lines: a flat profile has about the
   same peak for both.
+
+- `commit`: the commit task's code, called directly, from "ready" to "committed" (staged
+  beforehand, untimed): every line's transaction created with its row marked, in batches of
+  250 rows several in flight, balances and read models settled once per chunk. Rows/s =
+  lines / wall time; it writes two documents a row (staging one), so it is also reported in
+  documents/s beside
+- `commit_bulkwriter`: the BulkWriter writing as many documents of the commit's shapes (each
+  line's transaction document and its row document).
 
 Also `writes_only`: the worker's row writer alone over the same rows staged beforehand (its
 own floor). Rounds alternate the order of the three so the noise of a shared machine hits all
@@ -215,6 +224,71 @@ class Bench:
             "import_id": record.id,
         }
 
+    def commit(self, data: bytes, name: str) -> dict[str, Any]:
+        """Upload and stage (untimed), then time the commit from ready to committed: the
+        task's code called directly (`commit` then `run_commit`, as the Cloud Task would)."""
+        from valorize.service.imports import Upload
+
+        progress = _Progress()
+        service = self.service(progress)
+        uid = self.user()
+        with service.receive(uid, None) as intake:
+            intake.write(data)
+            record, _ = service.upload(uid, Upload(name), intake)
+        ready = service.process(uid, record.id)
+        assert ready is not None and ready.status.value == "ready", ready
+        gc.collect()
+        started = time.perf_counter()
+        record, queued = service.commit(uid, record.id)
+        if queued:
+            record = service.run_commit(uid, record.id)
+        seconds = time.perf_counter() - started
+        assert record.status.value == "committed", record
+        rows = record.committed
+        return {
+            "rows": rows,
+            "seconds": round(seconds, 3),
+            "rows_per_s": round(rows / seconds, 1),
+            # Each row: its transaction and its row's mark (plus one settling batch a chunk).
+            "docs_per_s": round(2 * rows / seconds, 1),
+            "progress_events": sum(1 for _, e, _ in progress.events if e == "import.progress"),
+        }
+
+    def commit_documents(self, data: bytes) -> list[tuple[str, dict[str, Any]]]:
+        """As many documents as a commit of `data` writes, of the same shapes: each line's
+        transaction and its row."""
+        import io
+
+        from valorize.adapters.firestore.documents import txn_doc
+        from valorize.adapters.firestore_imports import _row_doc
+        from valorize.domain.imports import Classification, Verdict, stage, transaction_id
+        from valorize.domain.model import Origin, Transaction
+        from valorize.domain.statements import StatementLine, parse_statement
+
+        new = Verdict(Classification.NEW)
+        now = self.clock.now()
+        docs: list[tuple[str, dict[str, Any]]] = []
+        for e in parse_statement(io.BytesIO(data)):
+            if not isinstance(e, StatementLine):
+                continue
+            row = stage(e, "bench-account", new)
+            txn = Transaction(
+                id=transaction_id("bench", row.id),
+                account_id="bench-account",
+                amount=e.amount,
+                currency=e.currency,
+                date=e.date,
+                description=e.description[:255] or "(no description)",
+                created_at=now,
+                updated_at=now,
+                origin=Origin.IMPORT,
+                fitid=e.fitid,
+                import_id="bench",
+            )
+            docs.append((txn.id, {**txn_doc(txn), "statement_description": e.description}))
+            docs.append((row.id, _row_doc(row)))
+        return docs
+
     def documents(self, data: bytes) -> list[tuple[str, dict[str, Any]]]:
         """The staged rows' documents for `data`, as the worker writes them."""
         import io
@@ -328,10 +402,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bench.stage(warm, name)
         bench.bulkwriter(bench.documents(warm))
         bench.writes_only(bench.staged_rows(warm))
+        bench.commit(warm, name)
         rows = bench.staged_rows(data)
-        stages, bulks, raw = [], [], []
+        commit_docs = bench.commit_documents(data)
+        stages, bulks, raw, commits, commit_bulks = [], [], [], [], []
         for rnd in range(args.rounds):
-            order = ["stage", "bulkwriter", "writes"]
+            order = ["stage", "bulkwriter", "writes", "commit", "commit_bulkwriter"]
             if rnd % 2:
                 order.reverse()
             for what in order:
@@ -342,10 +418,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 elif what == "bulkwriter":
                     bulks.append(bench.bulkwriter(docs))
                     print(f"    {bulks[-1]['docs_per_s']:,.0f} docs/s", flush=True)
-                else:
+                elif what == "writes":
                     raw.append(bench.writes_only(rows))
                     print(f"    {raw[-1]['docs_per_s']:,.0f} docs/s", flush=True)
-        del docs, rows
+                elif what == "commit":
+                    commits.append(bench.commit(data, name))
+                    print(f"    {commits[-1]['rows_per_s']:,.0f} rows/s", flush=True)
+                else:
+                    commit_bulks.append(bench.bulkwriter(commit_docs))
+                    print(f"    {commit_bulks[-1]['docs_per_s']:,.0f} docs/s", flush=True)
+        del docs, rows, commit_docs
 
         memory: dict[str, Any] = {}
         if not args.skip_memory:
@@ -363,6 +445,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bulk_rate = statistics.median(b["docs_per_s"] for b in bulks)
     raw_rate = statistics.median(w["docs_per_s"] for w in raw)
     ratio = stage_rate / bulk_rate if bulk_rate else None
+    commit_rate = statistics.median(c["rows_per_s"] for c in commits)
+    commit_docs_rate = statistics.median(c["docs_per_s"] for c in commits)
+    commit_bulk_rate = statistics.median(b["docs_per_s"] for b in commit_bulks)
     flat = None
     if memory:
         small, full = memory["small"]["peak_traced_bytes"], memory["full"]["peak_traced_bytes"]
@@ -388,6 +473,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ratio": round(ratio, 3) if ratio else None,
         "ratio_to_writes_only": round(stage_rate / raw_rate, 3) if raw_rate else None,
         "meets_ratio": ratio is not None and ratio >= TARGET_RATIO,
+        "commit": commits,
+        "commit_bulkwriter": commit_bulks,
+        "commit_rows_per_s": commit_rate,
+        "commit_docs_per_s": commit_docs_rate,
+        "commit_bulkwriter_docs_per_s": commit_bulk_rate,
+        "commit_to_stage": round(commit_rate / stage_rate, 3) if stage_rate else None,
+        "commit_to_bulkwriter": round(commit_docs_rate / commit_bulk_rate, 3)
+        if commit_bulk_rate
+        else None,
         "memory": memory,
         "memory_flat": flat,
         "log_dir": str(log_dir),
@@ -405,7 +499,7 @@ def _mib(n: int | None) -> str:
 def markdown(r: dict[str, Any]) -> str:
     first = r["stage"][0]
     lines = [
-        "# Ingest: a statement staged beside a BulkWriter (TARGETS.md #4)",
+        "# Ingest: a statement staged and committed beside a BulkWriter (TARGETS.md #4, issue 14)",
         "",
         f"{r['date']} · {r['machine']['cpu_count']} CPUs ({r['machine']['cpu_model']}) · "
         f"load {r['machine']['loadavg']} · commit {r['machine']['git_commit']}",
@@ -426,6 +520,14 @@ def markdown(r: dict[str, Any]) -> str:
         f"| the worker's row writer alone (same rows, staged beforehand) | "
         f"{r['writes_only_docs_per_s']:,.0f} docs/s ({_secs(r['writes_only'])}); stage / it = "
         f"{r['ratio_to_writes_only']:.2f} |",
+        f"| commit (ready → committed: transactions, rows marked, settled per chunk) | "
+        f"{r['commit_rows_per_s']:,.0f} rows/s = {r['commit_docs_per_s']:,.0f} docs/s "
+        f"({_secs(r['commit'])}) |",
+        f"| BulkWriter, as many documents (each line's transaction and row) | "
+        f"{r['commit_bulkwriter_docs_per_s']:,.0f} docs/s ({_secs(r['commit_bulkwriter'])}) |",
+        f"| **commit / stage** (rows/s) | **{r['commit_to_stage']:.2f}** (a commit writes "
+        "two documents a row, staging one) |",
+        f"| **commit / BulkWriter** (docs/s) | **{r['commit_to_bulkwriter']:.2f}** |",
         f"| live progress | {first['progress_events']} `import.progress` events, at most "
         f"{first['max_seconds_without_progress']} s apart |",
         f"| RSS growth while staging | {_mib(first['rss_growth_bytes'])} |",

@@ -40,6 +40,7 @@ from valorize.adapters.firestore.batches import (
     delete_write,
     groups,
     set_write,
+    stream,
     update_write,
 )
 from valorize.adapters.firestore.contention import Stale, commit, optimistic, unchanged, verify
@@ -109,6 +110,8 @@ def _import_doc(r: Import) -> dict[str, Any]:
                 "end": _day(s.end),
                 "ledger_balance": s.ledger_balance,
                 "preset": s.preset,
+                "credits": s.credits,
+                "debits": s.debits,
             }
             for s in r.statements
         ],
@@ -161,6 +164,8 @@ def _import(doc_id: str, d: dict[str, Any]) -> Import:
                 end=_undate(s.get("end")),
                 ledger_balance=s.get("ledger_balance"),
                 preset=s.get("preset"),
+                credits=s.get("credits"),
+                debits=s.get("debits"),
             )
             for s in d.get("statements") or ()
         ),
@@ -483,7 +488,7 @@ class FirestoreImports:
         )
         if after:
             q = q.start_after({FieldPath.document_id(): col.document(after)})
-        return [_row(s.id, s.to_dict() or {}) for s in q.limit(limit).stream()]
+        return [_row(doc_id, d) for doc_id, d in stream(self.db, q.limit(limit))]
 
     def pending_amounts(self, user_id: str, import_id: str) -> dict[str, tuple[int, int]]:
         q = (
@@ -491,7 +496,7 @@ class FirestoreImports:
             .where(filter=FieldFilter("pending", "==", True))
             .select(["account_id", "amount"])
         )
-        return _credits_and_debits(s.to_dict() or {} for s in q.stream())
+        return _credits_and_debits(d for _, d in stream(self.db, q))
 
     def committed_amounts(self, user_id: str, import_id: str) -> dict[str, tuple[int, int]]:
         q = (
@@ -499,7 +504,7 @@ class FirestoreImports:
             .where(filter=FieldFilter("import_id", "==", import_id))
             .select(["account_id", "amount"])
         )
-        return _credits_and_debits(s.to_dict() or {} for s in q.stream())
+        return _credits_and_debits(d for _, d in stream(self.db, q))
 
     # --- ledger writes ------------------------------------------------------------------------
 

@@ -402,6 +402,10 @@ class StatementSummary:
     end: date | None = None
     ledger_balance: int | None = None
     preset: str | None = None
+    # The magnitudes of its lines' credits and of their debits: what a commit can move at
+    # most (None: staged before these were kept).
+    credits: int | None = None
+    debits: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Bulk writes: many batched writes with several in flight, and their write protobufs built
-directly.
+"""Bulk writes and reads: many batched writes with several in flight, their write protobufs
+built directly, and query results decoded straight from protobuf.
 
 An import stages, commits and reverts tens of thousands of documents. Two things bound how
 fast: the round trips (a batch waits on the network, not on the CPU, so a few run at once)
@@ -16,10 +16,11 @@ import calendar
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from google.cloud import firestore
+from google.cloud.firestore_v1.query import Query
 from google.cloud.firestore_v1.types import common as common_types
 from google.cloud.firestore_v1.types import document as document_types
 from google.cloud.firestore_v1.types import write as write_types
@@ -65,6 +66,32 @@ def value_pb(value: Any) -> Any:
     if isinstance(value, datetime):
         return _ValuePb(timestamp_value=_timestamp(value))
     raise TypeError(f"cannot encode a {type(value).__name__}")
+
+
+def python_value(value: Any) -> Any:
+    """A raw protobuf Firestore Value as Python (timestamps as aware datetimes)."""
+    kind = value.WhichOneof("value_type")
+    if kind == "map_value":
+        return {k: python_value(v) for k, v in value.map_value.fields.items()}
+    if kind == "array_value":
+        return [python_value(v) for v in value.array_value.values]
+    if kind == "timestamp_value":
+        return value.timestamp_value.ToDatetime(tzinfo=UTC)
+    if kind == "null_value" or kind is None:
+        return None
+    return getattr(value, kind)
+
+
+def stream(db: firestore.Client, query: Query) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The query's documents as (id, fields), decoded straight from protobuf: the client's
+    snapshots wrap every value field by field, which costs more than the emulator takes to
+    send it (about half of reading an import's rows)."""
+    request, _, _ = query._prep_stream()
+    for response in db._firestore_api.run_query(request=request, metadata=db._rpc_metadata):
+        pb = response._pb
+        if pb.HasField("document"):
+            doc = pb.document
+            yield doc.name.rpartition("/")[2], {k: python_value(v) for k, v in doc.fields.items()}
 
 
 def _document(path: str, doc: dict[str, Any]) -> Any:
