@@ -55,18 +55,8 @@ FUNCTION_ENV = {
     "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1",  # unused by healthz: nothing may connect at import
     "REDIS_URL": "redis://127.0.0.1:1/0",
 }
-VERSIONED = [
-    "functions-framework",
-    "gunicorn",
-    "flask",
-    "werkzeug",
-    "pydantic",
-    "google-cloud-firestore",
-    "google-api-core",
-    "grpcio",
-    "protobuf",
-    "redis",
-]
+VERSIONED = ["functions-framework", "gunicorn", "flask", "werkzeug", "pydantic",
+             "google-cloud-firestore", "google-api-core", "grpcio", "protobuf", "redis"]
 
 
 class BenchError(RuntimeError):
@@ -123,10 +113,8 @@ def discover(only: list[str] | None) -> list[Function]:
     if only:
         unknown = set(only) - {f.name for f in found}
         if unknown:
-            raise BenchError(
-                f"unknown function(s): {', '.join(sorted(unknown))}; "
-                f"found: {', '.join(f.name for f in found)}"
-            )
+            raise BenchError(f"unknown function(s): {', '.join(sorted(unknown))}; "
+                             f"found: {', '.join(f.name for f in found)}")
         found = [f for f in found if f.is_bare or f.name in only]
     return found
 
@@ -138,10 +126,8 @@ def functions_framework_bin() -> str:
     which = shutil.which("functions-framework")
     if which:
         return which
-    raise BenchError(
-        f"functions-framework not found next to {sys.executable} nor on PATH; "
-        "run this with the project's virtualenv python"
-    )
+    raise BenchError(f"functions-framework not found next to {sys.executable} nor on PATH; "
+                     "run this with the project's virtualenv python")
 
 
 def child_env() -> dict[str, str]:
@@ -200,16 +186,9 @@ def measure_import(fn: Function, env: dict[str, str], timeout: float) -> ImportS
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     try:
-        proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-            cwd=fn.source.parent,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
+                              cwd=fn.source.parent, env=env, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
     except subprocess.TimeoutExpired as e:
         raise BenchError(f"import of {fn.source} took longer than {timeout:.0f} s") from e
     wall_ms = (time.perf_counter() - started) * 1000
@@ -217,9 +196,8 @@ def measure_import(fn: Function, env: dict[str, str], timeout: float) -> ImportS
     cpu_ms = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000
     if proc.returncode != 0:
         noise = [ln for ln in proc.stderr.splitlines() if not ln.startswith("import time:")]
-        raise BenchError(
-            f"import of {fn.source} failed (exit {proc.returncode}):\n" + "\n".join(noise[-20:])
-        )
+        raise BenchError(f"import of {fn.source} failed (exit {proc.returncode}):\n"
+                         + "\n".join(noise[-20:]))
     top_row, subtree = subtree_of(parse_importtime(proc.stderr), module)
     modules = {row.name: row.self_us for row in subtree}
     modules["main"] = top_row.self_us  # the function module's own body, whatever its file name
@@ -302,21 +280,15 @@ def tree_snapshot(root: int) -> MemorySample:
             continue
         cpu += proc_cpu_ms(pid) or 0.0
         pss = proc_kib(pid, "smaps_rollup", "Pss")
-        processes.append(
-            {
-                "pid": pid,
-                "role": "master" if pid == root else "worker",
-                "rss_mib": round(rss / 1024, 1),
-                "pss_mib": None if pss is None else round(pss / 1024, 1),
-            }
-        )
+        processes.append({"pid": pid, "role": "master" if pid == root else "worker",
+                          "rss_mib": round(rss / 1024, 1),
+                          "pss_mib": None if pss is None else round(pss / 1024, 1)})
     if not processes:
         raise BenchError(f"process {root} vanished before its memory could be read")
     pss_values = [p["pss_mib"] for p in processes]
     pss_sum = None if None in pss_values else round(sum(pss_values), 1)
-    return MemorySample(
-        round(cpu, 1), round(sum(p["rss_mib"] for p in processes), 1), pss_sum, processes
-    )
+    return MemorySample(round(cpu, 1), round(sum(p["rss_mib"] for p in processes), 1),
+                        pss_sum, processes)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -347,32 +319,15 @@ def tail(log: IO[bytes], lines: int = 25) -> str:
     return "\n".join(text[-lines:]) or "(no output)"
 
 
-def measure_cold_start(
-    fn: Function, ff: str, env: dict[str, str], timeout: float
-) -> tuple[float, MemorySample]:
+def measure_cold_start(fn: Function, ff: str, env: dict[str, str],
+                       timeout: float) -> tuple[float, MemorySample]:
     port = free_port()
-    cmd = [
-        ff,
-        "--target",
-        fn.target,
-        "--source",
-        str(fn.source),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+    cmd = [ff, "--target", fn.target, "--source", str(fn.source),
+           "--host", "127.0.0.1", "--port", str(port)]
     with tempfile.TemporaryFile() as log:
         started = time.perf_counter()
-        proc = subprocess.Popen(
-            cmd,
-            cwd=fn.source.parent,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = subprocess.Popen(cmd, cwd=fn.source.parent, env=env, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             deadline = started + timeout
             last = "nothing listening"
@@ -384,16 +339,12 @@ def measure_cold_start(
                 if status is not None:
                     last = f"HTTP {status}"
                 if proc.poll() is not None:
-                    raise BenchError(
-                        f"{fn.name}: functions-framework exited with "
-                        f"{proc.returncode} before a 200 on {fn.health_path} "
-                        f"(last: {last}):\n{tail(log)}"
-                    )
+                    raise BenchError(f"{fn.name}: functions-framework exited with "
+                                     f"{proc.returncode} before a 200 on {fn.health_path} "
+                                     f"(last: {last}):\n{tail(log)}")
                 if time.perf_counter() > deadline:
-                    raise BenchError(
-                        f"{fn.name}: no 200 on {fn.health_path} within "
-                        f"{timeout:.0f} s (last: {last}):\n{tail(log)}"
-                    )
+                    raise BenchError(f"{fn.name}: no 200 on {fn.health_path} within "
+                                     f"{timeout:.0f} s (last: {last}):\n{tail(log)}")
                 time.sleep(POLL_S)
             return elapsed_ms, tree_snapshot(proc.pid)
         finally:
@@ -427,12 +378,11 @@ class Baseline:
     def of(cls, res: Results | None) -> Baseline:
         if res is None:
             return cls(None, None, None, frozenset())
-        return cls(
-            statistics.median(res.cold_ms) if res.cold_ms else None,
-            statistics.median(m.cpu_ms for m in res.memory) if res.memory else None,
-            statistics.median(s.main_us / 1000 for s in res.imports) if res.imports else None,
-            frozenset(m for s in res.imports for m in s.module_self_us if m != "main"),
-        )
+        return cls(statistics.median(res.cold_ms) if res.cold_ms else None,
+                   statistics.median(m.cpu_ms for m in res.memory) if res.memory else None,
+                   statistics.median(s.main_us / 1000 for s in res.imports)
+                   if res.imports else None,
+                   frozenset(m for s in res.imports for m in s.module_self_us if m != "main"))
 
 
 def package_medians(samples: list[ImportSample], keep: set[str] | None = None) -> dict[str, float]:
@@ -466,10 +416,8 @@ def summarize(fn: Function, res: Results, base: Baseline) -> dict[str, Any]:
         modules = {m for s in res.imports for m in s.module_self_us}
         added = {m for m in modules if m not in base.modules}
         direct = {m for s in res.imports for m in s.direct_cum_us}
-        direct_ms = {
-            m: statistics.median(s.direct_cum_us.get(m, 0) / 1000 for s in res.imports)
-            for m in direct
-        }
+        direct_ms = {m: statistics.median(s.direct_cum_us.get(m, 0) / 1000 for s in res.imports)
+                     for m in direct}
         median = statistics.median(import_ms)
         out["import"] = {
             "median_ms": r1(median),
@@ -477,16 +425,14 @@ def summarize(fn: Function, res: Results, base: Baseline) -> dict[str, Any]:
             "min_ms": r1(min(import_ms)),
             "samples_ms": [r1(x) for x in import_ms],
             "process_cpu_median_ms": r1(statistics.median(s.cpu_ms for s in res.imports)),
-            "extra_over_bare_ms": r1(
-                None if base.import_median_ms is None else median - base.import_median_ms
-            ),
+            "extra_over_bare_ms": r1(None if base.import_median_ms is None
+                                     else median - base.import_median_ms),
             "process_wall_median_ms": r1(statistics.median(s.wall_ms for s in res.imports)),
             "modules": len(modules),
             "modules_not_in_bare": 0 if fn.is_bare else len(added),
             "top_packages_self_ms": top(package_medians(res.imports), "package"),
             "top_added_packages_self_ms": (
-                [] if fn.is_bare else top(package_medians(res.imports, added), "package")
-            ),
+                [] if fn.is_bare else top(package_medians(res.imports, added), "package")),
             "top_direct_imports_cumulative_ms": top(direct_ms, "module"),
         }
     if res.cold_ms:
@@ -505,9 +451,8 @@ def summarize(fn: Function, res: Results, base: Baseline) -> dict[str, Any]:
         out["cold_start"] |= {
             "cpu_median_ms": r1(cpu),
             "cpu_samples_ms": [r1(m.cpu_ms) for m in res.memory],
-            "cpu_ratio_to_bare": (
-                round(cpu / base.cold_cpu_median_ms, 2) if base.cold_cpu_median_ms else None
-            ),
+            "cpu_ratio_to_bare": (round(cpu / base.cold_cpu_median_ms, 2)
+                                  if base.cold_cpu_median_ms else None),
         }
     if res.memory:
         rss = [m.rss_sum_mib for m in res.memory]
@@ -530,16 +475,9 @@ def machine_info() -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = None
     try:
-        commit = (
-            subprocess.run(
-                ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            ).stdout.strip()
-            or None
-        )
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=10,
+                                check=False).stdout.strip() or None
     except (OSError, subprocess.TimeoutExpired):
         commit = None
     cpu_model = None
@@ -598,21 +536,15 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {fmt(cold.get('ratio_to_bare'))} | {fmt(cold.get('cpu_median_ms'))} "
             f"| {fmt(cold.get('cpu_ratio_to_bare'))} | {fmt(mem.get('rss_tree_max_mib'))} "
             f"| {fmt(mem.get('pss_tree_median_mib'))} "
-            f"| {'baseline' if name == BARE_NAME else yes_no(ok7)} | {yes_no(ok8)} |"
-        )
-    lines += [
-        "",
-        "What each function imports that the bare one does not (own import time of "
-        "those modules by package, median ms; `main` is the function module's body):",
-        "",
-    ]
+            f"| {'baseline' if name == BARE_NAME else yes_no(ok7)} | {yes_no(ok8)} |")
+    lines += ["", "What each function imports that the bare one does not (own import time of "
+              "those modules by package, median ms; `main` is the function module's body):", ""]
     for name, f in fns.items():
         imp = f.get("import", {})
         if name != BARE_NAME and imp:
-            lines.append(
-                f"- **{name}** ({imp['modules_not_in_bare']} modules): "
-                + ", ".join(f"{t['package']} {t['ms']}" for t in imp["top_added_packages_self_ms"])
-            )
+            lines.append(f"- **{name}** ({imp['modules_not_in_bare']} modules): "
+                         + ", ".join(f"{t['package']} {t['ms']}"
+                                     for t in imp["top_added_packages_self_ms"]))
     lines += ["", "Heaviest packages overall (same measure, shared ones included):", ""]
     for name, f in fns.items():
         ranked = f.get("import", {}).get("top_packages_self_ms", [])
@@ -622,32 +554,24 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", "## Errors", ""]
         for name, errs in errors.items():
             lines += [f"- **{name}** ({len(errs)}):", "", "```", errs[0], "```", ""]
-    lines += [
-        "",
-        "## Interpretation",
-        "",
-        interpretation(report),
-        "",
-        "Method: import time is the cumulative `-X importtime` figure of the `main` module "
-        'in a fresh `python -c "import main"` (importtime\'s own overhead is within noise '
-        "here); cold start is spawn of `functions-framework` (gunicorn, 1 worker) to the "
-        "first 200 on the health path, polled every 10 ms; cold start CPU is the user + "
-        "system time of the server's processes at that first 200 (/proc, 10 ms ticks); "
-        "RSS sums VmRSS over the master "
-        "and its worker right after that 200 — the worker is forked after the app is "
-        "imported, so shared pages count twice and PSS is the fairer total. "
-        "Raw samples in `coldstart.json`.",
-        "",
-    ]
+    lines += ["", "## Interpretation", "", interpretation(report), "",
+              "Method: import time is the cumulative `-X importtime` figure of the `main` module "
+              "in a fresh `python -c \"import main\"` (importtime's own overhead is within noise "
+              "here); cold start is spawn of `functions-framework` (gunicorn, 1 worker) to the "
+              "first 200 on the health path, polled every 10 ms; cold start CPU is the user + "
+              "system time of the server's processes at that first 200 (/proc, 10 ms ticks); "
+              "RSS sums VmRSS over the master "
+              "and its worker right after that 200 — the worker is forked after the app is "
+              "imported, so shared pages count twice and PSS is the fairer total. "
+              "Raw samples in `coldstart.json`.", ""]
     return "\n".join(lines)
 
 
 def interpretation(report: dict[str, Any]) -> str:
     fns = report["functions"]
     bare = fns.get(BARE_NAME, {})
-    measured = {
-        n: f for n, f in fns.items() if n != BARE_NAME and f.get("cold_start") and f.get("import")
-    }
+    measured = {n: f for n, f in fns.items()
+                if n != BARE_NAME and f.get("cold_start") and f.get("import")}
     if not measured or not bare.get("cold_start"):
         return "Not enough successful measurements to interpret (see errors)."
     worst = max(measured, key=lambda n: measured[n]["cold_start"]["ratio_to_bare"])
@@ -660,57 +584,39 @@ def interpretation(report: dict[str, Any]) -> str:
     for f in measured.values():
         for t in f["import"]["top_added_packages_self_ms"]:
             totals[t["package"]] += t["ms"] / len(measured)
-    heavy = ", ".join(
-        f"{p} (~{ms:.0f} ms)" for p, ms in sorted(totals.items(), key=lambda kv: -kv[1])[:3]
-    )
+    heavy = ", ".join(f"{p} (~{ms:.0f} ms)"
+                      for p, ms in sorted(totals.items(), key=lambda kv: -kv[1])[:3])
     failing7 = [n for n, f in measured.items() if f["cold_start"]["meets_target_7"] is False]
-    failing8 = [
-        n for n, f in measured.items() if f.get("memory", {}).get("meets_target_8") is False
-    ]
+    failing8 = [n for n, f in measured.items()
+                if f.get("memory", {}).get("meets_target_8") is False]
     max_rss = max(f["memory"]["rss_tree_max_mib"] for f in measured.values() if f.get("memory"))
-    verdict7 = (
-        "every function meets #7" if not failing7 else f"#7 is missed by {', '.join(failing7)}"
-    )
-    verdict8 = (
-        "all stay under 256 MiB (#8)" if not failing8 else f"#8 is missed by {', '.join(failing8)}"
-    )
-    share_txt = (
-        f" (its module imports take {extra_imp:.0f} ms longer than bare's)"
-        if extra_imp is not None
-        else ""
-    )
-    cpu_share = [
-        f["cold_start"]["cpu_median_ms"] / f["cold_start"]["median_ms"]
-        for f in [bare, *measured.values()]
-        if f["cold_start"].get("cpu_median_ms")
-    ]
-    cpu_txt = (
-        f" Cold start is CPU-bound: the server's CPU time at its first 200 is "
-        f"{min(cpu_share):.0%}-{max(cpu_share):.0%} of the wall time, so only doing less "
-        f"at import makes it faster (and a busy or throttled CPU slows it in proportion)."
-        if cpu_share
-        else ""
-    )
+    verdict7 = ("every function meets #7" if not failing7
+                else f"#7 is missed by {', '.join(failing7)}")
+    verdict8 = ("all stay under 256 MiB (#8)" if not failing8
+                else f"#8 is missed by {', '.join(failing8)}")
+    share_txt = (f" (its module imports take {extra_imp:.0f} ms longer than bare's)"
+                 if extra_imp is not None else "")
+    cpu_share = [f["cold_start"]["cpu_median_ms"] / f["cold_start"]["median_ms"]
+                 for f in [bare, *measured.values()] if f["cold_start"].get("cpu_median_ms")]
+    cpu_txt = (f" Cold start is CPU-bound: the server's CPU time at its first 200 is "
+               f"{min(cpu_share):.0%}-{max(cpu_share):.0%} of the wall time, so only doing less "
+               f"at import makes it faster (and a busy or throttled CPU slows it in proportion)."
+               if cpu_share else "")
     load = report["loadavg_before"][0]
     cpus = report["machine"]["cpus_usable"] or 1
-    noise_txt = (
-        f" The machine was busy (load average {load} on {cpus} CPUs), so single "
-        f"samples scatter widely; trust medians, minima and the CPU column over p90."
-        if load > 0.5 * cpus
-        else ""
-    )
-    return (
-        f"The bare function answers its first request {bare_cold:.0f} ms after spawn "
-        f"(of which ~{fmt(bare_imp)} ms is importing functions-framework and Flask). "
-        f"The slowest function, {worst}, needs {w['cold_start']['median_ms']:.0f} ms "
-        f"({w['cold_start']['ratio_to_bare']}x bare), {extra_cold:.0f} ms more{share_txt}, "
-        f"so {verdict7}.{cpu_txt}{noise_txt} "
-        f"What the functions import beyond the bare one is dominated by "
-        f"{heavy} (mean over functions). Memory right after the "
-        f"first request peaks at {max_rss:.0f} MiB RSS for the master+worker tree; "
-        f"{verdict8}. This is a start-to-first-request figure on a warm page cache; under "
-        f"load memory is target #8's business and is measured by the load scenarios."
-    )
+    noise_txt = (f" The machine was busy (load average {load} on {cpus} CPUs), so single "
+                 f"samples scatter widely; trust medians, minima and the CPU column over p90."
+                 if load > 0.5 * cpus else "")
+    return (f"The bare function answers its first request {bare_cold:.0f} ms after spawn "
+            f"(of which ~{fmt(bare_imp)} ms is importing functions-framework and Flask). "
+            f"The slowest function, {worst}, needs {w['cold_start']['median_ms']:.0f} ms "
+            f"({w['cold_start']['ratio_to_bare']}x bare), {extra_cold:.0f} ms more{share_txt}, "
+            f"so {verdict7}.{cpu_txt}{noise_txt} "
+            f"What the functions import beyond the bare one is dominated by "
+            f"{heavy} (mean over functions). Memory right after the "
+            f"first request peaks at {max_rss:.0f} MiB RSS for the master+worker tree; "
+            f"{verdict8}. This is a start-to-first-request figure on a warm page cache; under "
+            f"load memory is target #8's business and is measured by the load scenarios.")
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -729,11 +635,8 @@ def run(args: argparse.Namespace) -> int:
     results: dict[str, Results] = {f.name: Results() for f in fns}
     loadavg_before = [round(x, 2) for x in os.getloadavg()]
     total_rounds = args.warmup + args.repeat
-    print(
-        f"coldstart: {len(fns)} functions ({', '.join(f.name for f in fns)}), "
-        f"{args.repeat} rounds + {args.warmup} warm-up",
-        flush=True,
-    )
+    print(f"coldstart: {len(fns)} functions ({', '.join(f.name for f in fns)}), "
+          f"{args.repeat} rounds + {args.warmup} warm-up", flush=True)
     for rnd in range(total_rounds):
         warm = rnd < args.warmup
         shift = rnd % len(fns)
@@ -753,9 +656,8 @@ def run(args: argparse.Namespace) -> int:
                 if not warm:
                     res.cold_ms.append(cold_ms)
                     res.memory.append(mem)
-                label = (
-                    f"cold {cold_ms:5.0f} ms ({mem.cpu_ms:4.0f} ms CPU), {mem.rss_sum_mib:3.0f} MiB"
-                )
+                label = (f"cold {cold_ms:5.0f} ms ({mem.cpu_ms:4.0f} ms CPU), "
+                         f"{mem.rss_sum_mib:3.0f} MiB")
             except BenchError as e:
                 res.errors.append(f"cold start: {e}")
                 label = "FAILED: " + str(e).splitlines()[0]
@@ -770,14 +672,9 @@ def run(args: argparse.Namespace) -> int:
         "machine": machine_info(),
         "loadavg_before": loadavg_before,
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-        "config": {
-            "repeat": args.repeat,
-            "warmup": args.warmup,
-            "poll_ms": POLL_S * 1000,
-            "timeout_s": args.timeout,
-            "env": FUNCTION_ENV,
-            "server": "functions-framework (gunicorn, defaults: 1 worker)",
-        },
+        "config": {"repeat": args.repeat, "warmup": args.warmup, "poll_ms": POLL_S * 1000,
+                   "timeout_s": args.timeout, "env": FUNCTION_ENV,
+                   "server": "functions-framework (gunicorn, defaults: 1 worker)"},
         "targets": {"cold_start_ratio_max": RATIO_TARGET, "rss_mib_max": RSS_TARGET_MIB},
         "baseline": BARE_NAME,
         "functions": summaries,
@@ -796,12 +693,9 @@ def run(args: argparse.Namespace) -> int:
         print("error: some measurements failed (see 'errors' in the report)", file=sys.stderr)
         return 1
     if args.check:
-        missed = [
-            n
-            for n, f in summaries.items()
-            if f.get("cold_start", {}).get("meets_target_7") is False
-            or f.get("memory", {}).get("meets_target_8") is False
-        ]
+        missed = [n for n, f in summaries.items()
+                  if f.get("cold_start", {}).get("meets_target_7") is False
+                  or f.get("memory", {}).get("meets_target_8") is False]
         if missed:
             print(f"targets #7/#8 missed by: {', '.join(missed)}", file=sys.stderr)
             return 1
@@ -812,26 +706,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="measured rounds (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="discarded rounds (default 1)")
-    parser.add_argument(
-        "--out",
-        default=str(ROOT / "load" / "results"),
-        help="output directory (default load/results)",
-    )
-    parser.add_argument(
-        "--only",
-        nargs="+",
-        metavar="NAME",
-        help="measure only these functions (the bare baseline always runs)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=60.0,
-        help="seconds allowed per import or per start (default 60)",
-    )
-    parser.add_argument(
-        "--check", action="store_true", help="exit 1 when a function misses target #7 or #8"
-    )
+    parser.add_argument("--out", default=str(ROOT / "load" / "results"),
+                        help="output directory (default load/results)")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="measure only these functions (the bare baseline always runs)")
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="seconds allowed per import or per start (default 60)")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when a function misses target #7 or #8")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.warmup < 0:
         parser.error("--repeat must be >= 1 and --warmup >= 0")
