@@ -29,7 +29,7 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Final
@@ -442,6 +442,89 @@ class Import:
     processed_at: datetime | None = None
     committed_at: datetime | None = None
     reverted_at: datetime | None = None
+
+    # --- transitions (see the lifecycle at the top). Each returns the import after it, or
+    # None when it does not apply to this status: the caller then leaves the import as it is
+    # (a task delivered twice, a request that came too late). ---------------------------------
+
+    def start(self, now: datetime) -> Import | None:
+        """The worker takes the upload to stage it (again, after a crash)."""
+        if self.status not in (ImportStatus.UPLOADED, ImportStatus.PROCESSING):
+            return None
+        return replace(
+            self,
+            status=ImportStatus.PROCESSING,
+            attempts=self.attempts + 1,
+            processed=0,
+            updated_at=now,
+        )
+
+    def staged(
+        self,
+        now: datetime,
+        counts: Counts,
+        total: int,
+        statements: tuple[StatementSummary, ...],
+        account_ids: tuple[str, ...],
+        days: Iterable[date],
+    ) -> Import | None:
+        """Every line is staged: ready for review."""
+        if self.status is not ImportStatus.PROCESSING:
+            return None
+        days = list(days)
+        return replace(
+            self,
+            status=ImportStatus.READY,
+            counts=counts,
+            processed=total,
+            total=total,
+            statements=statements,
+            account_ids=account_ids,
+            first_date=min(days) if days else None,
+            last_date=max(days) if days else None,
+            processed_at=now,
+            updated_at=now,
+            reason=None,
+        )
+
+    def failed(self, reason: str, now: datetime) -> Import | None:
+        """Staging cannot go on; `reason` tells the user what to do."""
+        if self.status not in (ImportStatus.UPLOADED, ImportStatus.PROCESSING):
+            return None
+        return replace(self, status=ImportStatus.FAILED, reason=reason, updated_at=now)
+
+    def begin_commit(self, now: datetime) -> Import | None:
+        """Commit (or resume committing): every request counts (it names its task)."""
+        if self.status not in (ImportStatus.READY, ImportStatus.COMMITTING):
+            return None
+        return replace(
+            self, status=ImportStatus.COMMITTING, requests=self.requests + 1, updated_at=now
+        )
+
+    def finish_commit(self, now: datetime) -> Import | None:
+        """Every included row is a transaction."""
+        if self.status is not ImportStatus.COMMITTING:
+            return None
+        return replace(self, status=ImportStatus.COMMITTED, committed_at=now, updated_at=now)
+
+    def begin_revert(self, now: datetime) -> Import | None:
+        """Undo the commit (or resume undoing it): a revert walks the rows from the first,
+        a resumed one from its cursor."""
+        if self.status not in (ImportStatus.COMMITTED, ImportStatus.REVERTING):
+            return None
+        return replace(
+            self,
+            status=ImportStatus.REVERTING,
+            requests=self.requests + 1,
+            updated_at=now,
+            cursor=self.cursor if self.status is ImportStatus.REVERTING else None,
+        )
+
+    def finish_revert(self, now: datetime) -> Import | None:
+        """Every transaction of the commit is gone."""
+        if self.status is not ImportStatus.REVERTING:
+            return None
+        return replace(self, status=ImportStatus.REVERTED, reverted_at=now, updated_at=now)
 
 
 @dataclass(frozen=True, slots=True)

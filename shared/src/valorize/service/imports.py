@@ -649,18 +649,7 @@ class ImportService:
         processing (ready, committed, failed, ...) does nothing."""
         now = self.clock.now()
 
-        def start(record: Import) -> Import | None:
-            if record.status not in (ImportStatus.UPLOADED, ImportStatus.PROCESSING):
-                return None
-            return replace(
-                record,
-                status=ImportStatus.PROCESSING,
-                attempts=record.attempts + 1,
-                processed=0,
-                updated_at=now,
-            )
-
-        before, record = self.repo.transition(user_id, import_id, start)
+        before, record = self.repo.transition(user_id, import_id, lambda r: r.start(now))
         if record is None:
             return before
         try:
@@ -786,26 +775,12 @@ class ImportService:
         done_at = self.clock.now()
         final = Counts(**{c.value: n for c, n in counts.items()})
         days = [d for s in scans for d in (s.first, s.last) if d is not None]
-
-        def finish(current: Import) -> Import | None:
-            if current.status is not ImportStatus.PROCESSING:
-                return None
-            return replace(
-                current,
-                status=ImportStatus.READY,
-                counts=final,
-                processed=total,
-                total=total,
-                statements=summaries,
-                account_ids=tuple(dict.fromkeys(a.id for a, _ in accounts.values())),
-                first_date=min(days) if days else None,
-                last_date=max(days) if days else None,
-                processed_at=done_at,
-                updated_at=done_at,
-                reason=None,
-            )
-
-        _, ready = self.repo.transition(user_id, record.id, finish)
+        account_ids = tuple(dict.fromkeys(a.id for a, _ in accounts.values()))
+        _, ready = self.repo.transition(
+            user_id,
+            record.id,
+            lambda r: r.staged(done_at, final, total, summaries, account_ids, days),
+        )
         if ready is None:
             raise Superseded()
         self._event(user_id, "import.progress", record.id, processed=total, total=total)
@@ -969,20 +944,10 @@ class ImportService:
         in a Cloud Task (the caller answers 202) rather than having been done inline."""
         now = self.clock.now()
 
-        def begin(record: Import) -> Import | None:
-            if record.status is ImportStatus.READY or record.status is ImportStatus.COMMITTING:
-                return replace(
-                    record,
-                    status=ImportStatus.COMMITTING,
-                    requests=record.requests + 1,
-                    updated_at=now,
-                )
-            return None
-
         current = self.repo.get_import(user_id, import_id)
         if current is not None and current.status is ImportStatus.READY:
             self._check_commit_limits(user_id, current)
-        before, record = self.repo.transition(user_id, import_id, begin)
+        before, record = self.repo.transition(user_id, import_id, lambda r: r.begin_commit(now))
         if before is None:
             raise NotFound("import not found")
         if record is None:
@@ -1092,18 +1057,9 @@ class ImportService:
         estimate = record.counts.new + record.counts.conflict
         record, deltas, months = self._run_chunks(user_id, record, write, estimate)
         finished_at = self.clock.now()
-
-        def finish(current: Import) -> Import | None:
-            if current.status is not ImportStatus.COMMITTING:
-                return None
-            return replace(
-                current,
-                status=ImportStatus.COMMITTED,
-                committed_at=finished_at,
-                updated_at=finished_at,
-            )
-
-        _, committed = self.repo.transition(user_id, import_id, finish)
+        _, committed = self.repo.transition(
+            user_id, import_id, lambda r: r.finish_commit(finished_at)
+        )
         if committed is None:
             return self.get(user_id, import_id)
         self._after_ledger_change(
@@ -1173,22 +1129,10 @@ class ImportService:
         read models follow. Returns the import and whether it continues in a Cloud Task."""
         now = self.clock.now()
 
-        def begin(record: Import) -> Import | None:
-            if record.status in (ImportStatus.COMMITTED, ImportStatus.REVERTING):
-                return replace(
-                    record,
-                    status=ImportStatus.REVERTING,
-                    requests=record.requests + 1,
-                    updated_at=now,
-                    # A revert walks the rows from the start (a resumed one from its cursor).
-                    cursor=record.cursor if record.status is ImportStatus.REVERTING else None,
-                )
-            return None
-
         current = self.repo.get_import(user_id, import_id)
         if current is not None and current.status is ImportStatus.COMMITTED:
             self._check_limits(user_id, self.repo.committed_amounts(user_id, import_id), undo=True)
-        before, record = self.repo.transition(user_id, import_id, begin)
+        before, record = self.repo.transition(user_id, import_id, lambda r: r.begin_revert(now))
         if before is None:
             raise NotFound("import not found")
         if record is None:
@@ -1215,18 +1159,9 @@ class ImportService:
 
         record, deltas, _ = self._run_chunks(user_id, record, write, record.committed)
         finished_at = self.clock.now()
-
-        def finish(current: Import) -> Import | None:
-            if current.status is not ImportStatus.REVERTING:
-                return None
-            return replace(
-                current,
-                status=ImportStatus.REVERTED,
-                reverted_at=finished_at,
-                updated_at=finished_at,
-            )
-
-        _, reverted = self.repo.transition(user_id, import_id, finish)
+        _, reverted = self.repo.transition(
+            user_id, import_id, lambda r: r.finish_revert(finished_at)
+        )
         if reverted is None:
             return self.get(user_id, import_id)
         accounts_changed = tuple(dict.fromkeys([*reverted.account_ids, *deltas]))
@@ -1362,12 +1297,7 @@ class ImportService:
     def _fail(self, user_id: str, import_id: str, reason: str) -> Import | None:
         now = self.clock.now()
 
-        def fail(record: Import) -> Import | None:
-            if record.status not in (ImportStatus.UPLOADED, ImportStatus.PROCESSING):
-                return None
-            return replace(record, status=ImportStatus.FAILED, reason=reason, updated_at=now)
-
-        before, failed = self.repo.transition(user_id, import_id, fail)
+        before, failed = self.repo.transition(user_id, import_id, lambda r: r.failed(reason, now))
         if failed is None:
             return before
         self._event(user_id, "import.failed", import_id, status="failed", reason=reason)
