@@ -146,7 +146,7 @@ def _machine() -> dict[str, Any]:
 class Bench:
     def __init__(self, env: Mapping[str, str], writers: int) -> None:
         from valorize import bootstrap
-        from valorize.adapters.firestore_imports import FirestoreImports
+        from valorize.adapters.firestore.imports import FirestoreImports
         from valorize.config import Settings
 
         self.base = bootstrap.build(Settings.from_env(env))
@@ -260,7 +260,7 @@ class Bench:
         import io
 
         from valorize.adapters.firestore.documents import txn_doc
-        from valorize.adapters.firestore_imports import _row_doc
+        from valorize.adapters.firestore.imports import _row_doc
         from valorize.domain.imports import Classification, Verdict, stage, transaction_id
         from valorize.domain.model import Origin, Transaction
         from valorize.domain.statements import StatementLine, parse_statement
@@ -293,7 +293,7 @@ class Bench:
         """The staged rows' documents for `data`, as the worker writes them."""
         import io
 
-        from valorize.adapters.firestore_imports import _row_doc
+        from valorize.adapters.firestore.imports import _row_doc
         from valorize.domain.imports import Classification, Verdict, stage
         from valorize.domain.statements import StatementLine, parse_statement
 

@@ -466,7 +466,7 @@ def test_a_crash_mid_import_then_redelivery_gives_the_same_result(
 ) -> None:
     from valorize import bootstrap
     from valorize.adapters.cache import NoCache
-    from valorize.adapters.firestore_imports import FirestoreImports
+    from valorize.adapters.firestore.imports import FirestoreImports
     from valorize.service.imports import Upload
     from valorize.service.ports import NullBus
 
@@ -551,7 +551,7 @@ def interrupted_service(at: str, calls: int, after_rows: int | None = None) -> A
     `after_rows` rows of the chunk are written)."""
     from valorize import bootstrap
     from valorize.adapters.cache import NoCache
-    from valorize.adapters.firestore_imports import FirestoreImports
+    from valorize.adapters.firestore.imports import FirestoreImports
     from valorize.service.ports import NullBus
 
     class Nothing:

@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from valorize.service.budgets import BudgetService
     from valorize.service.categories import CategoryService
     from valorize.service.dashboard import DashboardService
-    from valorize.service.imports import ImportRepository as ImportStore
-    from valorize.service.imports import ImportService, StatementFiles
+    from valorize.service.ports.imports import ImportRepository as ImportStore
+    from valorize.service.imports import ImportService
+    from valorize.service.ports.imports import StatementFiles
     from valorize.service.messagebus import MessageBus
     from valorize.service.notifications import NotificationService
     from valorize.service.rate_limits import RateLimits
@@ -249,7 +250,7 @@ class Services:
 
     @cached_property
     def import_store(self) -> ImportStore:
-        from valorize.adapters.firestore_imports import FirestoreImports
+        from valorize.adapters.firestore.imports import FirestoreImports
 
         return FirestoreImports(self.firestore)
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from valorize.service.imports import StatementFileMissing
+from valorize.service.ports.imports import StatementFileMissing
 
 if TYPE_CHECKING:
     from google.cloud import storage  # type: ignore[attr-defined]

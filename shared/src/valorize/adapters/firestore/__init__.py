@@ -29,7 +29,7 @@ another user's data):
     users/{uid}/automation_runs/{kind-date}  runs, created, last_run_at (a run log)
     users/{uid}/notifications/{id}       see notifications.py
     users/{uid}/settings/notifications   the notification preferences
-    users/{uid}/imports/{id}[/rows/{row}]  see adapters/firestore_imports.py
+    users/{uid}/imports/{id}[/rows/{row}]  see imports.py
 
 Balances and counters change through `Increment` in the same batch as the transaction
 write: atomic, and free of the read-modify-write contention a hot account document would

@@ -1,4 +1,4 @@
-"""Import persistence on Cloud Firestore (the ImportRepository port of service/imports.py).
+"""Import persistence on Cloud Firestore (the ImportRepository port, service/ports/imports.py).
 
 Layout:
 
@@ -60,8 +60,8 @@ from valorize.domain.imports import (
     StatementSummary,
 )
 from valorize.domain.model import Transaction
-from valorize.service.imports import RowsChanged
 from valorize.service.ports import PageResult
+from valorize.service.ports.imports import RowsChanged
 
 ROW_BATCH = 500
 # Staging batches in flight at once (the writes wait on the network, not on the CPU).
