@@ -183,8 +183,9 @@ class Bench:
             query_cache=NoCache(),
         ).imports
 
-    def stage(self, data: bytes, name: str, *, traced: bool = False) -> dict[str, Any]:
-        """Upload, then time the worker from uploaded to ready."""
+    def upload(self, data: bytes, name: str) -> tuple[Any, _Progress, str, Any]:
+        """A new user uploads `data`: (the import service, its progress, the user, the
+        import)."""
         from valorize.service.imports import Upload
 
         progress = _Progress()
@@ -193,6 +194,11 @@ class Bench:
         with service.receive(uid, None) as intake:
             intake.write(data)
             record, _ = service.upload(uid, Upload(name), intake)
+        return service, progress, uid, record
+
+    def stage(self, data: bytes, name: str, *, traced: bool = False) -> dict[str, Any]:
+        """Upload, then time the worker from uploaded to ready."""
+        service, progress, uid, record = self.upload(data, name)
         gc.collect()
         sampler = _RssSampler()
         sampler.start()
@@ -227,14 +233,7 @@ class Bench:
     def commit(self, data: bytes, name: str) -> dict[str, Any]:
         """Upload and stage (untimed), then time the commit from ready to committed: the
         task's code called directly (`commit` then `run_commit`, as the Cloud Task would)."""
-        from valorize.service.imports import Upload
-
-        progress = _Progress()
-        service = self.service(progress)
-        uid = self.user()
-        with service.receive(uid, None) as intake:
-            intake.write(data)
-            record, _ = service.upload(uid, Upload(name), intake)
+        service, progress, uid, record = self.upload(data, name)
         ready = service.process(uid, record.id)
         assert ready is not None and ready.status.value == "ready", ready
         gc.collect()
