@@ -259,7 +259,7 @@ class Bench:
         import io
 
         from valorize.adapters.firestore.documents import txn_doc
-        from valorize.adapters.firestore.imports import _row_doc
+        from valorize.adapters.firestore.import_documents import row_doc
         from valorize.domain.imports import Classification, Verdict, stage, transaction_id
         from valorize.domain.model import Origin, Transaction
         from valorize.domain.statements import StatementLine, parse_statement
@@ -285,20 +285,20 @@ class Bench:
                 import_id="bench",
             )
             docs.append((txn.id, {**txn_doc(txn), "statement_description": e.description}))
-            docs.append((row.id, _row_doc(row)))
+            docs.append((row.id, row_doc(row)))
         return docs
 
     def documents(self, data: bytes) -> list[tuple[str, dict[str, Any]]]:
         """The staged rows' documents for `data`, as the worker writes them."""
         import io
 
-        from valorize.adapters.firestore.imports import _row_doc
+        from valorize.adapters.firestore.import_documents import row_doc
         from valorize.domain.imports import Classification, Verdict, stage
         from valorize.domain.statements import StatementLine, parse_statement
 
         new = Verdict(Classification.NEW)
         return [
-            ((row := stage(e, "bench-account", new)).id, _row_doc(row))
+            ((row := stage(e, "bench-account", new)).id, row_doc(row))
             for e in parse_statement(io.BytesIO(data))
             if isinstance(e, StatementLine)
         ]

@@ -45,19 +45,17 @@ from valorize.adapters.firestore.batches import (
 )
 from valorize.adapters.firestore.contention import Stale, commit, optimistic, unchanged, verify
 from valorize.adapters.firestore.documents import txn_doc, txn_of
+from valorize.adapters.firestore.import_documents import import_doc, import_of, row_doc, row_of
 from valorize.adapters.firestore.ledger_batch import LedgerBatch
 from valorize.domain import ids
 from valorize.domain.errors import NotFound
 from valorize.domain.ids import decode_cursor, encode_cursor
 from valorize.domain.imports import (
     Classification,
-    Counts,
     ExistingTransaction,
     Import,
     ImportStatus,
-    Resolution,
     StagedRow,
-    StatementSummary,
 )
 from valorize.domain.model import Transaction
 from valorize.service.ports import PageResult
@@ -66,199 +64,6 @@ from valorize.service.ports.imports import RowsChanged
 ROW_BATCH = 500
 # Staging batches in flight at once (the writes wait on the network, not on the CPU).
 WRITERS = 4
-
-
-# --- mapping ----------------------------------------------------------------------------------
-
-
-def _day(value: date | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _undate(value: Any) -> date | None:
-    return date.fromisoformat(value) if value else None
-
-
-def _import_doc(r: Import) -> dict[str, Any]:
-    return {
-        "status": r.status.value,
-        "file_name": r.file_name,
-        "object_name": r.object_name,
-        "size": r.size,
-        "sha256": r.sha256,
-        "format": r.format,
-        "preset": r.preset,
-        "mapping": r.mapping,
-        "currency": r.currency,
-        "account_id": r.account_id,
-        "account_ids": list(r.account_ids),
-        "counts": r.counts.as_dict(),
-        "progress": {"processed": r.processed, "total": r.total},
-        "reason": r.reason,
-        "statements": [
-            {
-                "index": s.index,
-                "kind": s.kind,
-                "currency": s.currency,
-                "account_id": s.account_id,
-                "account_created": s.account_created,
-                "lines": s.lines,
-                "errors": s.errors,
-                "bank_id": s.bank_id,
-                "account_number": s.account_number,
-                "start": _day(s.start),
-                "end": _day(s.end),
-                "ledger_balance": s.ledger_balance,
-                "preset": s.preset,
-                "credits": s.credits,
-                "debits": s.debits,
-            }
-            for s in r.statements
-        ],
-        "committed": r.committed,
-        "reverted": r.reverted,
-        "cursor": r.cursor,
-        "attempts": r.attempts,
-        "requests": r.requests,
-        "first_date": _day(r.first_date),
-        "last_date": _day(r.last_date),
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-        "processed_at": r.processed_at,
-        "committed_at": r.committed_at,
-        "reverted_at": r.reverted_at,
-    }
-
-
-def _import(doc_id: str, d: dict[str, Any]) -> Import:
-    progress = d.get("progress") or {}
-    return Import(
-        id=doc_id,
-        status=ImportStatus(d["status"]),
-        file_name=d["file_name"],
-        object_name=d["object_name"],
-        size=d["size"],
-        sha256=d["sha256"],
-        format=d.get("format"),
-        preset=d.get("preset"),
-        mapping=d.get("mapping"),
-        currency=d.get("currency"),
-        account_id=d.get("account_id"),
-        account_ids=tuple(d.get("account_ids") or ()),
-        counts=Counts(**(d.get("counts") or {})),
-        processed=progress.get("processed", 0),
-        total=progress.get("total", 0),
-        reason=d.get("reason"),
-        statements=tuple(
-            StatementSummary(
-                index=s["index"],
-                kind=s["kind"],
-                currency=s["currency"],
-                account_id=s["account_id"],
-                account_created=s["account_created"],
-                lines=s["lines"],
-                errors=s["errors"],
-                bank_id=s.get("bank_id"),
-                account_number=s.get("account_number"),
-                start=_undate(s.get("start")),
-                end=_undate(s.get("end")),
-                ledger_balance=s.get("ledger_balance"),
-                preset=s.get("preset"),
-                credits=s.get("credits"),
-                debits=s.get("debits"),
-            )
-            for s in d.get("statements") or ()
-        ),
-        committed=d.get("committed", 0),
-        reverted=d.get("reverted", 0),
-        cursor=d.get("cursor"),
-        attempts=d.get("attempts", 0),
-        requests=d.get("requests", 0),
-        first_date=_undate(d.get("first_date")),
-        last_date=_undate(d.get("last_date")),
-        created_at=d["created_at"],
-        updated_at=d["updated_at"],
-        processed_at=d.get("processed_at"),
-        committed_at=d.get("committed_at"),
-        reverted_at=d.get("reverted_at"),
-    )
-
-
-def _row_doc(r: StagedRow) -> dict[str, Any]:
-    """A row's document; empty optional fields are left out (half the encoding work, and a
-    staged import can have tens of thousands of rows)."""
-    doc = _full_row_doc(r)
-    return {k: v for k, v in doc.items() if v is not None}
-
-
-def _full_row_doc(r: StagedRow) -> dict[str, Any]:
-    m = r.matched
-    return {
-        "statement": r.statement,
-        "ordinal": r.ordinal,
-        "line_no": r.line_no,
-        "classification": r.classification.value,
-        "include": r.include,
-        "pending": r.pending,
-        "account_id": r.account_id,
-        "fitid": r.fitid,
-        "date": _day(r.date),
-        "amount": r.amount,
-        "currency": r.currency,
-        "description": r.description,
-        "memo": r.memo,
-        "name": r.name,
-        "raw_type": r.raw_type,
-        "reason": r.reason,
-        "matched": None
-        if m is None
-        else {
-            "transaction_id": m.id,
-            "date": m.date.isoformat(),
-            "amount": m.amount,
-            "description": m.description,
-            "fitid": m.fitid,
-        },
-        "resolution": r.resolution.value if r.resolution else None,
-        "committed": r.committed,
-        "transaction_id": r.transaction_id,
-        "reverted_as": None if r.reverted_as is None else txn_doc(r.reverted_as),
-    }
-
-
-def _row(doc_id: str, d: dict[str, Any]) -> StagedRow:
-    m = d.get("matched")
-    return StagedRow(
-        id=doc_id,
-        statement=d["statement"],
-        ordinal=d["ordinal"],
-        line_no=d["line_no"],
-        classification=Classification(d["classification"]),
-        include=d["include"],
-        account_id=d.get("account_id"),
-        fitid=d.get("fitid"),
-        date=_undate(d.get("date")),
-        amount=d.get("amount"),
-        currency=d.get("currency"),
-        description=d.get("description"),
-        memo=d.get("memo"),
-        name=d.get("name"),
-        raw_type=d.get("raw_type"),
-        reason=d.get("reason"),
-        matched=None
-        if not m
-        else ExistingTransaction(
-            id=m["transaction_id"],
-            date=date.fromisoformat(m["date"]),
-            amount=m["amount"],
-            fitid=m.get("fitid"),
-            description=m.get("description") or "",
-        ),
-        resolution=Resolution(d["resolution"]) if d.get("resolution") else None,
-        committed=d.get("committed", False),
-        transaction_id=d.get("transaction_id"),
-        reverted_as=txn_of(d["transaction_id"], d["reverted_as"]) if d.get("reverted_as") else None,
-    )
 
 
 # --- the staging writer -----------------------------------------------------------------------
@@ -291,7 +96,7 @@ class BatchedRowWriter:
 
     def _submit(self) -> None:
         rows, self._pending = self._pending, []
-        self._batches.submit([set_write(self._prefix + row.id, _row_doc(row)) for row in rows])
+        self._batches.submit([set_write(self._prefix + row.id, row_doc(row)) for row in rows])
 
     def close(self, flush: bool = True) -> None:
         if self._pending and flush:
@@ -335,7 +140,7 @@ class FirestoreImports:
     def create_import(self, user_id: str, record: Import) -> Import | None:
         ref = self._imports(user_id).document(record.id)
         try:
-            ref.create(_import_doc(record))
+            ref.create(import_doc(record))
         except gexc.AlreadyExists:
             return self.get_import(user_id, record.id)
         return None
@@ -344,7 +149,7 @@ class FirestoreImports:
         if not ids.IMPORT.matches(import_id):
             return None
         snap = self._imports(user_id).document(import_id).get()
-        return _import(snap.id, snap.to_dict() or {}) if snap.exists else None
+        return import_of(snap.id, snap.to_dict() or {}) if snap.exists else None
 
     def list_imports(self, user_id: str, limit: int, cursor: str | None) -> PageResult[Import]:
         col = self._imports(user_id)
@@ -361,7 +166,7 @@ class FirestoreImports:
                 raise ValidationFailed.on("cursor", "not a cursor this API returned")
             q = q.start_after(last)
         snaps = list(q.limit(limit + 1).stream())
-        items = [_import(s.id, s.to_dict() or {}) for s in snaps[:limit]]
+        items = [import_of(s.id, s.to_dict() or {}) for s in snaps[:limit]]
         nxt = encode_cursor(items[-1].id) if len(snaps) > limit else None
         return PageResult(items, nxt)
 
@@ -376,11 +181,11 @@ class FirestoreImports:
             snap = ref.get()
             if not snap.exists:
                 return None, None
-            before = _import(snap.id, snap.to_dict() or {})
+            before = import_of(snap.id, snap.to_dict() or {})
             after = decide(before)
             if after is not None:
                 batch = self.db.batch()
-                batch.update(ref, _import_doc(after), option=unchanged(snap))
+                batch.update(ref, import_doc(after), option=unchanged(snap))
                 commit(batch)
             return before, after
 
@@ -440,7 +245,7 @@ class FirestoreImports:
                 {FieldPath.document_id(): col.document(decode_cursor(cursor, ids.ROW))}
             )
         snaps = list(q.limit(limit + 1).stream())
-        items = [_row(s.id, s.to_dict() or {}) for s in snaps[:limit]]
+        items = [row_of(s.id, s.to_dict() or {}) for s in snaps[:limit]]
         nxt = encode_cursor(items[-1].id) if len(snaps) > limit else None
         return PageResult(items, nxt)
 
@@ -463,12 +268,12 @@ class FirestoreImports:
                 raise NotFound("import not found")
             if not row_snap.exists:
                 raise NotFound("row not found")
-            record = _import(import_snap.id, import_snap.to_dict() or {})
-            current = _row(row_snap.id, row_snap.to_dict() or {})
+            record = import_of(import_snap.id, import_snap.to_dict() or {})
+            current = row_of(row_snap.id, row_snap.to_dict() or {})
             new = mutate(record, current)
             if new != current:
                 batch = self.db.batch()
-                batch.update(row_ref, _row_doc(new), option=unchanged(row_snap))
+                batch.update(row_ref, row_doc(new), option=unchanged(row_snap))
                 # The review is only open while the import is ready: a commit that started
                 # after this read makes the batch fail (the import itself stays untouched).
                 verify(batch, import_snap, "status")
@@ -488,7 +293,7 @@ class FirestoreImports:
         )
         if after:
             q = q.start_after({FieldPath.document_id(): col.document(after)})
-        return [_row(doc_id, d) for doc_id, d in stream(self.db, q.limit(limit))]
+        return [row_of(doc_id, d) for doc_id, d in stream(self.db, q.limit(limit))]
 
     def pending_amounts(self, user_id: str, import_id: str) -> dict[str, tuple[int, int]]:
         q = (
@@ -543,7 +348,7 @@ class FirestoreImports:
                     )
                 yield out
             for extra in groups(skipped, MAX_WRITES):
-                yield [set_write(rows + row.id, _row_doc(row)) for row in extra]
+                yield [set_write(rows + row.id, row_doc(row)) for row in extra]
 
         self._run(writes())
 
@@ -599,7 +404,7 @@ class FirestoreImports:
             [import_snap] = [s for s in snaps if s.reference.path == ref.path]
             if not import_snap.exists:
                 return None
-            record = _import(import_snap.id, import_snap.to_dict() or {})
+            record = import_of(import_snap.id, import_snap.to_dict() or {})
             if record.status is not status or record.cursor != after:
                 return None  # another run settled this chunk (or the import moved on)
             gone = {s.id for s in snaps if s.reference.path != ref.path and not s.exists}
