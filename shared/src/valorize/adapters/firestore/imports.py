@@ -358,12 +358,23 @@ class FirestoreImports:
         col = self._txns(user_id)
         prefix = collection_prefix(self._rows(user_id, import_id))
         row_of = {row.transaction_id: row.id for row in rows if row.transaction_id}
+        snaps = list(self.db.get_all([col.document(i) for i in row_of]))
         found = [
             (row_of[snap.id], snap, txn_of(snap.id, snap.to_dict() or {}))
-            for snap in self.db.get_all([col.document(i) for i in row_of])
-            # One deleted by its owner meanwhile took itself out of the models already.
+            for snap in snaps
             if snap.exists
         ]
+        gone = [row_of[snap.id] for snap in snaps if not snap.exists]
+        if gone:
+            # Deleted by its owner (who took it out of the models), or by another revert run
+            # since these rows were read: that one marked its row in the same batch, and its
+            # chunk must be read again (else this run could settle it as moving nothing).
+            rows_col = self._rows(user_id, import_id)
+            if any(
+                (s.to_dict() or {}).get("reverted_as")
+                for s in self.db.get_all([rows_col.document(r) for r in gone])
+            ):
+                raise RowsChanged("another revert run deleted some of these transactions")
 
         def writes() -> Iterator[list[Any]]:
             for group in groups(found, MAX_WRITES // 2):
