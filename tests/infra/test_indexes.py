@@ -139,7 +139,7 @@ def test_every_list_query_has_its_composite_index() -> None:
 def test_every_declared_transaction_index_is_used() -> None:
     needed = {shape(q) for q in queries()}
     window = (frozenset({("account_id", "ASCENDING")}), (("date", "DESCENDING"),))
-    # The import worker's duplicate window (adapters/firestore_imports.py) is not a list's.
+    # The import worker's duplicate window (adapters/firestore/imports.py) is not a list's.
     assert declared() - needed == {window}
 
 
