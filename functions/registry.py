@@ -21,6 +21,7 @@ from dataclasses import dataclass
 ALLOWED_QUEUES_ENV = "VALORIZE_TASK_QUEUES"
 INTERNAL_CALLERS_ENV = "VALORIZE_INTERNAL_CALLERS"
 INTERNAL_AUDIENCES_ENV = "VALORIZE_INTERNAL_AUDIENCES"
+WARM_CLIENTS_ENV = "VALORIZE_WARM_CLIENTS"
 
 # The service accounts whose OIDC tokens Cloud Tasks and Cloud Scheduler send (account ids;
 # infra/cdktf creates them, the emails follow from the project).
@@ -74,6 +75,19 @@ class Function:
         return (
             *((TASKS_INVOKER,) if self.task_target else ()),
             *((SCHEDULER_INVOKER,) if self.scheduler_target else ()),
+        )
+
+    @property
+    def clients(self) -> tuple[str, ...]:
+        """What an instance warms while it starts (bootstrap.Services.warm): every function
+        reads Firestore and Redis; user-facing ones check tokens against the revocation feed;
+        the rest as the entry says."""
+        return (
+            "firestore",
+            "redis",
+            *(("revocations",) if self.public else ()),
+            *(("tasks",) if self.enqueues else ()),
+            *(("statements",) if self.statements_access else ()),
         )
 
     def is_internal_path(self, path: str) -> bool:
@@ -189,10 +203,12 @@ def runtime_env(function: Function, invoker_email: dict[str, str]) -> dict[str, 
     """The registry-derived variables a function runs with, locally and in production alike:
     the queues it may enqueue on and who may call its internal paths (``invoker_email`` maps
     an invoker account id to its email). The audience (the function's own URL) and the queue
-    paths depend on where it runs, so the caller adds them."""
+    paths depend on where it runs, so the caller adds them. The clients to warm are only
+    named here: an instance without them (tests, tools) builds every client on first use."""
     return {
         ALLOWED_QUEUES_ENV: ",".join(function.enqueues),
         INTERNAL_CALLERS_ENV: ",".join(invoker_email[c] for c in function.internal_callers),
+        WARM_CLIENTS_ENV: ",".join(function.clients),
     }
 
 

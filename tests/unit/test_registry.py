@@ -37,6 +37,7 @@ def test_the_environment_names_agree_with_the_shared_package() -> None:
     assert registry.ALLOWED_QUEUES_ENV == config.ALLOWED_QUEUES_ENV
     assert registry.INTERNAL_CALLERS_ENV == config.INTERNAL_CALLERS_ENV
     assert registry.INTERNAL_AUDIENCES_ENV == config.INTERNAL_AUDIENCES_ENV
+    assert registry.WARM_CLIENTS_ENV == config.WARM_CLIENTS_ENV
 
 
 @pytest.mark.parametrize("name", list(FUNCTIONS))
@@ -93,10 +94,12 @@ def test_runtime_env_carries_the_queues_and_the_callers() -> None:
     assert registry.runtime_env(FUNCTIONS["automate"], emails) == {
         config.ALLOWED_QUEUES_ENV: "automations,notifications",
         config.INTERNAL_CALLERS_ENV: "t@x,s@x",
+        config.WARM_CLIENTS_ENV: "firestore,redis,tasks",
     }
     assert registry.runtime_env(FUNCTIONS["auth"], emails) == {
         config.ALLOWED_QUEUES_ENV: "",
         config.INTERNAL_CALLERS_ENV: "",
+        config.WARM_CLIENTS_ENV: "firestore,redis,revocations",
     }
 
 

@@ -16,6 +16,8 @@ to its FunctionApp, which hands them to each handler in its Call.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +76,14 @@ if TYPE_CHECKING:
 # realtime_server/'s reads of the event log (`redis_log_reader`).
 LOG_READ_TIMEOUT = 1.0
 LOG_READ_CONNECTIONS = 16
+# What `Services.warm` reads to bring a client's connection up: an object that never exists
+# (no adapter writes under "_warmup"; Firestore reserves only ids of the form __x__).
+WARM_COLLECTION = "_warmup"
+WARM_OBJECT = "_warmup/instance"
+# The longest one warm-up call may take: past it the client is left to be built on first use.
+WARM_TIMEOUT = 10.0
+
+log = logging.getLogger(__name__)
 
 
 class Services:
@@ -90,6 +100,46 @@ class Services:
         # A cached_property looks in the instance's __dict__ first: an override is simply
         # the member, already built.
         self.__dict__.update(overrides)
+
+    # --- warm-up at instance start ------------------------------------------------------------
+
+    def warm(self, clients: Iterable[str]) -> list[str]:
+        """Build `clients` (names of functions/registry.py's Function.clients) now, each with
+        one cheap call so its connection is up, instead of on the first request; returns
+        those that failed.
+
+        A client that fails (its backend down or slow) is logged and skipped: it is built on
+        first use as before, so an outage of Redis or Firestore delays an instance's start by
+        at most WARM_TIMEOUT instead of keeping it out of service."""
+        steps: dict[str, Callable[[], object]] = {
+            "firestore": lambda: (
+                self.firestore.collection(WARM_COLLECTION)
+                .document("instance")
+                .get(timeout=WARM_TIMEOUT)
+            ),
+            "redis": lambda: self.redis.ping(),
+            # Subscribed before the first request, so tokens are kept from the first one on.
+            "revocations": self._warm_revocations,
+            "tasks": lambda: self.task_queue and self.tasks_client,
+            "statements": lambda: self.statements_bucket.get_blob(
+                WARM_OBJECT, timeout=WARM_TIMEOUT
+            ),
+        }
+        failed = []
+        for name in clients:
+            step = steps.get(name)
+            if step is None:
+                raise ValueError(f"no client {name!r} to warm; known: {', '.join(steps)}")
+            try:
+                step()
+            except Exception as error:  # noqa: BLE001 - any failure: built on first use instead
+                log.warning("warm-up of %s failed, built on first use: %r", name, error)
+                failed.append(name)
+        return failed
+
+    def _warm_revocations(self) -> None:
+        if self.settings.token_cache_seconds > 0 and not self.auth.tokens.listen():
+            raise ConnectionError("revocation feed not live (tokens looked up per request)")
 
     # --- clients (the only place they are made) -----------------------------------------------
 

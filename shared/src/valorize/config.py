@@ -29,6 +29,7 @@ INTERNAL_HEADER = "X-Valorize-Internal"
 ALLOWED_QUEUES_ENV = "VALORIZE_TASK_QUEUES"
 INTERNAL_CALLERS_ENV = "VALORIZE_INTERNAL_CALLERS"
 INTERNAL_AUDIENCES_ENV = "VALORIZE_INTERNAL_AUDIENCES"
+WARM_CLIENTS_ENV = "VALORIZE_WARM_CLIENTS"
 # Where Google publishes the keys that sign its ID tokens (the x509 form google-auth reads).
 GOOGLE_OIDC_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
@@ -74,6 +75,9 @@ class Settings:
     internal_callers: tuple[str, ...] = ()
     internal_audiences: tuple[str, ...] = ()
     oidc_certs_url: str = GOOGLE_OIDC_CERTS_URL
+    # The clients an instance builds while it starts (registry "clients": firestore, redis,
+    # revocations, tasks, statements); none: each is built on first use.
+    warm_clients: tuple[str, ...] = ()
     # How many proxies in front of us append to X-Forwarded-For: the client address is that
     # many entries from the right (whatever the client wrote itself is further left).
     trusted_proxy_hops: int = 1
@@ -160,6 +164,7 @@ class Settings:
                 a.rstrip("/") for a in _csv(env.get(INTERNAL_AUDIENCES_ENV, ""))
             ),
             oidc_certs_url=env.get("VALORIZE_OIDC_CERTS_URL", GOOGLE_OIDC_CERTS_URL),
+            warm_clients=_csv(env.get(WARM_CLIENTS_ENV, "")),
             cache_ttl_seconds=int(env.get("VALORIZE_CACHE_TTL_SECONDS", cls.cache_ttl_seconds)),
             cache_breaker_seconds=float(
                 env.get("VALORIZE_CACHE_BREAKER_SECONDS", cls.cache_breaker_seconds)

@@ -8,9 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sys
+import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -156,10 +159,6 @@ def configure_logging() -> None:
     root.setLevel(logging.INFO)
 
 
-def healthz(_call: Call) -> dict[str, str]:
-    return {"status": "ok"}
-
-
 @dataclass
 class FunctionApp:
     """One Cloud Run function: `name` is its resource (`/api/<name>/...`), `services` the
@@ -172,6 +171,11 @@ class FunctionApp:
     authenticate: Callable[[str], Principal] | None = None
     idempotency_store: Callable[[], IdempotencyStore] | None = None
     _map: Map = field(init=False)
+    # Set once the clients the settings name are warm (or failed to be: see Services.warm).
+    warmed: threading.Event = field(init=False, default_factory=threading.Event)
+    # The process that started warming: a forked worker starts its own.
+    _warming_pid: int | None = field(init=False, default=None)
+    _warming_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         base = f"/api/{self.name}"
@@ -179,9 +183,10 @@ class FunctionApp:
             Route(
                 "GET",
                 f"{base}/healthz",
-                healthz,
-                "Liveness: 200 when the function can serve",
+                self.healthz,
+                "Readiness: 503 while the instance warms its clients, then 200",
                 auth=False,
+                errors=(503,),
             ),
             Route(
                 "GET",
@@ -208,15 +213,71 @@ class FunctionApp:
             if route.idempotency is not None and (route.method != "POST" or not route.auth):
                 raise ValueError(f"{route.path}: Idempotency-Key is for a user's POST")
         configure_logging()
+        # functions-framework imports main.py in gunicorn's master and serves from the workers
+        # it forks: sockets and gRPC channels do not survive a fork, so each worker warms its
+        # own clients as it starts. A process that serves without forking (the Flask debug
+        # server) starts on its first request; one that never serves (tests, tools) never.
+        method = weakref.WeakMethod(self._start_warming)
+        os.register_at_fork(after_in_child=lambda: (start := method()) and start())
 
     @property
     def settings(self) -> Settings:
         return self.services.settings
 
+    # --- instance start -----------------------------------------------------------------------
+
+    def _start_warming(self) -> None:
+        """The clients are built on a thread while the server starts listening (Cloud Run's
+        startup CPU boost pays for it); /healthz answers 503 until they are."""
+        # After a fork, the parent's lock and event may be in any state: this process's own.
+        if self._warming_pid is not None and self._warming_pid != os.getpid():
+            self._warming_lock = threading.Lock()
+        with self._warming_lock:
+            if self._warming_pid == os.getpid():
+                return
+            self._warming_pid = os.getpid()
+            self.warmed = threading.Event()
+            clients = self.settings.warm_clients
+            if not clients:
+                self.warmed.set()
+                return
+            threading.Thread(
+                target=self._warm, args=(clients,), name=f"warm-{self.name}", daemon=True
+            ).start()
+
+    def _warm(self, clients: Sequence[str]) -> None:
+        started = time.perf_counter()
+        try:
+            failed = self.services.warm(clients)
+        except Exception:
+            log.exception("warm-up failed; clients are built on first use")
+            failed = list(clients)
+        finally:
+            self.warmed.set()
+        log.info(
+            "warm in %.3f s",
+            time.perf_counter() - started,
+            extra={"entry": {"function": self.name, "warm": list(clients), "failed": failed}},
+        )
+
+    def healthz(self, _call: Call) -> dict[str, str]:
+        if not self.warmed.is_set():
+            raise Reply(
+                problem(
+                    503,
+                    "Service Unavailable",
+                    "the instance is still starting",
+                    headers={"Retry-After": "1"},
+                )
+            )
+        return {"status": "ok"}
+
     # --- request pipeline ---------------------------------------------------------------------
 
     def __call__(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
+        if self._warming_pid != os.getpid():
+            self._start_warming()
         user_id = ""
         try:
             response, user_id = self._dispatch(request)

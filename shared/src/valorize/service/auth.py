@@ -92,7 +92,7 @@ class TokenCache:
 
     def get(self, token_id: str) -> StoredToken | None:
         # ttl 0: no cache (and no subscription to the feed).
-        if self.ttl <= 0 or not self.feed.sync(self._forget, self._reset):
+        if not self.listen():
             return self.load(token_id)
         with self._lock:
             found = self._entries.get(token_id)
@@ -105,6 +105,11 @@ class TokenCache:
                 if generation == self._generation:
                     self._entries[token_id] = found
         return found
+
+    def listen(self) -> bool:
+        """Subscribe to the revocation feed now (at instance start) instead of on the first
+        request: True when it is live (and tokens may be kept)."""
+        return self.ttl > 0 and self.feed.sync(self._forget, self._reset)
 
     def used(self, token_id: str, when: datetime) -> None:
         """The token's last use was recorded: keep the kept copy in step."""
