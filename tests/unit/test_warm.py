@@ -42,11 +42,11 @@ def test_healthz_is_503_until_the_warm_up_is_done() -> None:
     release, entered = threading.Event(), threading.Event()
     asked: list[list[str]] = []
 
-    def warm(clients: Iterable[str]) -> list[str]:
+    def warm(clients: Iterable[str]) -> dict[str, float | None]:
         asked.append(list(clients))
         entered.set()
         release.wait(WAIT)
-        return []
+        return {}
 
     services.warm = warm  # type: ignore[method-assign]
     app = app_of(services)
@@ -71,7 +71,7 @@ def test_a_warm_up_that_fails_still_lets_the_instance_serve(
 ) -> None:
     services = fakes.build(Settings(warm_clients=("firestore",)))
 
-    def warm(clients: Iterable[str]) -> list[str]:
+    def warm(clients: Iterable[str]) -> dict[str, float | None]:
         raise RuntimeError("emulator gone")
 
     services.warm = warm  # type: ignore[method-assign]
@@ -94,9 +94,9 @@ def test_a_forked_worker_warms_its_own_clients() -> None:
     services = fakes.build(Settings(warm_clients=("firestore",)))
     warmed_in: list[int] = []
 
-    def warm(clients: Iterable[str]) -> list[str]:
+    def warm(clients: Iterable[str]) -> dict[str, float | None]:
         warmed_in.append(os.getpid())
-        return []
+        return {}
 
     services.warm = warm  # type: ignore[method-assign]
     app = app_of(services)
@@ -125,7 +125,8 @@ def test_each_client_is_warmed_on_its_own_and_a_down_one_is_skipped(
 
     redis = Redis()
     services = fakes.build(Settings(), firestore=Unreachable(), redis=redis)
-    assert services.warm(["firestore", "redis"]) == ["firestore"]
+    took = services.warm(["firestore", "redis"])
+    assert took["firestore"] is None and took["redis"] is not None
     assert redis.pinged == 1
     assert "warm-up of firestore failed" in caplog.text
 
@@ -143,7 +144,7 @@ def test_the_revocation_feed_is_subscribed_before_the_first_request() -> None:
 
     feed = Feed()
     services = fakes.build(Settings(token_cache_seconds=60), revocations=feed)
-    assert services.warm(["revocations"]) == []
+    assert services.warm(["revocations"])["revocations"] is not None
     assert feed.syncs == 1
 
 

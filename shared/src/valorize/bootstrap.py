@@ -17,6 +17,7 @@ to its FunctionApp, which hands them to each handler in its Call.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
@@ -103,10 +104,10 @@ class Services:
 
     # --- warm-up at instance start ------------------------------------------------------------
 
-    def warm(self, clients: Iterable[str]) -> list[str]:
+    def warm(self, clients: Iterable[str]) -> dict[str, float | None]:
         """Build `clients` (names of functions/registry.py's Function.clients) now, each with
         one cheap call so its connection is up, instead of on the first request; returns
-        those that failed.
+        the seconds each took (None: failed).
 
         A client that fails (its backend down or slow) is logged and skipped: it is built on
         first use as before, so an outage of Redis or Firestore delays an instance's start by
@@ -125,17 +126,19 @@ class Services:
                 WARM_OBJECT, timeout=WARM_TIMEOUT
             ),
         }
-        failed = []
+        took: dict[str, float | None] = {}
         for name in clients:
             step = steps.get(name)
             if step is None:
                 raise ValueError(f"no client {name!r} to warm; known: {', '.join(steps)}")
+            started = time.perf_counter()
             try:
                 step()
+                took[name] = round(time.perf_counter() - started, 3)
             except Exception as error:  # noqa: BLE001 - any failure: built on first use instead
                 log.warning("warm-up of %s failed, built on first use: %r", name, error)
-                failed.append(name)
-        return failed
+                took[name] = None
+        return took
 
     def _warm_revocations(self) -> None:
         if self.settings.token_cache_seconds > 0 and not self.auth.tokens.listen():

@@ -1,0 +1,317 @@
+"""First real request: what a user waits for after a scale-out, beside the honest floor.
+
+../shared/spec/TARGETS.md #7 as issue 14 states it: process start to the first authenticated 200
+of a real route (a registered user with data) <= 1.25x a bare functions-framework function that
+does one Firestore read with the official client (load/bare/firestore/main.py). Against one
+emulator stack (devstack: Firestore, Redis, and the functions that seed the user), each round
+spawns a fresh process of every variant, in a rotated order, and times from just before the
+spawn:
+
+- `floor`: load/bare/firestore, polled on its route until the first 200 (that 200 includes its
+  Firestore read);
+- `<function>`: the function as deployed (its registry entry's clients warmed as the worker
+  starts): /healthz polled until 200, as Cloud Run's startup probe does before it sends
+  traffic ("ready"), then the real route ("first 200");
+- `<function>_direct`: the same, but the real route polled from the start, as a platform
+  without a startup probe would send the user's request as soon as the port listens;
+- `<function>_lazy`: no client warmed (the behaviour before warming), healthz then the route.
+
+The user's cached reads are invalidated before each spawn (one version bump, what any write
+does), so every first request is a cache miss that reads Firestore, as the floor does.
+
+    python load/firstreq.py [--rounds N] [--out load/results]
+
+Writes `<out>/firstreq.json` and `<out>/firstreq.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+for _p in (ROOT, ROOT / "load"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+import redis  # noqa: E402
+import requests  # noqa: E402
+from coldstart import functions_framework_bin, machine_info, tree_pids, write_atomic  # noqa: E402
+from read import cpu_seconds, seed_user  # noqa: E402
+
+from devstack.ports import HOST, free_ports  # noqa: E402
+from devstack.stack import LOCAL_INVOKERS, STACK_ENV_KEYS, Stack, StackConfig  # noqa: E402
+from functions.registry import FUNCTIONS, runtime_env  # noqa: E402
+from valorize.adapters.cache import RedisQueryCache  # noqa: E402
+from valorize.config import WARM_CLIENTS_ENV  # noqa: E402
+
+RATIO_TARGET = 1.25
+POLL_S = 0.010
+ROUTES = {
+    "transactions": "/api/transactions?limit=50",
+    "dashboard": "/api/dashboard/summary?month={month}",
+    "accounts": "/api/accounts",
+}
+FLOOR = "floor"
+
+
+class BenchError(RuntimeError):
+    """A measurement that could not be taken; the message says why."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    key: str
+    function: str  # the folder under functions/, or FLOOR
+    mode: str  # "floor" | "warm" | "direct" | "lazy"
+
+    @property
+    def gated(self) -> bool:
+        """Traffic only once /healthz answers 200 (Cloud Run's startup probe)."""
+        return self.mode in ("warm", "lazy")
+
+
+def variants(functions: list[str]) -> list[Variant]:
+    out = [Variant(FLOOR, FLOOR, "floor")]
+    for name in functions:
+        out += [
+            Variant(name, name, "warm"),
+            Variant(f"{name}_direct", name, "direct"),
+            Variant(f"{name}_lazy", name, "lazy"),
+        ]
+    return out
+
+
+def command(variant: Variant, port: int) -> tuple[list[str], Path]:
+    if variant.function == FLOOR:
+        source, target = ROOT / "load" / "bare" / "firestore" / "main.py", "read"
+    else:
+        source, target = ROOT / "functions" / variant.function / "main.py", variant.function
+    args = [functions_framework_bin(), "--target", target, "--source", str(source)]
+    return [*args, "--host", HOST, "--port", str(port)], source.parent
+
+
+def environment(stack: Stack, variant: Variant, closed_port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in STACK_ENV_KEYS}
+    env.update(stack.env)
+    if variant.function != FLOOR:
+        # What the registry entry gives the function, as devstack and infra/cdktf do.
+        env.update(runtime_env(FUNCTIONS[variant.function], LOCAL_INVOKERS))
+    if variant.mode == "lazy":
+        env[WARM_CLIENTS_ENV] = ""
+    # No Cloud Tasks emulator here: without one, the client looks for Google credentials (the
+    # metadata server, seconds to time out), which Cloud Run answers at once. A client built
+    # for an emulator that is not there costs what building it costs, no call is made.
+    env.setdefault("TASKS_EMULATOR_HOST", f"{HOST}:{closed_port}")
+    # One worker, as Cloud Run runs a function.
+    env.update({"WORKERS": "1", "THREADS": "8"})
+    return env
+
+
+def poll(session: requests.Session, url: str, headers: dict[str, str], deadline: float) -> Any:
+    """GET `url` until it answers 200 (a refused connection or a 503 means "not yet")."""
+    while True:
+        with contextlib.suppress(requests.ConnectionError):
+            response = session.get(url, headers=headers, timeout=60)
+            if response.status_code == 200:
+                return response
+            if response.status_code != 503:
+                raise BenchError(f"{url} answered {response.status_code}: {response.text[:300]}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"{url} gave no 200 in time")
+        time.sleep(POLL_S)
+
+
+def first_200(
+    stack: Stack, variant: Variant, path: str, token: str, logs: Path, timeout: float
+) -> dict[str, Any]:
+    port, closed_port = free_ports(2)
+    args, cwd = command(variant, port)
+    url = f"http://{HOST}:{port}"
+    log = (logs / f"{variant.key}.log").open("ab")
+    headers = {"Authorization": f"Bearer {token}"} if variant.function != FLOOR else {}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=environment(stack, variant, closed_port),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    ready = None
+    try:
+        with requests.Session() as session:
+            session.trust_env = False
+            if variant.gated:
+                poll(session, f"{url}/api/{variant.function}/healthz", {}, deadline)
+                ready = time.perf_counter() - started
+            response = poll(session, url + path, headers, deadline)
+            first = time.perf_counter() - started
+        cpu = cpu_seconds(tree_pids(process.pid))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        log.close()
+    return {
+        "ready_s": None if ready is None else round(ready, 3),
+        "first_s": round(first, 3),
+        "server_cpu_s": round(cpu, 2),
+        "x_cache": response.headers.get("X-Cache", "-"),
+    }
+
+
+def median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
+def summarize(runs: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:
+    floor = {r["round"]: r["first_s"] for r in runs if r["variant"] == FLOOR}
+    out: dict[str, Any] = {}
+    for key in keys:
+        mine = [r for r in runs if r["variant"] == key]
+        ratios = [r["first_s"] / floor[r["round"]] for r in mine if r["round"] in floor]
+        out[key] = {
+            "first_s": median([r["first_s"] for r in mine]),
+            "ready_s": median([r["ready_s"] for r in mine if r["ready_s"] is not None]),
+            "server_cpu_s": median([r["server_cpu_s"] for r in mine]),
+            "ratio_to_floor": median(ratios),
+            "x_cache": sorted({r["x_cache"] for r in mine}),
+            "samples": len(mine),
+        }
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    s = report["summary"]
+    lines = [
+        "# First real request: process start to the first authenticated 200, beside the floor",
+        "",
+        f"Run {report['date']} on {report['machine'].get('cpu_count')} cores "
+        f"(load average before {report['loadavg_before']}, after {report['loadavg_after']}); "
+        f"{report['config']['rounds']} rounds, every variant a fresh process per round in a "
+        "rotated order; medians, the ratio is the median of each round's ratio to that round's "
+        "floor. Target: first 200 <= "
+        f"{RATIO_TARGET}x the floor (TARGETS.md #7 as issue 14 states it).",
+        "",
+        f"Floor: `load/bare/firestore` (functions-framework, one Firestore read with the official "
+        f"client): **{s[FLOOR]['first_s']} s** to its first 200.",
+        "",
+        "| function | mode | healthz 200 (s) | first real 200 (s) | x floor | server CPU (s) "
+        "| X-Cache | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, v in s.items():
+        if key == FLOOR:
+            continue
+        name, _, mode = key.partition("_")
+        ratio = v["ratio_to_floor"]
+        verdict = "-"
+        if not mode and ratio is not None:
+            verdict = "met" if ratio <= RATIO_TARGET else f"missed by {ratio / RATIO_TARGET:.2f}x"
+        lines.append(
+            f"| {name} | {mode or 'warm, gated'} | {v['ready_s'] or '-'} | {v['first_s']} "
+            f"| {ratio} | {v['server_cpu_s']} | {', '.join(v['x_cache'])} | {verdict} |"
+        )
+    lines += [
+        "",
+        "Modes: *warm, gated*: as deployed, the worker warms its registry entry's clients as it "
+        "starts and traffic waits for /healthz 200 (a startup probe); *direct*: the same, the "
+        "user's request sent as soon as the port listens (no probe; the request then waits on "
+        "the warm-up's imports); *lazy*: nothing warmed (before this change), healthz then the "
+        "route. The time to healthz 200 is what a probe holds the instance out of service; the "
+        "first real 200 is what the user who caused the scale-out waits for.",
+        "",
+        f"Seeded user: {report['seeded']['transactions']} transactions; every first request a "
+        "cache miss (the user's cache version bumped before each spawn). Rerun: "
+        "`nox -s bench -- firstreq`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    loadavg_before = [round(x, 2) for x in os.getloadavg()]
+    workdir = Path(tempfile.mkdtemp(prefix="valorize-firstreq-"))
+    print(f"firstreq: logs in {workdir}", flush=True)
+    config = StackConfig(
+        storage=False,
+        tasks=False,
+        smtp=False,
+        gateway=False,
+        functions=["auth", "accounts", "categories", "transactions"],
+        log_dir=workdir / "stack",
+        startup_timeout=args.timeout,
+    )
+    keys = [v.key for v in variants(args.functions)]
+    runs: list[dict[str, Any]] = []
+    with Stack(config) as stack:
+        seeded = seed_user(stack.urls.functions, args.months, args.per_month)
+        print(f"seeded {seeded.transactions} transactions in {seeded.seconds:.1f} s", flush=True)
+        cache = RedisQueryCache(redis.Redis.from_url(stack.env["REDIS_URL"]), 300, 5.0)
+        paths = {n: p.format(month=seeded.month) for n, p in ROUTES.items()}
+        every = variants(args.functions)
+        for rnd in range(args.rounds):
+            shift = rnd % len(every)
+            for variant in every[shift:] + every[:shift]:
+                cache.bump(seeded.user_id)
+                path = "/" if variant.function == FLOOR else paths[variant.function]
+                result = first_200(stack, variant, path, seeded.token, workdir, args.timeout)
+                runs.append({"variant": variant.key, "round": rnd + 1, **result})
+                print(
+                    f"  round {rnd + 1} {variant.key:<20} ready {result['ready_s'] or '-':>6} "
+                    f"first {result['first_s']:>6} s  cpu {result['server_cpu_s']} s  "
+                    f"{result['x_cache']}",
+                    flush=True,
+                )
+    report = {
+        "benchmark": "firstreq",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "loadavg_before": loadavg_before,
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "config": {"rounds": args.rounds, "functions": args.functions, "routes": ROUTES},
+        "seeded": {"transactions": seeded.transactions},
+        "target_ratio_max": RATIO_TARGET,
+        "summary": summarize(runs, keys),
+        "runs": runs,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.out / "firstreq.json", json.dumps(report, indent=2) + "\n")
+    write_atomic(args.out / "firstreq.md", markdown(report))
+    print(markdown(report))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--functions", nargs="+", default=list(ROUTES), choices=list(ROUTES))
+    parser.add_argument("--months", type=int, default=3)
+    parser.add_argument("--per-month", type=int, default=20)
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--out", type=Path, default=ROOT / "load" / "results")
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except BenchError as e:
+        print(f"firstreq: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
