@@ -111,11 +111,19 @@ SECRETS: dict[str, SecretSpec] = {
 # Every function and the realtime server talk to Redis (cache, throttles, realtime log).
 REDIS_SECRETS = ("redis-url", "redis-ca")
 
-# The log-based metric counting work that was dropped, by the marker its ERROR line carries
-# (jsonPayload.valorize_event): bus subscribers that failed (service/messagebus.py) and token
-# revocations that could not be announced (adapters/revocations.py). The "no silent loss"
-# alert fires on any.
-DROPPED_MARKERS = ("subscriber_failed", "revocation_unannounced")
+# The log-based metric counting work that was dropped or a safeguard that is off, by the marker
+# its ERROR line carries (jsonPayload.valorize_event): bus subscribers that failed
+# (service/messagebus.py), token revocations that could not be announced
+# (adapters/revocations.py), rules skipped for a transaction's CPU budget (service/rules.py),
+# rate limits and the login throttle failing open while Redis is unreachable
+# (adapters/rate_limits.py, adapters/security.py). The "no silent loss" alert fires on any.
+DROPPED_MARKERS = (
+    "subscriber_failed",
+    "revocation_unannounced",
+    "rules_skipped",
+    "rate_limits_unavailable",
+    "login_throttle_unavailable",
+)
 SUBSCRIBER_FAILURES_METRIC = "valorize/subscriber_failures"
 
 

@@ -267,8 +267,9 @@ class Observability:
             "metric_subscriber_failures",
             name=config.SUBSCRIBER_FAILURES_METRIC,
             description=(
-                "Work dropped: domain-event subscribers that failed (service/messagebus.py), "
-                "token revocations not announced (adapters/revocations.py)"
+                "Work dropped or a safeguard off: failed domain-event subscribers, unannounced "
+                "token revocations, rules skipped for their CPU budget, rate limits and the "
+                "login throttle failing open (infra/cdktf/config.py DROPPED_MARKERS)"
             ),
             filter=(
                 "severity >= ERROR AND jsonPayload.valorize_event = ("
@@ -300,7 +301,10 @@ class Observability:
             "are idempotent, so re-running its write path is safe), or a token revocation "
             "could not be announced to the other instances (valorize_event="
             "revocation_unannounced: they honour the token until their token cache expires, "
-            "VALORIZE_TOKEN_CACHE_SECONDS).",
+            "VALORIZE_TOKEN_CACHE_SECONDS), or rules were skipped for a transaction's CPU "
+            "budget (rules_skipped: the transaction's notes say so), or Redis is unreachable "
+            "and the rate limits or the login throttle fail open (rate_limits_unavailable, "
+            "login_throttle_unavailable).",
             [
                 self.threshold(
                     "Failed subscribers",

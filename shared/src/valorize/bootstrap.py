@@ -1,6 +1,10 @@
 """The composition root: `build(settings, **overrides)` returns the `Services` of one process,
 the only place that makes clients and wires adapters into services.
 
+Over 600 lines on purpose: one member per client, port, capability and service (a few lines
+each), kept in one class so that the one place that builds things stays one place; splitting
+it by area would bring back the lookups from everywhere this module replaced.
+
 Every member is built on first use and then reused for the life of the instance (clients
 are heavy: gRPC channels, connection pools), so building `Services` costs nothing and a
 function only pays for what its requests touch. A member given by name to `build` is used
