@@ -18,20 +18,19 @@ for anyone with fewer than 1,000 unread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1 import FieldFilter
 from google.cloud.firestore_v1.query import Query
 
+from valorize.adapters.firestore.base import FirestoreAdapter
 from valorize.adapters.firestore.contention import (
-    CONTENTION_BUDGET,
     commit,
-    optimistic,
     unchanged,
 )
 from valorize.domain import ids
@@ -45,8 +44,6 @@ from valorize.domain.notifications import (
 )
 from valorize.service.ports.notifications import EmailClaim
 from valorize.service.ports.pages import PageResult
-
-T = TypeVar("T")
 
 # Writes per batch when marking everything read (Firestore allows 500).
 READ_ALL_BATCH = 400
@@ -90,48 +87,33 @@ def _preferences(d: Mapping[str, Any]) -> NotificationPreferences:
     return NotificationPreferences(email, d.get("large_transaction_threshold"))
 
 
-class FirestoreNotificationStore:
-    def __init__(
-        self, client: firestore.Client, contention_budget: float = CONTENTION_BUDGET
-    ) -> None:
-        self.db = client
-        self.contention_budget = contention_budget
-
-    def _optimistic(self, attempt: Callable[[], T]) -> T:
-        return optimistic(attempt, budget=self.contention_budget)
-
-    def _col(self, user_id: str) -> firestore.CollectionReference:
-        col: firestore.CollectionReference = (
-            self.db.collection("users").document(user_id).collection("notifications")
-        )
-        return col
+class FirestoreNotificationStore(FirestoreAdapter):
+    def _notifications(self, user_id: str) -> firestore.CollectionReference:
+        return self._col(user_id, "notifications")
 
     def _prefs_ref(self, user_id: str) -> firestore.DocumentReference:
-        ref: firestore.DocumentReference = (
-            self.db.collection("users")
-            .document(user_id)
-            .collection("settings")
-            .document("notifications")
-        )
+        ref: firestore.DocumentReference = self._col(user_id, "settings").document("notifications")
         return ref
 
     # --- notifications ------------------------------------------------------------------------
 
     def create_notification(self, user_id: str, notification: Notification) -> bool:
         try:
-            self._col(user_id).document(notification.id).create(_doc(notification))
+            self._notifications(user_id).document(notification.id).create(_doc(notification))
         except gexc.AlreadyExists:
             return False
         return True
 
     def get_notification(self, user_id: str, notification_id: str) -> Notification | None:
-        snap = self._col(user_id).document(notification_id).get()
+        snap = self._notifications(user_id).document(notification_id).get()
         return _notification(snap.id, snap.to_dict() or {}) if snap.exists else None
 
     def list_notifications(
         self, user_id: str, unread_only: bool, limit: int, cursor: str | None
     ) -> PageResult[Notification]:
-        q: Query = self._col(user_id).order_by("sort_key", direction=firestore.Query.DESCENDING)
+        q: Query = self._notifications(user_id).order_by(
+            "sort_key", direction=firestore.Query.DESCENDING
+        )
         if unread_only:
             q = q.where(filter=FieldFilter("read", "==", False))
         if cursor:
@@ -143,14 +125,14 @@ class FirestoreNotificationStore:
         return PageResult(items, nxt)
 
     def count_unread(self, user_id: str) -> int:
-        q = self._col(user_id).where(filter=FieldFilter("read", "==", False))
+        q = self._notifications(user_id).where(filter=FieldFilter("read", "==", False))
         # [[AggregationResult]]: one result set with one aggregation (the client's typing of
         # count() is off, hence Any).
         result: Any = q.count().get()  # type: ignore[call-arg]
         return int(result[0][0].value) if result else 0
 
     def mark_read(self, user_id: str, notification_id: str, when: datetime) -> Notification:
-        ref = self._col(user_id).document(notification_id)
+        ref = self._notifications(user_id).document(notification_id)
 
         def attempt() -> Notification:
             snap = ref.get()
@@ -167,7 +149,7 @@ class FirestoreNotificationStore:
         return self._optimistic(attempt)
 
     def mark_all_read(self, user_id: str, when: datetime) -> int:
-        unread = self._col(user_id).where(filter=FieldFilter("read", "==", False))
+        unread = self._notifications(user_id).where(filter=FieldFilter("read", "==", False))
 
         def page() -> int:
             snaps = list(unread.limit(READ_ALL_BATCH).stream())
@@ -187,7 +169,7 @@ class FirestoreNotificationStore:
     def claim_email(
         self, user_id: str, notification_id: str, now: datetime, lease: timedelta
     ) -> EmailClaim:
-        ref = self._col(user_id).document(notification_id)
+        ref = self._notifications(user_id).document(notification_id)
 
         def attempt() -> EmailClaim:
             snap = ref.get()
@@ -210,7 +192,7 @@ class FirestoreNotificationStore:
         fields: dict[str, Any] = {"email_claimed_at": None}
         if sent_at is not None:
             fields["emailed_at"] = sent_at
-        self._col(user_id).document(notification_id).update(fields)
+        self._notifications(user_id).document(notification_id).update(fields)
 
     # --- preferences --------------------------------------------------------------------------
 
