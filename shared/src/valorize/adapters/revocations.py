@@ -109,12 +109,3 @@ class RedisRevocationFeed:
         self._pubsub = None
         self._retry_at = self.timer() + self.retry_seconds
 
-
-class NoRevocationFeed:
-    """Never live: tokens are looked up on every request (tools and tests without Redis)."""
-
-    def announce(self, token_id: str) -> None:
-        pass
-
-    def sync(self, forget: Callable[[str], None], reset: Callable[[], None]) -> bool:
-        return False

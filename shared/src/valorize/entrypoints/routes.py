@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import flask
 from pydantic import BaseModel
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from valorize.bootstrap import Services
 
 log = logging.getLogger("valorize.request")
-T = TypeVar("T")
 
 # Every path parameter is an id the API issued, by the name it goes by: one of another form is
 # answered 404 like an unknown one, before anything is read. A route with a parameter missing
