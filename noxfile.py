@@ -1,5 +1,6 @@
-"""Every routine task: `nox -s dev`, `nox -s tests`, `nox -s lint`, `nox -s typecheck`,
-`nox -s openapi`, `nox -s package -- <function>|all`, `nox -s infra`, `nox -s bench -- <name>`."""
+"""Every routine task: `nox -s dev`, `nox -s tests`, `nox -s verify`, `nox -s lint`,
+`nox -s typecheck`, `nox -s openapi`, `nox -s package -- <function>|all`, `nox -s infra`,
+`nox -s bench -- <name>`."""
 
 from __future__ import annotations
 
@@ -31,6 +32,15 @@ def tests(session: nox.Session) -> None:
     infra/cdktf synthesis. Starts and stops its own emulators on free ports."""
     session.install(*DEV, *INFRA)
     session.run("python", "-m", "pytest", *(session.posargs or ["tests"]))
+
+
+@nox.session(python=PYTHON)
+def verify(session: nox.Session) -> None:
+    """The integrity check: balances, counts, read models and transfer links recomputed from
+    every user's transactions in the running `nox -s dev` stack (or `-- --user <id>`,
+    `-- --email <e>`); exits 1 on any drift. Only reads."""
+    session.install(*DEV)
+    session.run("python", "-m", "devstack", "verify", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -1,4 +1,5 @@
 """``python -m devstack up``: run the whole local cloud until Ctrl-C.
+``python -m devstack verify``: its integrity check (devstack/verify.py).
 
 Every port comes from its option, else from ``VALORIZE_<NAME>_PORT``, else the default below.
 """
@@ -18,6 +19,7 @@ from devstack.ports import PortInUseError, env_var_for
 from devstack.process import ServiceError
 from devstack.services import BUCKET, REPO_ROOT
 from devstack.stack import Ports, Stack, StackConfig, StackStartError
+from devstack.verify import add_arguments, verify
 from functions.registry import FUNCTIONS
 
 DEFAULT_PORTS = {
@@ -89,7 +91,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     up.add_argument("--log-dir", type=Path, default=REPO_ROOT / ".local" / "logs")
     up.add_argument("--stack-file", type=Path, default=REPO_ROOT / ".local" / "stack.json")
+    verify = commands.add_parser(
+        "verify", help="recompute balances and read models from transactions; report drift"
+    )
+    add_arguments(verify, REPO_ROOT / ".local" / "stack.json")
     args = parser.parse_args(argv)
+    if args.command != "up":
+        return args
     for name in DEFAULT_PORTS:
         if getattr(args, f"{name}_port") is None:
             setattr(args, f"{name}_port", _port_default(name))
@@ -189,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signum, _raise_shutdown)
     if args.command == "up":
         return up(args)
+    if args.command == "verify":
+        return verify(args)
     return 2
 
 

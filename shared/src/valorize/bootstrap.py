@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from valorize.service.dashboard import DashboardService
     from valorize.service.ports.imports import ImportRepository as ImportStore
     from valorize.service.imports import ImportService
+    from valorize.service.integrity import IntegrityCheck
     from valorize.service.ports.imports import StatementFiles
     from valorize.service.messagebus import MessageBus
     from valorize.service.notifications import NotificationService
@@ -414,13 +415,13 @@ class Services:
     def alert_profile(self, user_id: str) -> AlertProfile:
         """What the user wants alerts about, from the stores (`alert_profiles` caches it)."""
         from valorize.service.alerts import build_profile
-        from valorize.service.dashboard import every_page
+        from valorize.service.ports.pages import walk
 
         return build_profile(
             self.user_store,
             self.budget_store,
             self.notification_store.get_preferences,
-            lambda uid: every_page(lambda c: self.account_store.list_accounts(uid, 200, c)),
+            lambda uid: list(walk(lambda c: self.account_store.list_accounts(uid, 200, c))),
             user_id,
         )
 
@@ -563,6 +564,12 @@ class Services:
             self.ledger,
             self.clock,
         )
+
+    @cached_property
+    def integrity(self) -> IntegrityCheck:
+        from valorize.service.integrity import IntegrityCheck
+
+        return IntegrityCheck(self.ledger, self.account_store, self.automation_store)
 
     @cached_property
     def rules(self) -> RuleService:

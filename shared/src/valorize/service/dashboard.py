@@ -10,7 +10,7 @@ answer is in the user's preferred currency, with every other currency the user h
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -22,10 +22,10 @@ from valorize.service.ports import (
     CategoryStore,
     Clock,
     Ledger,
-    PageResult,
     TransactionFilter,
     UserStore,
 )
+from valorize.service.ports.pages import walk
 
 MAX_MONTHS = 24
 
@@ -69,17 +69,6 @@ def _totals(currency: str, income: int, expense: int) -> dict[str, Any]:
     }
 
 
-def every_page(fetch: Callable[[str | None], PageResult[Any]]) -> list[Any]:
-    items: list[Any] = []
-    cursor: str | None = None
-    while True:
-        page = fetch(cursor)
-        items.extend(page.items)
-        cursor = page.next_cursor
-        if cursor is None:
-            return items
-
-
 class DashboardService:
     def __init__(
         self,
@@ -107,10 +96,10 @@ class DashboardService:
         return user.preferred_currency
 
     def _accounts(self, user_id: str) -> list[Account]:
-        return every_page(lambda c: self.account_store.list_accounts(user_id, 200, c))
+        return list(walk(lambda c: self.account_store.list_accounts(user_id, 200, c)))
 
     def _categories(self, user_id: str) -> dict[str, Category]:
-        cats = every_page(lambda c: self.category_store.list_categories(user_id, 200, c))
+        cats = list(walk(lambda c: self.category_store.list_categories(user_id, 200, c)))
         return {c.id: c for c in cats}
 
     @staticmethod

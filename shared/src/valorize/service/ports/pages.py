@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -12,3 +13,13 @@ T = TypeVar("T")
 class PageResult(Generic[T]):
     items: list[T]
     next_cursor: str | None
+
+
+def walk(fetch: Callable[[str | None], PageResult[T]]) -> Iterator[T]:
+    """Every item of every page, fetching the next page only when the last one is used up."""
+    cursor: str | None = None
+    while True:
+        page = fetch(cursor)
+        yield from page.items
+        if (cursor := page.next_cursor) is None:
+            return
