@@ -1,6 +1,6 @@
-"""Every routine task: `nox -s dev`, `nox -s tests`, `nox -s verify`, `nox -s lint`,
-`nox -s typecheck`, `nox -s openapi`, `nox -s package -- <function>|all`, `nox -s infra`,
-`nox -s bench -- <name>`."""
+"""Every routine task: `nox -s dev`, `nox -s tests`, `nox -s verify`, `nox -s chaos`,
+`nox -s lint`, `nox -s typecheck`, `nox -s openapi`, `nox -s package -- <function>|all`,
+`nox -s infra`, `nox -s bench -- <name>`."""
 
 from __future__ import annotations
 
@@ -41,6 +41,15 @@ def verify(session: nox.Session) -> None:
     `-- --email <e>`); exits 1 on any drift. Only reads."""
     session.install(*DEV)
     session.run("python", "-m", "devstack", "verify", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def chaos(session: nox.Session) -> None:
+    """The fault suite (load/chaos.py): Redis killed and restarted, the Firestore emulator
+    stalled, under read and write load; lost and duplicated effects counted, the integrity
+    check run after each; writes load/results/chaos.md. `-- --scenarios redis --outage 30`."""
+    session.install(*DEV)
+    session.run("python", "load/chaos.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)

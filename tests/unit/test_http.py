@@ -399,6 +399,8 @@ def test_405_with_an_allow_header(http: Harness, method: str, path: str, allowed
         (DomainError("bad"), 400, None),
         (gexc.ServiceUnavailable("firestore"), 503, "5"),
         (gexc.DeadlineExceeded("firestore"), 503, "5"),
+        # The client's retries ran out of time (Firestore unreachable or stalled).
+        (gexc.RetryError("Timeout of 15.0s exceeded", gexc.ServiceUnavailable("down")), 503, "5"),
         # Contention past the write's budget, and an Aborted that escaped the adapters.
         (Contention("retry"), 409, "1"),
         (gexc.Aborted("too much contention on these documents"), 409, "1"),

@@ -155,7 +155,11 @@ class Services:
     def firestore(self) -> FirestoreClient:
         from google.cloud import firestore
 
-        return firestore.Client(project=self.settings.project)
+        from valorize.adapters.firestore.deadlines import bound
+
+        client = firestore.Client(project=self.settings.project)
+        bound(client, self.settings.firestore_deadline_seconds)
+        return client
 
     @cached_property
     def redis(self) -> Redis:

@@ -94,6 +94,10 @@ class Settings:
     # How long a write keeps retrying when other writes change what it read (then 409 with
     # Retry-After); well under the functions' 60 s timeout.
     contention_budget_seconds: float = 10.0
+    # The longest one Firestore call waits, retries included, before the request answers 503
+    # (adapters/firestore/deadlines.py): well under the functions' 60 s timeout, well over
+    # what a healthy Firestore takes (a query streaming thousands of documents included).
+    firestore_deadline_seconds: float = 20.0
     # How long an instance keeps a verified token in memory (0: look it up on every request).
     # Revocations reach every instance at once over Redis (adapters/revocations.py); this only
     # bounds how long a revocation whose announcement was lost goes unnoticed.
@@ -171,6 +175,9 @@ class Settings:
             ),
             contention_budget_seconds=float(
                 env.get("VALORIZE_CONTENTION_BUDGET_SECONDS", cls.contention_budget_seconds)
+            ),
+            firestore_deadline_seconds=float(
+                env.get("VALORIZE_FIRESTORE_DEADLINE_SECONDS", cls.firestore_deadline_seconds)
             ),
             token_cache_seconds=float(
                 env.get("VALORIZE_TOKEN_CACHE_SECONDS", cls.token_cache_seconds)

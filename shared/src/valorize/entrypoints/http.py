@@ -57,7 +57,9 @@ def _backend_down(error: Exception) -> bool:
     google.api_core is looked up, not imported: if the error came from it, it is loaded, and
     importing it eagerly would pull gRPC into every cold start."""
     api = sys.modules.get("google.api_core.exceptions")
-    return api is not None and isinstance(error, (api.ServiceUnavailable, api.DeadlineExceeded))
+    # RetryError: the client's retries ran out of time (adapters/firestore/deadlines.py).
+    outage = (api.ServiceUnavailable, api.DeadlineExceeded, api.RetryError) if api else ()
+    return isinstance(error, outage)
 
 
 def _contended(error: Exception) -> bool:

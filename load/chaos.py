@@ -1,0 +1,411 @@
+"""Fault suite (issue 12, `nox -s chaos`): faults injected into the real local stack under a
+steady read and write load, each scenario with the figures it reports.
+
+Scenarios (`--scenarios`, default all):
+
+- `redis`: the Redis server is SIGKILLed (no persistence: it comes back empty) and restarted
+  after `--outage` seconds. Reads must keep answering from Firestore, writes must succeed, and
+  the query cache must serve hits again on its own.
+- `firestore`: the Firestore emulator is frozen (SIGSTOP of its process group, as a network
+  partition or a stalled backend looks to its clients: connections open, nothing answers) for
+  `--outage` seconds, then resumed. Writes must fail cleanly (503 with Retry-After, or a
+  client timeout) and nothing may be half-written; afterwards everything succeeds again.
+  (The emulator keeps its data in memory, so it is paused rather than restarted: a restart
+  would lose the database, which production Firestore never does.)
+
+The load: `--clients` threads, each its own user with two accounts, in a loop of a cached read
+(dashboard summary), a transaction list and a created transaction; and one reader, a user who
+only reads (its reads are cache hits, since no write of its own invalidates them). Every write
+carries an Idempotency-Key and is retried with the same key until it is answered 201 (a client that
+timed out does not know whether its write landed), so after the run each user must hold
+exactly one transaction per key: **lost** = keys without a transaction, **duplicated** =
+transactions beyond one per key. Then the integrity check (service/integrity.py, as
+`nox -s verify`) recomputes every balance and read model from the transactions.
+
+Figures per scenario: requests and errors before, during and after the fault (by status),
+time from the end of the fault to the first success and to the first cache hit (reads) /
+first write, recovery (end of the fault to the start of an error-free 5 s window), lost and
+duplicated effects, drift. Target (../shared/spec/TARGETS.md): recovery ≤ 60 s, nothing lost.
+
+    python load/chaos.py [--scenarios redis,firestore] [--outage 30] [--clients 4]
+
+Writes load/results/chaos.json and load/results/chaos.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "shared" / "src"))
+
+from devstack.services import FirestoreEmulator, RedisServer  # noqa: E402
+from devstack.stack import Stack, StackConfig  # noqa: E402
+
+PASSWORD = "chaos-password-1"
+# Above the functions' Firestore deadline (Settings.firestore_deadline_seconds, 20 s), so the
+# client sees what the server answers when Firestore stalls, not its own timeout.
+TIMEOUT = 30.0
+STEADY = 8.0
+AFTER = 25.0
+CLEAN_WINDOW = 5.0
+FUNCTIONS = ["auth", "accounts", "transactions", "dashboard"]
+
+
+@dataclass
+class Sample:
+    at: float
+    kind: str  # read | list | write
+    status: int  # 0: no answer (timeout, connection refused)
+    seconds: float
+    cache: str | None = None
+
+
+@dataclass
+class Client:
+    base: str
+    token: str = ""
+    accounts: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    # A reader never writes, so its cached reads are hits until a fault empties the cache.
+    reader: bool = False
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def call(self, method: str, path: str, body: Any = None, **headers: str) -> requests.Response:
+        auth = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return self.session.request(
+            method, self.base + path, json=body, headers={**auth, **headers}, timeout=TIMEOUT
+        )
+
+    def setup(self) -> None:
+        email = f"chaos-{uuid.uuid4().hex[:10]}@valorize.dev"
+        body = {"email": email, "password": PASSWORD, "name": "Chaos", "preferred_currency": "BRL"}
+        answer = self.call("POST", "/api/auth/register", body)
+        answer.raise_for_status()
+        self.token = answer.json()["token"]
+        for name in ("Checking", "Savings"):
+            made = self.call(
+                "POST",
+                "/api/accounts",
+                {"name": name, "type": "checking", "currency": "BRL", "opening_balance": 0},
+            )
+            made.raise_for_status()
+            self.accounts.append(made.json()["id"])
+
+    def me(self) -> str:
+        return str(self.call("GET", "/api/auth/me").json()["id"])
+
+
+class Load:
+    """The clients' loop, recording every request; `pending` holds the write keys not yet
+    acknowledged, retried first on every turn."""
+
+    def __init__(self, clients: list[Client]) -> None:
+        self.clients = clients
+        self.samples: list[Sample] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(c,)) for c in clients]
+        self.pending: dict[int, list[tuple[str, dict[str, Any]]]] = collections.defaultdict(list)
+        self.no_retry_after = 0
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+    def _record(self, sample: Sample) -> None:
+        with self.lock:
+            self.samples.append(sample)
+
+    def _request(self, client: Client, kind: str, method: str, path: str, **kw: Any) -> int:
+        began = time.monotonic()
+        try:
+            answer = client.call(method, path, **kw)
+        except requests.RequestException:
+            self._record(Sample(began, kind, 0, time.monotonic() - began))
+            return 0
+        cache = answer.headers.get("X-Cache")
+        self._record(Sample(began, kind, answer.status_code, time.monotonic() - began, cache))
+        if answer.status_code == 503 and "Retry-After" not in answer.headers:
+            self.no_retry_after += 1
+        return answer.status_code
+
+    def write(self, client: Client, key: str, body: dict[str, Any]) -> bool:
+        status = self._request(
+            client, "write", "POST", "/api/transactions", body=body, **{"Idempotency-Key": key}
+        )
+        return status == 201
+
+    def _run(self, client: Client) -> None:
+        if client.reader:
+            while not self.stop.is_set():
+                self._request(client, "read", "GET", "/api/dashboard/summary")
+                self._request(client, "list", "GET", "/api/transactions?limit=20")
+                time.sleep(0.05)
+            return
+        index = self.clients.index(client)
+        n = 0
+        while not self.stop.is_set():
+            self._request(client, "read", "GET", "/api/dashboard/summary")
+            self._request(client, "list", "GET", "/api/transactions?limit=20")
+            n += 1
+            key = uuid.uuid4().hex
+            client.keys.append(key)
+            body = {
+                "account_id": client.accounts[n % 2],
+                "amount": -(100 + n),
+                "date": "2025-03-10",
+                "description": f"chaos {n}",
+            }
+            self.pending[index].append((key, body))
+            still = []
+            for k, b in self.pending[index]:
+                if not self.write(client, k, b):
+                    still.append((k, b))
+            self.pending[index] = still
+            if still:
+                time.sleep(0.2)
+
+    def drain(self, deadline: float) -> int:
+        """Retry every unacknowledged write until it lands; the keys still pending."""
+        left = 0
+        for index, client in enumerate(self.clients):
+            for key, body in self.pending[index]:
+                while not self.write(client, key, body):
+                    if time.monotonic() > deadline:
+                        left += 1
+                        break
+                    time.sleep(0.5)
+            self.pending[index] = []
+        return left
+
+
+def phase_counts(samples: list[Sample], start: float, end: float) -> dict[str, Any]:
+    inside = [s for s in samples if start <= s.at < end]
+    statuses = collections.Counter(str(s.status) for s in inside)
+    errors = sum(1 for s in inside if s.status == 0 or s.status >= 500)
+    times = sorted(s.seconds for s in inside)
+    return {
+        "requests": len(inside),
+        "errors": errors,
+        "statuses": dict(sorted(statuses.items())),
+        "p95_seconds": round(times[int(0.95 * (len(times) - 1))], 3) if times else None,
+        "max_seconds": round(times[-1], 3) if times else None,
+    }
+
+
+def recovery(samples: list[Sample], fault_end: float) -> dict[str, float | None]:
+    after = [s for s in samples if s.at >= fault_end]
+
+    def first(pred: Any) -> float | None:
+        found = next((s.at for s in after if pred(s)), None)
+        return None if found is None else round(found - fault_end, 2)
+
+    bad = [s.at for s in after if s.status == 0 or s.status >= 500]
+    # The start of the first error-free CLEAN_WINDOW after the fault.
+    clean_from = fault_end
+    for at in bad:
+        if at - clean_from >= CLEAN_WINDOW:
+            break
+        clean_from = at
+    end = after[-1].at if after else fault_end
+    recovered = None if end - clean_from < CLEAN_WINDOW else round(clean_from - fault_end, 2)
+    return {
+        "first_success": first(lambda s: 200 <= s.status < 300),
+        "first_write": first(lambda s: s.kind == "write" and s.status == 201),
+        # The first hit after the fault (a miss refills the cache): the cache works again.
+        "first_cache_hit": first(lambda s: s.kind == "read" and s.cache == "hit"),
+        "recovered_after": recovered,
+    }
+
+
+def effects(stack: Stack, clients: list[Client]) -> dict[str, Any]:
+    """Per user: one transaction per acknowledged key, nothing more; then the integrity check."""
+    os.environ["FIRESTORE_EMULATOR_HOST"] = stack.env["FIRESTORE_EMULATOR_HOST"]
+    from valorize import bootstrap
+
+    services = bootstrap.build()
+    lost = duplicated = drift = transactions = 0
+    details: list[str] = []
+    for client in clients:
+        uid = client.me()
+        descriptions = collections.Counter(
+            t.description for t in services.integrity._transactions(uid)
+        )
+        wanted = len(client.keys)
+        transactions += sum(descriptions.values())
+        # Each key's body has its own description ("chaos n"), so a second transaction for a
+        # key shows as a repeated description.
+        lost += max(0, wanted - len(descriptions))
+        duplicated += sum(c - 1 for c in descriptions.values())
+        report = services.integrity.check(uid)
+        drift += len(report.drift)
+        details += [str(d) for d in report.drift[:5]]
+    return {
+        "writes_attempted": sum(len(c.keys) for c in clients),
+        "transactions": transactions,
+        "lost": lost,
+        "duplicated": duplicated,
+        "drift": drift,
+        "drift_examples": details,
+    }
+
+
+def process_of(stack: Stack, kind: type) -> Any:
+    return next(p for group in stack._started for p in group if isinstance(p, kind))
+
+
+def scenario(stack: Stack, name: str, outage: float, clients_n: int) -> dict[str, Any]:
+    base = stack.urls.base_url
+    assert base
+    clients = [Client(base) for _ in range(clients_n)] + [Client(base, reader=True)]
+    for c in clients:
+        c.setup()
+    load = Load(clients)
+    began = time.monotonic()
+    load.start()
+    time.sleep(STEADY)
+    fault_start = time.monotonic()
+    if name == "redis":
+        server = process_of(stack, RedisServer)
+        assert server.pid
+        os.killpg(server.pid, signal.SIGKILL)
+        server.proc.wait()
+        server.proc = None
+        time.sleep(outage)
+        server.start()
+        server.wait_ready(30)
+    elif name == "firestore":
+        emulator = process_of(stack, FirestoreEmulator)
+        os.killpg(emulator.pid, signal.SIGSTOP)
+        try:
+            time.sleep(outage)
+        finally:
+            os.killpg(emulator.pid, signal.SIGCONT)
+    else:
+        raise SystemExit(f"unknown scenario {name!r}")
+    fault_end = time.monotonic()
+    time.sleep(AFTER)
+    load.finish()
+    left = load.drain(time.monotonic() + 60)
+    samples = load.samples
+    result = {
+        "scenario": name,
+        "outage_seconds": round(fault_end - fault_start, 2),
+        "before": phase_counts(samples, began, fault_start),
+        "during": phase_counts(samples, fault_start, fault_end),
+        "after": phase_counts(samples, fault_end, float("inf")),
+        **recovery(samples, fault_end),
+        "writes_never_acknowledged": left,
+        "503_without_retry_after": load.no_retry_after,
+        **effects(stack, clients),
+    }
+    return result
+
+
+def report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [
+        "# Fault suite (`nox -s chaos`)",
+        "",
+        f"Run {meta['when']} on {meta['machine']}; {meta['clients']} clients (one user each: "
+        "a cached dashboard read, a transaction list and an Idempotency-Keyed create per turn, "
+        f"unacknowledged creates retried with their key); faults of {meta['outage']} s. "
+        "Produced by `python load/chaos.py` (see its docstring for the method).",
+        "",
+        "| scenario | requests before / during / after | errors (5xx or no answer) during"
+        " / after | first success after | first write | first cache hit | recovered"
+        " (error-free 5 s from) | writes | lost | duplicated | drift |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def secs(v: float | None) -> str:
+        return "never" if v is None else f"{v:.2f} s"
+
+    for r in results:
+        lines.append(
+            f"| {r['scenario']} | {r['before']['requests']} / {r['during']['requests']} / "
+            f"{r['after']['requests']} | {r['during']['errors']} / {r['after']['errors']} | "
+            f"{secs(r['first_success'])} | {secs(r['first_write'])} | "
+            f"{secs(r['first_cache_hit'])} | {secs(r['recovered_after'])} | "
+            f"{r['writes_attempted']} | {r['lost']} | {r['duplicated']} | {r['drift']} |"
+        )
+    lines += [
+        "",
+        "Requests are counted in the phase they started in; statuses, P95 and slowest by phase:",
+        "",
+    ]
+    for r in results:
+        for phase in ("before", "during", "after"):
+            p = r[phase]
+            lines.append(
+                f"- {r['scenario']} {phase}: {p['statuses']}, P95 {p['p95_seconds']} s, "
+                f"slowest {p['max_seconds']} s"
+            )
+        lines.append(f"- {r['scenario']}: 503s without Retry-After: {r['503_without_retry_after']}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenarios", default="redis,firestore")
+    parser.add_argument("--outage", type=float, default=30.0)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=ROOT / "load" / "results")
+    args = parser.parse_args(argv)
+    config = StackConfig(
+        functions=FUNCTIONS,
+        storage=False,
+        smtp=False,
+        realtime=False,
+        log_dir=ROOT / ".local" / "chaos-logs",
+        extra_env={
+            "VALORIZE_CACHE_BREAKER_SECONDS": "1",
+            "VALORIZE_WRITE_RATE": "100000/hour",
+        },
+    )
+    results = []
+    with Stack(config) as stack:
+        for name in args.scenarios.split(","):
+            print(f"scenario {name}...", flush=True)
+            result = scenario(stack, name, args.outage, args.clients)
+            print(json.dumps(result, indent=2), flush=True)
+            results.append(result)
+    meta = {
+        "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "clients": args.clients,
+        "outage": args.outage,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "chaos.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    (args.out / "chaos.md").write_text(report(results, meta))
+    bad = [r for r in results if r["lost"] or r["duplicated"] or r["drift"]]
+    slow = [r for r in results if r["recovered_after"] is None or r["recovered_after"] > 60]
+    return 1 if bad or slow else 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
