@@ -57,3 +57,11 @@ def emulator_env(stack: Stack) -> Iterator[dict[str, str]]:
     yield stack.env
     os.environ.clear()
     os.environ.update(saved)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The log audit (tests/e2e/test_logs.py) reads what every other test made the stack log,
+    so it runs after all of them."""
+    last = [item for item in items if item.get_closest_marker("audits_logs")]
+    if last:
+        items[:] = [item for item in items if item not in last] + last

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import uuid
 from dataclasses import dataclass, field
@@ -14,6 +15,26 @@ from devstack.stack import Stack
 
 pytestmark = pytest.mark.e2e
 _counter = itertools.count()
+
+
+@dataclass
+class Secrets:
+    """Every password and token the end-to-end tests sent or were given, for the log audit
+    (tests/e2e/test_logs.py): none may appear in any log line of the stack."""
+
+    passwords: set[str] = field(default_factory=set)
+    tokens: set[str] = field(default_factory=set)
+
+    def saw_body(self, body: Any) -> None:
+        if isinstance(body, dict):
+            for key in ("password", "new_password", "current_password"):
+                if isinstance(body.get(key), str):
+                    self.passwords.add(body[key])
+            if isinstance(body.get("token"), str):
+                self.tokens.add(body["token"])
+
+
+SECRETS = Secrets()
 
 
 @dataclass
@@ -35,9 +56,15 @@ class Api:
         tok = token if token is not None else self.token
         if tok:
             h["Authorization"] = f"Bearer {tok}"
-        return self.session.request(
+            SECRETS.tokens.add(tok)
+        SECRETS.saw_body(json)
+        answer = self.session.request(
             method, self.base + path, json=json, headers=h, timeout=30, **kw
         )
+        if answer.headers.get("Content-Type", "").startswith("application/json"):
+            with contextlib.suppress(ValueError):
+                SECRETS.saw_body(answer.json())
+        return answer
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.request("GET", path, **kw)
@@ -106,6 +133,8 @@ def register(base_url: str, currency: str = "BRL", locale: str | None = None) ->
         body["locale"] = locale
     r = requests.post(base_url + "/api/auth/register", json=body, timeout=30)
     assert r.status_code == 201, r.text
+    SECRETS.saw_body(body)
+    SECRETS.saw_body(r.json())
     api = Api(base_url, r.json()["token"])
     api.email = email  # type: ignore[attr-defined]
     return api
