@@ -660,7 +660,7 @@ def measure(
 # --- profiling -----------------------------------------------------------------------------------
 
 AUTH_LABEL = "auth: token check (memory + revocation feed)"
-CACHE_LABEL = "cache: one Redis round trip (Lua lookup)"
+CACHE_LABEL = "cache: lookup (near cache in memory, else one Redis round trip)"
 
 PROFILE_BUCKETS = (
     # (label, substring of a frame in the collapsed stack; inclusive share of samples)
@@ -672,6 +672,7 @@ PROFILE_BUCKETS = (
     ("routing", "bind ("),
     ("inside the gRPC client", "grpc/_channel.py"),
     ("inside redis-py", "redis/connection.py"),
+    ("pub/sub feeds (revocations, cache bumps)", "feeds.py"),
     ("json encode (response + log)", "json/encoder.py"),
     ("json decode (cached value)", "json/decoder.py"),
 )
@@ -1100,9 +1101,12 @@ def interpretation(report: dict[str, Any]) -> str:
             "Where a cached request goes (py-spy, inclusive shares of request handling): "
             + "; ".join(prof_notes)
             + ". A cache hit checks its token in the instance's memory (after reading what "
-            "the revocation feed delivered, under the feed's lock) and makes one Redis round "
-            "trip (the Lua lookup of version and entry), then writes the stored bytes out as "
-            "they are; the bare function does none of that."
+            "the revocation feed delivered, under the feed's lock), reads what the cache's "
+            "bump feed delivered (the same way) and takes the answer from the instance's "
+            "memory (the near cache; one Redis round trip, the Lua lookup of version and "
+            "entry, only when the instance has not served it since the user's last write), "
+            "then writes the stored bytes out as they are; the bare function does none of "
+            "that."
         )
     levels = [
         lv for config in report["servers"] for t in config["summary"].values() for lv in t.values()

@@ -28,3 +28,14 @@ def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client.flushall()
     yield client
     client.close()
+
+
+@pytest.fixture
+def round_trips(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The command of every round trip `client` makes from here on, in order."""
+    sent: list[object] = []
+    execute = client.execute_command
+    monkeypatch.setattr(
+        client, "execute_command", lambda *a, **k: sent.append(a[0]) or execute(*a, **k)
+    )
+    return sent

@@ -17,16 +17,12 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_hit_is_one_round_trip_returning_the_stored_bytes(
-    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    client: redis.Redis, request: pytest.FixtureRequest
 ) -> None:
     cache = RedisQueryCache(client)
     body = '{"name":"Café ☕","amount":123}'.encode()
     assert cache.get_or_render("u1", "k", lambda: body) == (body, "miss")
-    sent: list[object] = []
-    execute = client.execute_command
-    monkeypatch.setattr(
-        client, "execute_command", lambda *a, **k: sent.append(a[0]) or execute(*a, **k)
-    )
+    sent: list[object] = request.getfixturevalue("round_trips")  # counted from here on
     renders: list[int] = []
     for _ in range(10):
         assert cache.get_or_render("u1", "k", lambda: renders.append(1) or b"?") == (body, "hit")

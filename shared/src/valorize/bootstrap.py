@@ -364,13 +364,18 @@ class Services:
 
     @cached_property
     def query_cache(self) -> QueryCache:
-        from valorize.adapters.cache import RedisQueryCache
+        from valorize.adapters.cache import BUMPED, NearQueryCache, RedisQueryCache
+        from valorize.adapters.feeds import RedisFeed
 
-        return RedisQueryCache(
-            self.redis,
-            ttl=self.settings.cache_ttl_seconds,
-            breaker_seconds=self.settings.cache_breaker_seconds,
+        s = self.settings
+        remote = RedisQueryCache(
+            self.redis, ttl=s.cache_ttl_seconds, breaker_seconds=s.cache_breaker_seconds
         )
+        if s.near_cache_seconds <= 0:
+            return remote
+        # Its own subscription, on the client without silent reconnects (as revocations').
+        feed = RedisFeed(self.redis_best_effort, BUMPED)
+        return NearQueryCache(remote, feed, ttl=s.near_cache_seconds, max_bytes=s.near_cache_bytes)
 
     @cached_property
     def task_queue(self) -> TaskQueue:

@@ -91,6 +91,10 @@ class Settings:
     # After a Redis error the cache is bypassed this long, so an outage costs one timeout,
     # not one per request; then it is tried again (recovery needs no restart).
     cache_breaker_seconds: float = 5.0
+    # Cached answers also kept in each instance's memory, dropped when Redis announces a bump
+    # (adapters/cache.py NearQueryCache): this long at most (0: off), within this budget.
+    near_cache_seconds: float = 60.0
+    near_cache_bytes: int = 32 * 1024 * 1024
     # How long a write keeps retrying when other writes change what it read (then 409 with
     # Retry-After); well under the functions' 60 s timeout.
     contention_budget_seconds: float = 10.0
@@ -173,6 +177,10 @@ class Settings:
             cache_breaker_seconds=float(
                 env.get("VALORIZE_CACHE_BREAKER_SECONDS", cls.cache_breaker_seconds)
             ),
+            near_cache_seconds=float(
+                env.get("VALORIZE_NEAR_CACHE_SECONDS", cls.near_cache_seconds)
+            ),
+            near_cache_bytes=int(env.get("VALORIZE_NEAR_CACHE_BYTES", cls.near_cache_bytes)),
             contention_budget_seconds=float(
                 env.get("VALORIZE_CONTENTION_BUDGET_SECONDS", cls.contention_budget_seconds)
             ),
@@ -226,4 +234,3 @@ class Settings:
             upload_rate=env.get("VALORIZE_UPLOAD_RATE", cls.upload_rate),
             sync_rate=env.get("VALORIZE_SYNC_RATE", cls.sync_rate),
         )
-

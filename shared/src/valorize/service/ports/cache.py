@@ -20,3 +20,13 @@ class QueryCache(Protocol):
     def bump(self, user_id: str) -> None:
         """Something the user can see changed: every cached answer of theirs is stale."""
         ...
+
+
+class Feed(Protocol):
+    """Announcements from other instances, read before what is kept in memory is trusted
+    (adapters/feeds.py)."""
+
+    def sync(self, forget: Callable[[str], None], reset: Callable[[], None]) -> bool:
+        """Apply what has arrived: `forget` each announced item, or `reset` everything when
+        announcements may have been missed. True while the feed is live."""
+        ...
