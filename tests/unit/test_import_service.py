@@ -6,6 +6,7 @@ HTTP on the emulators, with real files and sizes."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -343,6 +344,16 @@ def test_a_big_commit_and_revert_run_as_tasks(world: World) -> None:
     assert imported(world, ready.id) == [] and world.balance(account.id) == 0
 
 
+def as_task(world: World, start: Callable[[str, str], tuple[Import, bool]], import_id: str) -> Task:
+    """Start a commit or revert as a Cloud Task working in chunks of 7 rows; the task."""
+    world.imports.commit_chunk = 7
+    world.imports.inline_rows = 0
+    _, queued = start(USER, import_id)
+    assert queued
+    [task] = world.task_queue.take()
+    return task
+
+
 @pytest.mark.parametrize(
     ("at", "after_rows", "written"),
     [("settle", None, 7), ("write_commit", 3, 3), ("write_commit", 0, 0)],
@@ -353,11 +364,7 @@ def test_a_commit_killed_mid_way_resumes_to_the_exact_result(
     account = world.account(opening=5_000)
     ready = staged(world, data(), account_id=account.id)
     lines = {r.id: r.amount or 0 for r in rows(world, ready.id)}
-    world.imports.commit_chunk = 7
-    world.imports.inline_rows = 0
-    _, queued = world.imports.commit(USER, ready.id)
-    assert queued
-    [task] = world.task_queue.take()
+    task = as_task(world, world.imports.commit, ready.id)
     repo.arm(at, 2, after_rows)
     with pytest.raises(Interrupted):  # chunk 1 settled; chunk 2 (partly) written
         run(world, task)
@@ -390,11 +397,7 @@ def test_a_revert_killed_mid_way_resumes_to_the_exact_result(
     account = world.account(opening=5_000)
     ready = staged(world, data(), account_id=account.id)
     world.imports.commit(USER, ready.id)
-    world.imports.commit_chunk = 7
-    world.imports.inline_rows = 0
-    _, queued = world.imports.revert(USER, ready.id)
-    assert queued
-    [task] = world.task_queue.take()
+    task = as_task(world, world.imports.revert, ready.id)
     repo.arm(at, 3, after_rows)
     with pytest.raises(Interrupted):
         run(world, task)
