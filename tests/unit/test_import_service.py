@@ -113,7 +113,7 @@ def world(repo: Dying) -> World:
 
 
 def upload(world: World, data: bytes, key: str | None = None, **form: Any) -> tuple[Import, bool]:
-    service = world.imports
+    service = world.services.imports
     with service.receive(USER, key) as intake:
         intake.write(data)
         return service.upload(USER, Upload("statement.csv", preset="generic", **form), intake)
@@ -121,8 +121,8 @@ def upload(world: World, data: bytes, key: str | None = None, **form: Any) -> tu
 
 def run(world: World, task: Task) -> Import | None:
     """What the ingest function's task targets do with a delivery."""
-    args = (task.payload["user_id"], task.payload["import_id"])
-    service = world.imports
+    args: tuple[str, str] = (task.payload["user_id"], task.payload["import_id"])
+    service = world.services.imports
     if task.path == PROCESS_PATH:
         return service.process(*args)
     if task.path == COMMIT_PATH:
@@ -141,11 +141,11 @@ def staged(world: World, data: bytes, **form: Any) -> Import:
 
 def imported(world: World, import_id: str) -> list[Transaction]:
     flt = TransactionFilter(import_id=import_id)
-    return world.ledger.list_transactions(USER, flt, 500, None).items
+    return world.services.ledger.list_transactions(USER, flt, 500, None).items
 
 
 def rows(world: World, import_id: str) -> list[StagedRow]:
-    return world.imports.rows(USER, import_id, None, 500, None).items
+    return world.services.imports.rows(USER, import_id, None, 500, None).items
 
 
 def events(world: World, name: str) -> list[dict[str, Any]]:
@@ -351,6 +351,7 @@ def as_task(world: World, start: Callable[[str, str], tuple[Import, bool]], impo
     _, queued = start(USER, import_id)
     assert queued
     [task] = world.task_queue.take()
+    assert isinstance(task, Task)
     return task
 
 
