@@ -1,6 +1,6 @@
 """Ingest function (/api/imports): upload a bank statement, review its staged rows, commit,
 revert; and the Cloud Tasks worker that stages it (/api/ingest/tasks/*, internal only)
-(service/imports.py)."""
+(service/imports/)."""
 
 from typing import Any
 

@@ -11,6 +11,7 @@ import pytest
 
 from valorize.bootstrap import Services
 from valorize.service import ports
+from valorize.service.ports.imports import ImportRepository, StatementFiles
 
 PORTS: dict[str, type[Any]] = {
     "ledger": ports.Ledger,
@@ -23,6 +24,7 @@ PORTS: dict[str, type[Any]] = {
     "idempotency_store": ports.IdempotencyStore,
     "notification_store": ports.NotificationStore,
     "automation_store": ports.AutomationStore,
+    "import_store": ImportRepository,
 }
 
 
@@ -58,6 +60,7 @@ def test_the_implementation_has_the_ports_methods(services: Services, member: st
         (ports.Mailer, "notifications.FakeMailer"),
         (ports.LivePublisher, "notifications.FakePublisher"),
         (ports.AlertProfiles, "notifications.DirectProfiles"),
+        (StatementFiles, "imports.InMemoryStatementFiles"),
     ],
 )
 def test_the_other_fakes_have_their_ports_methods(port: type[Any], fake: str) -> None:

@@ -15,6 +15,7 @@ from tests.fakes.automations import InMemoryAutomations
 from tests.fakes.budgets import InMemoryBudgets
 from tests.fakes.categories import InMemoryCategories
 from tests.fakes.idempotency import InMemoryIdempotency
+from tests.fakes.imports import InMemoryImports, InMemoryStatementFiles
 from tests.fakes.ledger import InMemoryLedger
 from tests.fakes.memory import Memory
 from tests.fakes.notifications import (
@@ -47,6 +48,7 @@ def stores(memory: Memory) -> dict[str, Any]:
         "user_store": InMemoryUsers(memory),
         "idempotency_store": InMemoryIdempotency(memory),
         "automation_store": InMemoryAutomations(memory),
+        "import_store": InMemoryImports(memory),
     }
 
 
@@ -59,6 +61,7 @@ def build(settings: Settings | None = None, **overrides: Any) -> Services:
     members: dict[str, Any] = {
         **stores(memory),
         "notification_store": InMemoryNotificationStore(),
+        "statement_files": InMemoryStatementFiles(),
         "clock": clock,
         "ids": SeqIds(),
         "hasher": FakeHasher(),

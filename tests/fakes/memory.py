@@ -17,6 +17,7 @@ from typing import Any
 from valorize.domain.automation import RuleJob, RuleJobPage
 from valorize.domain.budget import Budget
 from valorize.domain.errors import NotFound
+from valorize.domain.imports import Import, StagedRow
 from valorize.domain.limits import LedgerReach, check
 from valorize.domain.model import Account, ApiToken, Category, Transaction, User
 from valorize.domain.readmodel import change, merge_changes, recompute
@@ -46,6 +47,10 @@ class Space:
     rule_job_pages: dict[tuple[str, int], RuleJobPage] = field(default_factory=dict)
     recurrences: dict[str, Recurrence] = field(default_factory=dict)
     automation_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    imports: dict[str, Import] = field(default_factory=dict)
+    import_rows: dict[str, dict[str, StagedRow]] = field(default_factory=dict)  # by import id
+    # What Firestore stores beside an imported transaction: its line's text (to spot it again).
+    statement_descriptions: dict[str, str | None] = field(default_factory=dict)
 
 
 class Memory:

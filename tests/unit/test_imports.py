@@ -24,7 +24,7 @@ from valorize.domain.imports import (
 )
 from valorize.domain.model import Account, AccountType
 from valorize.domain.statements import StatementInfo, StatementKind, StatementLine
-from valorize.service.imports import _review
+from valorize.service.imports.review import _review
 from valorize.service.requests.imports import UpdateImportRow
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)

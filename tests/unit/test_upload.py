@@ -14,6 +14,7 @@ import flask
 import pytest
 
 from load.samples import ofx_sample
+from tests.fakes.imports import InMemoryStatementFiles
 from valorize.domain.errors import DomainError
 from valorize.entrypoints.imports import FORM_OVERHEAD, MAX_PARTS, READ_SIZE, parse_upload
 from valorize.service.imports import Intake, Upload
@@ -23,46 +24,12 @@ LIMIT = 200_000
 ACCOUNT = "0190d5c3a1b27c4e8f0a1b2c3d4e5f60"  # the form ids are issued in
 
 
-class FakeWriter:
-    def __init__(self, files: FakeFiles, name: str) -> None:
-        self.files = files
-        self.name = name
-        self.chunks: list[bytes] = []
-        self.aborted = False
-
-    def write(self, data: bytes) -> None:
-        self.chunks.append(bytes(data))
-
-    def close(self) -> None:
-        self.files.objects[self.name] = b"".join(self.chunks)
-
-    def abort(self) -> None:
-        self.aborted = True
-
-
-class FakeFiles:
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.writers: list[FakeWriter] = []
-
-    def create(self, name: str, content_type: str) -> FakeWriter:
-        writer = FakeWriter(self, name)
-        self.writers.append(writer)
-        return writer
-
-    def open(self, name: str) -> Any:
-        raise NotImplementedError
-
-    def delete(self, name: str) -> None:
-        self.objects.pop(name, None)
-
-
 @pytest.fixture
-def files() -> FakeFiles:
-    return FakeFiles()
+def files() -> InMemoryStatementFiles:
+    return InMemoryStatementFiles()
 
 
-def intake(files: FakeFiles, limit: int = LIMIT) -> Intake:
+def intake(files: InMemoryStatementFiles, limit: int = LIMIT) -> Intake:
     return Intake(files, "imports/u1/i1", limit, "i1", None)
 
 
@@ -78,7 +45,7 @@ def status_of(error: pytest.ExceptionInfo[DomainError]) -> tuple[int, list[str]]
 
 
 def test_a_statement_of_any_size_up_to_the_limit_streams_through_in_small_chunks(
-    files: FakeFiles,
+    files: InMemoryStatementFiles,
 ) -> None:
     data = ofx_sample(2_000)
     assert len(data) > 250_000
@@ -95,7 +62,7 @@ def test_a_statement_of_any_size_up_to_the_limit_streams_through_in_small_chunks
 
 
 def test_exactly_the_limit_passes_and_one_byte_more_is_413_with_nothing_stored(
-    files: FakeFiles,
+    files: InMemoryStatementFiles,
 ) -> None:
     with intake(files) as into:
         parse(into, {"file": (io.BytesIO(b"a;b\n" * (LIMIT // 4)), "s.csv")})
@@ -103,7 +70,7 @@ def test_exactly_the_limit_passes_and_one_byte_more_is_413_with_nothing_stored(
         into.store()
         into.keep()
     assert len(files.objects["imports/u1/i1.csv"]) == LIMIT
-    files = FakeFiles()
+    files = InMemoryStatementFiles()
     with pytest.raises(DomainError) as error, intake(files) as into:
         parse(into, {"file": (io.BytesIO(b"a;b\n" * (LIMIT // 4) + b"x"), "s.csv")})
     assert status_of(error) == (413, [])
@@ -111,7 +78,7 @@ def test_exactly_the_limit_passes_and_one_byte_more_is_413_with_nothing_stored(
 
 
 def test_a_body_that_cannot_hold_a_file_within_the_limit_is_refused_unread(
-    files: FakeFiles,
+    files: InMemoryStatementFiles,
 ) -> None:
     body = b"x" * (LIMIT + FORM_OVERHEAD + 1)
     with pytest.raises(DomainError) as error, intake(files) as into:
@@ -120,24 +87,24 @@ def test_a_body_that_cannot_hold_a_file_within_the_limit_is_refused_unread(
     assert files.writers == []
 
 
-def test_form_limits_are_422s_naming_the_problem_not_413s(files: FakeFiles) -> None:
+def test_form_limits_are_422s_naming_the_problem_not_413s(files: InMemoryStatementFiles) -> None:
     two = {"file": [(io.BytesIO(b"a;b\n"), "1.csv"), (io.BytesIO(b"a;b\n"), "2.csv")]}
     with pytest.raises(DomainError) as error, intake(files) as into:
         parse(into, two)
     assert status_of(error) == (422, ["file"])
     many = {f"f{i}": "x" for i in range(MAX_PARTS + 1)}
-    with pytest.raises(DomainError) as error, intake(FakeFiles()) as into:
+    with pytest.raises(DomainError) as error, intake(InMemoryStatementFiles()) as into:
         parse(into, many)
     assert status_of(error) == (422, ["body"])
-    with pytest.raises(DomainError) as error, intake(FakeFiles()) as into:
+    with pytest.raises(DomainError) as error, intake(InMemoryStatementFiles()) as into:
         parse(into, {"mapping": "x" * (64 * 1024 + 1)})
     assert status_of(error) == (422, ["body"])
-    with pytest.raises(DomainError) as error, intake(FakeFiles()) as into:
+    with pytest.raises(DomainError) as error, intake(InMemoryStatementFiles()) as into:
         parse(into, {"other": (io.BytesIO(b"a;b\n"), "x.csv")})
     assert status_of(error) == (422, ["other"])
 
 
-def test_a_binary_file_is_refused_before_anything_is_stored(files: FakeFiles) -> None:
+def test_a_binary_file_is_refused_before_anything_is_stored(files: InMemoryStatementFiles) -> None:
     pdf = b"%PDF-1.7\n" + b"\x00" * 50_000
     with pytest.raises(DomainError) as error, intake(files) as into:
         parse(into, {"file": (io.BytesIO(pdf), "s.pdf")})
@@ -145,7 +112,7 @@ def test_a_binary_file_is_refused_before_anything_is_stored(files: FakeFiles) ->
     assert files.writers == [] and files.objects == {}
 
 
-def test_an_idempotent_replay_stores_nothing(files: FakeFiles) -> None:
+def test_an_idempotent_replay_stores_nothing(files: InMemoryStatementFiles) -> None:
     prior: Any = object()
     with Intake(files, "imports/u1/other", LIMIT, "i1", prior) as into:
         parse(into, {"file": (io.BytesIO(b"a;b\n" * 10_000), "s.csv")})
@@ -154,7 +121,7 @@ def test_an_idempotent_replay_stores_nothing(files: FakeFiles) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _no_leftovers(files: FakeFiles) -> Iterator[None]:
+def _no_leftovers(files: InMemoryStatementFiles) -> Iterator[None]:
     yield
     for writer in files.writers:
         assert writer.aborted or writer.name in files.objects or not writer.chunks

@@ -119,7 +119,7 @@ class Settings:
     statements_bucket: str = "valorize-statements"
     storage_emulator_host: str | None = None
     # Imports: the upload limit and how many rows a commit or revert runs inline (None: the
-    # service's defaults, service/imports.py), and how many deliveries a task gets.
+    # service's defaults, service/imports/), and how many deliveries a task gets.
     max_statement_bytes: int | None = None
     import_inline_rows: int | None = None
     import_max_attempts: int = 5

@@ -1,4 +1,4 @@
-"""Uploaded statements in Cloud Storage (the StatementFiles port of service/imports.py).
+"""Uploaded statements in Cloud Storage (the StatementFiles port of service/ports/imports.py).
 
 Objects are `imports/{uid}/{id}.{ext}` in the statements bucket (STATEMENTS_BUCKET in
 production, VALORIZE_BUCKET locally, where STORAGE_EMULATOR_HOST points the client at

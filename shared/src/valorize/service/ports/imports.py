@@ -1,6 +1,6 @@
 """The imports port: where import documents, their staged rows and uploaded statement files
 live (Firestore: adapters/firestore/imports.py; Cloud Storage: adapters/statement_files.py),
-and the errors those adapters report to the service (service/imports.py)."""
+and the errors those adapters report to the service (service/imports/)."""
 
 from __future__ import annotations
 
