@@ -248,3 +248,21 @@ def test_concurrent_runs_delete_and_count_each_transaction_once(
     )
     assert [t.id for t in every(services, uid)] == [into.id]
     consistent(services, uid)
+
+
+def test_an_account_left_hidden_by_the_synchronous_delete_is_taken_up(
+    services: Services, make: Make, backend: str
+) -> None:
+    if backend == "fake":
+        pytest.skip("only Firestore holds accounts hidden before deletions were recorded")
+    uid = make.user()
+    doomed = make.account(uid)
+    make.stored(uid, doomed, -100)
+    ref = services.firestore.collection("users").document(uid).collection("accounts")
+    ref.document(doomed.id).update({"deleting": True})
+    assert services.account_store.get_account(uid, doomed.id) is None
+    hidden = services.account_store.hide_account(uid, doomed.id, NOW)
+    assert hidden is not None and hidden[1] and hidden[0].total == 1
+    delete_all(services, uid, doomed.id)
+    assert every(services, uid) == []
+    consistent(services, uid)

@@ -137,19 +137,21 @@ class AccountService:
         running = self.account_store.get_deletion(user_id, account_id)
         if running is not None and running.state is DeletionState.RUNNING:
             return self._resume_if_stalled(user_id, running)
-        account = self.get(user_id, account_id)
-        if account.transaction_count and not confirm:
+        # None: unknown, or hidden by a delete that did not record its progress (the
+        # synchronous one this replaced, interrupted): hide_account tells them apart.
+        account = self.account_store.get_account(user_id, account_id)
+        if account is not None and account.transaction_count and not confirm:
             raise Conflict(
                 f"the account has {account.transaction_count} transactions; "
                 "repeat with ?confirm=true to delete it and them"
             )
         hidden = self.account_store.hide_account(user_id, account_id, self.clock.now())
         if hidden is None or hidden[0].state is DeletionState.DONE:
-            raise NotFound("account not found")  # a concurrent delete finished first
+            raise NotFound("account not found")  # or a concurrent delete finished first
         deletion, started = hidden
         if not started:
             return self._resume_if_stalled(user_id, deletion)
-        if not account.transaction_count:
+        if account is not None and not account.transaction_count:
             # Nothing to delete but what raced in since it was read: one page, inline.
             deletion = self._page(user_id, account_id) or deletion
             if deletion.state is DeletionState.DONE:
