@@ -111,7 +111,14 @@ class Queue:
 
 _FUNCTIONS = (
     Function("auth", "auth", max_instances=10),
-    Function("accounts", "accounts"),
+    # Deleting an account with many transactions is a chain of Cloud Tasks on itself.
+    Function(
+        "accounts",
+        "accounts",
+        internal_paths=("/api/accounts/tasks/",),
+        enqueues=("accounts",),
+        task_target=True,
+    ),
     Function("categories", "categories", max_instances=10),
     # Alerts (low balance, large transaction, overspent envelope) are notify tasks.
     Function("transactions", "transactions", max_instances=30, enqueues=("notifications",)),
@@ -177,6 +184,8 @@ QUEUES: dict[str, Queue] = {
         # Fan-out of one task per user; the original drained ~86 tasks/s, we allow headroom.
         Queue("automations", 200, 100, max_attempts=10, min_backoff="1s", max_backoff="600s"),
         Queue("notifications", 100, 50, max_attempts=8, min_backoff="1s", max_backoff="300s"),
+        # Account deletions: one task at a time per deletion (each hands on to the next).
+        Queue("accounts", 20, 20, max_attempts=10, min_backoff="1s", max_backoff="60s"),
     )
 }
 

@@ -41,6 +41,10 @@ def stack() -> Iterator[Stack]:
             "VALORIZE_MAX_ACCOUNTS": "20",
             "VALORIZE_MAX_RECURRENCES": "20",
             "VALORIZE_WRITE_RATE": E2E_WRITE_RATE,
+            # Small deletion pages and deliveries, so e2e/test_account_deletion.py sees a
+            # few dozen transactions go over several task deliveries.
+            "VALORIZE_ACCOUNT_DELETE_PAGE": "5",
+            "VALORIZE_ACCOUNT_DELETE_BUDGET_SECONDS": "0.3",
         },
     )
     with Stack(config) as running:

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from tests.contracts.conftest import NOW, Make, new_id
+from tests.contracts.test_accounts import delete_all
 from tests.contracts.test_ledger import consistent, every
 from valorize.bootstrap import Services
 from valorize.domain import automation as auto
@@ -128,7 +129,7 @@ def test_an_occurrence_for_a_deleted_account_is_refused(services: Services, make
     uid = make.user()
     account = make.account(uid)
     rec = make.recurrence(uid, account, schedule=Daily(), start=D("2024-01-01"))
-    services.account_store.delete_account(uid, account.id)
+    delete_all(services, uid, account.id)
     with pytest.raises(NotFound):
         services.recurrence_store.materialize(
             uid, rec.id, lambda r: auto.plan(r, D("2024-01-02"), now=NOW)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,17 @@ class Api:
         r = self.post("/api/accounts", body)
         assert r.status_code == 201, r.text
         return dict(r.json())
+
+    def deletion_done(self, account_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait for the account's deletion (its tasks) to finish; its final progress."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.get(f"/api/accounts/{account_id}/deletion")
+            assert r.status_code == 200, r.text
+            if r.json()["state"] == "done":
+                return dict(r.json())
+            assert time.monotonic() < deadline, f"deletion not done: {r.text}"
+            time.sleep(0.1)
 
     def categories(self) -> dict[str, dict[str, Any]]:
         r = self.get("/api/categories?limit=200")

@@ -648,6 +648,18 @@ def internal_payloads(w: World) -> list[tuple[str, str, Callable[[str], Any], st
         ),
         ("notify", "/api/notify/deliver", lambda v: {**notification, "user_id": v}, "user_id"),
         ("notify", "/api/notify/deliver", lambda v: {**notification, "id": v}, "id"),
+        (
+            "accounts",
+            "/api/accounts/tasks/delete",
+            lambda v: {"user_id": v, "account_id": w.account, "step": 0},
+            "user_id",
+        ),
+        (
+            "accounts",
+            "/api/accounts/tasks/delete",
+            lambda v: {"user_id": w.uid, "account_id": v, "step": 0},
+            "account_id",
+        ),
     ]
 
 

@@ -19,7 +19,7 @@ from valorize.domain.budget import Budget
 from valorize.domain.errors import NotFound
 from valorize.domain.imports import Import, StagedRow
 from valorize.domain.limits import LedgerReach, check
-from valorize.domain.model import Account, ApiToken, Category, Transaction, User
+from valorize.domain.model import Account, AccountDeletion, ApiToken, Category, Transaction, User
 from valorize.domain.readmodel import change, merge_changes, recompute
 from valorize.domain.recurrence import Recurrence
 from valorize.domain.rules import Rule
@@ -36,6 +36,8 @@ class Space:
 
     user: User | None = None
     accounts: dict[str, Account] = field(default_factory=dict)
+    # Accounts being deleted (hidden while running) and deleted, by account id.
+    account_deletions: dict[str, AccountDeletion] = field(default_factory=dict)
     categories: dict[str, Category] = field(default_factory=dict)
     category_names: dict[str, str] = field(default_factory=dict)  # name_key -> category id
     transactions: dict[str, Transaction] = field(default_factory=dict)

@@ -10,8 +10,10 @@ import pytest
 
 from tests import fakes
 from tests.fakes.memory import Memory
+from tests.fakes.tasks import RecordingQueue
 from valorize.bootstrap import Services
 from valorize.domain.model import Account, AccountType, Category, CategoryType, Color, Transaction
+from valorize.service.accounts import DELETE_PATH
 from valorize.service.requests import (
     CreateAccount,
     CreateCategory,
@@ -112,6 +114,22 @@ class World:
                 description="Move",
             ),
         )
+
+    def run_deletions(self) -> int:
+        """Deliver the queued account-deletion tasks, and those they enqueue, until none are
+        left, as Cloud Tasks would; how many were delivered."""
+        queue: RecordingQueue = self.services.task_queue  # type: ignore[assignment]
+        delivered = 0
+        while tasks := queue.take(DELETE_PATH):
+            for task in tasks:
+                self.accounts.run_deletion(**task.payload)
+                delivered += 1
+        return delivered
+
+    def delete_account(self, account_id: str, user_id: str = USER) -> None:
+        """DELETE ?confirm=true, and its tasks run to the end."""
+        self.accounts.delete(user_id, account_id, confirm=True)
+        self.run_deletions()
 
     def balance(self, account_id: str, user_id: str = USER) -> int:
         account = self.account_store.get_account(user_id, account_id)

@@ -107,7 +107,7 @@ def test_delete_with_transactions_needs_confirm(world: World) -> None:
     with pytest.raises(Conflict, match="2 transactions"):
         world.accounts.delete(USER, account.id, confirm=False)
     assert world.accounts.get(USER, account.id).transaction_count == 2
-    world.accounts.delete(USER, account.id, confirm=True)
+    world.delete_account(account.id)
     with pytest.raises(NotFound):
         world.accounts.get(USER, account.id)
     assert world.ledger.get_transaction(USER, t1.id) is None
@@ -123,7 +123,7 @@ def test_deleting_a_transfer_account_leaves_the_other_side_an_unlinked_transfer(
 ) -> None:
     a, b = world.account(name="A", opening=1_000), world.account(name="B")
     out, into = world.transfer(a.id, b.id, 400)
-    world.accounts.delete(USER, a.id, confirm=True)
+    world.delete_account(a.id)
     left = world.ledger.get_transaction(USER, into.id)
     assert left is not None
     # Still a transfer (so it does not turn into income), only unlinked.

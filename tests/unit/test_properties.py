@@ -159,7 +159,7 @@ class Ledger(RuleBasedStateMachine):
     @rule(pick=picks)
     def delete_account(self, pick: int) -> None:
         account = self.live.pop(pick % len(self.live))
-        self.w.accounts.delete(USER, account, confirm=True)
+        self.w.delete_account(account)
         assert all(t.account_id != account for t in self.txns())
         with pytest.raises(ValidationFailed):
             self.w.txn(account, -1)

@@ -86,7 +86,11 @@ def test_every_queue_is_used_and_every_prefix_routed_once() -> None:
     routes = registry.public_routes()
     assert "automations" not in routes and "notify" not in routes
     assert routes["imports"] == "ingest" and routes["ingest"] == "ingest"
-    assert set(registry.internal_paths()) == {"/api/rules/apply/run", "/api/ingest/tasks/"}
+    assert set(registry.internal_paths()) == {
+        "/api/rules/apply/run",
+        "/api/ingest/tasks/",
+        "/api/accounts/tasks/",
+    }
 
 
 def test_runtime_env_carries_the_queues_and_the_callers() -> None:

@@ -458,6 +458,7 @@ class Services:
             events.TransactionDeleted,
             events.AccountChanged,
             events.AccountDeleted,
+            events.AccountDeleting,
             events.CategoryChanged,
             events.BudgetChanged,
         ):
@@ -508,14 +509,18 @@ class Services:
 
     @cached_property
     def accounts(self) -> AccountService:
-        from valorize.service.accounts import AccountService
+        from valorize.service import accounts
 
-        return AccountService(
+        s = self.settings
+        return accounts.AccountService(
             self.account_store,
             self.clock,
             self.ids,
             self.bus,
-            max_accounts=self.settings.max_accounts,
+            queue=self.task_queue,
+            max_accounts=s.max_accounts,
+            delete_page=s.account_delete_page or accounts.DELETE_PAGE,
+            delete_budget=s.account_delete_budget_seconds or accounts.DELETE_BUDGET_SECONDS,
         )
 
     @cached_property

@@ -48,6 +48,10 @@ def _int_or_none(value: str | None) -> int | None:
     return int(value) if value else None
 
 
+def _float_or_none(value: str | None) -> float | None:
+    return float(value) if value else None
+
+
 def _by_suffix(env: Mapping[str, str], prefix: str) -> dict[str, str]:
     """{name: value} of the variables `<prefix><NAME>` (name in lower case)."""
     return {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix) and v}
@@ -123,6 +127,10 @@ class Settings:
     max_statement_bytes: int | None = None
     import_inline_rows: int | None = None
     import_max_attempts: int = 5
+    # Deleting an account with transactions (service/accounts.py): how many one write deletes
+    # and how many seconds one task delivery deletes for (None: the service's defaults).
+    account_delete_page: int | None = None
+    account_delete_budget_seconds: float | None = None
     # The mail server (adapters/email.py); None: notifications are not emailed.
     smtp: SmtpConfig | None = None
     # The Firestore emulator, locally (the client finds it by itself; realtime_server/ talks
@@ -213,6 +221,10 @@ class Settings:
             import_inline_rows=_int_or_none(env.get("VALORIZE_IMPORT_INLINE_ROWS")),
             import_max_attempts=int(
                 env.get("VALORIZE_IMPORT_MAX_ATTEMPTS", cls.import_max_attempts)
+            ),
+            account_delete_page=_int_or_none(env.get("VALORIZE_ACCOUNT_DELETE_PAGE")),
+            account_delete_budget_seconds=_float_or_none(
+                env.get("VALORIZE_ACCOUNT_DELETE_BUDGET_SECONDS")
             ),
             smtp=SmtpConfig.from_env(env),
             firestore_emulator_host=env.get("FIRESTORE_EMULATOR_HOST") or None,

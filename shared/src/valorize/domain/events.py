@@ -54,6 +54,16 @@ class AccountDeleted(Event):
 
 
 @dataclass(frozen=True)
+class AccountDeleting(Event):
+    """The account is hidden and its transactions are going, a page at a time (published
+    when it is hidden and after each task delivery): lists, balances and dashboards moved."""
+
+    account_id: str
+    deleted: int
+    total: int
+
+
+@dataclass(frozen=True)
 class CategoryChanged(Event):
     """Created, renamed, recoloured or deleted (its transactions may have moved)."""
 

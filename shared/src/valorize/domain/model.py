@@ -110,6 +110,29 @@ class Account:
         return Money(self.opening_balance, self.currency)
 
 
+class DeletionState(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class AccountDeletion:
+    """The progress of deleting an account and its transactions, which a large account
+    needs many task deliveries for. Kept after the account is gone, so whoever follows the
+    progress sees it finish. `step` counts the deliveries that handed the work on: the next
+    task is named after it, so a duplicate delivery of an older step does no work twice."""
+
+    account_id: str
+    state: DeletionState
+    # Transactions the account held when it was hidden (one may have raced in since).
+    total: int
+    deleted: int
+    started_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+    step: int = 0
+
+
 @dataclass(frozen=True)
 class Category:
     id: str

@@ -29,6 +29,13 @@ _CONTENTION = (
     "Conflict. With Retry-After: concurrent writes to the same data outlasted this write's "
     "retries; nothing was written, send the same request again after Retry-After seconds"
 )
+_OK = {201: "Created", 202: "Accepted: continues in the background"}
+_LOCATION = {
+    "Location": {
+        "description": "Where its progress is read",
+        "schema": {"type": "string"},
+    }
+}
 _RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before retrying",
@@ -140,12 +147,16 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
                     "description": _IDEMPOTENCY_KEY[r.idempotency],
                 }
             )
-        ok: dict[str, Any] = {"description": "OK" if r.status != 201 else "Created"}
+        ok: dict[str, Any] = {"description": _OK.get(r.status, "OK")}
         if r.response is not None:
             ok["content"] = {"application/json": {"schema": keyed[(r.response, "serialization")]}}
-        elif r.method == "DELETE":
-            ok = {"description": "Deleted"}
-        op["responses"][str(r.status if r.method != "DELETE" else 204)] = ok
+        if r.method == "DELETE":
+            op["responses"]["204"] = {"description": "Deleted"}
+            if r.response is not None:
+                # A delete that may continue in the background: the answer is its progress.
+                op["responses"][str(r.status)] = {**ok, "headers": _LOCATION}
+        else:
+            op["responses"][str(r.status)] = ok
         codes = set(r.errors)
         if r.auth:
             codes.add(401)

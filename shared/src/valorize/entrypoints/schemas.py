@@ -11,9 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from valorize.domain.model import (
     Account,
+    AccountDeletion,
     AccountType,
     CategoryType,
     Color,
+    DeletionState,
     Origin,
     Transaction,
     TransactionType,
@@ -132,6 +134,24 @@ class AccountOut(Out):
             balance=MoneyOut.of(a.balance_money),
             opening_balance=MoneyOut.of(a.opening_balance_money),
         )
+
+
+class AccountDeletionOut(Out):
+    account_id: str
+    state: DeletionState = Field(
+        description="running: the account is hidden and its transactions are going; done: "
+        "the account and every transaction of it are gone"
+    )
+    deleted: int = Field(description="Transactions deleted so far")
+    total: int = Field(description="Transactions to delete (at least `deleted`)")
+    started_at: dt.datetime
+    updated_at: dt.datetime = Field(description="The last progress")
+    finished_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, d: AccountDeletion) -> AccountDeletionOut:
+        # A transaction that raced into the account as it was hidden is deleted too.
+        return cls.drawn(d, total=max(d.total, d.deleted))
 
 
 class CategoryOut(Out):

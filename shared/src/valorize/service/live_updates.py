@@ -15,6 +15,7 @@ from typing import Protocol
 from valorize.domain.events import (
     AccountChanged,
     AccountDeleted,
+    AccountDeleting,
     BalancesChanged,
     BudgetChanged,
     CategoryChanged,
@@ -49,6 +50,7 @@ HANDLED: tuple[type[Event], ...] = (
     BalancesChanged,
     AccountChanged,
     AccountDeleted,
+    AccountDeleting,
     BudgetChanged,
     CategoryChanged,
 )
@@ -60,6 +62,7 @@ DASHBOARD_INPUTS: tuple[type[Event], ...] = (
     TransactionDeleted,
     AccountChanged,
     AccountDeleted,
+    AccountDeleting,
     CategoryChanged,
 )
 
@@ -117,5 +120,9 @@ class LiveUpdates:
                 self._send(uid, "account.balance", self._balance(account))
             case AccountDeleted(account_id=account_id):
                 self._send(uid, "account.deleted", {"id": account_id})
+            case AccountDeleting(account_id=account_id, deleted=deleted, total=total):
+                # Hidden at once; its transactions go over several task deliveries.
+                progress = {"id": account_id, "deleted": deleted, "total": max(total, deleted)}
+                self._send(uid, "account.deleting", progress)
             case BudgetChanged(month=month):
                 self._send(uid, "budget.changed", {"month": month})

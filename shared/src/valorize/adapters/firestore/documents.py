@@ -12,11 +12,13 @@ from valorize.domain.automation import JobStatus, RuleJob, RuleJobPage, schedule
 from valorize.domain.budget import Budget
 from valorize.domain.model import (
     Account,
+    AccountDeletion,
     AccountType,
     ApiToken,
     Category,
     CategoryType,
     Color,
+    DeletionState,
     Origin,
     Split,
     Transaction,
@@ -79,6 +81,31 @@ def account_of(doc_id: str, d: dict[str, Any]) -> Account:
         low_balance_threshold=d.get("low_balance_threshold"),
         created_at=d["created_at"],
         updated_at=d["updated_at"],
+    )
+
+
+def deletion_doc(d: AccountDeletion) -> dict[str, Any]:
+    return {
+        "state": d.state.value,
+        "total": d.total,
+        "deleted": d.deleted,
+        "started_at": d.started_at,
+        "updated_at": d.updated_at,
+        "finished_at": d.finished_at,
+        "step": d.step,
+    }
+
+
+def deletion_of(doc_id: str, d: dict[str, Any]) -> AccountDeletion:
+    return AccountDeletion(
+        account_id=doc_id,
+        state=DeletionState(d["state"]),
+        total=d.get("total", 0),
+        deleted=d.get("deleted", 0),
+        started_at=d["started_at"],
+        updated_at=d["updated_at"],
+        finished_at=d.get("finished_at"),
+        step=d.get("step", 0),
     )
 
 

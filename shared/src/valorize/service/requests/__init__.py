@@ -222,6 +222,17 @@ class DeleteAccount(BaseModel):
     )
 
 
+class AccountDeletionTask(BaseModel):
+    """The body of the accounts function's deletion task (task name
+    `account-delete-<account>-<step>`): one delivery deletes pages for a while, then hands on."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    user_id: Id
+    account_id: Id
+    step: Annotated[StrictInt, Field(ge=0)]
+
+
 class DeleteCategory(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     reassign_to: Id | None = Field(
