@@ -217,6 +217,21 @@ def test_an_account_is_created_for_a_statement_without_one(world: World) -> None
     assert staged(world, data(seed=3)).account_ids == (account_id,)
 
 
+def test_an_account_an_import_would_create_counts_against_the_ceiling(world: World) -> None:
+    world.services.imports.max_accounts = 2
+    world.account(name="a")
+    world.account(name="b")
+    record, _ = upload(world, data())
+    failed = run(world, world.task_queue.take(PROCESS_PATH)[0])
+    assert failed is not None and failed.status is S.FAILED
+    assert failed.reason is not None and "at most 2 accounts" in failed.reason
+    assert len(world.services.accounts.list(USER, 10, None).items) == 2
+    assert rows(world, record.id) == []
+    # Into an account the user already has, the same statement imports.
+    held = world.services.accounts.list(USER, 10, None).items[0]
+    assert staged(world, data(seed=2), account_id=held.id).account_ids == (held.id,)
+
+
 @pytest.mark.parametrize(
     ("blob", "words"),
     [

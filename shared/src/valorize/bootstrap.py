@@ -673,6 +673,7 @@ class Services:
             rules=self._rules_for,
             ledger_changed=lambda user_id: self.query_cache.bump(user_id),
             max_bytes=s.max_statement_bytes or imports.MAX_STATEMENT_BYTES,
+            max_accounts=s.max_accounts,
             inline_rows=s.import_inline_rows or imports.INLINE_ROWS,
         )
 

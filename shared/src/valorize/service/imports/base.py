@@ -53,6 +53,7 @@ class ImportsBase:
     rules: RulesProvider | None
     ledger_changed: Callable[[str], None]
     max_bytes: int
+    max_accounts: int
     inline_rows: int
     progress_every: int
     commit_chunk: int

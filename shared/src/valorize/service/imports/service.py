@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from valorize.domain.ceilings import MAX_ACCOUNTS
 from valorize.service.imports.base import Publisher, RulesProvider
 from valorize.service.imports.intake import MAX_STATEMENT_BYTES
 from valorize.service.imports.ledger_runs import COMMIT_CHUNK, INLINE_ROWS, LedgerRuns
@@ -38,6 +39,7 @@ class ImportService(Uploads, Review, Staging, LedgerRuns):
         rules: RulesProvider | None = None,
         ledger_changed: Callable[[str], None] | None = None,
         max_bytes: int = MAX_STATEMENT_BYTES,
+        max_accounts: int = MAX_ACCOUNTS,
         inline_rows: int = INLINE_ROWS,
         progress_every: int = PROGRESS_EVERY_ROWS,
         commit_chunk: int = COMMIT_CHUNK,
@@ -59,6 +61,7 @@ class ImportService(Uploads, Review, Staging, LedgerRuns):
         # Called after a commit or revert changed the ledger (cache invalidation).
         self.ledger_changed = ledger_changed or (lambda _user: None)
         self.max_bytes = max_bytes
+        self.max_accounts = max_accounts
         self.inline_rows = inline_rows
         self.progress_every = progress_every
         self.commit_chunk = commit_chunk

@@ -370,6 +370,14 @@ class Staging(ImportsBase):
             )
             existing = self.account_store.get_account(user.id, own_id)
             if existing is None:
+                # The ceiling on accounts (domain/ceilings.py) holds for the ones an import
+                # creates too, as AccountService.create checks it.
+                if len(accounts) >= self.max_accounts:
+                    raise ImportFailed(
+                        f"The statement is for an account you do not have yet, and you can "
+                        f"have at most {self.max_accounts} accounts: choose one of yours for "
+                        "it, or delete an account you no longer use, and upload it again"
+                    )
                 self.account_store.add_account(user.id, account)
                 self.bus.publish(AccountChanged(user.id, account))
             else:
