@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.contracts.conftest import NOW, Make, new_id
+from tests.contracts.test_accounts import delete_all
 from tests.contracts.test_ledger import consistent
 from valorize.bootstrap import Services
 from valorize.domain.errors import Conflict, NotFound, ValidationFailed
@@ -591,7 +592,7 @@ def test_settling_skips_an_account_deleted_meanwhile(services: Services, make: M
     to(repo, uid, imp.id, S.COMMITTING)
     created = pairs(imp.id, rows[:1], kept) + pairs(imp.id, rows[1:], dropped)
     repo.write_commit(uid, imp.id, created, [])
-    services.account_store.delete_account(uid, dropped.id)
+    delete_all(services, uid, dropped.id)
     settled = repo.settle(
         uid, imp.id, S.COMMITTING, None, rows[-1].id, [(None, t) for _, t in created]
     )

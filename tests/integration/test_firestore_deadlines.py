@@ -8,6 +8,7 @@ root at a server that accepts connections and never answers (a stalled backend, 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -34,9 +35,14 @@ def dead_firestore(
     held: list[Any] = []
     if request.param == "stalled":
         listener.listen(64)
-        threading.Thread(
-            target=lambda: held.extend(iter(listener.accept, None)), daemon=True
-        ).start()
+
+        def hold() -> None:
+            # Accepts and never answers, until the test closes the socket.
+            with contextlib.suppress(OSError):
+                while True:
+                    held.append(listener.accept())
+
+        threading.Thread(target=hold, daemon=True).start()
     else:
         listener.close()
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{port}")
