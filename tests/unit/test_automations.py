@@ -232,9 +232,40 @@ class TestNotifications:
         assert sent.data["income"] == {"amount": 500000, "currency": "BRL"}
         assert sent.data["expense"] == {"amount": 12345, "currency": "BRL"}
         assert sent.data["net"] == {"amount": 487655, "currency": "BRL"}
+        # The balance is today's (the summary's), and the other currencies' rows keep the
+        # dashboard summary's JSON shape.
+        assert sent.data["total_balance"] == {"amount": 487654, "currency": "BRL"}
+        assert sent.data["other_currencies"] == []
         # A month without activity sends nothing.
         w.automations.run_user(USER, MONTH_START, D("2024-02-01"))
         assert len(w.notifier.sent) == 1
+
+    def test_month_summary_lists_the_other_currencies(self, w: AutoWorld) -> None:
+        w.base.txn(w.base.account().id, 1000, on=date(2024, 2, 5))
+        w.base.txn(w.base.account(currency="USD").id, -250, on=date(2024, 2, 6))
+        w.automations.run_user(USER, MONTH_START, D("2024-03-01"))
+        [sent] = w.notifier.sent
+        assert sent.data["other_currencies"] == [
+            {
+                "currency": "USD",
+                "total_balance": {"amount": -250, "currency": "USD"},
+                "income": {"amount": 0, "currency": "USD"},
+                "expense": {"amount": 250, "currency": "USD"},
+                "net": {"amount": -250, "currency": "USD"},
+            }
+        ]
+        # Stored as it always was: the dashboard summary's key order.
+        assert list(sent.data["other_currencies"][0]) == [
+            "currency",
+            "total_balance",
+            "income",
+            "expense",
+            "net",
+        ]
+        assert sent.body == (
+            "income BRL 10.00, expenses BRL 0.00, net BRL 10.00; "
+            "income USD 0.00, expenses USD 2.50, net USD -2.50"
+        )
 
     def test_the_run_is_logged(self, w: AutoWorld) -> None:
         recurrence(w, w.base.account().id)
