@@ -22,7 +22,7 @@ from valorize.domain.recurrence import occurrence_id
 from valorize.entrypoints.recurrence_schemas import RecurrenceOut
 from valorize.entrypoints.routes import dump
 from valorize.service import automations as automations_module
-from valorize.service.automations import format_money, previous_month, run_day
+from valorize.service.automations import RunPage, format_money, previous_month, run_day
 from valorize.service.requests.recurrences import CreateRecurrence, UpdateRecurrence
 from valorize.service.requests.rules import CreateRule
 
@@ -98,12 +98,12 @@ class TestMaterialize:
         rec = recurrence(w, account.id)
         first = w.automations.run_user(USER, DAILY, D("2024-03-31"))
         assert dates_of(w) == ["2024-01-31", "2024-02-29", "2024-03-31"]
-        assert first["created"] == 3
-        assert first["transaction_ids"] == [
+        assert first.created == 3
+        assert first.transaction_ids == tuple(
             occurrence_id(rec.id, D(d)) for d in ("2024-01-31", "2024-02-29", "2024-03-31")
-        ]
+        )
         again = w.automations.run_user(USER, DAILY, D("2024-03-31"))
-        assert again["created"] == 0 and len(dates_of(w)) == 3
+        assert again.created == 0 and len(dates_of(w)) == 3
         assert w.base.balance(account.id) == -450000
         w.automations.run_user(USER, DAILY, D("2025-03-01"))
         assert dates_of(w)[-3:] == ["2024-12-31", "2025-01-31", "2025-02-28"]
@@ -128,11 +128,11 @@ class TestMaterialize:
         account = w.base.account()
         recurrence(w, account.id, schedule={"frequency": "daily"}, start="2024-01-01")
         out = w.automations.run_user(USER, DAILY, D("2024-12-31"))
-        assert out["created"] == 366 > CHUNK
+        assert out.created == 366 > CHUNK
         w.automations.max_steps = 1
         recurrence(w, account.id, schedule={"frequency": "daily"}, start="2023-02-01")
-        assert w.automations.run_user(USER, DAILY, D("2023-12-31"))["created"] == CHUNK
-        assert w.automations.run_user(USER, DAILY, D("2023-12-31"))["created"] == CHUNK
+        assert w.automations.run_user(USER, DAILY, D("2023-12-31")).created == CHUNK
+        assert w.automations.run_user(USER, DAILY, D("2023-12-31")).created == CHUNK
 
     def test_occurrences_go_through_the_rules_and_move_the_read_models(self, w: AutoWorld) -> None:
         account = w.base.account()
@@ -157,7 +157,7 @@ class TestMaterialize:
         txns = list(w.base.memory.spaces[USER].transactions.values())
         assert {(t.category_id, t.notes) for t in txns} == {(housing.id, "auto")}
         spending = w.dashboard.spending(USER, "2024-06", 5)
-        assert spending["categories"][0]["category_id"] == housing.id
+        assert spending.categories[0].category_id == housing.id
         created = [e for e in w.bus.events if isinstance(e, TransactionCreated)]
         assert len(created) == 2
         assert any(isinstance(e, BalancesChanged) for e in w.bus.events)
@@ -218,7 +218,7 @@ class TestNotifications:
     def test_a_notifier_failure_does_not_fail_the_run(self, w: AutoWorld) -> None:
         w.notifier.fail = True
         recurrence(w, w.base.account().id)
-        assert w.automations.run_user(USER, DAILY, D("2024-01-31"))["created"] == 1
+        assert w.automations.run_user(USER, DAILY, D("2024-01-31")).created == 1
 
     def test_month_summary_for_the_month_that_ended(self, w: AutoWorld) -> None:
         account = w.base.account()
@@ -226,15 +226,46 @@ class TestNotifications:
         w.base.txn(account.id, -12345, on=date(2024, 2, 10), description="Market")
         w.base.txn(account.id, -1, on=date(2024, 3, 1), description="Next month")
         out = w.automations.run_user(USER, MONTH_START, D("2024-03-01"))
-        assert out["notified"] == 1
+        assert out.notified == 1
         [sent] = w.notifier.sent
         assert sent.kind is NotificationKind.MONTH_SUMMARY and sent.id == "month-summary-2024-02"
         assert sent.data["income"] == {"amount": 500000, "currency": "BRL"}
         assert sent.data["expense"] == {"amount": 12345, "currency": "BRL"}
         assert sent.data["net"] == {"amount": 487655, "currency": "BRL"}
+        # The balance is today's (the summary's), and the other currencies' rows keep the
+        # dashboard summary's JSON shape.
+        assert sent.data["total_balance"] == {"amount": 487654, "currency": "BRL"}
+        assert sent.data["other_currencies"] == []
         # A month without activity sends nothing.
         w.automations.run_user(USER, MONTH_START, D("2024-02-01"))
         assert len(w.notifier.sent) == 1
+
+    def test_month_summary_lists_the_other_currencies(self, w: AutoWorld) -> None:
+        w.base.txn(w.base.account().id, 1000, on=date(2024, 2, 5))
+        w.base.txn(w.base.account(currency="USD").id, -250, on=date(2024, 2, 6))
+        w.automations.run_user(USER, MONTH_START, D("2024-03-01"))
+        [sent] = w.notifier.sent
+        assert sent.data["other_currencies"] == [
+            {
+                "currency": "USD",
+                "total_balance": {"amount": -250, "currency": "USD"},
+                "income": {"amount": 0, "currency": "USD"},
+                "expense": {"amount": 250, "currency": "USD"},
+                "net": {"amount": -250, "currency": "USD"},
+            }
+        ]
+        # Stored as it always was: the dashboard summary's key order.
+        assert list(sent.data["other_currencies"][0]) == [
+            "currency",
+            "total_balance",
+            "income",
+            "expense",
+            "net",
+        ]
+        assert sent.body == (
+            "income BRL 10.00, expenses BRL 0.00, net BRL 10.00; "
+            "income USD 0.00, expenses USD 2.50, net USD -2.50"
+        )
 
     def test_the_run_is_logged(self, w: AutoWorld) -> None:
         recurrence(w, w.base.account().id)
@@ -255,7 +286,7 @@ class TestFanOut:
         late = "fe" * 16
         recurrence(w, w.base.account(late).id, late, start="2030-01-31")
         first = w.automations.run(DAILY, D("2024-01-31"))
-        assert first == {"kind": "daily", "date": "2024-01-31", "page": 0, "users": 2, "more": True}
+        assert first == RunPage(DAILY, D("2024-01-31"), page=0, users=2, more=True)
         seen: list[str] = []
         while tasks := w.queue.take():
             for task in tasks:
@@ -272,7 +303,7 @@ class TestFanOut:
         for user in users:
             assert dates_of(w, user) == ["2024-01-31"]
         # Nothing is due any more on that day: a second run fans out to nobody.
-        assert w.automations.run(DAILY, D("2024-01-31"))["users"] == 0
+        assert w.automations.run(DAILY, D("2024-01-31")).users == 0
 
     def test_month_start_reaches_every_user(self) -> None:
         w = make_auto_world(page_size=2)
@@ -281,7 +312,7 @@ class TestFanOut:
             user = User(f"{i:032x}", f"m{i}@example.com", "M", "BRL", "en", now)
             w.base.user_store.create_user(user, "h", [], ApiToken(f"t{i}", user.id, "t", now), "s")
         out = w.automations.run(MONTH_START, D("2024-03-01"))
-        assert (out["users"], out["more"]) == (2, True)
+        assert (out.users, out.more) == (2, True)
         seen: list[str] = []
         while tasks := w.queue.take():
             for task in tasks:

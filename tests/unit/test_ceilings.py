@@ -130,11 +130,11 @@ class TestOccurrencesPerRun:
         today = w.recurrences.today()
         per_run = w.automations.max_steps * CHUNK
         due = w.recurrences.backdate_days + 1
-        created = [w.automations.run_user(USER, AutomationKind.DAILY, today)["created"]]
+        created = [w.automations.run_user(USER, AutomationKind.DAILY, today).created]
         while sum(created) < due and len(created) < 100:
-            created.append(w.automations.run_user(USER, AutomationKind.DAILY, today)["created"])
+            created.append(w.automations.run_user(USER, AutomationKind.DAILY, today).created)
         assert sum(created) == due and max(created) <= per_run
-        assert w.automations.run_user(USER, AutomationKind.DAILY, today)["created"] == 0
+        assert w.automations.run_user(USER, AutomationKind.DAILY, today).created == 0
 
     def test_a_longer_backlog_is_caught_up_over_runs_exactly_once(self, w: AutoWorld) -> None:
         # A recurrence stored before the start bound existed: from the year 1.
@@ -142,8 +142,8 @@ class TestOccurrencesPerRun:
         w.recurrences.backdate_days = 10**6
         w.recurrences.create(USER, recurrence_cmd(account.id, date(1, 1, 1)))
         today = w.recurrences.today()
-        created = [w.automations.run_user(USER, AutomationKind.DAILY, today)["created"]]
-        created.append(w.automations.run_user(USER, AutomationKind.DAILY, today)["created"])
+        created = [w.automations.run_user(USER, AutomationKind.DAILY, today).created]
+        created.append(w.automations.run_user(USER, AutomationKind.DAILY, today).created)
         per_run = w.automations.max_steps * CHUNK
         assert created == [per_run, per_run]
         txns = w.base.memory.spaces[USER].transactions.values()

@@ -1,4 +1,5 @@
-"""Answers of the budgets function (documented in OpenAPI, checked by the e2e tests)."""
+"""Answers of the budgets function (documented in OpenAPI, checked by the e2e tests). The month
+answers render service/budgets.py's views (MonthSummary, Overview) by their attributes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import datetime as dt
 from pydantic import BaseModel, Field
 
 from valorize.domain.budget import Budget
-from valorize.entrypoints.schemas import MoneyOut
+from valorize.entrypoints.schemas import MoneyOut, Out
 
 
 class BudgetOut(BaseModel):
@@ -53,7 +54,7 @@ class MoveOut(BaseModel):
         return cls.model_validate({"from": BudgetOut.of(source), "to": BudgetOut.of(target)})
 
 
-class MonthSummaryOut(BaseModel):
+class MonthSummaryOut(Out):
     month: str
     currency: str
     has_income: bool
@@ -64,7 +65,7 @@ class MonthSummaryOut(BaseModel):
     unassigned: MoneyOut | None = Field(description="income - assigned; null without income")
 
 
-class EnvelopeOut(BaseModel):
+class EnvelopeOut(Out):
     budget_id: str
     category_id: str
     name: str
@@ -75,7 +76,7 @@ class EnvelopeOut(BaseModel):
     overspent: bool
 
 
-class OverviewOut(BaseModel):
+class OverviewOut(Out):
     month: str
     currency: str
     summary: MonthSummaryOut

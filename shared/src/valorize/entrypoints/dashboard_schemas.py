@@ -1,5 +1,6 @@
 """Query parameters and answers of the dashboard function (documented in OpenAPI; the e2e
-tests validate every answer against these models)."""
+tests validate every answer against these models). An answer renders the view of the same
+name in service/dashboard.py by its attributes (`Out.of`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from valorize.domain.model import Transaction
-from valorize.entrypoints.schemas import MoneyOut, TransactionOut
+from valorize.entrypoints.schemas import MoneyOut, Out, TransactionOut
 
 Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 Months = Annotated[int, Field(ge=1, le=24, description="How many months, at most 24")]
@@ -41,7 +42,7 @@ class InsightsQuery(TrendQuery):
     pass
 
 
-class Totals(BaseModel):
+class Totals(Out):
     income: MoneyOut = Field(description="Money in (a magnitude)")
     expense: MoneyOut = Field(description="Money out (a magnitude)")
     net: MoneyOut = Field(description="income - expense")
@@ -61,7 +62,7 @@ class TrendPoint(Totals):
     month: str
 
 
-class CurrencyTrend(BaseModel):
+class CurrencyTrend(Out):
     currency: str
     months: list[TrendPoint] = Field(description="Oldest first; empty months are zeros")
 
@@ -70,7 +71,7 @@ class TrendOut(CurrencyTrend):
     other_currencies: list[CurrencyTrend]
 
 
-class CategoryShare(BaseModel):
+class CategoryShare(Out):
     category_id: str | None = Field(description="null for uncategorized spending")
     name: str
     color: str | None
@@ -78,13 +79,13 @@ class CategoryShare(BaseModel):
     share: float = Field(description="Percent of the month's spending, 2 decimals")
 
 
-class OtherShare(BaseModel):
+class OtherShare(Out):
     amount: MoneyOut
     share: float
     count: int = Field(description="How many categories are folded into `other`")
 
 
-class CurrencySpending(BaseModel):
+class CurrencySpending(Out):
     currency: str
     total: MoneyOut
     categories: list[CategoryShare]
@@ -96,7 +97,7 @@ class SpendingOut(CurrencySpending):
     other_currencies: list[CurrencySpending]
 
 
-class AccountRow(BaseModel):
+class AccountRow(Out):
     id: str
     name: str
     type: str
@@ -108,7 +109,7 @@ class AccountRow(BaseModel):
     month_transfers_out: MoneyOut
 
 
-class AccountsOut(BaseModel):
+class AccountsOut(Out):
     month: str
     accounts: list[AccountRow]
 
@@ -121,7 +122,7 @@ class RecentOut(BaseModel):
         return cls(data=[TransactionOut.of(t) for t in transactions])
 
 
-class InsightCategory(BaseModel):
+class InsightCategory(Out):
     id: str
     name: str
     color: str

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from valorize.domain import automation as auto
 from valorize.domain.automation import AutomationKind
@@ -48,6 +48,9 @@ from valorize.service.ports import (
     RecurrenceStore,
     TaskQueue,
 )
+
+if TYPE_CHECKING:
+    from valorize.service.dashboard import CurrencySummary, Summary
 
 log = logging.getLogger(__name__)
 # The log marker of an occurrence refused for the money limits (it is retried every run).
@@ -93,11 +96,51 @@ def format_money(amount: int, currency: str) -> str:
 
 
 @dataclass(frozen=True)
+class RunPage:
+    """What one page of a run's fan-out enqueued."""
+
+    kind: AutomationKind
+    date: date
+    page: int
+    users: int
+    more: bool
+
+
+@dataclass(frozen=True)
+class UserRun:
+    """One user's share of a run."""
+
+    user_id: str
+    kind: AutomationKind
+    date: date
+    transaction_ids: tuple[str, ...]
+    notified: int
+    # Recurrences whose occurrences would take a balance out of the safe range.
+    refused: tuple[str, ...]
+
+    @property
+    def created(self) -> int:
+        return len(self.transaction_ids)
+
+
+@dataclass(frozen=True)
 class Created:
     """What one user task created for one recurrence."""
 
     recurrence: Recurrence
     transactions: list[Transaction]
+
+
+def _summary_json(row: CurrencySummary) -> dict[str, Any]:
+    """One currency's row of the month summary in the notification's data (the shape it has
+    always been stored with: the dashboard summary's JSON)."""
+    return {
+        "currency": row.currency,
+        "total_balance": row.total_balance.to_json(),
+        "income": row.income.to_json(),
+        "expense": row.expense.to_json(),
+        "net": row.net.to_json(),
+    }
 
 
 class AutomationService:
@@ -111,7 +154,7 @@ class AutomationService:
         queue: TaskQueue,
         notifier: Notifier,
         rules: Callable[[str], RuleSet],
-        month_summary: Callable[[str, str], dict[str, Any]],
+        month_summary: Callable[[str, str], Summary],
         bus: EventBus | None = None,
         page_size: int = FANOUT_PAGE,
         occurrences_per_run: int = OCCURRENCES_PER_RUN,
@@ -136,13 +179,11 @@ class AutomationService:
 
     # --- fan-out ------------------------------------------------------------------------------
 
-    def run(self, kind: AutomationKind, on: date) -> dict[str, Any]:
+    def run(self, kind: AutomationKind, on: date) -> RunPage:
         """The scheduler's call: the first page of the fan-out, inline."""
         return self.fan_out(kind, on, None, 0)
 
-    def fan_out(
-        self, kind: AutomationKind, on: date, cursor: str | None, page: int
-    ) -> dict[str, Any]:
+    def fan_out(self, kind: AutomationKind, on: date, cursor: str | None, page: int) -> RunPage:
         if kind is AutomationKind.DAILY:
             found = self.automation_store.users_with_due_recurrences(on, self.page_size, cursor)
         else:
@@ -172,37 +213,29 @@ class AutomationService:
             len(found.items),
             ", more to come" if found.next_cursor else "",
         )
-        return {
-            "kind": kind.value,
-            "date": day,
-            "page": page,
-            "users": len(found.items),
-            "more": found.next_cursor is not None,
-        }
+        return RunPage(kind, on, page, len(found.items), found.next_cursor is not None)
 
     # --- one user -----------------------------------------------------------------------------
 
-    def run_user(self, user_id: str, kind: AutomationKind, on: date) -> dict[str, Any]:
+    def run_user(self, user_id: str, kind: AutomationKind, on: date) -> UserRun:
         """One user's share of a run: due occurrences, rules, notifications, and on
         month_start the month summary. Idempotent."""
         created, refused = self.materialize_due(user_id, on)
         notified = sum(self._notify_created(user_id, c) for c in created)
         if kind is AutomationKind.MONTH_START:
             notified += self._notify_month_summary(user_id, previous_month(on))
-        count = sum(len(c.transactions) for c in created)
-        self.automation_store.record_automation_run(
-            user_id, f"{kind.value}-{on.isoformat()}", count, self.clock.now()
+        run = UserRun(
+            user_id=user_id,
+            kind=kind,
+            date=on,
+            transaction_ids=tuple(t.id for c in created for t in c.transactions),
+            notified=notified,
+            refused=tuple(refused),
         )
-        return {
-            "user_id": user_id,
-            "kind": kind.value,
-            "date": on.isoformat(),
-            "created": count,
-            "transaction_ids": [t.id for c in created for t in c.transactions],
-            # Recurrences whose occurrences would take a balance out of the safe range.
-            "refused": refused,
-            "notified": notified,
-        }
+        self.automation_store.record_automation_run(
+            user_id, f"{kind.value}-{on.isoformat()}", run.created, self.clock.now()
+        )
+        return run
 
     def materialize_due(self, user_id: str, on: date) -> tuple[list[Created], list[str]]:
         """What was created, and the ids of the recurrences refused (OutOfSafeRange)."""
@@ -322,17 +355,15 @@ class AutomationService:
             summary = self.month_summary(user_id, month)
         except NotFound:
             return 0  # the user is gone
-        rows = [summary, *summary.get("other_currencies", [])]
-        if not any(row["income"]["amount"] or row["expense"]["amount"] for row in rows):
+        rows = [summary, *summary.other_currencies]
+        if not any(row.income.amount or row.expense.amount for row in rows):
             return 0  # nothing happened that month: no news
-        parts = []
-        for row in rows:
-            cur = row["currency"]
-            parts.append(
-                f"income {format_money(row['income']['amount'], cur)}, "
-                f"expenses {format_money(row['expense']['amount'], cur)}, "
-                f"net {format_money(row['net']['amount'], cur)}"
-            )
+        parts = [
+            f"income {format_money(row.income.amount, row.currency)}, "
+            f"expenses {format_money(row.expense.amount, row.currency)}, "
+            f"net {format_money(row.net.amount, row.currency)}"
+            for row in rows
+        ]
         return self._send(
             NotificationRequest(
                 user_id=user_id,
@@ -342,12 +373,12 @@ class AutomationService:
                 body="; ".join(parts),
                 data={
                     "month": month,
-                    "currency": summary["currency"],
-                    "income": summary["income"],
-                    "expense": summary["expense"],
-                    "net": summary["net"],
-                    "total_balance": summary.get("total_balance"),
-                    "other_currencies": summary.get("other_currencies", []),
+                    "currency": summary.currency,
+                    "income": summary.income.to_json(),
+                    "expense": summary.expense.to_json(),
+                    "net": summary.net.to_json(),
+                    "total_balance": summary.total_balance.to_json(),
+                    "other_currencies": [_summary_json(row) for row in summary.other_currencies],
                 },
             )
         )

@@ -1,12 +1,14 @@
 """Budgets: envelopes per category, monthly income, allocations, moves, and the month
 overview. The arithmetic lives in valorize.domain.budget; spending comes from the dashboard
 read models (this month's document, and all-time totals minus the months from this one on),
-so no request scans the transaction history."""
+so no request scans the transaction history. The month's views (`MonthSummary`, `Overview`) are
+frozen dataclasses of Money, rendered by the entry point through entrypoints/budget_schemas.py."""
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from valorize.domain.budget import Budget, Envelope, allocate, envelope, income_for, move
@@ -31,13 +33,71 @@ from valorize.service.requests.budgets import (
 )
 
 
-def _money(amount: int, currency: str) -> dict[str, Any]:
-    return Money(amount, currency).to_json()
-
-
 def _expense_by_category(model: Mapping[str, Any], currency: str) -> dict[str, int]:
     categories = (model.get(currency) or {}).get("categories") or {}
     return {cid: int(node.get("expense", 0)) for cid, node in categories.items()}
+
+
+@dataclass(frozen=True)
+class MonthSummary:
+    """A month's income to budget and what is assigned of it."""
+
+    month: str
+    currency: str
+    # The month whose income applies: this one, or the latest earlier one that set it.
+    income_month: str | None
+    income: Money | None
+    assigned: Money
+
+    @property
+    def has_income(self) -> bool:
+        return self.income is not None
+
+    @property
+    def is_inherited(self) -> bool:
+        return self.income_month is not None and self.income_month != self.month
+
+    @property
+    def unassigned(self) -> Money | None:
+        return None if self.income is None else self.income - self.assigned
+
+
+@dataclass(frozen=True)
+class EnvelopeMonth:
+    """One envelope's month in the overview."""
+
+    budget_id: str
+    category_id: str
+    name: str
+    budgeted: Money
+    spent: Money
+    rollover: Money
+    available: Money
+
+    @property
+    def overspent(self) -> bool:
+        return self.available.amount < 0
+
+    @classmethod
+    def of(cls, e: Envelope, currency: str) -> EnvelopeMonth:
+        b = e.budget
+        return cls(
+            budget_id=b.id,
+            category_id=b.category_id,
+            name=b.name,
+            budgeted=Money(e.budgeted, currency),
+            spent=Money(e.spent, currency),
+            rollover=Money(e.rollover, currency),
+            available=Money(e.available, currency),
+        )
+
+
+@dataclass(frozen=True)
+class Overview:
+    month: str
+    currency: str
+    summary: MonthSummary
+    envelopes: tuple[EnvelopeMonth, ...]
 
 
 class BudgetService:
@@ -111,7 +171,7 @@ class BudgetService:
 
     # --- money --------------------------------------------------------------------------------
 
-    def set_income(self, user_id: str, cmd: SetIncome) -> dict[str, Any]:
+    def set_income(self, user_id: str, cmd: SetIncome) -> MonthSummary:
         currency = self._currency(user_id)
         if cmd.amount.currency != currency:
             raise ValidationFailed.on(
@@ -154,7 +214,7 @@ class BudgetService:
 
     # --- views --------------------------------------------------------------------------------
 
-    def month_summary(self, user_id: str, month: str | None) -> dict[str, Any]:
+    def month_summary(self, user_id: str, month: str | None) -> MonthSummary:
         """A month's income and what is assigned of it (default: this month)."""
         month = month or self._this_month()
         currency = self._currency(user_id)
@@ -164,19 +224,15 @@ class BudgetService:
     @staticmethod
     def _summary(
         currency: str, month: str, budgets: builtins.list[Budget], incomes: Mapping[str, int]
-    ) -> dict[str, Any]:
+    ) -> MonthSummary:
         income = income_for(incomes, month)
-        assigned = sum(b.allocated(month) for b in budgets)
-        return {
-            "month": month,
-            "currency": currency,
-            "has_income": income is not None,
-            "is_inherited": income is not None and income[0] != month,
-            "income_month": income[0] if income else None,
-            "income": _money(income[1], currency) if income else None,
-            "assigned": _money(assigned, currency),
-            "unassigned": _money(income[1] - assigned, currency) if income else None,
-        }
+        return MonthSummary(
+            month=month,
+            currency=currency,
+            income_month=income[0] if income else None,
+            income=Money(income[1], currency) if income else None,
+            assigned=Money(sum(b.allocated(month) for b in budgets), currency),
+        )
 
     def envelope(
         self, user_id: str, budget_id: str, month: str, currency: str
@@ -195,7 +251,7 @@ class BudgetService:
         spent_all = _expense_by_category(self.ledger.get_totals(user_id), currency).get(cid, 0)
         return budget, envelope(budget, month, spent_now, spent_all - spent_from_now)
 
-    def overview(self, user_id: str, month: str | None) -> dict[str, Any]:
+    def overview(self, user_id: str, month: str | None) -> Overview:
         """Every envelope's month and the month's summary (default: this month)."""
         month = month or self._this_month()
         currency = self._currency(user_id)
@@ -212,23 +268,6 @@ class BudgetService:
         for b in budgets:
             before = spent_all.get(b.category_id, 0) - spent_from_now.get(b.category_id, 0)
             e = envelope(b, month, spent_now.get(b.category_id, 0), before)
-            envelopes.append(
-                {
-                    "budget_id": b.id,
-                    "category_id": b.category_id,
-                    "name": b.name,
-                    "budgeted": _money(e.budgeted, currency),
-                    "spent": _money(e.spent, currency),
-                    "rollover": _money(e.rollover, currency),
-                    "available": _money(e.available, currency),
-                    "overspent": e.available < 0,
-                }
-            )
-        return {
-            "month": month,
-            "currency": currency,
-            "summary": self._summary(
-                currency, month, budgets, self.budget_store.get_incomes(user_id)
-            ),
-            "envelopes": envelopes,
-        }
+            envelopes.append(EnvelopeMonth.of(e, currency))
+        summary = self._summary(currency, month, budgets, self.budget_store.get_incomes(user_id))
+        return Overview(month, currency, summary, tuple(envelopes))

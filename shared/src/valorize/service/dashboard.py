@@ -2,20 +2,24 @@
 documents (the accounts, the month read models of the window, the categories) whatever the
 history length. The HTTP edge caches each answer (routes declared `cached`).
 
-Views return plain JSON-ready dicts. Amounts are Money objects `{"amount", "currency"}` in
-minor units; `income` and `expense` are magnitudes (never negative) and `net` is signed. Each
-answer is in the user's preferred currency, with every other currency the user holds in
-`other_currencies` (there is no conversion, and nothing is silently dropped).
+Each query returns a view: a frozen dataclass of domain values (amounts are `Money` in minor
+units), which the entry point renders through the route's response schema
+(entrypoints/dashboard_schemas.py: the same field names). `income` and `expense` are magnitudes
+(never negative) and `net` is signed. Each answer is in the user's preferred currency, with
+every other currency the user holds in `other_currencies` (there is no conversion, and nothing
+is silently dropped).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
 from datetime import date
-from typing import Any
+from typing import Any, Self, TypeVar
 
 from valorize.domain.errors import NotFound, ValidationFailed
-from valorize.domain.model import Account, Category
+from valorize.domain.model import Account, AccountType, Category, Color, Transaction
+from valorize.domain.money import Money
 from valorize.domain.readmodel import UNCATEGORIZED
 from valorize.service.ports import (
     AccountStore,
@@ -29,9 +33,7 @@ from valorize.service.ports.pages import walk
 
 MAX_MONTHS = 24
 
-
-def money(amount: int, currency: str) -> dict[str, Any]:
-    return {"amount": amount, "currency": currency}
+V = TypeVar("V")
 
 
 def parse_month(value: str, field: str = "month") -> str:
@@ -61,12 +63,134 @@ def _flows(node: dict[str, Any] | None) -> tuple[int, int]:
     return int(node.get("income", 0)), int(node.get("expense", 0))
 
 
-def _totals(currency: str, income: int, expense: int) -> dict[str, Any]:
-    return {
-        "income": money(income, currency),
-        "expense": money(expense, currency),
-        "net": money(income - expense, currency),
-    }
+def _share(amount: int, total: int) -> float:
+    """Percent of `total`, 2 decimals (0 of nothing)."""
+    return round(amount * 100 / total, 2) if total else 0.0
+
+
+def _first_with_others(view: Callable[..., V], rows: list[Any], **rest: Any) -> V:
+    """`view` of the first row (the preferred currency's) with the rest as `other_currencies`."""
+    first = {f.name: getattr(rows[0], f.name) for f in fields(rows[0])}
+    return view(**first, other_currencies=tuple(rows[1:]), **rest)
+
+
+# --- views ------------------------------------------------------------------------------------
+# A view whose answer lists the preferred currency's figures at the top level and the others
+# in `other_currencies` extends the per-currency view with that list.
+
+
+@dataclass(frozen=True)
+class Totals:
+    income: Money
+    expense: Money
+    net: Money
+
+    @classmethod
+    def of(cls, currency: str, income: int, expense: int, /, **rest: Any) -> Self:
+        """The view with these flows in `currency` and its other fields `rest`."""
+        return cls(
+            income=Money(income, currency),
+            expense=Money(expense, currency),
+            net=Money(income - expense, currency),
+            **rest,
+        )
+
+
+@dataclass(frozen=True)
+class CurrencySummary(Totals):
+    currency: str
+    total_balance: Money
+
+
+@dataclass(frozen=True)
+class Summary(CurrencySummary):
+    month: str
+    other_currencies: tuple[CurrencySummary, ...]
+
+
+@dataclass(frozen=True)
+class TrendPoint(Totals):
+    month: str
+
+
+@dataclass(frozen=True)
+class CurrencyTrend:
+    currency: str
+    months: tuple[TrendPoint, ...]
+
+
+@dataclass(frozen=True)
+class Trend(CurrencyTrend):
+    other_currencies: tuple[CurrencyTrend, ...]
+
+
+@dataclass(frozen=True)
+class CategoryShare:
+    category_id: str | None
+    name: str
+    color: Color | None
+    amount: Money
+    share: float
+
+
+@dataclass(frozen=True)
+class OtherShare:
+    amount: Money
+    share: float
+    count: int
+
+
+@dataclass(frozen=True)
+class CurrencySpending:
+    currency: str
+    total: Money
+    categories: tuple[CategoryShare, ...]
+    other: OtherShare
+
+
+@dataclass(frozen=True)
+class Spending(CurrencySpending):
+    month: str
+    other_currencies: tuple[CurrencySpending, ...]
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    id: str
+    name: str
+    type: AccountType
+    currency: str
+    balance: Money
+    month_income: Money
+    month_expense: Money
+    month_transfers_in: Money
+    month_transfers_out: Money
+
+
+@dataclass(frozen=True)
+class Accounts:
+    month: str
+    accounts: tuple[AccountRow, ...]
+
+
+@dataclass(frozen=True)
+class InsightAccount(Totals):
+    account_id: str
+    account_name: str
+
+
+@dataclass(frozen=True)
+class CurrencyInsights(Totals):
+    currency: str
+    monthly: tuple[TrendPoint, ...]
+    accounts: tuple[InsightAccount, ...]
+
+
+@dataclass(frozen=True)
+class Insights(CurrencyInsights):
+    category: Category
+    months: tuple[str, ...]
+    other_currencies: tuple[CurrencyInsights, ...]
 
 
 class DashboardService:
@@ -108,7 +232,7 @@ class DashboardService:
 
     # --- queries ------------------------------------------------------------------------------
 
-    def summary(self, user_id: str, month: str | None) -> dict[str, Any]:
+    def summary(self, user_id: str, month: str | None) -> Summary:
         month = parse_month(month) if month else self.this_month()
         preferred = self._preferred(user_id)
         balances: dict[str, int] = {}
@@ -119,15 +243,17 @@ class DashboardService:
         for cur in self._currencies(preferred, [*balances, *model]):
             income, expense = _flows(model.get(cur))
             rows.append(
-                {
-                    "currency": cur,
-                    "total_balance": money(balances.get(cur, 0), cur),
-                    **_totals(cur, income, expense),
-                }
+                CurrencySummary.of(
+                    cur,
+                    income,
+                    expense,
+                    currency=cur,
+                    total_balance=Money(balances.get(cur, 0), cur),
+                )
             )
-        return {"month": month, **rows[0], "other_currencies": rows[1:]}
+        return _first_with_others(Summary, rows, month=month)
 
-    def trend(self, user_id: str, end: str | None, months: int) -> dict[str, Any]:
+    def trend(self, user_id: str, end: str | None, months: int) -> Trend:
         end = parse_month(end, "end") if end else self.this_month()
         if not 1 <= months <= MAX_MONTHS:
             raise ValidationFailed.on("months", f"between 1 and {MAX_MONTHS}")
@@ -140,11 +266,11 @@ class DashboardService:
             points = []
             for month in span:
                 income, expense = _flows(models.get(month, {}).get(cur))
-                points.append({"month": month, **_totals(cur, income, expense)})
-            series.append({"currency": cur, "months": points})
-        return {**series[0], "other_currencies": series[1:]}
+                points.append(TrendPoint.of(cur, income, expense, month=month))
+            series.append(CurrencyTrend(currency=cur, months=tuple(points)))
+        return _first_with_others(Trend, series)
 
-    def spending(self, user_id: str, month: str | None, top: int) -> dict[str, Any]:
+    def spending(self, user_id: str, month: str | None, top: int) -> Spending:
         month = parse_month(month) if month else self.this_month()
         preferred = self._preferred(user_id)
         model = self.ledger.get_months(user_id, [month]).get(month, {})
@@ -162,60 +288,51 @@ class DashboardService:
             for cid, amount in ranked[:top]:
                 cat = categories.get(cid)
                 items.append(
-                    {
-                        "category_id": None if cid == UNCATEGORIZED else cid,
-                        "name": cat.name
+                    CategoryShare(
+                        category_id=None if cid == UNCATEGORIZED else cid,
+                        name=cat.name
                         if cat
                         else ("Uncategorized" if cid == UNCATEGORIZED else "Deleted category"),
-                        "color": cat.color.value if cat else None,
-                        "amount": money(amount, cur),
-                        "share": round(amount * 100 / total, 2) if total else 0.0,
-                    }
+                        color=cat.color if cat else None,
+                        amount=Money(amount, cur),
+                        share=_share(amount, total),
+                    )
                 )
             rest = sum(v for _, v in ranked[top:])
-            out.append(
-                {
-                    "currency": cur,
-                    "total": money(total, cur),
-                    "categories": items,
-                    "other": {
-                        "amount": money(rest, cur),
-                        "share": round(rest * 100 / total, 2) if total else 0.0,
-                        "count": max(len(ranked) - top, 0),
-                    },
-                }
-            )
-        return {"month": month, **out[0], "other_currencies": out[1:]}
+            other = OtherShare(Money(rest, cur), _share(rest, total), max(len(ranked) - top, 0))
+            out.append(CurrencySpending(cur, Money(total, cur), tuple(items), other))
+        return _first_with_others(Spending, out, month=month)
 
-    def recent(self, user_id: str, limit: int) -> list[Any]:
+    def recent(self, user_id: str, limit: int) -> list[Transaction]:
         page = self.ledger.list_transactions(user_id, TransactionFilter(), limit, None)
         return page.items
 
-    def accounts(self, user_id: str, month: str | None) -> dict[str, Any]:
+    def accounts(self, user_id: str, month: str | None) -> Accounts:
         month = parse_month(month) if month else self.this_month()
         model = self.ledger.get_months(user_id, [month]).get(month, {})
         rows = []
         for a in self._accounts(user_id):
             node = (model.get(a.currency, {}).get("accounts") or {}).get(a.id, {})
             income, expense = _flows(node)
+            cur = a.currency
             rows.append(
-                {
-                    "id": a.id,
-                    "name": a.name,
-                    "type": a.type.value,
-                    "currency": a.currency,
-                    "balance": money(a.balance, a.currency),
-                    "month_income": money(income, a.currency),
-                    "month_expense": money(expense, a.currency),
-                    "month_transfers_in": money(int(node.get("transfers_in", 0)), a.currency),
-                    "month_transfers_out": money(int(node.get("transfers_out", 0)), a.currency),
-                }
+                AccountRow(
+                    id=a.id,
+                    name=a.name,
+                    type=a.type,
+                    currency=cur,
+                    balance=Money(a.balance, cur),
+                    month_income=Money(income, cur),
+                    month_expense=Money(expense, cur),
+                    month_transfers_in=Money(int(node.get("transfers_in", 0)), cur),
+                    month_transfers_out=Money(int(node.get("transfers_out", 0)), cur),
+                )
             )
-        return {"month": month, "accounts": rows}
+        return Accounts(month, tuple(rows))
 
     def category_insights(
         self, user_id: str, category_id: str, end: str | None, months: int
-    ) -> dict[str, Any]:
+    ) -> Insights:
         end = parse_month(end, "end") if end else self.this_month()
         if not 1 <= months <= MAX_MONTHS:
             raise ValidationFailed.on("months", f"between 1 and {MAX_MONTHS}")
@@ -234,7 +351,7 @@ class DashboardService:
         }
         out = []
         for cur in self._currencies(preferred, seen):
-            monthly: list[dict[str, Any]] = []
+            monthly: list[TrendPoint] = []
             by_account: dict[str, tuple[int, int]] = {}
             total_in = total_out = 0
             for month in span:
@@ -243,36 +360,26 @@ class DashboardService:
                 )
                 income, expense = _flows(node)
                 total_in, total_out = total_in + income, total_out + expense
-                monthly.append({"month": month, **_totals(cur, income, expense)})
+                monthly.append(TrendPoint.of(cur, income, expense, month=month))
                 for aid, flows in (node.get("accounts") or {}).items():
                     i, e = _flows(flows)
                     prev = by_account.get(aid, (0, 0))
                     by_account[aid] = (prev[0] + i, prev[1] + e)
-            accounts = [
-                {
-                    "account_id": aid,
-                    "account_name": names.get(aid, "Deleted account"),
-                    **_totals(cur, i, e),
-                }
+            accounts = tuple(
+                InsightAccount.of(
+                    cur, i, e, account_id=aid, account_name=names.get(aid, "Deleted account")
+                )
                 for aid, (i, e) in sorted(by_account.items(), key=lambda kv: -sum(kv[1]))
                 if i or e
-            ]
-            out.append(
-                {
-                    "currency": cur,
-                    **_totals(cur, total_in, total_out),
-                    "monthly": monthly,
-                    "accounts": accounts,
-                }
             )
-        return {
-            "category": {
-                "id": category.id,
-                "name": category.name,
-                "color": category.color.value,
-                "type": category.type.value,
-            },
-            "months": span,
-            **out[0],
-            "other_currencies": out[1:],
-        }
+            out.append(
+                CurrencyInsights.of(
+                    cur,
+                    total_in,
+                    total_out,
+                    currency=cur,
+                    monthly=tuple(monthly),
+                    accounts=accounts,
+                )
+            )
+        return _first_with_others(Insights, out, category=category, months=tuple(span))
