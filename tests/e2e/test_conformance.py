@@ -1,0 +1,184 @@
+"""The API against its own OpenAPI document: schemathesis generates requests for every public
+operation of the merged document (openapi/openapi.json, kept current by tests/unit/
+test_openapi.py), sends them through the real gateway as a registered user, and checks each
+answer: no 5xx, a documented status, a documented content type, a body matching its schema,
+schema-invalid requests refused, schema-valid requests accepted. Internal operations (Cloud
+Tasks and Scheduler targets, which the gateway never forwards) go to their function directly
+with the stack's internal credentials.
+
+Bounded for the suite (`VALORIZE_CONFORMANCE_EXAMPLES`, default 8 per operation and mode,
+derandomized so CI sees the same requests every run); `nox -s hostile` runs it with many more
+and writes its figures to load/results/reliability.md (`VALORIZE_CONFORMANCE_TALLY`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import CheckContext
+from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from devstack.stack import Stack
+from functions.registry import function_for, internal_paths, public_routes
+from tests.e2e.conftest import Api, register
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENT = json.loads((ROOT / "openapi" / "openapi.json").read_text(encoding="utf-8"))
+EXAMPLES = int(os.environ.get("VALORIZE_CONFORMANCE_EXAMPLES", "8"))
+# Where `nox -s hostile` collects the figures of a run (a JSON file); unset in the suite.
+TALLY = os.environ.get("VALORIZE_CONFORMANCE_TALLY")
+
+
+def _prefix(path: str) -> str:
+    return path.split("/")[2]
+
+
+def is_public(path: str) -> bool:
+    """What the load balancer (and the local gateway) forwards."""
+    return _prefix(path) in public_routes() and not any(
+        path.startswith(p) if p.endswith("/") else path == p for p in internal_paths()
+    )
+
+
+schema = schemathesis.openapi.from_dict(DOCUMENT)
+schema.config.generation.update(
+    modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=EXAMPLES
+)
+public = schema.include(lambda ctx: is_public(ctx.operation.path))
+internal = schema.exclude(lambda ctx: is_public(ctx.operation.path))
+
+BOUNDED = settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    print_blob=False,
+)
+
+
+def problems_name_fields(ctx: CheckContext, response: Any, case: Any) -> bool | None:
+    """The contract beyond the document: an error is problem+json, and a 422 names the
+    fields it refused."""
+    if response.status_code < 400:
+        return None
+    kind = response.headers.get("content-type", [""])[0]
+    assert kind.startswith("application/problem+json"), (response.status_code, kind)
+    body = response.json()
+    assert body["status"] == response.status_code, body
+    if response.status_code == 422:
+        assert body.get("errors") and all(e["field"] for e in body["errors"]), body
+    return None
+
+
+CHECKS = [
+    schemathesis.checks.not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
+    problems_name_fields,
+]
+
+
+@dataclass
+class Tally:
+    """Figures of a run, for `nox -s hostile`: per operation, requests, 5xx and failures."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    server_errors: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, list[str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, label: str, status: int, failure: BaseException | None) -> None:
+        with self.lock:
+            self.requests[label] += 1
+            if status >= 500:
+                self.server_errors[label] += 1
+            if failure is not None:
+                self.failures[label] += 1
+                self.samples.setdefault(label, [])
+                if len(self.samples[label]) < 3:
+                    self.samples[label].append(str(failure)[:400])
+
+    def write(self, path: str) -> None:
+        with self.lock:
+            data = {
+                "examples": EXAMPLES,
+                "operations": sorted(self.requests),
+                "requests": dict(self.requests),
+                "server_errors": dict(self.server_errors),
+                "failures": dict(self.failures),
+                "samples": self.samples,
+            }
+        Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+TALLIED = Tally()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_tally() -> Iterator[None]:
+    yield
+    if TALLY:
+        TALLIED.write(TALLY)
+
+
+def run(case: Any, base_url: str, headers: dict[str, str]) -> None:
+    label = case.operation.label
+    try:
+        response = case.call(base_url=base_url, headers=headers, timeout=30)
+    except Exception as e:  # a dropped connection is as bad as a 5xx
+        TALLIED.record(label, 599, e)
+        raise
+    failure: BaseException | None = None
+    try:
+        case.validate_response(response, checks=CHECKS, headers=headers)
+    except (Failure, FailureGroup, AssertionError) as e:
+        failure = e
+    TALLIED.record(label, response.status_code, failure)
+    if failure is not None:
+        raise failure
+
+
+@pytest.fixture
+def user(base_url: str) -> Api:
+    """A fresh user per operation: one operation's writes (a ceiling reached, a rate limit)
+    never decide another's answers."""
+    return register(base_url)
+
+
+@public.parametrize()
+@BOUNDED
+def test_public_operations_conform_to_the_document(case: Any, base_url: str, user: Api) -> None:
+    run(case, base_url, {"Authorization": f"Bearer {user.token}"})
+
+
+@internal.parametrize()
+@BOUNDED
+def test_internal_operations_conform_to_the_document(case: Any, stack: Stack) -> None:
+    from valorize.config import INTERNAL_HEADER
+
+    name = function_for(_prefix(case.operation.path)).name
+    run(case, stack.urls.functions[name], {INTERNAL_HEADER: stack.secret})
