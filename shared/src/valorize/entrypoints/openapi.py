@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from valorize.entrypoints.routes import PATH_IDS, Idempotency, Route
+from valorize.entrypoints.routes import PATH_IDS, Gone, Idempotency, Route
 from valorize.entrypoints.schemas import Problem
 
 REF = "#/components/schemas/{model}"
@@ -79,6 +79,24 @@ def _form(model: type[BaseModel]) -> dict[str, Any]:
     return {"type": "object", "required": schema.get("required", []), "properties": properties}
 
 
+_SUCCESS_TEXT = {201: "Created", 202: "Accepted"}
+
+
+def _success(r: Route, status: int, keyed: dict[Any, Any]) -> dict[str, Any]:
+    if r.response is None:
+        return {
+            "description": "Deleted" if r.method == "DELETE" else _SUCCESS_TEXT.get(status, "OK")
+        }
+    schema = keyed[(r.response, "serialization")]
+    if r.gone:
+        # The task's subject was deleted since it was enqueued: {"status": "gone"}.
+        schema = {"oneOf": [schema, keyed[(Gone, "serialization")]]}
+    return {
+        "description": _SUCCESS_TEXT.get(status, "OK"),
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
 def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
     models: list[tuple[type[BaseModel], Any]] = [(Problem, "serialization")]
     for r in routes:
@@ -86,6 +104,8 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
             models.append((r.body, "validation"))
         if r.response is not None:
             models.append((r.response, "serialization"))
+        if r.gone:
+            models.append((Gone, "serialization"))
     keyed, defs = models_json_schema(models, ref_template=REF)
     schemas: dict[str, Any] = defs.get("$defs", {})
 
@@ -136,16 +156,14 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "maxLength": 255},
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                     "description": _IDEMPOTENCY_KEY[r.idempotency],
                 }
             )
-        ok: dict[str, Any] = {"description": "OK" if r.status != 201 else "Created"}
-        if r.response is not None:
-            ok["content"] = {"application/json": {"schema": keyed[(r.response, "serialization")]}}
-        elif r.method == "DELETE":
-            ok = {"description": "Deleted"}
-        op["responses"][str(r.status if r.method != "DELETE" else 204)] = ok
+        for status in (r.status, *r.statuses):
+            op["responses"][str(status if r.method != "DELETE" else 204)] = _success(
+                r, status, keyed
+            )
         codes = set(r.errors)
         if r.auth:
             codes.add(401)
@@ -154,6 +172,8 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
             codes |= {400, 413, 415, 422}
         if r.query is not None or names:
             codes.add(422 if r.query is not None else 404)
+        if r.idempotency is not None:
+            codes.add(422)  # a malformed Idempotency-Key, or one reused with another body
         writes = r.method != "GET"
         if writes:
             codes.add(409)

@@ -6,11 +6,13 @@ module beside it (budgets, recurrences, rules, imports, automations)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -20,7 +22,7 @@ from pydantic import (
 
 from valorize.domain import ids
 from valorize.domain.model import AccountType, CategoryType, Color, TransactionType
-from valorize.domain.money import is_currency
+from valorize.domain.money import is_currency, iso4217_codes
 
 # Amounts are 64-bit signed minor units: wide enough for any balance, and refusing values
 # Firestore's integer type would silently mangle.
@@ -33,7 +35,35 @@ def _currency(code: str) -> str:
     return code
 
 
-CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_currency)]
+def _currency_enum(schema: dict[str, Any]) -> None:
+    # The codes themselves, so that the document refuses what the API refuses ("AAA" fits
+    # [A-Z]{3}); built when the document is, never on a request's path.
+    schema["enum"] = sorted(iso4217_codes())
+
+
+CurrencyCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    AfterValidator(_currency),
+    Field(json_schema_extra=_currency_enum),
+]
+# A year 0000 has no calendar (no date in it exists), so the pattern leaves it out.
+MONTH_PATTERN = (
+    r"^([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])$"
+)
+Month = Annotated[str, StringConstraints(pattern=MONTH_PATTERN)]
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: object) -> object:
+    # Query strings are validated laxly, and lax pydantic reads "0" as 1970-01-01 (a Unix
+    # timestamp): a date in a query is YYYY-MM-DD and nothing else.
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("use YYYY-MM-DD, e.g. 2026-11-30")
+    return value
+
+
+QueryDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 MinorUnits = Annotated[StrictInt, Field(ge=-MINOR_UNITS_MAX, le=MINOR_UNITS_MAX)]
 PositiveMinorUnits = Annotated[StrictInt, Field(gt=0, le=MINOR_UNITS_MAX)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
@@ -191,8 +221,8 @@ class Page(BaseModel):
 class ListTransactions(Page):
     account_id: Id | None = None
     category_id: Id | None = None
-    from_: dt.date | None = Field(default=None, alias="from")
-    to: dt.date | None = None
+    from_: QueryDate | None = Field(default=None, alias="from")
+    to: QueryDate | None = None
     type: TransactionType | None = None
     min_amount: Annotated[int, Field(ge=0, le=MINOR_UNITS_MAX)] | None = Field(
         default=None, description="Minimum magnitude |amount| in minor units"

@@ -19,6 +19,16 @@ class ListImportRows(Page):
 
 
 class UpdateImportRow(RequestModel):
+    # The document says what the validator below checks: one of the two, not null.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                for name in ("include", "resolution")
+            ]
+        }
+    )
+
     include: bool | None = Field(
         default=None,
         description="Import this row at commit (for a conflict: true = import_anyway, "
