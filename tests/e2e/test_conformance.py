@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import CheckContext
 from schemathesis.core.failures import Failure, FailureGroup
@@ -72,6 +72,9 @@ BOUNDED = settings(
     deadline=None,
     suppress_health_check=list(HealthCheck),
     print_blob=False,
+    # No shrinking: every request goes through the whole stack (a registration costs seconds
+    # of password hashing), and the failing request is reported as sent.
+    phases=[Phase.explicit, Phase.generate],
 )
 
 
@@ -135,6 +138,7 @@ class Tally:
     """Figures of a run, for `nox -s hostile`: per operation, requests, 5xx and failures."""
 
     requests: Counter[str] = field(default_factory=Counter)
+    classes: Counter[str] = field(default_factory=Counter)
     server_errors: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     samples: dict[str, list[str]] = field(default_factory=dict)
@@ -143,6 +147,7 @@ class Tally:
     def record(self, label: str, status: int, failure: BaseException | None) -> None:
         with self.lock:
             self.requests[label] += 1
+            self.classes[f"{status // 100}xx"] += 1
             if status >= 500:
                 self.server_errors[label] += 1
             if failure is not None:
@@ -157,6 +162,7 @@ class Tally:
                 "examples": EXAMPLES,
                 "operations": sorted(self.requests),
                 "requests": dict(self.requests),
+                "classes": dict(self.classes),
                 "server_errors": dict(self.server_errors),
                 "failures": dict(self.failures),
                 "samples": self.samples,
