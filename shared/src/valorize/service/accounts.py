@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from valorize.domain import ceilings
-from valorize.domain.errors import Conflict, NotFound, ValidationFailed
+from valorize.domain.errors import Conflict, NotFound
 from valorize.domain.events import AccountChanged, AccountDeleted
 from valorize.domain.limits import check_ceiling
 from valorize.domain.model import Account
@@ -77,9 +77,6 @@ class AccountService:
         now = self.clock.now()
 
         def mutate(account: Account) -> Account:
-            for required in ("name", "type", "currency", "opening_balance"):
-                if required in changes and changes[required] is None:
-                    raise ValidationFailed.on(required, "cannot be null")
             currency = changes.get("currency", account.currency)
             if currency != account.currency and account.transaction_count:
                 raise Conflict("the currency of an account with transactions cannot change")

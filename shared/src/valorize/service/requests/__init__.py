@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -16,9 +16,14 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    GetJsonSchemaHandler,
     StrictInt,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from valorize.domain import ids
 from valorize.domain.model import AccountType, CategoryType, Color, TransactionType
@@ -77,6 +82,31 @@ ImportId = Annotated[str, StringConstraints(pattern=ids.IMPORT.pattern)]
 class RequestModel(BaseModel):
     # Unknown fields are refused rather than ignored so a typo never silently drops data.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # PATCH fields that may be left out but never cleared: an explicit null is a 422 naming
+    # the field, and the document leaves null out of their schemas.
+    NOT_NULL: ClassVar[tuple[str, ...]] = ()
+
+    @field_validator("*")
+    @classmethod
+    def _not_cleared(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name in cls.NOT_NULL:
+            raise ValueError("cannot be null")
+        return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        target = handler.resolve_ref_schema(schema)
+        for name in cls.NOT_NULL:
+            prop = target["properties"][name]
+            # Left out means unchanged: no default to show, and null is no value of it.
+            prop.pop("default", None)
+            kept = [s for s in prop.pop("anyOf", [prop]) if s.get("type") != "null"]
+            if kept != [prop]:
+                prop.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+        return schema
 
     def given(self) -> dict[str, Any]:
         """The fields the caller actually sent (PATCH semantics: absent = unchanged)."""
@@ -131,6 +161,8 @@ class CreateAccount(RequestModel):
 
 
 class UpdateAccount(RequestModel):
+    NOT_NULL = ("name", "type", "currency", "opening_balance")
+
     name: Name | None = None
     type: AccountType | None = None
     currency: CurrencyCode | None = Field(
@@ -158,6 +190,8 @@ class CreateCategory(RequestModel):
 
 
 class UpdateCategory(RequestModel):
+    NOT_NULL = ("name", "color", "type")
+
     name: (
         Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)] | None
     ) = None
@@ -189,6 +223,8 @@ class CreateTransaction(RequestModel):
 
 
 class UpdateTransaction(RequestModel):
+    NOT_NULL = ("amount", "date", "description")
+
     amount: MinorUnits | None = None
     date: dt.date | None = None
     description: Description | None = None

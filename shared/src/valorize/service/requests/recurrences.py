@@ -149,6 +149,7 @@ class UpdateRecurrence(RequestModel):
     A new `schedule` replaces the old one. Occurrences already materialized stay (the
     watermark is kept): changing the schedule or start never re-creates past dates."""
 
+    NOT_NULL = ("account_id", "amount", "description", "schedule", "start")
     account_id: Id | None = None
     amount: NonZeroMinorUnits | None = None
     description: Description | None = None
