@@ -114,3 +114,18 @@ def test_a_row_update_names_include_or_resolution() -> None:
     assert valid(schema, {"resolution": "keep_existing"})
     assert not valid(schema, {})
     assert not valid(schema, {"include": None})
+
+
+@pytest.mark.parametrize(
+    ("path", "kept", "clearable"),
+    [
+        ("/api/accounts/{account_id}", "name", "bank_name"),
+        ("/api/categories/{category_id}", "color", "parent_id"),
+        ("/api/transactions/{transaction_id}", "amount", "category_id"),
+        ("/api/recurrences/{recurrence_id}", "start", "end"),
+    ],
+)
+def test_a_patch_documents_which_fields_null_clears(path: str, kept: str, clearable: str) -> None:
+    schema = body_schema("patch", path)
+    assert not valid(schema, {kept: None})
+    assert valid(schema, {clearable: None})
