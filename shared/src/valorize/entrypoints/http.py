@@ -180,6 +180,11 @@ class FunctionApp:
             if route.idempotency is not None and (route.method != "POST" or not route.auth):
                 raise ValueError(f"{route.path}: Idempotency-Key is for a user's POST")
         configure_logging()
+        if flask.has_app_context():
+            # functions-framework runs main.py inside the app it serves from, whose one route
+            # (`/<path:path>`) matches no path with a newline: its HTML 404 would answer for
+            # us. Such a path goes through this pipeline like any other (a problem+json 404).
+            flask.current_app.register_error_handler(404, lambda _e: self(flask.request))
         # functions-framework imports main.py in gunicorn's master and serves from the workers
         # it forks: sockets and gRPC channels do not survive a fork, so each worker warms its
         # own clients as it starts. A process that serves without forking (the Flask debug
