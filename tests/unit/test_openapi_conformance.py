@@ -129,3 +129,11 @@ def test_a_patch_documents_which_fields_null_clears(path: str, kept: str, cleara
     schema = body_schema("patch", path)
     assert not valid(schema, {kept: None})
     assert valid(schema, {clearable: None})
+
+
+@pytest.mark.parametrize("domain", ["07tjquwn.test", "x.LOCAL", "onion", "home.arpa."])
+def test_special_use_email_domains_are_outside_the_document(domain: str) -> None:
+    register = body_schema("post", "/api/auth/register")
+    person = {"password": "a long password", "name": "A", "preferred_currency": "BRL"}
+    assert valid(register, {**person, "email": "ana@example.com"})
+    assert not valid(register, {**person, "email": f"ana@{domain}"})
