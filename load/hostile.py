@@ -75,10 +75,11 @@ def section(data: dict[str, Any], code: int, seconds: float) -> str:
         "Checks on every answer: not_a_server_error, status_code_conformance, "
         "content_type_conformance, response_headers_conformance, "
         "response_schema_conformance, negative_data_rejection, positive data accepted "
-        "(schemathesis' positive_data_acceptance less the refusals no schema can express: a "
+        "(schemathesis' positive_data_acceptance less the refusals no JSON Schema of "
+        "independent fields can state, listed in `STATEFUL_REFUSALS` of the test: a "
         "reference to something the user does not have, a cursor the API never issued, a "
-        "per-user ceiling, an upload that is not a statement), and every error "
-        "problem+json naming its fields.",
+        "per-user ceiling, one field against another, today's date, RE2 patterns, an upload "
+        "that is not a statement), and every error problem+json naming its fields.",
         "",
         "| figure | value |",
         "| --- | --- |",
@@ -95,7 +96,7 @@ def section(data: dict[str, Any], code: int, seconds: float) -> str:
     if failures:
         lines += ["Failures, per operation (first messages):", ""]
         for label, count in sorted(failures.items()):
-            lines.append(f"- `{label}`: {count} failing responses")
+            lines.append(f"- `{label}`: {count} failing response(s)")
             for sample in data["samples"].get(label, [])[:2]:
                 first = " ".join(sample.split())[:300]
                 lines.append(f"  - {first}")
