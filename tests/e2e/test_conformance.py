@@ -122,7 +122,7 @@ STATEFUL_REFUSALS = re.compile(
             r"budgets are in your preferred currency, [A-Z]{3}",
             r"must differ from [a-z_]+",
             r"must not exceed [a-z_]+",
-            r"must not be before [a-z_]+",
+            r"must not be (before|after) '?[a-z_]+'?",
             r"a rule sets the category or the description once",
             # RE2 (rules' regular expressions): JSON Schema's "regex" format is ECMA 262.
             r"not a regular expression rules can run \(.*\): patterns use RE2 syntax.*",

@@ -137,3 +137,26 @@ def test_special_use_email_domains_are_outside_the_document(domain: str) -> None
     person = {"password": "a long password", "name": "A", "preferred_currency": "BRL"}
     assert valid(register, {**person, "email": "ana@example.com"})
     assert not valid(register, {**person, "email": f"ana@{domain}"})
+
+
+@pytest.mark.parametrize("blank", [" ", "\t\n", "\x1c", "\u3000\u00a0"])
+def test_a_blank_name_is_outside_the_document(blank: str) -> None:
+    """Names are stripped, then need a character: the document says what strip() removes."""
+    schema = body_schema("post", "/api/categories")
+    assert valid(schema, {"name": " Food ", "color": "red"})
+    assert not valid(schema, {"name": blank, "color": "red"})
+    contains = {"field": "description", "op": "contains", "value": blank}
+    rule = {
+        "name": "r",
+        "conditions": [contains],
+        "actions": [{"action": "add_note", "value": "n"}],
+    }
+    assert not valid(body_schema("post", "/api/rules"), rule)
+
+
+def test_an_amount_condition_names_a_bound() -> None:
+    rule = {"name": "r", "actions": [{"action": "add_note", "value": "n"}]}
+    schema = body_schema("post", "/api/rules")
+    between = {"field": "amount", "op": "between"}
+    assert valid(schema, {**rule, "conditions": [{**between, "value": {"min": 1}}]})
+    assert not valid(schema, {**rule, "conditions": [{**between, "value": {}}]})

@@ -29,6 +29,13 @@ from valorize.domain import ids
 from valorize.domain.model import AccountType, CategoryType, Color, TransactionType
 from valorize.domain.money import is_currency, iso4217_codes
 
+# A stripped string of at least one character has one that str.strip() keeps: the document
+# says so with the whitespace Python strips, spelled out (ECMA 262's \s is another set).
+PYTHON_SPACE = (
+    "\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+NOT_BLANK = Field(json_schema_extra={"not": {"pattern": f"^[{PYTHON_SPACE}]*$"}})
+
 # Amounts are 64-bit signed minor units: wide enough for any balance, and refusing values
 # Firestore's integer type would silently mangle.
 MINOR_UNITS_MAX = 2**53 - 1
@@ -86,12 +93,23 @@ def _iso_date(value: object) -> object:
 QueryDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 MinorUnits = Annotated[StrictInt, Field(ge=-MINOR_UNITS_MAX, le=MINOR_UNITS_MAX)]
 PositiveMinorUnits = Annotated[StrictInt, Field(gt=0, le=MINOR_UNITS_MAX)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), NOT_BLANK
+]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 # Ids in bodies and queries: exactly the forms the API issues (domain/ids.py), so nothing else
 # reaches a document path; anything else is a 422 naming the field.
 Id = Annotated[str, StringConstraints(pattern=ids.ENTITY.pattern)]
 ImportId = Annotated[str, StringConstraints(pattern=ids.IMPORT.pattern)]
+
+
+def one_given(*names: str) -> dict[str, Any]:
+    """A body's schema for "at least one of these, not null" (a model validator checks it)."""
+    return {
+        "anyOf": [
+            {"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names
+        ]
+    }
 
 
 class RequestModel(BaseModel):
@@ -155,9 +173,11 @@ class CreateToken(RequestModel):
 
 # --- accounts ---------------------------------------------------------------------------------
 
-BankCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+BankCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32), NOT_BLANK
+]
 AccountNumber = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NOT_BLANK
 ]
 
 
@@ -197,7 +217,9 @@ class UpdateAccount(RequestModel):
 
 
 class CreateCategory(RequestModel):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60), NOT_BLANK
+    ]
     color: Color
     type: CategoryType = CategoryType.EXPENSE
     description: Text | None = None
@@ -208,7 +230,10 @@ class UpdateCategory(RequestModel):
     NOT_NULL = ("name", "color", "type")
 
     name: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)] | None
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60), NOT_BLANK
+        ]
+        | None
     ) = None
     color: Color | None = None
     type: CategoryType | None = None
@@ -218,7 +243,9 @@ class UpdateCategory(RequestModel):
 
 # --- transactions -----------------------------------------------------------------------------
 
-Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Description = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NOT_BLANK
+]
 
 
 class SplitIn(RequestModel):
@@ -282,7 +309,9 @@ class ListTransactions(Page):
         default=None, description="Maximum magnitude |amount| in minor units"
     )
     q: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NOT_BLANK
+        ]
         | None
     ) = Field(
         default=None,
