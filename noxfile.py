@@ -1,6 +1,6 @@
 """Every routine task: `nox -s dev`, `nox -s tests`, `nox -s verify`, `nox -s chaos`,
-`nox -s lint`, `nox -s typecheck`, `nox -s openapi`, `nox -s package -- <function>|all`,
-`nox -s infra`, `nox -s bench -- <name>`."""
+`nox -s hostile`, `nox -s lint`, `nox -s typecheck`, `nox -s openapi`,
+`nox -s package -- <function>|all`, `nox -s infra`, `nox -s bench -- <name>`."""
 
 from __future__ import annotations
 
@@ -86,6 +86,16 @@ def openapi(session: nox.Session) -> None:
     """Write the merged OpenAPI document to openapi/openapi.json."""
     session.install(*DEV)
     session.run("python", "-m", "devstack.openapi", "--write", "openapi/openapi.json")
+
+
+@nox.session(python=PYTHON)
+def hostile(session: nox.Session) -> None:
+    """The hostile-input suite's long run: schemathesis over every operation of the merged
+    OpenAPI document with many examples (`-- --examples N`, default 100 per operation and
+    mode) on a fresh stack; writes its figures (operations, requests, 5xx, check failures)
+    to load/results/reliability.md. The suite runs the same test bounded."""
+    session.install(*DEV)
+    session.run("python", "load/hostile.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)

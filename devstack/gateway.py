@@ -266,9 +266,10 @@ def make_app(
     app.cleanup_ctx.append(_client_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_route("*", r"/api/{name}", api)
-    app.router.add_route("*", r"/api/{name}/{tail:.*}", api)
-    app.router.add_route("*", r"/socket.io/{tail:.*}", socketio)
-    app.router.add_route("*", r"/{tail:.*}", not_found)
+    # A path may hold any character once decoded (a newline too, which "." would not match).
+    app.router.add_route("*", r"/api/{name}/{tail:[\s\S]*}", api)
+    app.router.add_route("*", r"/socket.io/{tail:[\s\S]*}", socketio)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", not_found)
     return app
 
 

@@ -41,7 +41,7 @@ from valorize.adapters.realtime import CHANNEL, CatchUp, EventLog, user_room
 from valorize.adapters.revocations import RedisRevocationFeed
 from valorize.config import Settings
 from valorize.domain.errors import Unauthorized
-from valorize.entrypoints.http import configure_logging
+from valorize.entrypoints.request_log import configure_logging
 from valorize.service.auth import Principal
 from valorize.service.ports import RevocationFeed
 

@@ -65,7 +65,7 @@ app = FunctionApp(
             body=r.Login,
             response=LoginOut,
             auth=False,
-            errors=(429,),
+            errors=(401, 429),
         ),
         Route("GET", "/api/auth/me", me, "The calling user's profile", response=UserOut),
         Route(

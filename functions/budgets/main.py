@@ -63,6 +63,7 @@ app = FunctionApp(
             body=b.CreateBudget,
             response=BudgetOut,
             status=201,
+            statuses=(200,),
             idempotency=CLAIM,
         ),
         Route(

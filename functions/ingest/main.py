@@ -135,6 +135,7 @@ app = FunctionApp(
             f"continues in the background). Idempotent. {REFUSAL}: checked before anything "
             "is written, the import stays ready",
             response=ImportOut,
+            statuses=(202,),
             idempotency=Idempotency.CLAIM,
             errors=(404, 409, 422),
         ),
@@ -145,6 +146,7 @@ app = FunctionApp(
             "Remove exactly this import's transactions, restoring balances (200, or 202 when "
             f"large). Idempotent. {REFUSAL}: checked before anything is written",
             response=ImportOut,
+            statuses=(202,),
             idempotency=Idempotency.CLAIM,
             errors=(404, 409, 422),
         ),

@@ -27,7 +27,8 @@ from valorize.domain.errors import (
     Unavailable,
 )
 from valorize.entrypoints import routes
-from valorize.entrypoints.http import FunctionApp, JsonLogFormatter, configure_logging
+from valorize.entrypoints.http import FunctionApp
+from valorize.entrypoints.request_log import JsonLogFormatter, configure_logging
 from valorize.entrypoints.routes import Call, Resource, Route
 from valorize.entrypoints.schemas import ListOf, TransactionOut
 from valorize.service import requests as c

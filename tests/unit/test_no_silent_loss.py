@@ -12,7 +12,7 @@ import pytest
 from valorize.adapters.tasks import CloudTasksQueue, UndeclaredQueue
 from valorize.config import Settings
 from valorize.domain.events import BudgetChanged, Event
-from valorize.entrypoints.http import JsonLogFormatter
+from valorize.entrypoints.request_log import JsonLogFormatter
 from valorize.service.messagebus import SUBSCRIBER_FAILED, MessageBus
 
 

@@ -7,7 +7,7 @@ from functools import cache
 
 
 @cache
-def _iso4217_codes() -> frozenset[str]:
+def iso4217_codes() -> frozenset[str]:
     # Imported lazily: the table costs a few ms and only validation needs it.
     from iso4217 import Currency
 
@@ -17,7 +17,7 @@ def _iso4217_codes() -> frozenset[str]:
 
 
 def is_currency(code: str) -> bool:
-    return len(code) == 3 and code.isupper() and code in _iso4217_codes()
+    return len(code) == 3 and code.isupper() and code in iso4217_codes()
 
 
 def minor_unit_exponent(code: str) -> int:

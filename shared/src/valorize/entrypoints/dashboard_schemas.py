@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from valorize.domain.model import Transaction
 from valorize.entrypoints.schemas import MoneyOut, Out, TransactionOut
+from valorize.service.requests import Month
 
-Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 Months = Annotated[int, Field(ge=1, le=24, description="How many months, at most 24")]
 
 

@@ -1,7 +1,8 @@
 """A thin HTTP layer for Cloud Run functions: a table of routes (entrypoints/routes.py), each
 parsed, authenticated, validated, made idempotent and rendered the same way, with
-problem+json errors and one structured log line per request. A function's main.py lists its
-routes and hands them, with the instance's Services, to `FunctionApp`."""
+problem+json errors and one structured log line per request (entrypoints/request_log.py). A
+function's main.py lists its routes and hands them, with the instance's Services, to
+`FunctionApp`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import os
 import sys
 import threading
 import time
-import traceback
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +28,13 @@ from werkzeug.routing import Map, Rule
 from valorize.domain.errors import Contention, DomainError, FieldError, RateLimited
 from valorize.entrypoints.internal import check_internal
 from valorize.entrypoints.openapi import build_document
-from valorize.entrypoints.routes import PATH_IDS, Call, Idempotency, Route, client_ip
+from valorize.entrypoints.request_log import (
+    INTERNAL_ROUTE,
+    configure_logging,
+    log_request,
+    trace_fields,
+)
+from valorize.entrypoints.routes import PATH_IDS, Call, Idempotency, Route
 from valorize.entrypoints.schemas import FieldProblem, Problem
 from valorize.service.ports import (
     IdempotencyMark,
@@ -47,8 +53,6 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 # A claim whose request died without answering frees itself after this long.
 CLAIM_TTL = timedelta(seconds=60)
 PROBLEM = "application/problem+json"
-# Marks a request to an internal route (the WSGI environ is the request's own).
-INTERNAL_ROUTE = "valorize.internal_route"
 
 
 def _backend_down(error: Exception) -> bool:
@@ -124,43 +128,6 @@ def _validation_problem(err: ValidationError, model: type[BaseModel], where: str
     return problem(422, "Unprocessable Content", f"invalid {where}: {names}", fields)
 
 
-def _trace(request: flask.Request) -> tuple[str | None, str | None]:
-    header = request.headers.get("X-Cloud-Trace-Context")
-    if header:
-        trace, _, rest = header.partition("/")
-        return trace or None, rest.split(";")[0] or None
-    parent = request.headers.get("traceparent", "").split("-")
-    if len(parent) == 4 and len(parent[1]) == 32:
-        return parent[1], parent[2]
-    return None, None
-
-
-class JsonLogFormatter(logging.Formatter):
-    """Cloud Logging's structured format: one JSON object per line on stdout."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = getattr(record, "entry", None) or {}
-        entry = {
-            "severity": record.levelname,
-            "message": record.getMessage(),
-            "logger": record.name,
-            **entry,
-        }
-        if record.exc_info:
-            entry["stack_trace"] = "".join(traceback.format_exception(*record.exc_info))
-        return json.dumps(entry, default=str, ensure_ascii=False)
-
-
-def configure_logging() -> None:
-    root = logging.getLogger()
-    if any(isinstance(h.formatter, JsonLogFormatter) for h in root.handlers):
-        return
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonLogFormatter())
-    root.handlers = [handler]
-    root.setLevel(logging.INFO)
-
-
 @dataclass
 class FunctionApp:
     """One Cloud Run function: `name` is its resource (`/api/<name>/...`), `services` the
@@ -215,6 +182,11 @@ class FunctionApp:
             if route.idempotency is not None and (route.method != "POST" or not route.auth):
                 raise ValueError(f"{route.path}: Idempotency-Key is for a user's POST")
         configure_logging()
+        if flask.has_app_context():
+            # functions-framework runs main.py inside the app it serves from, whose one route
+            # (`/<path:path>`) matches no path with a newline: its HTML 404 would answer for
+            # us. Such a path goes through this pipeline like any other (a problem+json 404).
+            flask.current_app.register_error_handler(404, lambda _e: self(flask.request))
         # functions-framework imports main.py in gunicorn's master and serves from the workers
         # it forks: sockets and gRPC channels do not survive a fork, so each worker warms its
         # own clients as it starts. A process that serves without forking (the Flask debug
@@ -286,7 +258,7 @@ class FunctionApp:
         except Reply as r:
             response = r.response
         except Exception as e:  # the last line of defence: never a stack trace out
-            fields = {"entry": self._log_fields(request)}
+            fields = {"entry": trace_fields(request, self.settings.project)}
             if _backend_down(e):
                 log.warning("backend unavailable: %s", e, extra=fields)
                 response = problem(
@@ -304,7 +276,15 @@ class FunctionApp:
                     500, "Internal Server Error", "an unexpected error occurred; it has been logged"
                 )
         self._cors(request, response)
-        self._log(request, response, started, user_id)
+        log_request(
+            self.name,
+            request,
+            response,
+            started,
+            user_id,
+            project=self.settings.project,
+            trusted_proxy_hops=self.settings.trusted_proxy_hops,
+        )
         return response
 
     def _dispatch(self, request: flask.Request) -> tuple[flask.Response, str]:
@@ -544,58 +524,6 @@ class FunctionApp:
                 "Authorization, Content-Type, Idempotency-Key"
             )
             response.headers["Access-Control-Max-Age"] = "3600"
-
-    def _log_fields(self, request: flask.Request) -> dict[str, Any]:
-        trace, span = _trace(request)
-        fields: dict[str, Any] = {}
-        if trace:
-            project = self.settings.project
-            fields["logging.googleapis.com/trace"] = f"projects/{project}/traces/{trace}"
-        if span:
-            fields["logging.googleapis.com/spanId"] = span
-        return fields
-
-    def _log(
-        self, request: flask.Request, response: flask.Response, started: float, user_id: str
-    ) -> None:
-        latency = time.perf_counter() - started
-        entry = {
-            **self._log_fields(request),
-            "function": self.name,
-            # The path only: query strings may carry search text, and headers carry tokens.
-            "httpRequest": {
-                "requestMethod": request.method,
-                "requestUrl": request.path,
-                "status": response.status_code,
-                "latency": f"{latency:.6f}s",
-                "remoteIp": client_ip(request, self.settings.trusted_proxy_hops),
-                "userAgent": request.headers.get("User-Agent", ""),
-                "requestSize": str(request.content_length or 0),
-                "responseSize": str(response.calculate_content_length() or 0),
-            },
-        }
-        if user_id:
-            entry["user_id"] = user_id
-        level = (
-            logging.ERROR
-            if response.status_code >= 500
-            else (logging.WARNING if response.status_code >= 400 else logging.INFO)
-        )
-        if request.environ.get(INTERNAL_ROUTE) and response.status_code in (400, 422):
-            # A task or scheduler call we cannot read is work that will never be done: an
-            # error to look at, not a client's mistake.
-            level = logging.ERROR
-            entry["dropped"] = "malformed internal payload: " + str(
-                json.loads(response.get_data()).get("detail")
-            )
-        log.log(
-            level,
-            "%s %s %s",
-            request.method,
-            request.path,
-            response.status_code,
-            extra={"entry": entry},
-        )
 
     # --- OpenAPI ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from valorize.entrypoints.routes import PATH_IDS, Idempotency, Route
+from valorize.entrypoints.routes import PATH_IDS, Gone, Idempotency, Route
 from valorize.entrypoints.schemas import Problem
 
 REF = "#/components/schemas/{model}"
@@ -29,7 +29,6 @@ _CONTENTION = (
     "Conflict. With Retry-After: concurrent writes to the same data outlasted this write's "
     "retries; nothing was written, send the same request again after Retry-After seconds"
 )
-_OK = {201: "Created", 202: "Accepted: continues in the background"}
 _LOCATION = {
     "Location": {
         "description": "Where its progress is read",
@@ -86,6 +85,24 @@ def _form(model: type[BaseModel]) -> dict[str, Any]:
     return {"type": "object", "required": schema.get("required", []), "properties": properties}
 
 
+_SUCCESS_TEXT = {201: "Created", 202: "Accepted: continues in the background"}
+
+
+def _success(r: Route, status: int, keyed: dict[Any, Any]) -> dict[str, Any]:
+    if r.response is None:
+        return {
+            "description": "Deleted" if r.method == "DELETE" else _SUCCESS_TEXT.get(status, "OK")
+        }
+    schema = keyed[(r.response, "serialization")]
+    if r.gone:
+        # The task's subject was deleted since it was enqueued: {"status": "gone"}.
+        schema = {"oneOf": [schema, keyed[(Gone, "serialization")]]}
+    return {
+        "description": _SUCCESS_TEXT.get(status, "OK"),
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
 def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
     models: list[tuple[type[BaseModel], Any]] = [(Problem, "serialization")]
     for r in routes:
@@ -93,6 +110,8 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
             models.append((r.body, "validation"))
         if r.response is not None:
             models.append((r.response, "serialization"))
+        if r.gone:
+            models.append((Gone, "serialization"))
     keyed, defs = models_json_schema(models, ref_template=REF)
     schemas: dict[str, Any] = defs.get("$defs", {})
 
@@ -143,20 +162,19 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "maxLength": 255},
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                     "description": _IDEMPOTENCY_KEY[r.idempotency],
                 }
             )
-        ok: dict[str, Any] = {"description": _OK.get(r.status, "OK")}
-        if r.response is not None:
-            ok["content"] = {"application/json": {"schema": keyed[(r.response, "serialization")]}}
         if r.method == "DELETE":
             op["responses"]["204"] = {"description": "Deleted"}
             if r.response is not None:
                 # A delete that may continue in the background: the answer is its progress.
-                op["responses"][str(r.status)] = {**ok, "headers": _LOCATION}
+                progress = _success(r, r.status, keyed)
+                op["responses"][str(r.status)] = {**progress, "headers": _LOCATION}
         else:
-            op["responses"][str(r.status)] = ok
+            for status in (r.status, *r.statuses):
+                op["responses"][str(status)] = _success(r, status, keyed)
         codes = set(r.errors)
         if r.auth:
             codes.add(401)
@@ -165,6 +183,8 @@ def build_document(name: str, routes: list[Route]) -> dict[str, Any]:
             codes |= {400, 413, 415, 422}
         if r.query is not None or names:
             codes.add(422 if r.query is not None else 404)
+        if r.idempotency is not None:
+            codes.add(422)  # a malformed Idempotency-Key, or one reused with another body
         writes = r.method != "GET"
         if writes:
             codes.add(409)

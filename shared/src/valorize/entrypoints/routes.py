@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import flask
 from pydantic import BaseModel
@@ -126,11 +126,16 @@ class Route:
     form: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
+    # Other success statuses the handler may answer with (it sets call.status), with the same
+    # response schema: e.g. 200 for a create that found the thing already there.
+    statuses: tuple[int, ...] = ()
     auth: bool = True
     errors: tuple[int, ...] = ()
     idempotency: Idempotency | None = None
     # Cloud Tasks / Cloud Scheduler targets: the invoker's credentials, never a user token.
     internal: bool = False
+    # A task whose subject may be gone answers `Gone` instead of `response` (see `task`).
+    gone: bool = False
     # A user's read answered through their query cache (adapters/cache.py), keyed by the
     # path and the validated query: its data must be covered by the cache invalidation
     # (bootstrap._subscribe_cache_invalidation), so every write to it bumps the user's version.
@@ -307,6 +312,7 @@ def task(
         auth=False,
         internal=True,
         errors=errors,
+        gone=gone,
     )
 
 
@@ -324,4 +330,4 @@ def _gone_if_missing(handler: Handler) -> Handler:
 class Gone(BaseModel):
     """A task's answer when its subject no longer exists."""
 
-    status: str
+    status: Literal["gone"]

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from valorize.domain import ceilings
-from valorize.domain.errors import Conflict, NotFound, ValidationFailed
+from valorize.domain.errors import Conflict, NotFound
 from valorize.domain.events import AccountChanged, AccountDeleted, AccountDeleting
 from valorize.domain.limits import check_ceiling
 from valorize.domain.model import Account, AccountDeletion, DeletionState
@@ -112,9 +112,6 @@ class AccountService:
         now = self.clock.now()
 
         def mutate(account: Account) -> Account:
-            for required in ("name", "type", "currency", "opening_balance"):
-                if required in changes and changes[required] is None:
-                    raise ValidationFailed.on(required, "cannot be null")
             currency = changes.get("currency", account.currency)
             if currency != account.currency and account.transaction_count:
                 raise Conflict("the currency of an account with transactions cannot change")

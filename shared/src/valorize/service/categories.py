@@ -85,9 +85,6 @@ class CategoryService:
     def update(self, user_id: str, category_id: str, cmd: UpdateCategory) -> Category:
         old = self.get(user_id, category_id)
         changes = cmd.given()
-        for required in ("name", "color", "type"):
-            if required in changes and changes[required] is None:
-                raise ValidationFailed.on(required, "cannot be null")
         new = replace(old, **changes, updated_at=self.clock.now())
         if "parent_id" in changes or "type" in changes:
             self._check_parent(user_id, new.parent_id, new)

@@ -94,10 +94,6 @@ class RecurrenceService:
         return self.recurrence_store.list_recurrences(user_id, limit, cursor)
 
     def update(self, user_id: str, recurrence_id: str, cmd: UpdateRecurrence) -> Recurrence:
-        given = cmd.given()
-        for required in ("account_id", "amount", "description", "schedule", "start"):
-            if required in given and given[required] is None:
-                raise ValidationFailed.on(required, "cannot be null")
         self._check_start(cmd.start)
         currency = None
         if cmd.account_id is not None:

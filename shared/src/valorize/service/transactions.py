@@ -168,9 +168,6 @@ class TransactionService:
 
     def update(self, user_id: str, transaction_id: str, cmd: UpdateTransaction) -> Transaction:
         changes = cmd.given()
-        for required in ("amount", "date", "description"):
-            if required in changes and changes[required] is None:
-                raise ValidationFailed.on(required, "cannot be null")
         if "splits" in changes:
             changes["splits"] = _splits(changes["splits"] or [])
         # References are checked once, outside the atomic section, which only re-reads the

@@ -6,21 +6,35 @@ module beside it (budgets, recurrences, rules, imports, automations)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
+    GetJsonSchemaHandler,
     StrictInt,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from valorize.domain import ids
 from valorize.domain.model import AccountType, CategoryType, Color, TransactionType
-from valorize.domain.money import is_currency
+from valorize.domain.money import is_currency, iso4217_codes
+
+# A stripped string of at least one character has one that str.strip() keeps: the document
+# says so with the whitespace Python strips, spelled out (ECMA 262's \s is another set).
+PYTHON_SPACE = (
+    "\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+NOT_BLANK = Field(json_schema_extra={"not": {"pattern": f"^[{PYTHON_SPACE}]*$"}})
 
 # Amounts are 64-bit signed minor units: wide enough for any balance, and refusing values
 # Firestore's integer type would silently mangle.
@@ -33,10 +47,55 @@ def _currency(code: str) -> str:
     return code
 
 
-CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_currency)]
+def _currency_enum(schema: dict[str, Any]) -> None:
+    # The codes themselves, so that the document refuses what the API refuses ("AAA" fits
+    # [A-Z]{3}); built when the document is, never on a request's path.
+    schema["enum"] = sorted(iso4217_codes())
+
+
+CurrencyCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    AfterValidator(_currency),
+    Field(json_schema_extra=_currency_enum),
+]
+
+
+def _deliverable(schema: dict[str, Any]) -> None:
+    # email-validator refuses addresses at special-use domains (RFC 6761: ".test", ...), which
+    # the "email" format allows: the document says so, in ECMA 262 (no case-insensitive flag).
+    from email_validator import SPECIAL_USE_DOMAIN_NAMES
+
+    names = "|".join(
+        "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in name)
+        for name in SPECIAL_USE_DOMAIN_NAMES
+    )
+    schema["not"] = {"pattern": rf"@(.*\.)?({names})\.?$"}
+
+
+Email = Annotated[EmailStr, Field(json_schema_extra=_deliverable)]
+# A year 0000 has no calendar (no date in it exists), so the pattern leaves it out.
+MONTH_PATTERN = (
+    r"^([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])$"
+)
+Month = Annotated[str, StringConstraints(pattern=MONTH_PATTERN)]
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: object) -> object:
+    # Query strings are validated laxly, and lax pydantic reads "0" as 1970-01-01 (a Unix
+    # timestamp): a date in a query is YYYY-MM-DD and nothing else.
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("use YYYY-MM-DD, e.g. 2026-11-30")
+    return value
+
+
+QueryDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 MinorUnits = Annotated[StrictInt, Field(ge=-MINOR_UNITS_MAX, le=MINOR_UNITS_MAX)]
 PositiveMinorUnits = Annotated[StrictInt, Field(gt=0, le=MINOR_UNITS_MAX)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), NOT_BLANK
+]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 # Ids in bodies and queries: exactly the forms the API issues (domain/ids.py), so nothing else
 # reaches a document path; anything else is a 422 naming the field.
@@ -44,9 +103,43 @@ Id = Annotated[str, StringConstraints(pattern=ids.ENTITY.pattern)]
 ImportId = Annotated[str, StringConstraints(pattern=ids.IMPORT.pattern)]
 
 
+def one_given(*names: str) -> dict[str, Any]:
+    """A body's schema for "at least one of these, not null" (a model validator checks it)."""
+    return {
+        "anyOf": [
+            {"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names
+        ]
+    }
+
+
 class RequestModel(BaseModel):
     # Unknown fields are refused rather than ignored so a typo never silently drops data.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # PATCH fields that may be left out but never cleared: an explicit null is a 422 naming
+    # the field, and the document leaves null out of their schemas.
+    NOT_NULL: ClassVar[tuple[str, ...]] = ()
+
+    @field_validator("*")
+    @classmethod
+    def _not_cleared(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name in cls.NOT_NULL:
+            raise ValueError("cannot be null")
+        return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        target = handler.resolve_ref_schema(schema)
+        for name in cls.NOT_NULL:
+            prop = target["properties"][name]
+            # Left out means unchanged: no default to show, and null is no value of it.
+            prop.pop("default", None)
+            kept = [s for s in prop.pop("anyOf", [prop]) if s.get("type") != "null"]
+            if kept != [prop]:
+                prop.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+        return schema
 
     def given(self) -> dict[str, Any]:
         """The fields the caller actually sent (PATCH semantics: absent = unchanged)."""
@@ -57,7 +150,7 @@ class RequestModel(BaseModel):
 
 
 class Register(RequestModel):
-    email: EmailStr
+    email: Email
     password: Annotated[str, StringConstraints(min_length=8, max_length=256)]
     name: Name
     preferred_currency: CurrencyCode
@@ -67,7 +160,7 @@ class Register(RequestModel):
 
 
 class Login(RequestModel):
-    email: EmailStr
+    email: Email
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
@@ -80,9 +173,11 @@ class CreateToken(RequestModel):
 
 # --- accounts ---------------------------------------------------------------------------------
 
-BankCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+BankCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32), NOT_BLANK
+]
 AccountNumber = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NOT_BLANK
 ]
 
 
@@ -101,6 +196,8 @@ class CreateAccount(RequestModel):
 
 
 class UpdateAccount(RequestModel):
+    NOT_NULL = ("name", "type", "currency", "opening_balance")
+
     name: Name | None = None
     type: AccountType | None = None
     currency: CurrencyCode | None = Field(
@@ -120,7 +217,9 @@ class UpdateAccount(RequestModel):
 
 
 class CreateCategory(RequestModel):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60), NOT_BLANK
+    ]
     color: Color
     type: CategoryType = CategoryType.EXPENSE
     description: Text | None = None
@@ -128,8 +227,13 @@ class CreateCategory(RequestModel):
 
 
 class UpdateCategory(RequestModel):
+    NOT_NULL = ("name", "color", "type")
+
     name: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)] | None
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60), NOT_BLANK
+        ]
+        | None
     ) = None
     color: Color | None = None
     type: CategoryType | None = None
@@ -139,7 +243,9 @@ class UpdateCategory(RequestModel):
 
 # --- transactions -----------------------------------------------------------------------------
 
-Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Description = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NOT_BLANK
+]
 
 
 class SplitIn(RequestModel):
@@ -159,6 +265,8 @@ class CreateTransaction(RequestModel):
 
 
 class UpdateTransaction(RequestModel):
+    NOT_NULL = ("amount", "date", "description")
+
     amount: MinorUnits | None = None
     date: dt.date | None = None
     description: Description | None = None
@@ -191,8 +299,8 @@ class Page(BaseModel):
 class ListTransactions(Page):
     account_id: Id | None = None
     category_id: Id | None = None
-    from_: dt.date | None = Field(default=None, alias="from")
-    to: dt.date | None = None
+    from_: QueryDate | None = Field(default=None, alias="from")
+    to: QueryDate | None = None
     type: TransactionType | None = None
     min_amount: Annotated[int, Field(ge=0, le=MINOR_UNITS_MAX)] | None = Field(
         default=None, description="Minimum magnitude |amount| in minor units"
@@ -201,7 +309,9 @@ class ListTransactions(Page):
         default=None, description="Maximum magnitude |amount| in minor units"
     )
     q: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NOT_BLANK
+        ]
         | None
     ) = Field(
         default=None,

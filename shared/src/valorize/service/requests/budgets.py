@@ -6,11 +6,16 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from valorize.service.requests import CurrencyCode, Id, MinorUnits, Name, RequestModel
+from valorize.service.requests import (
+    MONTH_PATTERN,
+    CurrencyCode,
+    Id,
+    MinorUnits,
+    Name,
+    RequestModel,
+)
 
-Month = Annotated[
-    str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$"), Field(description="YYYY-MM")
-]
+Month = Annotated[str, StringConstraints(pattern=MONTH_PATTERN), Field(description="YYYY-MM")]
 
 
 class MoneyIn(RequestModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from valorize.domain.imports import Classification, Resolution
-from valorize.service.requests import Id, ImportId, Page, RequestModel
+from valorize.service.requests import Id, ImportId, Page, RequestModel, one_given
 
 
 class ListImports(Page):
@@ -19,6 +19,9 @@ class ListImportRows(Page):
 
 
 class UpdateImportRow(RequestModel):
+    # The document says what the validator below checks: one of the two, not null.
+    model_config = ConfigDict(json_schema_extra=one_given("include", "resolution"))
+
     include: bool | None = Field(
         default=None,
         description="Import this row at commit (for a conflict: true = import_anyway, "

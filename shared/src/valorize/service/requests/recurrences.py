@@ -115,7 +115,7 @@ class CreateRecurrence(RequestModel):
     schedule: ScheduleIn
     start: dt.date = Field(
         description="The first occurrence is on or after this day; at most ten years back "
-        "(Settings.recurrence_backdate_days, README \"Limits\")"
+        '(Settings.recurrence_backdate_days, README "Limits")'
     )
     end: dt.date | None = Field(default=None, description="Last day an occurrence may fall on")
     category_id: Id | None = None
@@ -149,6 +149,7 @@ class UpdateRecurrence(RequestModel):
     A new `schedule` replaces the old one. Occurrences already materialized stay (the
     watermark is kept): changing the schedule or start never re-creates past dates."""
 
+    NOT_NULL = ("account_id", "amount", "description", "schedule", "start")
     account_id: Id | None = None
     amount: NonZeroMinorUnits | None = None
     description: Description | None = None

@@ -50,12 +50,19 @@ from pydantic import ConfigDict, Field, StrictInt, StringConstraints, TypeAdapte
 from valorize.domain import rules as r
 from valorize.domain.errors import FieldError, ValidationFailed
 from valorize.domain.model import Transaction, TransactionType
-from valorize.service.requests import MINOR_UNITS_MAX, Id, Name, RequestModel
+from valorize.service.requests import (
+    MINOR_UNITS_MAX,
+    NOT_BLANK,
+    Id,
+    Name,
+    RequestModel,
+    one_given,
+)
 
 T = TypeVar("T")
 
 Needle = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=r.MAX_TEXT)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=r.MAX_TEXT), NOT_BLANK
 ]
 # Not stripped: spaces in a pattern mean something.
 Pattern = Annotated[str, StringConstraints(min_length=1, max_length=r.MAX_PATTERN)]
@@ -119,6 +126,9 @@ class DescriptionMatches(RequestModel):
 
 
 class Range(RequestModel):
+    # The document says what AmountBetween checks: at least one bound.
+    model_config = ConfigDict(json_schema_extra=one_given("min", "max"))
+
     min: Magnitude | None = Field(default=None, description="Inclusive, minor units")
     max: Magnitude | None = Field(default=None, description="Inclusive, minor units")
 
@@ -186,7 +196,9 @@ class RenameDescription(RequestModel):
 
     action: Literal["rename_description"]
     value: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=r.MAX_DESCRIPTION)
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=r.MAX_DESCRIPTION),
+        NOT_BLANK,
     ]
 
     def to_domain(self) -> r.Action:
@@ -203,6 +215,7 @@ class AddNote(RequestModel):
         StringConstraints(
             strip_whitespace=True, min_length=1, max_length=r.MAX_TEXT, pattern=r"^[^\r\n]*$"
         ),
+        NOT_BLANK,
     ]
 
     def to_domain(self) -> r.Action:
