@@ -8,14 +8,15 @@ its own on the emulator (the emulator keeps projects apart), so tests share noth
 even the collections that span users (credentials, tokens, the scheduler's collection-group
 query). The emulator is the test stack's when the session starts the stack anyway (e2e or
 integration tests are collected), else one Firestore emulator started for these suites.
-`-m "not integration"` runs the fake half alone.
+`-m "not integration"` runs the fake half alone. The StatementFiles suite
+(test_statement_files.py) runs on the Cloud Storage emulator the same way (`storage_emulator`).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -23,7 +24,8 @@ from typing import Any
 import pytest
 
 from devstack.ports import free_port
-from devstack.services import FirestoreEmulator
+from devstack.process import ManagedProcess
+from devstack.services import FirestoreEmulator, StorageEmulator
 from tests import fakes
 from valorize import bootstrap
 from valorize.bootstrap import Services
@@ -43,28 +45,56 @@ from valorize.domain.recurrence import Monthly, Recurrence
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
 
+def _emulator(
+    request: pytest.FixtureRequest, variable: str, launch: Callable[[], tuple[ManagedProcess, str]]
+) -> Iterator[str]:
+    """The test stack's emulator when the session starts the stack anyway (e2e or integration
+    tests are collected), else the one `launch` makes (the process, its address); `variable`
+    points the clients built in this process at it for the session."""
+    if any("stack" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        env: dict[str, str] = request.getfixturevalue("emulator_env")
+        yield env[variable]
+        return
+    emulator, address = launch()
+    emulator.start()
+    saved = os.environ.get(variable)
+    try:
+        emulator.wait_ready(90)
+        os.environ[variable] = address
+        yield address
+    finally:
+        if saved is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = saved
+        emulator.stop()
+
+
 @pytest.fixture(scope="session")
 def firestore_emulator(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """FIRESTORE_EMULATOR_HOST for the clients built in this process."""
-    if any("stack" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        env: dict[str, str] = request.getfixturevalue("emulator_env")
-        yield env["FIRESTORE_EMULATOR_HOST"]
-        return
-    emulator = FirestoreEmulator(free_port(), tmp_path_factory.mktemp("firestore"))
-    emulator.start()
-    saved = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    try:
-        emulator.wait_ready(90)
-        os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
-        yield emulator.host
-    finally:
-        if saved is None:
-            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
-        else:
-            os.environ["FIRESTORE_EMULATOR_HOST"] = saved
-        emulator.stop()
+
+    def launch() -> tuple[ManagedProcess, str]:
+        emulator = FirestoreEmulator(free_port(), tmp_path_factory.mktemp("firestore"))
+        return emulator, emulator.host
+
+    yield from _emulator(request, "FIRESTORE_EMULATOR_HOST", launch)
+
+
+@pytest.fixture(scope="session")
+def storage_emulator(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """STORAGE_EMULATOR_HOST (google-cloud-storage reads it from the environment), its
+    default bucket the statements bucket of Settings: for test_statement_files.py."""
+
+    def launch() -> tuple[ManagedProcess, str]:
+        emulator = StorageEmulator(free_port(), tmp_path_factory.mktemp("storage"))
+        return emulator, emulator.url
+
+    yield from _emulator(request, "STORAGE_EMULATOR_HOST", launch)
 
 
 @pytest.fixture(params=["fake", pytest.param("firestore", marks=pytest.mark.integration)])
