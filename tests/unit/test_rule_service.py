@@ -3,19 +3,25 @@ new transaction goes through, and on-demand jobs run page by page as tasks."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from dataclasses import replace
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
+import flask
 import pytest
 
 from tests.unit.automation_fakes import AutoWorld, make_auto_world
 from tests.unit.conftest import OTHER, USER
+from valorize.config import INTERNAL_HEADER
 from valorize.domain.automation import JobStatus
 from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.events import TransactionUpdated
 from valorize.domain.limits import LimitReached
 from valorize.domain.readmodel import recompute
+from valorize.entrypoints.http import FunctionApp
 from valorize.service import rules as rules_module
 from valorize.service.requests import CreateTransaction, ListTransactions
 from valorize.service.requests.rules import ApplyRules, CreateRule, UpdateRule, rule_json
@@ -328,3 +334,48 @@ class TestApplyJob:
         drain(w)
         assert w.base.ledger.get_transaction(USER, txn.id).description == "Uber"
         assert w.rules.job(USER, job.id).changed == 1
+
+
+FLASK = flask.Flask(__name__)
+SECRET = "s3cret"
+
+
+def page_task(w: AutoWorld, job_id: str, page: int, cursor: str | None = None) -> bytes:
+    """One page task through the rules function's route: the answer's exact bytes."""
+    path = Path(__file__).resolve().parents[2] / "functions" / "rules" / "main.py"
+    spec = importlib.util.spec_from_file_location("rules_main_under_test", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    services = w.base.services
+    services.settings = replace(services.settings, internal_secret=SECRET)
+    app = FunctionApp("rules", module.app.routes, services)
+    body = {"user_id": USER, "job_id": job_id, "page": page, "cursor": cursor}
+    with FLASK.test_request_context(
+        "/api/rules/apply/run", method="POST", json=body, headers={INTERNAL_HEADER: SECRET}
+    ):
+        response = app(flask.request)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_data()
+
+
+def test_a_page_task_answers_its_counts_or_that_it_skipped(
+    w: AutoWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rules_module, "PAGE", 5)
+    _, cat_id, _ = make_history(w)
+    w.rules.create(USER, rule_cmd(category_id=cat_id))
+    job = w.rules.start_apply(USER, ApplyRules())
+    first = page_task(w, job.id, 0)
+    assert (
+        first == f'{{"job_id":"{job.id}","page":0,"processed":5,"changed":3,"last":false}}'.encode()
+    )
+    [task] = w.queue.take(rules_module.APPLY_PATH)[-1:]
+    last = page_task(w, job.id, 1, task.payload["cursor"])
+    assert (
+        last == f'{{"job_id":"{job.id}","page":1,"processed":2,"changed":2,"last":true}}'.encode()
+    )
+    # The job is done: a late delivery, or an unknown job, is acknowledged and skipped.
+    assert page_task(w, job.id, 1) == f'{{"job_id":"{job.id}","page":1,"skipped":true}}'.encode()
+    unknown = "f" * 32
+    assert page_task(w, unknown, 0) == f'{{"job_id":"{unknown}","page":0,"skipped":true}}'.encode()
