@@ -11,6 +11,7 @@ from valorize.domain.automation import RuleJob
 from valorize.domain.rules import Match, Rule
 from valorize.entrypoints.schemas import ListOf, Out
 from valorize.service.requests.rules import ActionIn, ConditionIn, actions_in, conditions_in
+from valorize.service.rules import PageOutcome, PageSkipped
 
 
 class RuleOut(Out):
@@ -70,3 +71,17 @@ class ApplyPageOut(Out):
     changed: int | None = None
     last: bool | None = None
     skipped: bool | None = None
+
+    @classmethod
+    def of(cls, outcome: PageOutcome) -> ApplyPageOut:
+        # A skipped page leaves its counts out (unset fields are not rendered), and a page
+        # that ran leaves out `skipped`.
+        if isinstance(outcome, PageSkipped):
+            return cls(job_id=outcome.job_id, page=outcome.page, skipped=True)
+        return cls(
+            job_id=outcome.job_id,
+            page=outcome.page,
+            processed=outcome.processed,
+            changed=outcome.changed,
+            last=outcome.last,
+        )

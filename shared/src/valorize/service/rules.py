@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from valorize.domain import ids
@@ -62,6 +62,28 @@ RULES_SKIPPED = "rules_skipped"
 APPLY_QUEUE = "automations"
 APPLY_FUNCTION = "rules"
 APPLY_PATH = "/api/rules/apply/run"
+
+
+@dataclass(frozen=True)
+class PageRan:
+    """A page task's answer: what its page counted, and whether it was the job's last."""
+
+    job_id: str
+    page: int
+    processed: int
+    changed: int
+    last: bool
+
+
+@dataclass(frozen=True)
+class PageSkipped:
+    """A page task's answer when its job is unknown or done: acknowledged, nothing counted."""
+
+    job_id: str
+    page: int
+
+
+PageOutcome = PageRan | PageSkipped
 
 
 class RuleService:
@@ -249,12 +271,12 @@ class RuleService:
 
     def run_apply_page(
         self, user_id: str, job_id: str, index: int, cursor: str | None
-    ) -> dict[str, Any]:
+    ) -> PageOutcome:
         """One page task (see the module docstring). Safe to deliver more than once."""
         job = self.rule_store.get_rule_job(user_id, job_id)
         if job is None or job.status is JobStatus.DONE:
             # Unknown (or finished) job: acknowledge, there is nothing left to do.
-            return {"job_id": job_id, "page": index, "skipped": True}
+            return PageSkipped(job_id, index)
         cmd = ApplyRules.model_validate_json(json.dumps(job.params))
         ruleset = self.ruleset(user_id, cmd.rule_ids)
         flt = TransactionFilter(
@@ -286,13 +308,7 @@ class RuleService:
         if page.next_cursor is not None:
             # Also on a redelivery of a finished page: the first enqueue may have failed.
             self._enqueue_page(user_id, job_id, index + 1, page.next_cursor)
-        return {
-            "job_id": job_id,
-            "page": index,
-            "processed": page.processed,
-            "changed": page.changed,
-            "last": page.next_cursor is None,
-        }
+        return PageRan(job_id, index, page.processed, page.changed, page.next_cursor is None)
 
 
 def _log_skipped(user_id: str, outcome: r.RulesOutcome) -> None:
