@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from valorize.adapters.firestore.documents import rule_doc, rule_of
+from valorize.adapters.firestore.rule_documents import action_of, condition_of
 from valorize.domain.errors import ValidationFailed
 from valorize.domain.model import Origin, Split, Transaction, TransactionType
 from valorize.domain.rules import (
@@ -41,8 +43,6 @@ from valorize.service.requests.rules import (
     ApplyRules,
     CreateRule,
     UpdateRule,
-    actions_from_json,
-    conditions_from_json,
     rule_json,
 )
 
@@ -471,9 +471,31 @@ def test_rules_touch_only_category_description_and_notes(rules: list[Rule], t: T
 @given(rules_lists())
 def test_stored_shape_round_trips(rules: list[Rule]) -> None:
     for r in rules:
-        stored = json.loads(json.dumps(rule_json(r)))
-        assert conditions_from_json(stored["conditions"]) == r.conditions
-        assert actions_from_json(stored["actions"]) == r.actions
+        doc = rule_doc(r)
+        stored = json.loads(json.dumps({k: doc[k] for k in ("conditions", "actions")}))
+        assert tuple(condition_of(c) for c in stored["conditions"]) == r.conditions
+        assert tuple(action_of(a) for a in stored["actions"]) == r.actions
+        # The shape every stored document holds: what the API first showed.
+        assert stored["conditions"] == rule_json(r)["conditions"]
+
+
+def test_a_stored_rule_the_api_would_now_refuse_is_still_read() -> None:
+    # The store reads its documents itself: a request model that has since changed (here,
+    # one refusing a field an older version stored) must not make stored rules unreadable.
+    conditions = [{"field": "description", "op": "contains", "value": "uber", "case": "any"}]
+    actions = [{"action": "add_note", "value": "ride"}]
+    with pytest.raises(ValidationError):
+        CreateRule.model_validate({"name": "x", "conditions": conditions, "actions": actions})
+    doc = {
+        "name": "old",
+        "rank": "a0",
+        "conditions": conditions,
+        "actions": actions,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    rule = rule_of("r1", doc)
+    assert rule.conditions == (DescriptionContains("uber"),)
 
 
 # --- commands (the public JSON) ---------------------------------------------------------------

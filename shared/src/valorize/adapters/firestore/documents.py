@@ -6,6 +6,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from valorize.adapters.firestore.rule_documents import (
+    action_doc,
+    action_of,
+    condition_doc,
+    condition_of,
+    schedule_doc,
+    schedule_of,
+)
 from valorize.domain import rules as r
 from valorize.domain import search
 from valorize.domain.automation import JobStatus, RuleJob, RuleJobPage, scheduled_next
@@ -270,32 +278,28 @@ def _day(value: str | None) -> date | None:
 
 
 def rule_doc(rule: r.Rule) -> dict[str, Any]:
-    from valorize.service.requests.rules import action_json, condition_json
-
     return {
         "name": rule.name,
         "rank": rule.rank,
         "enabled": rule.enabled,
         "match": rule.match.value,
         "stop": rule.stop,
-        "conditions": [condition_json(c) for c in rule.conditions],
-        "actions": [action_json(a) for a in rule.actions],
+        "conditions": [condition_doc(c) for c in rule.conditions],
+        "actions": [action_doc(a) for a in rule.actions],
         "created_at": rule.created_at,
         "updated_at": rule.updated_at,
     }
 
 
 def rule_of(doc_id: str, d: dict[str, Any]) -> r.Rule:
-    from valorize.service.requests.rules import actions_from_json, conditions_from_json
-
     return r.Rule(
         id=doc_id,
         name=d["name"],
         # Derived from the order of all of them (domain.rules.numbered).
         position=0,
         rank=d["rank"],
-        conditions=conditions_from_json(d["conditions"]),
-        actions=actions_from_json(d["actions"]),
+        conditions=tuple(condition_of(c) for c in d["conditions"]),
+        actions=tuple(action_of(a) for a in d["actions"]),
         created_at=d["created_at"],
         updated_at=d["updated_at"],
         enabled=bool(d.get("enabled", True)),
@@ -305,8 +309,6 @@ def rule_of(doc_id: str, d: dict[str, Any]) -> r.Rule:
 
 
 def recurrence_doc(rec: Recurrence) -> dict[str, Any]:
-    from valorize.service.requests.recurrences import schedule_json
-
     return {
         "account_id": rec.account_id,
         "amount": rec.amount,
@@ -314,7 +316,7 @@ def recurrence_doc(rec: Recurrence) -> dict[str, Any]:
         "description": rec.description,
         "category_id": rec.category_id,
         "notes": rec.notes,
-        "schedule": schedule_json(rec.schedule),
+        "schedule": schedule_doc(rec.schedule),
         "start": rec.start.isoformat(),
         "end": _iso(rec.end),
         "materialized_through": _iso(rec.materialized_through),
@@ -326,8 +328,6 @@ def recurrence_doc(rec: Recurrence) -> dict[str, Any]:
 
 
 def recurrence_of(doc_id: str, d: dict[str, Any]) -> Recurrence:
-    from valorize.service.requests.recurrences import schedule_from_json
-
     start = _day(d["start"])
     assert start is not None
     return Recurrence(
@@ -336,7 +336,7 @@ def recurrence_of(doc_id: str, d: dict[str, Any]) -> Recurrence:
         amount=int(d["amount"]),
         currency=d["currency"],
         description=d["description"],
-        schedule=schedule_from_json(d["schedule"]),
+        schedule=schedule_of(d["schedule"]),
         start=start,
         end=_day(d.get("end")),
         category_id=d.get("category_id"),

@@ -176,7 +176,8 @@ class UpdateRecurrence(RequestModel):
 
 
 def schedule_json(s: rc.Schedule) -> dict[str, Any]:
-    """The public JSON of a schedule (what the API returns and the store keeps)."""
+    """The public JSON of a schedule (what the API returns; the store has its own codec,
+    adapters/firestore/rule_documents.py)."""
     if isinstance(s, rc.Monthly):
         return {"frequency": "monthly", "day": s.day, "interval": s.interval}
     if isinstance(s, rc.Weekly):
@@ -190,11 +191,6 @@ def schedule_json(s: rc.Schedule) -> dict[str, Any]:
 def _schedule() -> TypeAdapter[MonthlyIn | WeeklyIn | YearlyIn | DailyIn]:
     # Built on first use, not at import: cold start.
     return TypeAdapter(ScheduleIn)
-
-
-def schedule_from_json(data: dict[str, Any]) -> rc.Schedule:
-    """Back from the stored shape (the store keeps `schedule_json` dicts)."""
-    return schedule_of(_schedule().validate_python(data, strict=False))
 
 
 def schedule_in(s: rc.Schedule) -> MonthlyIn | WeeklyIn | YearlyIn | DailyIn:

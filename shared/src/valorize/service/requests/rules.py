@@ -338,7 +338,8 @@ def _actions() -> TypeAdapter[list[ActionIn]]:
 
 
 def condition_json(c: r.Condition) -> dict[str, Any]:
-    """The public JSON of a domain condition (what the API returns and the store keeps)."""
+    """The public JSON of a domain condition (what the API returns; the store has its own
+    codec, adapters/firestore/rule_documents.py)."""
     if isinstance(c, r.DescriptionContains):
         return {"field": "description", "op": "contains", "value": c.text}
     if isinstance(c, r.DescriptionStartsWith):
@@ -379,15 +380,6 @@ def rule_json(rule: r.Rule) -> dict[str, Any]:
         "created_at": rule.created_at.isoformat(),
         "updated_at": rule.updated_at.isoformat(),
     }
-
-
-def conditions_from_json(data: list[dict[str, Any]]) -> tuple[r.Condition, ...]:
-    """Back from the stored shape (the store keeps `condition_json` dicts)."""
-    return conditions_of(_conditions().validate_python(data, strict=False))
-
-
-def actions_from_json(data: list[dict[str, Any]]) -> tuple[r.Action, ...]:
-    return actions_of(_actions().validate_python(data, strict=False))
 
 
 def conditions_in(conditions: Sequence[r.Condition]) -> list[ConditionIn]:
