@@ -281,6 +281,13 @@ def summarise(stages: list[dict[str, Any]], cpus: int) -> dict[str, Any]:
             rps_per_server_core=per_server_core,
             rps_per_functions_core=best["rps"] / best["cpu_cores"]["functions"],
             rps_per_machine_core=per_machine_core,
+            # All our processes (server, emulators, Redis, generator): #2's "with the generator
+            # and emulators sharing our cores", without the other tenants' share of the machine.
+            rps_per_ours_core=best["rps"] / best["ours_cores"],
+            ratio_per_ours_core=best["rps"] / best["ours_cores"] / ORIGINAL_REQ_S_PER_VCPU,
+            ours_cores=best["ours_cores"],
+            others_cores=best["cpu_cores"]["others"],
+            cpu_ms_per_request={c: best["cpu_cores"][c] * 1000 / best["rps"] for c in COMPONENTS},
             ratio_per_server_core=(per_server_core or 0) / ORIGINAL_REQ_S_PER_VCPU,
             ratio_per_machine_core=per_machine_core / ORIGINAL_REQ_S_PER_VCPU,
             target_per_core=target,
@@ -394,7 +401,17 @@ def markdown(r: dict[str, Any]) -> str:
             f"(P95 {fmt(s['p95_ms'])} ms, errors {s['error_ratio'] * 100:.2f} %). The original "
             "held the SLO up to ≈ 540 users on 10 Cloud Run instances of 1 vCPU.",
             f"- **#2, per core** (the original: ≈ {ORIGINAL_REQ_S_PER_VCPU:.0f} req/s per vCPU "
-            f"at the SLO; the target: ≥ {target:.0f}): {fmt(s['rps_per_machine_core'], 1)} req/s "
+            f"at the SLO; the target: ≥ {target:.0f}): **{fmt(s['rps_per_ours_core'], 1)} req/s "
+            f"per core used by all our processes** (server, emulators, Redis, generator: "
+            f"{s['ours_cores'] * 100:.0f} % of a core; **{s['ratio_per_ours_core']:.2f}x** the "
+            f"original, "
+            + (
+                "meets 3x"
+                if s["rps_per_ours_core"] >= target
+                else f"misses 3x by {(1 - s['rps_per_ours_core'] / target) * 100:.0f} %"
+            )
+            + f"; other tenants used {s['others_cores'] * 100:.0f} % meanwhile); "
+            f"{fmt(s['rps_per_machine_core'], 1)} req/s "
             f"per machine core with the generator and emulators sharing our {cpus} cores "
             f"(**{s['ratio_per_machine_core']:.2f}x** the original, "
             f"{'meets' if s['meets_per_core_target_machine'] else 'misses'} 3x"
@@ -411,6 +428,9 @@ def markdown(r: dict[str, Any]) -> str:
             f"${s['price_per_million_usd']:.2f} per million requests on Cloud Run "
             f"(${PRICE_VCPU_SECOND}/vCPU-s + ${PRICE_GIB_SECOND}/GiB-s x {INSTANCE_GIB} GiB for "
             f"that CPU time, + ${PRICE_PER_MILLION_REQUESTS} request fee; Firestore reads extra).",
+            "- CPU-ms per request at that stage: "
+            + ", ".join(f"{c} {v:.1f}" for c, v in s["cpu_ms_per_request"].items())
+            + ".",
             f"- The generator (Locust, one process) used {s['generator_cores'] * 100:.0f} % of a "
             "core at that stage: "
             + (
@@ -483,13 +503,21 @@ def interpretation(r: dict[str, Any]) -> str:
         "Reading the numbers: everything shares this machine's cores — the functions, the "
         "gateway (in production the load balancer, not our cores), the Firestore emulator "
         "(production Firestore is not on our cores either), Redis, Locust and other tenants "
-        "(*others*). Per machine core is the conservative figure; per server core is what a "
-        "Cloud Run instance of our functions would need."
+        "(*others*). Per core of all our processes is the figure independent of the neighbours; "
+        "per machine core is the conservative one (it charges us the neighbours' share too); "
+        "per server core is what Cloud Run instances of our functions would need."
     ]
-    if s.get("best_stage") is not None and not s["meets_per_core_target_machine"]:
+    if s.get("best_stage") is not None:
+        per_request = s["cpu_ms_per_request"]
+        total = sum(per_request.values())
+        budget = 1000 / (ORIGINAL_REQ_S_PER_VCPU * PER_CORE_FACTOR)
         parts.append(
-            "Where the rest of the machine goes at the best stage: see the CPU columns — the "
-            "emulator and the generator take cores our servers would have in production."
+            f"Where the time goes: at the best stage a request costs {total:.1f} CPU-ms over "
+            f"all our processes (functions {per_request['functions']:.1f}, Firestore emulator "
+            f"{per_request['firestore']:.1f}, gateway {per_request['gateway']:.1f}, generator "
+            f"{per_request['generator']:.1f}); 3x the original per core allows {budget:.1f}. "
+            "Past the best stage P95 grows with the machine's CPU saturation (see the busy "
+            "columns), not with errors; the kinds' P95 table shows which requests queue first."
         )
     return " ".join(parts)
 

@@ -22,7 +22,7 @@ ORIGINAL_REQ_S_PER_VCPU = 45.0
 PER_CORE_FACTOR = 3.0
 P95_SLO_MS = 300.0
 ERROR_SLO = 0.005
-DEFAULT_STAGES = (25, 50, 100, 150, 200, 250, 300, 400)
+DEFAULT_STAGES = (25, 50, 75, 100, 125, 150, 200, 250, 300, 400)
 # Request names: setup requests are named apart so a stage's figures can leave them out.
 SETUP_PREFIX = "setup: "
 
