@@ -603,11 +603,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setup-timeout", type=float, default=90.0)
     parser.add_argument("--seed-transactions", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "load" / "results")
+    parser.add_argument("--from-json", type=Path, help="only re-render this run's report")
     args = parser.parse_args(argv)
     if any(b <= a for a, b in itertools.pairwise(args.stages)):
         parser.error("--stages must increase")
     args.out.mkdir(parents=True, exist_ok=True)
-    report = run(args)
+    if args.from_json:
+        # Re-render a finished run's report (its JSON holds every figure the report uses).
+        report = json.loads(args.from_json.read_text())
+        report["summary"] = summarise(report["stages"], report["cpus"])
+        report["interpretation"] = interpretation(report)
+    else:
+        report = run(args)
     write_atomic(args.out / "mixed.json", json.dumps(report, indent=1) + "\n")
     text = markdown(report)
     if not plot(report, args.out / "mixed.png"):
