@@ -163,7 +163,7 @@ def number(value: str) -> float | None:
 def stage_figures(row: dict[str, Any], rows: list[dict[str, str]]) -> dict[str, Any]:
     """One stage's window from Locust's CSV: the mix's requests and the aggregate percentiles."""
     seconds = row["close"] - row["open"]
-    kinds = {}
+    kinds: dict[str, dict[str, Any]] = {}
     setup = 0
     for r in rows:
         if r["Name"] == "Aggregated":

@@ -173,7 +173,7 @@ class SteppedShape(LoadTestShape):
     """Steps through MIXED_STAGES; resets and writes Locust's statistics per stage window."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.stepper = Stepper(
             parse_stages(os.environ.get("MIXED_STAGES", "25,50")),
             settle=float(os.environ.get("MIXED_SETTLE", "5")),
@@ -186,7 +186,8 @@ class SteppedShape(LoadTestShape):
         self.ending: float | None = None
 
     def tick(self) -> tuple[int, float] | None:
-        users = self.stepper.tick(self.get_run_time(), ready)
+        now = self.get_run_time()  # type: ignore[no-untyped-call]
+        users = self.stepper.tick(now, ready)
         for event, index in self.stepper.events:
             if event == "open":
                 assert self.runner is not None
