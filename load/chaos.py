@@ -12,6 +12,9 @@ Scenarios (`--scenarios`, default all):
   client timeout) and nothing may be half-written; afterwards everything succeeds again.
   (The emulator keeps its data in memory, so it is paused rather than restarted: a restart
   would lose the database, which production Firestore never does.)
+- `worker`: the transactions function SIGKILLed and started again, over and over for
+  `--outage` seconds (a crashed or preempted instance): the writes in flight die at any point
+  of their work, and their clients resend them with the same Idempotency-Key.
 
 The load: `--clients` threads, each its own user with two accounts, in a loop of a cached read
 (dashboard summary), a transaction list and a created transaction; and one reader, a user who
@@ -27,7 +30,7 @@ time from the end of the fault to the first success and to the first cache hit (
 first write, recovery (end of the fault to the start of an error-free 5 s window), lost and
 duplicated effects, drift. Target (../shared/spec/TARGETS.md): recovery ≤ 60 s, nothing lost.
 
-    python load/chaos.py [--scenarios redis,firestore] [--outage 30] [--clients 4]
+    python load/chaos.py [--scenarios redis,firestore,worker] [--outage 30] [--clients 4]
 
 Writes load/results/chaos.json and load/results/chaos.md.
 """
@@ -56,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "shared" / "src"))
 
-from devstack.services import FirestoreEmulator, RedisServer  # noqa: E402
+from devstack.services import FirestoreEmulator, FunctionServer, RedisServer  # noqa: E402
 from devstack.stack import Stack, StackConfig  # noqa: E402
 
 PASSWORD = "chaos-password-1"
@@ -288,6 +291,7 @@ def scenario(stack: Stack, name: str, outage: float, clients_n: int) -> dict[str
     load.start()
     time.sleep(STEADY)
     fault_start = time.monotonic()
+    kills = 0
     if name == "redis":
         server = process_of(stack, RedisServer)
         assert server.pid
@@ -304,6 +308,26 @@ def scenario(stack: Stack, name: str, outage: float, clients_n: int) -> dict[str
             time.sleep(outage)
         finally:
             os.killpg(emulator.pid, signal.SIGCONT)
+    elif name == "worker":
+        # The transactions function killed (SIGKILL: no shutdown, requests in flight lost
+        # mid-write) and started again, over and over for the outage: what a crashed or
+        # preempted Cloud Run instance does to the requests it held.
+        worker = next(
+            p
+            for group in stack._started
+            for p in group
+            if isinstance(p, FunctionServer) and p.folder == "transactions"
+        )
+        deadline = time.monotonic() + outage
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            assert worker.pid
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.proc.wait()
+            worker.proc = None
+            kills += 1
+            worker.start()
+            worker.wait_ready(90)
     else:
         raise SystemExit(f"unknown scenario {name!r}")
     fault_end = time.monotonic()
@@ -314,6 +338,7 @@ def scenario(stack: Stack, name: str, outage: float, clients_n: int) -> dict[str
     result = {
         "scenario": name,
         "outage_seconds": round(fault_end - fault_start, 2),
+        "worker_kills": kills,
         "before": phase_counts(samples, began, fault_start),
         "during": phase_counts(samples, fault_start, fault_end),
         "after": phase_counts(samples, fault_end, float("inf")),
@@ -332,7 +357,10 @@ def report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"Run {meta['when']} on {meta['machine']}; {meta['clients']} clients (one user each: "
         "a cached dashboard read, a transaction list and an Idempotency-Keyed create per turn, "
         f"unacknowledged creates retried with their key); faults of {meta['outage']} s. "
-        "Produced by `python load/chaos.py` (see its docstring for the method).",
+        "Produced by `python load/chaos.py` (see its docstring for the method): `redis` "
+        "SIGKILLs Redis and starts it again after the fault; `firestore` freezes the emulator "
+        "(SIGSTOP) for the fault; `worker` SIGKILLs the transactions function and starts it "
+        "again, over and over, for the fault.",
         "",
         "| scenario | requests before / during / after | errors (5xx or no answer) during"
         " / after | first success after | first write | first cache hit | recovered"
@@ -364,12 +392,16 @@ def report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"slowest {p['max_seconds']} s"
             )
         lines.append(f"- {r['scenario']}: 503s without Retry-After: {r['503_without_retry_after']}")
+        if r["worker_kills"]:
+            lines.append(
+                f"- {r['scenario']}: the transactions function killed {r['worker_kills']} times"
+            )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenarios", default="redis,firestore")
+    parser.add_argument("--scenarios", default="redis,firestore,worker")
     parser.add_argument("--outage", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--out", type=Path, default=ROOT / "load" / "results")
