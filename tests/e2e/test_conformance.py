@@ -36,6 +36,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from devstack.gateway import is_blocked
 from devstack.stack import Stack
 from functions.registry import function_for, internal_paths, public_routes
 from tests.e2e.conftest import Api, assert_problem, register
@@ -53,9 +54,7 @@ def _prefix(path: str) -> str:
 
 def is_public(path: str) -> bool:
     """What the load balancer (and the local gateway) forwards."""
-    return _prefix(path) in public_routes() and not any(
-        path.startswith(p) if p.endswith("/") else path == p for p in internal_paths()
-    )
+    return _prefix(path) in public_routes() and not is_blocked(path, internal_paths())
 
 
 # A registration hashes its password (argon2, ~0.4 s here): the suite's bounded run leaves out
