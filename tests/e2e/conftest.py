@@ -6,8 +6,9 @@ import contextlib
 import itertools
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import requests
@@ -176,3 +177,19 @@ def assert_problem(r: requests.Response, status: int, field: str | None = None) 
     if field is not None:
         assert field in [e["field"] for e in body["errors"]], body
     return body
+
+
+T = TypeVar("T")
+DEADLINE = 90.0
+
+
+def eventually(probe: Callable[[], T | None], what: str, timeout: float = DEADLINE) -> T:
+    """Poll until `probe` returns something truthy (then return it) or fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.25)

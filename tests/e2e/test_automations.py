@@ -7,31 +7,14 @@ user's run log (users/{uid}/automation_runs/<kind>-<date>) to know a task has ru
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import requests
 
 from devstack.stack import Stack
 from functions.registry import FUNCTIONS
-from tests.e2e.conftest import Api, assert_problem, register
-
-T = TypeVar("T")
-DEADLINE = 90.0
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = DEADLINE) -> T:
-    """Poll until `probe` returns something truthy (then return it) or fail after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.25)
+from tests.e2e.conftest import Api, assert_problem, eventually, register
 
 
 class Scheduler:

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import io
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 from devstack.services import REPO_ROOT
 from load.samples import csv_sample
-from tests.e2e.conftest import Api
+from tests.e2e.conftest import Api, eventually
 from tests.e2e.test_conformance import is_public
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -38,14 +36,6 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/api/transactions/{transaction_id}"): {"description": "Mine now"},
     ("PATCH", "/api/imports/{import_id}/rows/{row_id}"): {"include": False},
 }
-
-
-def until(what: Callable[[], Any], seconds: float = 60) -> Any:
-    deadline = time.monotonic() + seconds
-    while not (found := what()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.3)
-    return found
 
 
 def owned(api: Api) -> dict[str, str]:
@@ -74,7 +64,9 @@ def owned(api: Api) -> dict[str, str]:
         },
     ).json()
     job = api.post("/api/rules/apply", {}).json()
-    until(lambda: api.get(f"/api/rules/apply/{job['id']}").json()["status"] == "done")
+    eventually(
+        lambda: api.get(f"/api/rules/apply/{job['id']}").json()["status"] == "done", "the job"
+    )
     upload = api.request(
         "POST",
         "/api/imports",
@@ -83,10 +75,14 @@ def owned(api: Api) -> dict[str, str]:
     )
     assert upload.status_code == 202, upload.text
     imported = upload.json()["id"]
-    until(lambda: api.get(f"/api/imports/{imported}").json()["status"] == "ready")
+    eventually(
+        lambda: api.get(f"/api/imports/{imported}").json()["status"] == "ready", "the import"
+    )
     row = api.get(f"/api/imports/{imported}/rows").json()["data"][0]
     # The import's "ready" reaches the inbox through the notify task.
-    notification = until(lambda: api.get("/api/notifications").json()["data"])[0]
+    notification = eventually(
+        lambda: api.get("/api/notifications").json()["data"], "a notification"
+    )[0]
     return {
         "account_id": account["id"],
         "category_id": category["id"],
@@ -129,7 +125,7 @@ def test_another_user_reaches_nothing_of_the_owner_by_any_id(api: Api, other: Ap
     ids = owned(api)
     names = {name for _, path in OPERATIONS for name in _params(path)}
     assert names <= set(ids), f"no owned id for {names - set(ids)}: add one to owned()"
-    before = until(lambda: (s := state(api, ids)) == state(api, ids) and s)
+    before = eventually(lambda: (s := state(api, ids)) == state(api, ids) and s, "a still state")
 
     answers: dict[str, int] = {}
     for method, path in OPERATIONS:
