@@ -248,6 +248,8 @@ def effects(stack: Stack, clients: list[Client]) -> dict[str, Any]:
     """Per user: one transaction per acknowledged key, nothing more; then the integrity check."""
     os.environ["FIRESTORE_EMULATOR_HOST"] = stack.env["FIRESTORE_EMULATOR_HOST"]
     from valorize import bootstrap
+    from valorize.service.ports.ledger import TransactionFilter
+    from valorize.service.ports.pages import walk
 
     services = bootstrap.build()
     lost = duplicated = drift = transactions = 0
@@ -255,7 +257,12 @@ def effects(stack: Stack, clients: list[Client]) -> dict[str, Any]:
     for client in clients:
         uid = client.me()
         descriptions = collections.Counter(
-            t.description for t in services.integrity._transactions(uid)
+            t.description
+            for t in walk(
+                lambda c, uid=uid: services.ledger.list_transactions(
+                    uid, TransactionFilter(), 500, c
+                )
+            )
         )
         wanted = len(client.keys)
         transactions += sum(descriptions.values())
