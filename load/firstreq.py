@@ -336,6 +336,9 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for key, v in s.items():
         if key == FLOOR:
+            lines.append(
+                f"| floor | as shipped | - | {v['first_s']} | 1.0 | {v['server_cpu_s']} | - | - |"
+            )
             continue
         name, _, mode = key.partition("_")
         ratio = v["ratio_to_floor"]
