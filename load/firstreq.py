@@ -5,7 +5,9 @@ of a real route (a registered user with data) <= 1.25x a bare functions-framewor
 does one Firestore read with the official client (load/bare/firestore/main.py). Against one
 emulator stack (devstack: Firestore, Redis, and the functions that seed the user), each round
 spawns a fresh process of every variant, in a rotated order, and times from just before the
-spawn:
+spawn. Every variant runs as it ships: a function's deployable archive (functions/package.py)
+and the floor's folder, each installed with only its own requirements.txt in a fresh
+virtualenv (as the build does, and as tests/artifacts starts them):
 
 - `floor`: load/bare/firestore, polled on its route until the first 200 (that 200 includes its
   Firestore read);
@@ -31,6 +33,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -48,11 +51,12 @@ for _p in (ROOT, ROOT / "load"):
 
 import redis  # noqa: E402
 import requests  # noqa: E402
-from coldstart import functions_framework_bin, machine_info, tree_pids, write_atomic  # noqa: E402
+from coldstart import machine_info, tree_pids, write_atomic  # noqa: E402
 from read import cpu_seconds, seed_user  # noqa: E402
 
 from devstack.ports import HOST, free_ports  # noqa: E402
 from devstack.stack import LOCAL_INVOKERS, STACK_ENV_KEYS, Stack, StackConfig  # noqa: E402
+from functions import package  # noqa: E402
 from functions.registry import FUNCTIONS, runtime_env  # noqa: E402
 from valorize.adapters.cache import RedisQueryCache  # noqa: E402
 from valorize.config import WARM_CLIENTS_ENV  # noqa: E402
@@ -98,17 +102,119 @@ def variants(functions: list[str]) -> list[Variant]:
     return out
 
 
-def command(variant: Variant, port: int) -> tuple[list[str], Path]:
-    if variant.function == FLOOR:
-        source, target = ROOT / "load" / "bare" / "firestore" / "main.py", "read"
-    else:
-        source, target = ROOT / "functions" / variant.function / "main.py", variant.function
-    args = [functions_framework_bin(), "--target", target, "--source", str(source)]
-    return [*args, "--host", HOST, "--port", str(port)], source.parent
+@dataclass(frozen=True)
+class Installed:
+    """A variant's code as it ships: its folder and the fresh virtualenv holding only its
+    requirements.txt."""
+
+    source: Path
+    venv: Path
+
+
+def install_all(functions: list[str], root: Path) -> dict[str, Installed]:
+    """Each function's deployable archive (functions/package.py) installed as the build
+    does, and the floor's folder with its own requirements, every one in its own venv: the
+    first request then imports what ships, not the dev environment (whose extra packages,
+    aiohttp for one, other libraries pick up at import), and pays the same for both."""
+    out: dict[str, Installed] = {}
+    for name in functions:
+        source, _ = package.install(package.build(name, root / "dist"), root / name)
+        out[name] = Installed(source, root / name / "venv")
+    floor = root / FLOOR
+    shutil.copytree(ROOT / "load" / "bare" / "firestore", floor / "src")
+    package.install_requirements(floor / "src", floor / "venv")
+    out[FLOOR] = Installed(floor / "src", floor / "venv")
+    for installed in out.values():
+        # The code's own modules compiled once, like its dependencies (pip compiles those
+        # at install): every round starts from the same files, none pays a compile.
+        compiled = subprocess.run(
+            [
+                str(installed.venv / "bin" / "python"),
+                "-m",
+                "compileall",
+                "-q",
+                str(installed.source),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if compiled.returncode != 0:
+            raise BenchError(f"compileall {installed.source}: {compiled.stdout}{compiled.stderr}")
+    return out
+
+
+# What a function imports beyond the floor, library by library: each line imports the ones
+# before it too, so the difference between two lines is what that library adds.
+LIBRARY_STEPS = {
+    "interpreter": "pass",
+    "functions_framework": "import functions_framework",
+    "google.cloud.firestore": "import functions_framework, google.cloud.firestore",
+    "redis": "import functions_framework, google.cloud.firestore, redis",
+    "google.cloud.tasks_v2": "import functions_framework, google.cloud.firestore, redis, "
+    "google.cloud.tasks_v2",
+    "pydantic": "import functions_framework, google.cloud.firestore, redis, "
+    "google.cloud.tasks_v2, pydantic",
+    "main": "import functions_framework, google.cloud.firestore, redis, "
+    "google.cloud.tasks_v2, pydantic, main",
+}
+
+
+def instructions(installed: Installed, code: str) -> int | None:
+    """CPU instructions `code` executes in the variant's interpreter, counted by callgrind:
+    the same count whatever else this shared machine does, unlike seconds."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    python = str(installed.venv / "bin" / "python")
+    args = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", python, "-c", code]
+    done = subprocess.run(args, cwd=installed.source, capture_output=True, text=True, check=False)
+    for line in done.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.rsplit(":", 1)[1])
+    raise BenchError(f"callgrind of {code!r} failed: {done.stderr[-500:]}")
+
+
+# The client libraries an instance's warm-up imports, per registry client name.
+CLIENT_MODULES = {
+    "firestore": "google.cloud.firestore",
+    "redis": "redis",
+    "tasks": "google.cloud.tasks_v2",
+    "statements": "google.cloud.storage",
+}
+
+
+def startup_code(variant: str) -> str:
+    """What a variant imports before its first request: the floor's main imports its client;
+    a function's main imports none, its warm-up imports those of its registry entry."""
+    if variant == FLOOR:
+        return "import main"
+    modules = {CLIENT_MODULES[c] for c in FUNCTIONS[variant].clients if c in CLIENT_MODULES}
+    return f"import main, {', '.join(sorted(modules))}"
+
+
+def import_profile(installed: dict[str, Installed], functions: list[str]) -> dict[str, Any]:
+    """Instructions to import what each variant needs before its first request, and the
+    libraries a function adds to the floor's, one step at a time (in the first function's
+    environment)."""
+    mains = {name: instructions(i, startup_code(name)) for name, i in installed.items()}
+    steps: dict[str, int | None] = {}
+    if functions:
+        home = installed[functions[0]]
+        steps = {name: instructions(home, code) for name, code in LIBRARY_STEPS.items()}
+    return {"import_main": mains, "library_steps": steps, "steps_in": functions[:1]}
+
+
+def command(variant: Variant, port: int, installed: Installed) -> list[str]:
+    target = "read" if variant.function == FLOOR else variant.function
+    executable = installed.venv / "bin" / "functions-framework"
+    args = [str(executable), "--target", target, "--source", str(installed.source / "main.py")]
+    return [*args, "--host", HOST, "--port", str(port)]
 
 
 def environment(stack: Stack, variant: Variant, closed_port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in STACK_ENV_KEYS}
+    leaks = (*STACK_ENV_KEYS, *package.HOST_LEAKS)
+    env = {k: v for k, v in os.environ.items() if k not in leaks}
     env.update(stack.env)
     if variant.function != FLOOR:
         # What the registry entry gives the function, as devstack and infra/cdktf do.
@@ -141,17 +247,23 @@ def poll(session: requests.Session, url: str, headers: dict[str, str], deadline:
 
 
 def first_200(
-    stack: Stack, variant: Variant, path: str, token: str, logs: Path, timeout: float
+    stack: Stack,
+    variant: Variant,
+    installed: Installed,
+    path: str,
+    token: str,
+    logs: Path,
+    timeout: float,
 ) -> dict[str, Any]:
     port, closed_port = free_ports(2)
-    args, cwd = command(variant, port)
+    args = command(variant, port, installed)
     url = f"http://{HOST}:{port}"
     log = (logs / f"{variant.key}.log").open("ab")
     headers = {"Authorization": f"Bearer {token}"} if variant.function != FLOOR else {}
     started = time.perf_counter()
     process = subprocess.Popen(
         args,
-        cwd=cwd,
+        cwd=installed.source,
         env=environment(stack, variant, closed_port),
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -224,6 +336,9 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for key, v in s.items():
         if key == FLOOR:
+            lines.append(
+                f"| floor | as shipped | - | {v['first_s']} | 1.0 | {v['server_cpu_s']} | - | - |"
+            )
             continue
         name, _, mode = key.partition("_")
         ratio = v["ratio_to_floor"]
@@ -244,18 +359,52 @@ def markdown(report: dict[str, Any]) -> str:
         "first real 200 is what the user who caused the scale-out waits for. Server CPU is the "
         "process tree's up to that 200: here the first 200 is bound by it, and warming moves "
         "that CPU before readiness (where Cloud Run's startup CPU boost pays for it), it does "
-        "not remove it; what is over the floor's is imports (redis-py alone about 0.6 s here, "
-        "the Cloud Tasks client about 0.5 s for transactions, our modules) and the route. "
+        "not remove it: what is over the floor's is imports (below) and the route. "
         "Each worker logs its warm-up (`warm in`, seconds per client). The functions deploy "
         "as Cloud Functions (2nd gen; infra/cdktf), whose API declares no startup probe: there "
         "traffic arrives as soon as the port listens, which is the *direct* row.",
         "",
+        *imports_markdown(report.get("imports")),
         f"Seeded user: {report['seeded']['transactions']} transactions; every first request a "
         "cache miss (the user's cache version bumped before each spawn). Rerun: "
         "`nox -s bench -- firstreq`.",
         "",
     ]
     return "\n".join(lines)
+
+
+def imports_markdown(imports: dict[str, Any] | None) -> list[str]:
+    if not imports:
+        return []
+    mains = imports["import_main"]
+    floor = mains.get(FLOOR)
+    if not floor:
+        return []
+    lines = [
+        "Where the CPU goes: instructions to import what each variant needs before its first "
+        "request (its `main` and the client libraries its warm-up imports; callgrind: a count "
+        "independent of the machine's load), beside the floor's.",
+        "",
+        "| variant | imports (G instructions) | x floor |",
+        "|---|---|---|",
+    ]
+    for name, count in mains.items():
+        lines.append(f"| {name} | {count / 1e9:.3f} | {count / floor:.2f} |")
+    steps = imports["library_steps"]
+    if steps:
+        lines += [
+            "",
+            f"What each library adds, imported one after another in the "
+            f"`{imports['steps_in'][0]}` archive's environment (G instructions):",
+            "",
+            "| step | cumulative | added |",
+            "|---|---|---|",
+        ]
+        previous = 0
+        for name, count in steps.items():
+            lines.append(f"| {name} | {count / 1e9:.3f} | {(count - previous) / 1e9:+.3f} |")
+            previous = count
+    return [*lines, ""]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -272,6 +421,9 @@ def run(args: argparse.Namespace) -> int:
         startup_timeout=args.timeout,
     )
     keys = [v.key for v in variants(args.functions)]
+    began = time.monotonic()
+    installed = install_all(args.functions, workdir / "installed")
+    print(f"installed {len(installed)} archives in {time.monotonic() - began:.1f} s", flush=True)
     runs: list[dict[str, Any]] = []
     with Stack(config) as stack:
         seeded = seed_user(stack.urls.functions, args.months, args.per_month)
@@ -284,7 +436,15 @@ def run(args: argparse.Namespace) -> int:
             for variant in every[shift:] + every[:shift]:
                 cache.bump(seeded.user_id)
                 path = "/" if variant.function == FLOOR else paths[variant.function]
-                result = first_200(stack, variant, path, seeded.token, workdir, args.timeout)
+                result = first_200(
+                    stack,
+                    variant,
+                    installed[variant.function],
+                    path,
+                    seeded.token,
+                    workdir,
+                    args.timeout,
+                )
                 runs.append({"variant": variant.key, "round": rnd + 1, **result})
                 print(
                     f"  round {rnd + 1} {variant.key:<20} ready {result['ready_s'] or '-':>6} "
@@ -303,6 +463,7 @@ def run(args: argparse.Namespace) -> int:
         "target_ratio_max": RATIO_TARGET,
         "summary": summarize(runs, keys),
         "runs": runs,
+        "imports": import_profile(installed, args.functions) if args.profile_imports else None,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out / "firstreq.json", json.dumps(report, indent=2) + "\n")
@@ -318,6 +479,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--months", type=int, default=3)
     parser.add_argument("--per-month", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--no-profile-imports",
+        dest="profile_imports",
+        action="store_false",
+        help="skip counting import instructions with callgrind (a few minutes)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "load" / "results")
     args = parser.parse_args(argv)
     try:

@@ -13,13 +13,8 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
-import shutil
-import subprocess
-import sys
 import threading
 import time
-import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,7 +24,6 @@ from typing import Any
 import pytest
 
 from devstack.ports import HOST, free_ports
-from devstack.process import ServiceError
 from devstack.services import FunctionServer
 from devstack.stack import LOCAL_INVOKERS, STACK_ENV_KEYS, Stack
 from functions import package
@@ -49,9 +43,6 @@ INVOKERS = LOCAL_INVOKERS
 # How many archives are installed and started at once (2 cores: installs are I/O and uv's
 # cache, startup is CPU).
 PARALLEL = 4
-# Variables of the developer's environment that would let an artifact see the repository's
-# own packages or the dev virtualenv instead of its own.
-HOST_LEAKS = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "PYTHONSAFEPATH")
 
 
 def audience(name: str) -> str:
@@ -137,29 +128,6 @@ class Artifact:
         return audience(self.function.name)
 
 
-def install(archive: Path, root: Path) -> tuple[Path, float]:
-    """Unpack ``archive`` into ``root/src`` and install its requirements.txt, and nothing
-    else, into a fresh ``root/venv``; return the source folder and the seconds it took."""
-    began = time.monotonic()
-    source = root / "src"
-    shutil.rmtree(root, ignore_errors=True)
-    with zipfile.ZipFile(archive) as zipped:
-        zipped.extractall(source)
-    uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
-    venv = root / "venv"
-    env = {k: v for k, v in os.environ.items() if k not in HOST_LEAKS}
-    steps = [
-        [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
-        [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-         "-r", str(source / "requirements.txt")],
-    ]  # fmt: skip
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, env=env, check=False)
-        if done.returncode != 0:
-            raise ServiceError(f"{' '.join(step)} failed:\n{done.stdout}{done.stderr}")
-    return source, time.monotonic() - began
-
-
 def artifact_env(stack: Stack, function: Function, capture_url: str, certs: str) -> dict[str, str]:
     env = {k: v for k, v in stack.env.items() if k != "VALORIZE_INTERNAL_SECRET"}
     env.update(runtime_env(function, INVOKERS))
@@ -183,14 +151,14 @@ def start(
     capture_url: str,
     certs: str,
 ) -> Artifact:
-    source, seconds = install(archive, root)
+    source, seconds = package.install(archive, root)
     server = FunctionServer(
         function.name,
         function.entry_point,
         port,
         root / "logs",
         artifact_env(stack, function, capture_url, certs),
-        unset_env=(*STACK_ENV_KEYS, *HOST_LEAKS),
+        unset_env=(*STACK_ENV_KEYS, *package.HOST_LEAKS),
         executable=root / "venv" / "bin" / "functions-framework",
     )
     # The unpacked archive is the function's folder, as the buildpack's workspace.

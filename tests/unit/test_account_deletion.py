@@ -213,6 +213,31 @@ def test_asking_again_after_its_task_gave_up_resumes_it(world: World) -> None:
     assert world.accounts.deletion(USER, account_id).state is DeletionState.DONE
 
 
+def test_a_repeat_queues_the_task_a_failed_enqueue_lost_at_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Cloud Tasks unreachable at the DELETE: the account is hidden and its deletion recorded,
+    # the client gets the error (a 503 with Retry-After at the edge) and asks again. The
+    # repeat must queue the step's task then, not wait DELETE_STALLED for a task never made.
+    account_id = loaded(world, 5)
+    queue: RecordingQueue = world.task_queue
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("Cloud Tasks unreachable")
+
+    monkeypatch.setattr(queue, "enqueue", unreachable)
+    with pytest.raises(ConnectionError):
+        world.accounts.delete(USER, account_id, confirm=True)
+    monkeypatch.undo()
+    world.clock.advance(timedelta(seconds=5))
+    again = world.accounts.delete(USER, account_id, confirm=True)
+    assert again is not None and (again.state, again.step) == (DeletionState.RUNNING, 0)
+    [task] = queued(world)
+    assert task.payload["step"] == 0
+    world.run_deletions()
+    assert world.accounts.deletion(USER, account_id).state is DeletionState.DONE
+
+
 def test_an_empty_account_goes_at_once(world: World, bus: RecordingBus) -> None:
     account = world.account()
     bus.events.clear()

@@ -32,7 +32,8 @@ class Out(BaseModel):
     """A response schema. `of` renders a domain object whose attributes bear the schema's
     field names (nested objects alike); a schema whose fields differ says how in its own."""
 
-    model_config = ConfigDict(from_attributes=True)
+    # Built on first use, as RequestModel: a function renders a few of these.
+    model_config = ConfigDict(from_attributes=True, defer_build=True)
 
     @classmethod
     def of(cls, obj: Any) -> Self:

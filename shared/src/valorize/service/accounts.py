@@ -207,10 +207,14 @@ class AccountService:
         )
 
     def _resume_if_stalled(self, user_id: str, deletion: AccountDeletion) -> AccountDeletion:
-        """A deletion asked for again: the same one; its chain of tasks restarted only when it
-        made no progress for DELETE_STALLED (its task gave up after its retries)."""
+        """A deletion asked for again: the same one. Its step's task is queued again (its name
+        makes that a no-op if it exists: this is for an enqueue that failed, Cloud Tasks
+        unreachable at the first ask); its chain restarted at a new step when it made no
+        progress for DELETE_STALLED (its task gave up after its retries, and Cloud Tasks
+        keeps refusing that name for a while)."""
         now = self.clock.now()
         if now - deletion.updated_at < DELETE_STALLED:
+            self._enqueue_deletion(user_id, deletion.account_id, deletion.step)
             return deletion
         log.warning(
             "account deletion %s stalled since %s: resumed",

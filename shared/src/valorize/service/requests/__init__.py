@@ -114,7 +114,9 @@ def one_given(*names: str) -> dict[str, Any]:
 
 class RequestModel(BaseModel):
     # Unknown fields are refused rather than ignored so a typo never silently drops data.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # Validators are built on first use (defer_build): a function validates a handful of the
+    # API's bodies, and building them all at import was ~20 % of an instance's start.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
     # PATCH fields that may be left out but never cleared: an explicit null is a 422 naming
     # the field, and the document leaves null out of their schemas.
     NOT_NULL: ClassVar[tuple[str, ...]] = ()
