@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "shared" / "src"))
 
-from devstack.services import FirestoreEmulator, FunctionServer, RedisServer  # noqa: E402
+from devstack.process import ManagedProcess  # noqa: E402
 from devstack.stack import Stack, StackConfig  # noqa: E402
 
 PASSWORD = "chaos-password-1"
@@ -283,8 +283,21 @@ def effects(stack: Stack, clients: list[Client]) -> dict[str, Any]:
     }
 
 
-def process_of(stack: Stack, kind: type) -> Any:
-    return next(p for group in stack._started for p in group if isinstance(p, kind))
+def kill(process: ManagedProcess) -> None:
+    """SIGKILL the process's whole group (no shutdown: requests in flight die mid-work, as
+    when a Cloud Run instance crashes or is preempted) and wait until it is gone."""
+    assert process.proc is not None, f"{process.name} is not running"
+    os.killpg(process.proc.pid, signal.SIGKILL)
+    process.proc.wait()
+    process.proc = None
+
+
+def restart(process: ManagedProcess) -> float:
+    """Start a killed process again; the seconds until it answers its readiness probe."""
+    began = time.monotonic()
+    process.start()
+    process.wait_ready(90)
+    return round(time.monotonic() - began, 2)
 
 
 def scenario(stack: Stack, name: str, outage: float, clients_n: int) -> dict[str, Any]:
@@ -300,16 +313,13 @@ def scenario(stack: Stack, name: str, outage: float, clients_n: int) -> dict[str
     fault_start = time.monotonic()
     kills = 0
     if name == "redis":
-        server = process_of(stack, RedisServer)
-        assert server.pid
-        os.killpg(server.pid, signal.SIGKILL)
-        server.proc.wait()
-        server.proc = None
+        server = stack.process("redis")
+        kill(server)
         time.sleep(outage)
-        server.start()
-        server.wait_ready(30)
+        restart(server)
     elif name == "firestore":
-        emulator = process_of(stack, FirestoreEmulator)
+        emulator = stack.process("firestore")
+        assert emulator.pid
         os.killpg(emulator.pid, signal.SIGSTOP)
         try:
             time.sleep(outage)
@@ -319,22 +329,13 @@ def scenario(stack: Stack, name: str, outage: float, clients_n: int) -> dict[str
         # The transactions function killed (SIGKILL: no shutdown, requests in flight lost
         # mid-write) and started again, over and over for the outage: what a crashed or
         # preempted Cloud Run instance does to the requests it held.
-        worker = next(
-            p
-            for group in stack._started
-            for p in group
-            if isinstance(p, FunctionServer) and p.folder == "transactions"
-        )
+        worker = stack.process("function-transactions")
         deadline = time.monotonic() + outage
         while time.monotonic() < deadline:
             time.sleep(1.0)
-            assert worker.pid
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.proc.wait()
-            worker.proc = None
+            kill(worker)
             kills += 1
-            worker.start()
-            worker.wait_ready(90)
+            restart(worker)
     else:
         raise SystemExit(f"unknown scenario {name!r}")
     fault_end = time.monotonic()
