@@ -20,6 +20,9 @@ Scenarios (`--scenarios`, default all):
   of a long task (staging and committing a `--lines` statement; materializing
   `--recurrences` x `--days` occurrences with a rule), started again, the task redelivered by
   the tasks emulator with Cloud Tasks' backoff; the result must be exactly once.
+- `realtime` (load/chaos_realtime.py): one of the two realtime instances SIGKILLed while
+  `--sockets` clients are connected and writing; its clients reconnect to the other instance
+  and catch up: no event lost or doubled.
 
 The load: `--clients` threads, each its own user with two accounts, in a loop of a cached read
 (dashboard summary), a transaction list and a created transaction; and one reader, a user who
@@ -35,8 +38,9 @@ time from the end of the fault to the first success and to the first cache hit (
 first write, recovery (end of the fault to the start of an error-free 5 s window), lost and
 duplicated effects, drift. Target (../shared/spec/TARGETS.md): recovery ≤ 60 s, nothing lost.
 
-    python load/chaos.py [--scenarios redis,firestore,worker,ingest,automate] [--outage 30]
-        [--clients 4] [--lines 20000] [--recurrences 100] [--days 59]
+    python load/chaos.py [--scenarios redis,firestore,worker,ingest,automate,realtime]
+        [--outage 30] [--clients 4] [--lines 20000] [--recurrences 100] [--days 59]
+        [--sockets 20]
 
 Writes load/results/chaos.json and load/results/chaos.md (the scenarios run replace their
 rows; the others keep theirs, each stamped with its run).
@@ -67,7 +71,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "shared" / "src"))
 
 from devstack.stack import Stack, StackConfig  # noqa: E402
-from load import chaos_workers  # noqa: E402
+from load import chaos_realtime, chaos_workers  # noqa: E402
 from load.chaos_workers import kill, restart  # noqa: E402
 
 PASSWORD = "chaos-password-1"
@@ -351,6 +355,7 @@ def scenario(stack: Stack, name: str, outage: float, clients_n: int) -> dict[str
 
 LOAD_SCENARIOS = ("redis", "firestore", "worker")
 WORKER_SCENARIOS = ("ingest", "automate")
+ALL_SCENARIOS = (*LOAD_SCENARIOS, *WORKER_SCENARIOS, "realtime")
 # What each worker scenario needs besides the load scenarios' functions (notify takes the
 # notifications their tasks raise, so those deliveries succeed and count as such).
 WORKER_FUNCTIONS = {
@@ -362,7 +367,7 @@ RECOVERY_TARGET = 60.0
 
 def failed(r: dict[str, Any]) -> list[str]:
     """What of the targets (TARGETS.md: recovery ≤ 60 s, nothing lost) a result misses."""
-    misses = [k for k in ("lost", "duplicated", "drift") if r[k]]
+    misses = [k for k in ("lost", "duplicated", "drift") if r.get(k)]
     if r["scenario"] in WORKER_SCENARIOS:
         if r["balance"] != r["balance_expected"]:
             misses.append("balance")
@@ -373,6 +378,8 @@ def failed(r: dict[str, Any]) -> list[str]:
             misses.append("a kill did not land mid-way")
     else:
         recoveries = [r["recovered_after"]]
+        if r["scenario"] == "realtime" and r["clients_reconnected"] < r["clients_moved"]:
+            misses.append("clients not reconnected")
     if any(v is None or v > RECOVERY_TARGET for v in recoveries):
         misses.append("recovery")
     return misses
@@ -492,6 +499,31 @@ def report(results: list[dict[str, Any]]) -> str:
                 f"by status (0: no answer): {r['client_errors'] or 'none'}; 503s without "
                 f"Retry-After: {r['503_without_retry_after']}"
             )
+    for r in results:
+        if r["scenario"] == "realtime":
+            lines += [
+                "",
+                "## A realtime instance killed",
+                "",
+                f"Run {r['when']}. {r['clients']} users, one Socket.IO client each, half on "
+                "each of the two instances, every user creating a transaction every "
+                f"{chaos_realtime.WRITE_EVERY} s through the gateway; `realtime-0` SIGKILLed "
+                f"with {r['clients_moved']} clients on it, which reconnect (socket.io-client's "
+                "delays, 1 s doubling to 5 s) to the other instance asking for what they "
+                "missed. Lost = seqs missing between a client's first and last event, plus "
+                "acknowledged creates never announced; duplicated = a seq or a "
+                "`transaction.created` received twice.",
+                "",
+                "| clients (moved, reconnected) | transactions written | events received | lost |"
+                " duplicated | told to refetch (sync.reset) | catch-up after the kill (moved "
+                "clients) | recovered (the last one) |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- |",
+                f"| {r['clients']} ({r['clients_moved']}, {r['clients_reconnected']}) | "
+                f"{r['transactions_written']:,} | {r['events']:,} | {r['lost']} | "
+                f"{r['duplicated']} | {r['resets']} | "
+                f"{', '.join(f'{c:.1f}' for c in r['catch_up_seconds'])} s | "
+                f"{secs(r['recovered_after'])} |",
+            ]
     misses = {r["scenario"]: failed(r) for r in results}
     lines += [
         "",
@@ -511,7 +543,7 @@ def stack_config(names: list[str]) -> StackConfig:
         functions=functions,
         storage="ingest" in names,
         smtp=workers,
-        realtime=False,
+        realtime="realtime" in names,
         log_dir=ROOT / ".local" / "chaos-logs",
         # As Cloud Tasks (queues' min/max backoff), not the emulator's 0.1 s: a killed worker
         # takes seconds to come back.
@@ -525,16 +557,17 @@ def stack_config(names: list[str]) -> StackConfig:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenarios", default=",".join(LOAD_SCENARIOS + WORKER_SCENARIOS))
+    parser.add_argument("--scenarios", default=",".join(ALL_SCENARIOS))
     parser.add_argument("--outage", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--lines", type=int, default=20_000, help="ingest: statement lines")
     parser.add_argument("--recurrences", type=int, default=100, help="automate")
     parser.add_argument("--days", type=int, default=59, help="automate: occurrences each")
+    parser.add_argument("--sockets", type=int, default=20, help="realtime: users connected")
     parser.add_argument("--out", type=Path, default=ROOT / "load" / "results")
     args = parser.parse_args(argv)
     names = args.scenarios.split(",")
-    unknown = set(names) - set(LOAD_SCENARIOS + WORKER_SCENARIOS)
+    unknown = set(names) - set(ALL_SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}")
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
@@ -547,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = chaos_workers.ingest(stack, args.lines)
             elif name == "automate":
                 result = chaos_workers.automate(stack, args.recurrences, args.days)
+            elif name == "realtime":
+                result = chaos_realtime.realtime(stack, args.sockets)
             else:
                 result = scenario(stack, name, args.outage, args.clients)
                 result["clients"] = args.clients
@@ -562,10 +597,9 @@ def main(argv: list[str] | None = None) -> int:
         if "meta" in before and "when" not in r:
             r.update(when=before["meta"]["when"], clients=before["meta"]["clients"])
     ran = {r["scenario"] for r in results}
-    order = LOAD_SCENARIOS + WORKER_SCENARIOS
     merged = sorted(
         [r for r in kept if r["scenario"] not in ran and "when" in r] + results,
-        key=lambda r: order.index(r["scenario"]),
+        key=lambda r: ALL_SCENARIOS.index(r["scenario"]),
     )
     args.out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"results": merged}, indent=2) + "\n")

@@ -43,6 +43,8 @@ TIMEOUT = 60.0
 # How long a scenario may take to reach a kill point, or to finish after one.
 DEADLINE = 300.0
 POLL = 0.1
+# Kill once this share of the work is written: well inside it, not at its first write.
+KILL_PAST = 0.25
 # An import still at work (or its function not answering).
 WORKING = ("uploaded", "processing", "committing", "unknown")
 
@@ -155,16 +157,23 @@ def until(what: str, probe: Callable[[], Any], deadline: float = DEADLINE) -> An
 
 
 def kill_mid_way(
-    stack: Stack, name: str, progress: Callable[[], dict[str, int] | None]
+    stack: Stack,
+    name: str,
+    progress: Callable[[], dict[str, int] | None],
+    past: float = KILL_PAST,
 ) -> dict[str, Any]:
     """Wait until `progress()` says the work is under way, {"done": d, "total": t, ...} with
-    0 < d < t (d: what is written so far, counted in Firestore), then SIGKILL the service
-    `name` and start it again. Returns where the kill landed: the progress seen just before
-    it and just after it (nothing more can be written after the kill)."""
+    `past` * t <= d < t (d: what is written so far, counted in Firestore), then SIGKILL the
+    service `name` and start it again. Returns where the kill landed: the progress seen just
+    before it and just after it (nothing more can be written after the kill)."""
 
     def mid_way() -> dict[str, int] | None:
         seen = progress()
-        return seen if seen and 0 < seen["done"] < seen["total"] else None
+        return (
+            seen
+            if seen and 0 < seen["done"] < seen["total"] and seen["done"] >= past * seen["total"]
+            else None
+        )
 
     before = until(f"{name} mid-way", mid_way)
     process = stack.process(name)
@@ -266,13 +275,14 @@ def ingest(stack: Stack, lines: int) -> dict[str, Any]:
         if r["status"] != "committing":
             return None
         written = count(db, "users", uid, "transactions")
-        # Killed with transactions written that no settled chunk counts yet: the hardest
-        # point to resume from (the run must count them once, not write them again).
-        if written <= r["committed"]:
-            return {"done": 0, "total": 1}
+        # Killed after a settled chunk, with transactions written that no settled chunk
+        # counts yet: the hardest point to resume from (the run must go on after the settled
+        # chunk and count the unsettled transactions once, not write them again).
+        if not 0 < r["committed"] < written:
+            return None
         return {"done": written, "total": r["counts"]["new"], "settled": r["committed"]}
 
-    committed = kill_mid_way(stack, "function-ingest", committing)
+    committed = kill_mid_way(stack, "function-ingest", committing, past=0)
     final = until("import committed", lambda: (r := record())["status"] not in WORKING and r)
     committed["recovered_after"] = round(time.monotonic() - committed.pop("killed_at"), 2)
     committed["status_after"] = final["status"]
