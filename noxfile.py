@@ -1,5 +1,5 @@
 """Every routine task: `nox -s dev`, `nox -s tests`, `nox -s verify`, `nox -s chaos`,
-`nox -s hostile`, `nox -s lint`, `nox -s typecheck`, `nox -s openapi`,
+`nox -s hostile`, `nox -s reliability`, `nox -s lint`, `nox -s typecheck`, `nox -s openapi`,
 `nox -s package -- <function>|all`, `nox -s infra`, `nox -s bench -- <name>`."""
 
 from __future__ import annotations
@@ -46,8 +46,10 @@ def verify(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def chaos(session: nox.Session) -> None:
     """The fault suite (load/chaos.py): Redis killed and restarted, the Firestore emulator
-    stalled, under read and write load; lost and duplicated effects counted, the integrity
-    check run after each; writes load/results/chaos.md. `-- --scenarios redis --outage 30`."""
+    stalled, the transactions function killed, under read and write load; the ingest worker
+    killed mid-import and mid-commit, the automate worker mid-run; lost and duplicated
+    effects counted, the integrity check run after each; writes load/results/chaos.md.
+    `-- --scenarios redis,ingest --outage 30`."""
     session.install(*DEV)
     session.run("python", "load/chaos.py", *session.posargs)
 
@@ -96,6 +98,16 @@ def hostile(session: nox.Session) -> None:
     to load/results/reliability.md. The suite runs the same test bounded."""
     session.install(*DEV)
     session.run("python", "load/hostile.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def reliability(session: nox.Session) -> None:
+    """Every fault and hostile-input run, then one summary against the targets: the
+    hostile-input run, the fault suite, the queue drain (load/drain.py, when present) and
+    the IDOR sweep and log audit; writes the summary atop load/results/reliability.md
+    (`-- --examples 100 --skip hostile,chaos,drain,leaks`; ~20 min with everything)."""
+    session.install(*DEV)
+    session.run("python", "load/reliability.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)

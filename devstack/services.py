@@ -202,8 +202,14 @@ class TasksEmulator(ManagedProcess):
         log_dir: Path,
         queues: Sequence[str],
         venv: Path | None = None,
+        retry_backoff: tuple[float, float] | None = None,
     ) -> None:
-        super().__init__(log_dir)
+        # (first, longest) seconds between attempts of a failed task, doubling as Cloud Tasks'
+        # min/max backoff; None retries at once, as the emulator does by itself.
+        env = {}
+        if retry_backoff:
+            env["VALORIZE_TASKS_BACKOFF"] = f"{retry_backoff[0]:g}:{retry_backoff[1]:g}"
+        super().__init__(log_dir, env)
         self.port = port
         # Full queue paths, one per registry queue: a task on any other queue fails as in
         # production (the emulator answers FAILED_PRECONDITION).

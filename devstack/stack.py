@@ -128,6 +128,9 @@ class StackConfig:
     function_targets: Mapping[str, str] | None = None
     functions_dir: Path = REPO_ROOT / "functions"
     tasks_venv: Path | None = None
+    # Seconds (first, longest) the tasks emulator waits before retrying a failed task,
+    # doubling in between as Cloud Tasks does; None: at once (fast tests of failing tasks).
+    tasks_retry_backoff: tuple[float, float] | None = None
     startup_timeout: float = 90.0
 
 
@@ -320,7 +323,15 @@ class Stack:
             queues = [
                 f"projects/{PROJECT_ID}/locations/{TASKS_LOCATION}/queues/{q}" for q in QUEUES
             ]
-            emulators.append(TasksEmulator(ports["tasks"], logs, queues, venv=cfg.tasks_venv))
+            emulators.append(
+                TasksEmulator(
+                    ports["tasks"],
+                    logs,
+                    queues,
+                    venv=cfg.tasks_venv,
+                    retry_backoff=cfg.tasks_retry_backoff,
+                )
+            )
         if cfg.smtp:
             emulators.append(SmtpSink(ports["smtp"], ports["smtp_http"], logs))
         env = {**self.env, **cfg.extra_env}
@@ -434,6 +445,16 @@ class Stack:
         self.stop()
 
     # -- helpers for tests -------------------------------------------------------------------
+    def process(self, name: str) -> ManagedProcess:
+        """The running service called ``name`` (its log file's stem: ``redis``, ``firestore``,
+        ``tasks``, ``function-<folder>``, ``realtime-<index>``, ``gateway``...), for tests and
+        the fault suite to stop, kill or restart it in place."""
+        with self._lock:
+            running = {s.name: s for group in self._started for s in group}
+        if name not in running:
+            raise KeyError(f"no service {name!r} in this stack; running: {sorted(running)}")
+        return running[name]
+
     def pids(self) -> list[int]:
         """Process-group leaders currently running (each one's group holds its children)."""
         with self._lock:

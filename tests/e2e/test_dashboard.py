@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from devstack.services import RedisServer
 from devstack.stack import Stack
 from tests.e2e.conftest import Api, assert_problem
 from valorize.entrypoints import dashboard_schemas as q
@@ -175,7 +174,7 @@ def test_reads_stay_correct_while_redis_is_down_and_the_cache_comes_back(
 ) -> None:
     path = "/api/dashboard/summary?month=2025-03"
     get(api, path, q.SummaryOut)
-    redis_server = next(p for g in stack._started for p in g if isinstance(p, RedisServer))
+    redis_server = stack.process("redis")
     redis_server.stop()
     try:
         down = get(api, path, q.SummaryOut)
