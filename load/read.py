@@ -667,9 +667,12 @@ PROFILE_BUCKETS = (
     (AUTH_LABEL, "authenticate ("),
     (CACHE_LABEL, "get_or_render ("),
     ("query parsing (pydantic)", "_parse_query ("),
+    ("cache key (remembered per query string)", "_cache_key ("),
     ("JSON response", "_json ("),
-    ("request log line", "_log ("),
-    ("routing", "bind ("),
+    ("request log line", "log_request ("),
+    # Flask's own matching of functions-framework's one route (the bare one pays it too) and
+    # ours for paths with ids (a path without is a dict lookup).
+    ("routing (werkzeug: Flask's and ours)", "MapAdapter.match ("),
     ("inside the gRPC client", "grpc/_channel.py"),
     ("inside redis-py", "redis/connection.py"),
     ("pub/sub feeds (revocations, cache bumps)", "feeds.py"),
@@ -1100,13 +1103,14 @@ def interpretation(report: dict[str, Any]) -> str:
         parts.append(
             "Where a cached request goes (py-spy, inclusive shares of request handling): "
             + "; ".join(prof_notes)
-            + ". A cache hit checks its token in the instance's memory (after reading what "
-            "the revocation feed delivered, under the feed's lock), reads what the cache's "
-            "bump feed delivered (the same way) and takes the answer from the instance's "
-            "memory (the near cache; one Redis round trip, the Lua lookup of version and "
-            "entry, only when the instance has not served it since the user's last write), "
-            "then writes the stored bytes out as they are; the bare function does none of "
-            "that."
+            + ". A cache hit reads the instance's one pub/sub subscription (token "
+            "revocations and cache bumps) once, without a lock when nothing has arrived (one "
+            "poll of its socket), checks its token in the instance's memory, takes the "
+            "query's cache key remembered for that query string (validated the first time) "
+            "and the answer from the instance's memory (the near cache; one Redis round "
+            "trip, the Lua lookup of version and entry, only when the instance has not "
+            "served it since the user's last write), writes the stored bytes out as they "
+            "are and its log line straight to stdout; the bare function does none of that."
         )
     levels = [
         lv for config in report["servers"] for t in config["summary"].values() for lv in t.values()

@@ -9,14 +9,14 @@ import redis
 
 from devstack.ports import free_port
 from valorize.adapters.cache import BUMPED, NearQueryCache, RedisQueryCache
-from valorize.adapters.feeds import RedisFeed
+from valorize.adapters.feeds import own_feed
 
 pytestmark = pytest.mark.integration
 
 
 def instance(client: redis.Redis) -> NearQueryCache:
     """One instance's cache: its own subscription, as bootstrap builds it."""
-    return NearQueryCache(RedisQueryCache(client), RedisFeed(client, BUMPED))
+    return NearQueryCache(RedisQueryCache(client), own_feed(client, BUMPED))
 
 
 def test_a_repeated_read_costs_no_round_trip(
@@ -48,7 +48,7 @@ def test_a_write_on_one_instance_is_seen_by_the_others_next_read(client: redis.R
 
 def test_without_its_feed_an_instance_keeps_nothing_in_memory(client: redis.Redis) -> None:
     nowhere = redis.Redis(port=free_port(), socket_timeout=0.2, socket_connect_timeout=0.2)
-    cache = NearQueryCache(RedisQueryCache(client), RedisFeed(nowhere, BUMPED, retry_seconds=60))
+    cache = NearQueryCache(RedisQueryCache(client), own_feed(nowhere, BUMPED, retry_seconds=60))
     assert cache.get_or_render("u1", "k", lambda: b"1") == (b"1", "miss")
     # Served by Redis (one round trip), as without a near cache: never from memory, which
     # a bump it cannot hear about would leave stale.

@@ -16,7 +16,7 @@ import flask
 import pytest
 from google.api_core import exceptions as gexc
 
-from tests.unit.conftest import USER, World
+from tests.unit.conftest import USER, World, make_world
 from valorize.domain.errors import (
     Conflict,
     Contention,
@@ -33,6 +33,7 @@ from valorize.entrypoints.routes import Call, Resource, Route
 from valorize.entrypoints.schemas import ListOf, TransactionOut
 from valorize.service import requests as c
 from valorize.service.ports import IdempotencyRecord
+from valorize.service.ports.cache import Outcome
 
 TOKEN = "vz_0123456789abcdef_s3cr3t-t0k3n-that-must-never-be-logged"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -627,6 +628,139 @@ def test_configure_logging_writes_json_lines_to_stdout(capsys: pytest.CaptureFix
     finally:
         root.handlers[:] = saved
         root.setLevel(level)
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        (
+            "/api/transactions",
+            {
+                **AUTH,
+                "X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1",
+                "User-Agent": "pytest ☕",
+                "X-Forwarded-For": "203.0.113.7",
+            },
+        ),
+        ("/api/transactions/nope", {}),  # a 401: WARNING, no user
+    ],
+)
+def test_the_request_line_written_straight_to_stdout_is_the_line_logging_writes(
+    http: Harness, capsys: pytest.CaptureFixture[str], path: str, headers: dict[str, str]
+) -> None:
+    """In production (our JSON handler alone on the root logger) the request line skips
+    logging's machinery; anything else listening (a capture, a filter) gets it through
+    logging. Both must write the same line."""
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    root.handlers[:] = []
+    try:
+        configure_logging()
+        http("GET", path, headers=headers)
+        direct = capsys.readouterr().out.splitlines()
+        capture = logging.NullHandler()  # another listener: the line goes through logging
+        root.addHandler(capture)
+        http("GET", path, headers=headers)
+        logged = capsys.readouterr().out.splitlines()
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
+
+    def timeless(line: str) -> dict[str, Any]:
+        entry = json.loads(line)
+        assert entry["httpRequest"].pop("latency").endswith("s")
+        return dict(entry)
+
+    assert len(direct) == len(logged) == 1
+    assert timeless(direct[0]) == timeless(logged[0])
+    assert list(json.loads(direct[0])) == list(json.loads(logged[0]))  # the same field order
+
+
+# --- cached reads ------------------------------------------------------------------------------
+
+
+class RecordingCache:
+    """The query cache's contract in a dict, recording the keys it was asked for."""
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[str, str], bytes] = {}
+        self.keys: list[str] = []
+
+    def get_or_render(
+        self, user_id: str, key: str, render: Callable[[], bytes]
+    ) -> tuple[bytes, Outcome]:
+        self.keys.append(key)
+        if (user_id, key) in self.answers:
+            return self.answers[(user_id, key)], "hit"
+        body = self.answers[(user_id, key)] = render()
+        return body, "miss"
+
+    def bump(self, user_id: str) -> None:
+        self.answers = {k: v for k, v in self.answers.items() if k[0] != user_id}
+
+
+@pytest.fixture
+def cached() -> tuple[Callable[[str], flask.Response], RecordingCache, list[Any]]:
+    """A cached list route over a RecordingCache; what its handler was called with."""
+    cache = RecordingCache()
+    world = make_world(query_cache=cache)
+    queries: list[Any] = []
+
+    def handler(call: Call) -> dict[str, Any]:
+        queries.append(call.query)
+        return {"items": [], "next_cursor": None}
+
+    route = Route("GET", "/api/things", handler, "list", query=c.ListTransactions, cached=True)
+    app = FunctionApp("things", [route], world.services, authenticate=fake_authenticate)
+
+    def get(query: str) -> flask.Response:
+        with FLASK.test_request_context(f"/api/things{query}", headers=AUTH):
+            return app(flask.request)
+
+    return get, cache, queries
+
+
+def test_a_cached_read_renders_once_and_is_then_served_as_stored(
+    cached: tuple[Callable[[str], flask.Response], RecordingCache, list[Any]],
+) -> None:
+    get, _, queries = cached
+    first, again = get("?limit=15"), get("?limit=15")
+    assert (first.headers["X-Cache"], again.headers["X-Cache"]) == ("miss", "hit")
+    assert first.get_data() == again.get_data() == b'{"items":[],"next_cursor":null}'
+    assert again.mimetype == "application/json" and again.status_code == 200
+    assert [q.limit for q in queries] == [15]
+
+
+def test_the_key_of_a_cached_read_is_its_validated_query(
+    cached: tuple[Callable[[str], flask.Response], RecordingCache, list[Any]],
+) -> None:
+    get, cache, queries = cached
+    get("?limit=15")
+    get("?limit=015")  # another string, the same query: the same answer
+    get("?limit=15")
+    get("?limit=16")
+    assert cache.keys[0] == cache.keys[1] == cache.keys[2] != cache.keys[3]
+    assert len(queries) == 2
+
+
+def test_a_remembered_query_is_parsed_again_when_its_answer_is_rendered(
+    cached: tuple[Callable[[str], flask.Response], RecordingCache, list[Any]],
+) -> None:
+    get, cache, queries = cached
+    get("?limit=15")
+    cache.bump(USER)  # a write: the next read renders again, from a query it has seen
+    assert get("?limit=15").headers["X-Cache"] == "miss"
+    assert [q.limit for q in queries] == [15, 15]
+
+
+def test_a_bad_query_on_a_cached_read_is_refused_every_time(
+    cached: tuple[Callable[[str], flask.Response], RecordingCache, list[Any]],
+) -> None:
+    get, cache, queries = cached
+    for _ in range(2):
+        body = problem_of(get("?limit=0"), 422)
+        assert [e["field"] for e in body["errors"]] == ["limit"]
+    assert cache.keys == [] and queries == []
 
 
 # --- idempotency -------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from google.cloud.firestore import Client as FirestoreClient
     from redis import Redis
 
+    from valorize.adapters.feeds import RedisFeeds
     from valorize.domain.alerts import AlertProfile
     from valorize.domain.notifications import Notification
     from valorize.service.accounts import AccountService
@@ -343,12 +344,22 @@ class Services:
         return RedisLoginThrottle(self.redis)
 
     @cached_property
-    def revocations(self) -> RevocationFeed:
-        from valorize.adapters.revocations import RedisRevocationFeed
+    def feeds(self) -> RedisFeeds:
+        """The instance's one subscription to the announcement channels (token revocations,
+        cache bumps), read once per request (FunctionApp)."""
+        from valorize.adapters.cache import BUMPED
+        from valorize.adapters.feeds import RedisFeeds
+        from valorize.adapters.revocations import CHANNEL
 
         # No silent reconnects: redis-py would resubscribe by itself and hide that
         # announcements were missed meanwhile; the feed must see every break to reset.
-        return RedisRevocationFeed(self.redis_best_effort)
+        return RedisFeeds(self.redis_best_effort, [CHANNEL, BUMPED])
+
+    @cached_property
+    def revocations(self) -> RevocationFeed:
+        from valorize.adapters.revocations import CHANNEL, RedisRevocationFeed
+
+        return RedisRevocationFeed(self.redis_best_effort, self.feeds.channel(CHANNEL))
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:
@@ -365,7 +376,6 @@ class Services:
     @cached_property
     def query_cache(self) -> QueryCache:
         from valorize.adapters.cache import BUMPED, NearQueryCache, RedisQueryCache
-        from valorize.adapters.feeds import RedisFeed
 
         s = self.settings
         remote = RedisQueryCache(
@@ -373,8 +383,7 @@ class Services:
         )
         if s.near_cache_seconds <= 0:
             return remote
-        # Its own subscription, on the client without silent reconnects (as revocations').
-        feed = RedisFeed(self.redis_best_effort, BUMPED)
+        feed = self.feeds.channel(BUMPED)
         return NearQueryCache(remote, feed, ttl=s.near_cache_seconds, max_bytes=s.near_cache_bytes)
 
     @cached_property

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import redis
 
-from valorize.adapters.feeds import RedisFeed
+from valorize.adapters.feeds import own_feed
+from valorize.service.ports.cache import Feed
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +21,16 @@ CHANNEL = "valorize:tokens:revoked"
 UNANNOUNCED = "revocation_unannounced"
 
 
-class RedisRevocationFeed(RedisFeed):
-    def __init__(self, client: redis.Redis, **options: Any) -> None:
-        super().__init__(client, CHANNEL, **options)
+class RedisRevocationFeed:
+    """Announces on `client`; reads `feed` (CHANNEL of the instance's shared subscription,
+    bootstrap), or a subscription of its own."""
+
+    def __init__(self, client: redis.Redis, feed: Feed | None = None, **options: Any) -> None:
+        self.client = client
+        self.feed = feed or own_feed(client, CHANNEL, **options)
+
+    def sync(self, forget: Callable[[str], None], reset: Callable[[], None]) -> bool:
+        return self.feed.sync(forget, reset)
 
     def announce(self, token_id: str) -> None:
         try:

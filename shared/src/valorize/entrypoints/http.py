@@ -23,7 +23,7 @@ import flask
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import Map, MapAdapter, Rule
 
 from valorize.domain.errors import Contention, DomainError, FieldError, RateLimited
 from valorize.entrypoints.internal import check_internal
@@ -102,15 +102,23 @@ def problem(
     return resp
 
 
+# Built once: json.dumps builds an encoder per call when given options.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_SORTED = json.JSONEncoder(sort_keys=True)
+# Cache keys of the queries seen, per instance (see FunctionApp._cache_key): cleared when full.
+QUERY_KEYS = 1024
+
+
 def _encode(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return _COMPACT.encode(payload).encode()
 
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> flask.Response:
     if status == 204 or payload is None:
         return flask.Response(status=204 if payload is None else status, headers=headers)
     body = payload if isinstance(payload, bytes) else _encode(payload)
-    return flask.Response(body, status=status, mimetype="application/json", headers=headers)
+    # content_type, not mimetype: the header as it is, without working out a charset.
+    return flask.Response(body, status=status, content_type="application/json", headers=headers)
 
 
 def _field_name(loc: tuple[Any, ...], aliases: dict[str, str]) -> str:
@@ -140,11 +148,20 @@ class FunctionApp:
     authenticate: Callable[[str], Principal] | None = None
     idempotency_store: Callable[[], IdempotencyStore] | None = None
     _map: Map = field(init=False)
+    # Bound once: matching only reads it, from any thread.
+    _matcher: MapAdapter = field(init=False)
+    # (method, path) -> route, for the routes without ids: a dict lookup instead of the
+    # matcher's state machine (which would pick the same route: a static rule wins).
+    _static: dict[tuple[str, str], int] = field(init=False)
     # Set once the clients the settings name are warm (or failed to be: see Services.warm).
     warmed: threading.Event = field(init=False, default_factory=threading.Event)
     # The process that started warming: a forked worker starts its own.
     _warming_pid: int | None = field(init=False, default=None)
     _warming_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    # (route, its ids, the raw query string, the day) -> the cached read's key (_cache_key).
+    _query_keys: dict[tuple[str, tuple[tuple[str, str], ...], bytes, str], str] = field(
+        init=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         base = f"/api/{self.name}"
@@ -174,6 +191,10 @@ class FunctionApp:
             ],
             merge_slashes=False,
         )
+        self._matcher = self._map.bind("localhost")
+        self._static = {
+            (r.method, r.path): i for i, r in enumerate(self.routes) if "<" not in r.path
+        }
         for rule in self._map.iter_rules():
             unknown = set(rule.arguments) - set(PATH_IDS)
             if unknown:
@@ -250,7 +271,9 @@ class FunctionApp:
 
     def __call__(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
-        if self._warming_pid != os.getpid():
+        # A forked worker has started already (register_at_fork): only a process that serves
+        # without forking starts here, on its first request.
+        if self._warming_pid is None:
             self._start_warming()
         user_id = ""
         try:
@@ -290,9 +313,13 @@ class FunctionApp:
     def _dispatch(self, request: flask.Request) -> tuple[flask.Response, str]:
         if request.method == "OPTIONS":
             return flask.Response(status=204), ""
-        adapter = self._map.bind("localhost")
+        static = self._static.get((request.method, request.path))
         try:
-            index, params = adapter.match(request.path, method=request.method)
+            index, params = (
+                (static, {})
+                if static is not None
+                else self._matcher.match(request.path, method=request.method)
+            )
         except RouteNotFound:
             raise Reply(problem(404, "Not Found", f"no route for {request.path}")) from None
         except MethodNotAllowed as e:
@@ -309,12 +336,23 @@ class FunctionApp:
             except DomainError as e:
                 raise Reply(problem(401, "Unauthorized", e.detail)) from None
         elif route.auth:
-            call.user_id = self._authenticate(request)
-            if route.method != "GET":
-                self._limit_rate(request, call.user_id)
+            # What other instances announced (token revocations, cache bumps) is read once,
+            # by the token check, and trusted for the rest of the request (adapters/feeds.py).
+            with self.services.feeds.per_request():
+                call.user_id = self._authenticate(request)
+                if route.method != "GET":
+                    self._limit_rate(request, call.user_id)
+                return self._run(request, route, call)
+        return self._run(request, route, call)
+
+    def _run(self, request: flask.Request, route: Route, call: Call) -> tuple[flask.Response, str]:
+        """The call, authenticated: validated, made idempotent, answered (cached) and rendered."""
         for name, value in call.params.items():
             if not PATH_IDS[name].matches(value):
                 raise Reply(problem(404, "Not Found", f"no such {name.removesuffix('_id')}"))
+        if route.cached:
+            # A read served from the query cache: its key stands for the validated query.
+            return self._cached(request, route, call), call.user_id
         if route.query is not None:
             call.query = self._parse_query(request, route.query)
         raw = b""
@@ -329,7 +367,7 @@ class FunctionApp:
             if replay is not None:
                 return replay, call.user_id
         try:
-            result = self._cached(route, call) if route.cached else route.handler(call)
+            result = route.handler(call)
         except IdempotentReplay as r:
             return self._replayed(r.record, call), call.user_id
         except BaseException as e:
@@ -354,20 +392,44 @@ class FunctionApp:
             self._store().put_idempotency(call.user_id, done)
         return _json(status, payload, call.response_headers or None), call.user_id
 
-    def _cached(self, route: Route, call: Call) -> bytes:
+    def _cached(self, request: flask.Request, route: Route, call: Call) -> flask.Response:
         """A cached read: the stored bytes of its answer, or the handler's answer rendered
-        once and stored. The key is the route, its ids, the validated query and the day, so
-        that a default meaning "this month" or "latest" never outlives its day."""
-        cache = self.services.query_cache
-        query = call.query.model_dump(mode="json", by_alias=True) if call.query else None
-        today = self.services.clock.now().date().isoformat()
-        key = json.dumps([route.path, call.params, query, today], sort_keys=True)
-        digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
-        body, outcome = cache.get_or_render(
-            call.user_id, digest, lambda: _encode(route.render(route.handler(call)))
-        )
+        once and stored."""
+        key = self._cache_key(request, route, call)
+
+        def render() -> bytes:
+            if route.query is not None and call.query is None:
+                call.query = self._parse_query(request, route.query)
+            return _encode(route.render(route.handler(call)))
+
+        try:
+            body, outcome = self.services.query_cache.get_or_render(call.user_id, key, render)
+        except DomainError as e:
+            return self._domain_problem(e)
         call.response_headers["X-Cache"] = outcome
-        return body
+        return _json(call.status or route.status, body, call.response_headers)
+
+    def _cache_key(self, request: flask.Request, route: Route, call: Call) -> str:
+        """The route, its ids, the validated query and the day, so that a default meaning
+        "this month" or "latest" never outlives its day.
+
+        A query string validated before has the same key again (validation depends on the
+        string alone): it is remembered, and the query parsed only if the handler runs. One
+        never seen is validated here, so that a bad one is refused before anything else."""
+        today = self.services.clock.now().date().isoformat()
+        seen = (route.path, tuple(call.params.items()), request.query_string, today)
+        key = self._query_keys.get(seen)
+        if key is not None:
+            return key
+        if route.query is not None:
+            call.query = self._parse_query(request, route.query)
+        query = call.query.model_dump(mode="json", by_alias=True) if call.query else None
+        text = _SORTED.encode([route.path, call.params, query, today])
+        key = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+        if len(self._query_keys) >= QUERY_KEYS:
+            self._query_keys.clear()
+        self._query_keys[seen] = key
+        return key
 
     @staticmethod
     def _domain_problem(e: DomainError) -> flask.Response:
@@ -514,7 +576,7 @@ class FunctionApp:
         if origins:
             # Caches must not hand one origin's answer to another.
             response.headers.add("Vary", "Origin")
-        origin = request.headers.get("Origin")
+        origin = request.environ.get("HTTP_ORIGIN")
         if not origin or origin not in origins:
             return
         response.headers["Access-Control-Allow-Origin"] = origin
