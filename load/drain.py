@@ -480,10 +480,12 @@ def drain(
 
 
 def rate_floor(tasks: Iterable[Enqueued]) -> float:
-    """The least time the queues' declared rates allow for these tasks (the slowest queue)."""
+    """The least time the queues' declared rates allow for these tasks (the slowest queue;
+    each queue's token bucket starts full, one second's worth)."""
     rates = {q: c["rate"] for q, c in tasks_dispatch().items()}
     per_queue = Counter(t.queue for t in tasks)
-    return max((n / rates[q] for q, n in per_queue.items()), default=0.0)
+    seconds = (max(0.0, n - max(1.0, rates[q])) / rates[q] for q, n in per_queue.items())
+    return max(seconds, default=0.0)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -531,9 +533,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bare.start()
         try:
             bare.wait_ready(60)
-            report.update(
-                measure(stack, bare, args, rng, n_imports, n_automations, n_notifications)
-            )
+
+            # Each phase's figures are written as soon as they exist: a long run that dies
+            # in a later phase still leaves the drain's.
+            def save(phase: dict[str, Any]) -> None:
+                report.update(phase)
+                write(report, args.out)
+
+            measure(stack, bare, args, rng, (n_imports, n_automations, n_notifications), save)
         finally:
             bare.stop()
     report["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -546,15 +553,15 @@ def measure(
     bare: FunctionServer,
     args: argparse.Namespace,
     rng: random.Random,
-    n_imports: int,
-    n_automations: int,
-    n_notifications: int,
-) -> dict[str, Any]:
+    mix: tuple[int, int, int],
+    save: Callable[[dict[str, Any]], None],
+) -> None:
     import redis
 
     from valorize.adapters.tasks import CloudTasksQueue
     from valorize.config import Settings
 
+    n_imports, n_automations, n_notifications = mix
     out: dict[str, Any] = {}
     settings = Settings.from_env()
     setup = bootstrap_build(settings, task_queue=Swallow(), notifier=Swallow())
@@ -583,15 +590,8 @@ def measure(
     real = drain(dispatcher, tasks, live.task_queue, groups)
     real["rate_floor_s"] = round(rate_floor(tasks), 1)
     out["real"] = real
+    save(out)
     print(f"  drained in {real['seconds']:.0f} s: {real['attempts']}", flush=True)
-
-    print("drain: counting effects ...", flush=True)
-    redis_client = redis.Redis.from_url(settings.redis_url)
-    counts: Counter[str] = Counter()
-    for c in parallel(lambda o: check_owner(setup, redis_client, o, day), owners, SETUP_THREADS):
-        counts.update(c)
-    out["effects"] = dict(counts)
-    out["notifications_expected"] = n_notifications + n_automations + n_imports
 
     print("drain: the same tasks to the bare function ...", flush=True)
     to_bare = CloudTasksQueue(
@@ -605,7 +605,15 @@ def measure(
     floor["rate_floor_s"] = round(rate_floor(sent), 1)
     out["bare"] = floor
     print(f"  bare drained in {floor['seconds']:.0f} s: {floor['attempts']}", flush=True)
-    return out
+    save(out)
+
+    print("drain: counting effects ...", flush=True)
+    redis_client = redis.Redis.from_url(settings.redis_url)
+    counts: Counter[str] = Counter()
+    for c in parallel(lambda o: check_owner(setup, redis_client, o, day), owners, SETUP_THREADS):
+        counts.update(c)
+    out["effects"] = dict(counts)
+    save(out)
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -638,7 +646,7 @@ def figures(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def write(report: dict[str, Any], out: Path) -> None:
-    if "real" in report:
+    if all(k in report for k in ("real", "effects", "bare")):
         report["figures"] = figures(report)
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "drain.json", json.dumps(report, indent=2, default=str) + "\n")
@@ -682,8 +690,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"| tasks/s | {f['tasks_per_s']:.1f} | bare {f['bare_tasks_per_s']:.1f}; original ≈ 86 "
         "| — |",
         f"| tasks/s per worker core (tasks per CPU-second of the worker processes) | "
-        f"{_n(per_core)} ({real['cpu_s']['workers']:.0f} CPU-s) | bare {_n(bare_core)} "
-        f"({bare['cpu_s']['bare']:.0f} CPU-s); ratio {_n(ratio, 3)} | reported |",
+        f"{_n(per_core)} ({real['cpu_s']['workers']:.1f} CPU-s) | bare {_n(bare_core)} "
+        f"({bare['cpu_s']['bare']:.1f} CPU-s); ratio {_n(ratio, 3)} | reported |",
         "",
         "## What was drained",
         "",
