@@ -202,13 +202,20 @@ class TasksEmulator(ManagedProcess):
         log_dir: Path,
         queues: Sequence[str],
         venv: Path | None = None,
-        retry_backoff: tuple[float, float] | None = None,
+        dispatch: Mapping[str, Mapping[str, float]] | None = None,
     ) -> None:
-        # (first, longest) seconds between attempts of a failed task, doubling as Cloud Tasks'
-        # min/max backoff; None retries at once, as the emulator does by itself.
-        env = {}
-        if retry_backoff:
-            env["VALORIZE_TASKS_BACKOFF"] = f"{retry_backoff[0]:g}:{retry_backoff[1]:g}"
+        # With ``dispatch`` (queue id -> rate, concurrency, max_attempts, min_backoff,
+        # max_backoff, max_doublings) the shim dispatches those queues as Cloud Tasks does
+        # (concurrently, paced, retried after a backoff) and writes their counts to
+        # :attr:`stats_path`; without it, the emulator's own one-at-a-time dispatch.
+        env = (
+            {
+                "VALORIZE_TASKS_DISPATCH": json.dumps(dispatch),
+                "VALORIZE_TASKS_STATS": str(log_dir / "tasks-dispatch.json"),
+            }
+            if dispatch
+            else {}
+        )
         super().__init__(log_dir, env)
         self.port = port
         # Full queue paths, one per registry queue: a task on any other queue fails as in
@@ -238,6 +245,11 @@ class TasksEmulator(ManagedProcess):
     @property
     def host(self) -> str:
         return f"{HOST}:{self.port}"
+
+    @property
+    def stats_path(self) -> Path:
+        """Per-queue dispatch counts, rewritten every 0.2 s (only with ``dispatch``)."""
+        return self.log_dir / "tasks-dispatch.json"
 
 
 class SmtpSink(ManagedProcess):

@@ -128,9 +128,6 @@ class StackConfig:
     function_targets: Mapping[str, str] | None = None
     functions_dir: Path = REPO_ROOT / "functions"
     tasks_venv: Path | None = None
-    # Seconds (first, longest) the tasks emulator waits before retrying a failed task,
-    # doubling in between as Cloud Tasks does; None: at once (fast tests of failing tasks).
-    tasks_retry_backoff: tuple[float, float] | None = None
     startup_timeout: float = 90.0
 
 
@@ -325,11 +322,7 @@ class Stack:
             ]
             emulators.append(
                 TasksEmulator(
-                    ports["tasks"],
-                    logs,
-                    queues,
-                    venv=cfg.tasks_venv,
-                    retry_backoff=cfg.tasks_retry_backoff,
+                    ports["tasks"], logs, queues, venv=cfg.tasks_venv, dispatch=tasks_dispatch()
                 )
             )
         if cfg.smtp:
@@ -476,6 +469,27 @@ class Stack:
         if urls.smtp_api_url:
             request = urllib.request.Request(f"{urls.smtp_api_url}/messages", method="DELETE")
             opener.open(request, timeout=10).close()
+
+
+def _seconds(duration: str) -> float:
+    """A Cloud Tasks duration ("5s", "0.1s") in seconds."""
+    return float(duration.removesuffix("s"))
+
+
+def tasks_dispatch() -> dict[str, dict[str, float]]:
+    """Each registry queue's rate, concurrency and retries, as the emulator shim takes them:
+    locally tasks are dispatched as infra/cdktf configures Cloud Tasks in production."""
+    return {
+        q.name: {
+            "rate": q.max_dispatches_per_second,
+            "concurrency": q.max_concurrent_dispatches,
+            "max_attempts": q.max_attempts,
+            "min_backoff": _seconds(q.min_backoff),
+            "max_backoff": _seconds(q.max_backoff),
+            "max_doublings": q.max_doublings,
+        }
+        for q in QUEUES.values()
+    }
 
 
 def _in_parallel(action: Callable[[ManagedProcess], None], items: Iterable[ManagedProcess]) -> None:

@@ -545,9 +545,6 @@ def stack_config(names: list[str]) -> StackConfig:
         smtp=workers,
         realtime="realtime" in names,
         log_dir=ROOT / ".local" / "chaos-logs",
-        # As Cloud Tasks (queues' min/max backoff), not the emulator's 0.1 s: a killed worker
-        # takes seconds to come back.
-        tasks_retry_backoff=(1.0, 16.0),
         extra_env={
             "VALORIZE_CACHE_BREAKER_SECONDS": "1",
             "VALORIZE_WRITE_RATE": "100000/hour",
