@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.contracts.conftest import Make, new_id
+from tests.contracts.conftest import NOW, Make, new_id
 from valorize.bootstrap import Services
 from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.ids import encode_cursor
@@ -252,6 +252,46 @@ def test_money_limits_refuse_the_whole_write(services: Services, make: Make) -> 
     with pytest.raises(OutOfSafeRange):
         services.ledger.check_limits(uid, LedgerReach({rich.id: Reach.of(1)}))
     services.ledger.check_limits(uid, LedgerReach({rich.id: Reach.of(-1)}))
+    consistent(services, uid)
+
+
+def test_a_create_reads_what_the_separate_reads_did(services: Services, make: Make) -> None:
+    """read_create_inputs answers as get_account, get_categories and get_totals would."""
+    uid = make.user()
+    account = make.account(uid)
+    food, rent = make.category(uid), make.category(uid, "Rent")
+    make.stored(uid, account, -700, category_id=food.id)
+    stranger = make.user()
+    theirs = make.category(stranger, "Theirs")
+    asked = [food.id, rent.id, theirs.id, new_id()]
+    inputs = services.ledger.read_create_inputs(uid, account.id, asked)
+    assert inputs.account == services.account_store.get_account(uid, account.id)
+    assert inputs.categories == set(services.category_store.get_categories(uid, asked))
+    assert inputs.categories == {food.id, rent.id}
+    assert prune(inputs.totals) == prune(services.ledger.get_totals(uid))
+    assert prune(inputs.totals) != {}
+    # Absent, another user's, or being deleted: no account, as get_account says.
+    assert services.ledger.read_create_inputs(uid, new_id(), []).account is None
+    assert services.ledger.read_create_inputs(stranger, account.id, []).account is None
+    services.account_store.hide_account(uid, account.id, NOW)
+    hidden = services.ledger.read_create_inputs(uid, account.id, [food.id])
+    assert hidden.account is None and hidden.categories == {food.id}
+
+
+def test_a_create_with_its_inputs_keeps_the_money_limits(services: Services, make: Make) -> None:
+    uid = make.user()
+    rich = make.account(uid, opening_balance=SAFE_MAX - 10, balance=SAFE_MAX - 10)
+    inputs = services.ledger.read_create_inputs(uid, rich.id, [])
+    with pytest.raises(OutOfSafeRange):
+        services.ledger.add_transactions(uid, [make.txn(rich, 11)], None, inputs)
+    assert every(services, uid) == []
+    services.ledger.add_transactions(uid, [make.txn(rich, 10)], None, inputs)
+    # All-time sums too: an expense that would take the currency's expense past the range.
+    poor, other = make.account(uid, name="Poor"), make.account(uid, name="Other")
+    make.stored(uid, poor, -(SAFE_MAX - 5))
+    inputs = services.ledger.read_create_inputs(uid, other.id, [])
+    with pytest.raises(OutOfSafeRange):
+        services.ledger.add_transactions(uid, [make.txn(other, -6)], None, inputs)
     consistent(services, uid)
 
 

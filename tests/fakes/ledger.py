@@ -13,7 +13,7 @@ from valorize.domain.ids import decode_cursor, encode_cursor
 from valorize.domain.limits import LedgerReach
 from valorize.domain.model import Transaction
 from valorize.service.ports import IdempotencyRecord, PageResult, TransactionFilter
-from valorize.service.ports.ledger import SCAN_LIMIT, Pair, filtered_page
+from valorize.service.ports.ledger import SCAN_LIMIT, CreateInputs, Pair, filtered_page
 
 
 class InMemoryLedger:
@@ -25,12 +25,25 @@ class InMemoryLedger:
         user_id: str,
         transactions: Sequence[Transaction],
         idem: IdempotencyRecord | None = None,
+        inputs: CreateInputs | None = None,
     ) -> None:
+        # `inputs` spares the adapter a read; here the limits are checked on the state itself.
         self.memory.check_idem(user_id, idem)
         self.memory.post(
             user_id, [], transactions, missing="a referenced resource no longer exists"
         )
         self.memory.save_idem(user_id, idem)
+
+    def read_create_inputs(
+        self, user_id: str, account_id: str, category_ids: Sequence[str]
+    ) -> CreateInputs:
+        space = self.memory.space(user_id)
+        hidden = account_id in space.account_deletions
+        return CreateInputs(
+            None if hidden else space.accounts.get(account_id),
+            frozenset(c for c in category_ids if c in space.categories),
+            self.memory.totals(user_id),
+        )
 
     def get_transaction(self, user_id: str, transaction_id: str) -> Transaction | None:
         return self.memory.space(user_id).transactions.get(transaction_id)

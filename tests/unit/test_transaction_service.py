@@ -103,6 +103,14 @@ def test_foreign_account_is_named(world: World) -> None:
     assert world.balance(foreign.id, OTHER) == 0
 
 
+def test_a_missing_account_is_named_before_splits_and_categories(world: World) -> None:
+    # The account, the categories and the totals are read together; refusals keep the order.
+    world.account()
+    with pytest.raises(ValidationFailed) as e:
+        world.txn("f" * 32, -100, splits=[("e" * 32, -70), ("d" * 32, -20)])
+    assert field_of(e) == "account_id"
+
+
 def test_foreign_category_is_named(world: World) -> None:
     account = world.account()
     mine = world.category(name="Mine")

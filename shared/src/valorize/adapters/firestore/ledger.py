@@ -18,16 +18,22 @@ from google.cloud.firestore_v1.query import Query
 from valorize.adapters.firestore import ledger_batch
 from valorize.adapters.firestore.base import FirestoreAdapter
 from valorize.adapters.firestore.contention import commit
-from valorize.adapters.firestore.documents import MAGNITUDE, SEARCH_TOKENS, txn_of
+from valorize.adapters.firestore.documents import MAGNITUDE, SEARCH_TOKENS, account_of, txn_of
 from valorize.adapters.firestore.idempotency import commit_with_record
 from valorize.adapters.firestore.ledger_batch import LedgerBatch
 from valorize.domain import ids
 from valorize.domain.errors import NotFound
 from valorize.domain.ids import decode_cursor, encode_cursor
-from valorize.domain.limits import LedgerReach
-from valorize.domain.model import Transaction
+from valorize.domain.limits import LedgerReach, check
+from valorize.domain.model import Account, Transaction
 from valorize.service.ports.idempotency import IdempotencyRecord
-from valorize.service.ports.ledger import SCAN_LIMIT, Pair, TransactionFilter, filtered_page
+from valorize.service.ports.ledger import (
+    SCAN_LIMIT,
+    CreateInputs,
+    Pair,
+    TransactionFilter,
+    filtered_page,
+)
 from valorize.service.ports.pages import PageResult
 
 
@@ -76,12 +82,43 @@ class FirestoreLedger(FirestoreAdapter):
         user_id: str,
         transactions: Sequence[Transaction],
         idem: IdempotencyRecord | None = None,
+        inputs: CreateInputs | None = None,
     ) -> None:
         ledger = LedgerBatch(self.db, user_id)
         for t in transactions:
             ledger.create(t)
-        ledger.check_limits()
+        reach = ledger.reach
+        account = inputs.account if inputs is not None else None
+        if inputs is not None and account is not None and set(reach.balances) <= {account.id}:
+            # Read just before by read_create_inputs: no second read of the same documents.
+            check(reach, {account.id: (account.name, account.balance)}, inputs.totals)
+        else:
+            ledger.check_limits()
         commit_with_record(self.db, ledger.stage(), user_id, idem)
+
+    def read_create_inputs(
+        self, user_id: str, account_id: str, category_ids: Sequence[str]
+    ) -> CreateInputs:
+        account_ref = self._col(user_id, "accounts").document(account_id)
+        totals_ref = self._col(user_id, "totals").document("all")
+        categories = self._col(user_id, "categories")
+        refs = [account_ref, totals_ref, *(categories.document(c) for c in category_ids)]
+        account: Account | None = None
+        found: set[str] = set()
+        totals: dict[str, Any] = {}
+        # One BatchGetDocuments for what three reads fetched (account, categories, totals).
+        for snap in self.db.get_all(refs):
+            if not snap.exists:
+                continue
+            d = snap.to_dict() or {}
+            path = snap.reference.path
+            if path == account_ref.path:
+                account = None if d.get("deleting") else account_of(snap.id, d)
+            elif path == totals_ref.path:
+                totals = dict(d.get("currencies", {}))
+            else:
+                found.add(snap.id)
+        return CreateInputs(account, frozenset(found), totals)
 
     def get_transaction(self, user_id: str, transaction_id: str) -> Transaction | None:
         snap = self._col(user_id, "transactions").document(transaction_id).get()
