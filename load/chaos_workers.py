@@ -15,13 +15,15 @@ the middle of a long task, started again, the task redelivered by the Cloud Task
   and name, the balance = their sum.
 
 After each: the integrity check (service/integrity.py) on the user, and the tasks emulator's
-log read for the deliveries of the scenario (attempts, failed attempts, tasks given up)."""
+per-queue counts (tasks-dispatch.json) for the deliveries of the scenario (attempts, failed
+attempts, tasks given up)."""
 
 from __future__ import annotations
 
 import collections
 import datetime as dt
 import io
+import json
 import os
 import signal
 import time
@@ -34,6 +36,7 @@ from typing import Any
 import requests
 
 from devstack.process import ManagedProcess
+from devstack.services import TasksEmulator
 from devstack.stack import Stack
 from load.samples import ofx_sample
 from valorize.domain.statements import StatementLine, parse_statement
@@ -100,20 +103,30 @@ class User:
 
 
 class TaskLog:
-    """The tasks emulator's deliveries since this object was made, from its log."""
+    """The tasks emulator's deliveries since this object was made, from the per-queue counts
+    its dispatcher writes (TasksEmulator.stats_path, rewritten every 0.2 s)."""
 
     def __init__(self, stack: Stack) -> None:
-        self.path = stack.process("tasks").log_path
-        self.offset = self.path.stat().st_size
+        emulator = stack.process("tasks")
+        assert isinstance(emulator, TasksEmulator)
+        self.path = emulator.stats_path
+        self.start = self._totals()
+
+    def _totals(self) -> collections.Counter[str]:
+        totals: collections.Counter[str] = collections.Counter()
+        if not self.path.exists():
+            return totals
+        for queue in json.loads(self.path.read_text())["queues"].values():
+            totals.update({k: queue[k] for k in ("attempts", "failed", "given_up")})
+        return totals
 
     def counts(self) -> dict[str, int]:
-        with self.path.open("rb") as log:
-            log.seek(self.offset)
-            text = log.read().decode(errors="replace")
+        time.sleep(0.5)  # the dispatcher's last rewrite included
+        now = self._totals()
         return {
-            "task_attempts": text.count("[TASKS] Submitting task"),
-            "task_attempts_failed": text.count("[TASKS] Error submitting task"),
-            "tasks_given_up": text.count("[TASKS] Giving up failed task"),
+            "task_attempts": now["attempts"] - self.start["attempts"],
+            "task_attempts_failed": now["failed"] - self.start["failed"],
+            "tasks_given_up": now["given_up"] - self.start["given_up"],
         }
 
 
