@@ -180,6 +180,7 @@ def _poll_keeping_the_gil() -> Callable[[int], bool] | None:
         poll = ctypes.PyDLL(None).poll
     except (OSError, AttributeError):
         return None
+    poll.argtypes = [ctypes.POINTER(_PollFd), ctypes.c_ulong, ctypes.c_int]
     poll.restype = ctypes.c_int
     # Each thread polls its own pollfd (the kernel writes into it), made once.
     mine = threading.local()
