@@ -112,6 +112,22 @@ def test_the_cache_is_bounded(feed: LocalRevocations, loads: Loads) -> None:
     assert loads.calls == 4
 
 
+def test_the_first_to_expire_goes_first(feed: LocalRevocations, loads: Loads) -> None:
+    now = [0.0]
+    cache = TokenCache(loads, feed, ttl=60, size=2, timer=lambda: now[0])
+    cache.get("a")
+    now[0] = 30.0
+    cache.get("b")
+    now[0] = 61.0
+    cache.get("a")  # expired: loaded and kept again, now the last to expire
+    cache.get("c")  # full: "b" goes
+    assert loads.calls == 4
+    cache.get("a")
+    assert loads.calls == 4
+    cache.get("b")
+    assert loads.calls == 5
+
+
 # --- through AuthService ----------------------------------------------------------------------
 
 

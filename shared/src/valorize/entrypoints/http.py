@@ -440,9 +440,11 @@ class FunctionApp:
         return problem(e.status, e.title, e.detail, e.errors, headers, e.extensions)
 
     def _authenticate(self, request: flask.Request) -> str:
-        header = request.headers.get("Authorization", "")
+        # From the WSGI environ as it is (what request.headers would give), on every request.
+        header = request.environ.get("HTTP_AUTHORIZATION", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise Reply(
                 problem(
                     401,
@@ -453,7 +455,7 @@ class FunctionApp:
             )
         authenticate = self.authenticate or self.services.auth.authenticate
         try:
-            principal = authenticate(token.strip())
+            principal = authenticate(token)
         except DomainError as e:
             raise Reply(
                 problem(401, "Unauthorized", e.detail, headers={"WWW-Authenticate": "Bearer"})

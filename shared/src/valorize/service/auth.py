@@ -10,8 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-
-from cachetools import TTLCache
+from typing import NamedTuple
 
 from valorize.domain import ids
 from valorize.domain.errors import Conflict, NotFound, RateLimited, Unauthorized
@@ -37,7 +36,7 @@ TOKEN_PREFIX = "vz"
 # last_used_at is informational: writing it on every request would turn each read into a write.
 TOUCH_EVERY = timedelta(minutes=5)
 # Verified tokens kept in memory per instance: enough for every token a busy instance sees in
-# a minute; the least recently used go first.
+# a minute; the ones kept longest (the soonest to expire) go first.
 TOKEN_CACHE_SIZE = 10_000
 
 
@@ -46,8 +45,8 @@ def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Principal:
+class Principal(NamedTuple):
+    # A NamedTuple, not a frozen dataclass: one is made per request and is as immutable.
     user_id: str
     token_id: str
 
@@ -59,6 +58,12 @@ class IssuedToken:
 
 
 StoredToken = tuple[ApiToken, str]
+
+
+class _Kept(NamedTuple):
+    stored: StoredToken
+    # The token cache's timer reading after which the entry is not trusted any more.
+    until: float
 
 
 class TokenCache:
@@ -84,7 +89,13 @@ class TokenCache:
         self.load = load
         self.feed = feed
         self.ttl = ttl
-        self._entries: TTLCache[str, StoredToken] = TTLCache(size, max(ttl, 1), timer=timer)
+        self.size = size
+        self.timer = timer
+        # A plain dict read without the lock: a hit is one lookup and one clock reading on
+        # every request (cachetools' TTLCache cost several times that, behind a lock). Writes
+        # take the lock; an entry is reinserted when kept again, so insertion order is
+        # expiry order and the first entry is the one to drop when full.
+        self._entries: dict[str, _Kept] = {}
         self._lock = threading.Lock()
         # Bumped by every revocation applied: a token loaded before one is not kept, since
         # it may be the revoked one, loaded just before its revocation was stored.
@@ -94,16 +105,20 @@ class TokenCache:
         # ttl 0: no cache (and no subscription to the feed).
         if not self.listen():
             return self.load(token_id)
-        with self._lock:
-            found = self._entries.get(token_id)
-            generation = self._generation
-        if found is not None:
-            return found
+        # Read before the lookup: a revocation applied from here on is seen by the check
+        # below, one applied before already removed the entry or happened before the load.
+        generation = self._generation
+        kept = self._entries.get(token_id)
+        if kept is not None and self.timer() < kept.until:
+            return kept.stored
         found = self.load(token_id)
         if found is not None:
             with self._lock:
                 if generation == self._generation:
-                    self._entries[token_id] = found
+                    self._entries.pop(token_id, None)
+                    if len(self._entries) >= self.size:
+                        del self._entries[next(iter(self._entries))]
+                    self._entries[token_id] = _Kept(found, self.timer() + self.ttl)
         return found
 
     def listen(self) -> bool:
@@ -112,11 +127,14 @@ class TokenCache:
         return self.ttl > 0 and self.feed.sync(self._forget, self._reset)
 
     def used(self, token_id: str, when: datetime) -> None:
-        """The token's last use was recorded: keep the kept copy in step."""
+        """The token's last use was recorded: keep the kept copy in step (until the same)."""
         with self._lock:
-            found = self._entries.get(token_id)
-            if found is not None:
-                self._entries[token_id] = (replace(found[0], last_used_at=when), found[1])
+            kept = self._entries.get(token_id)
+            if kept is not None:
+                token, stored_hash = kept.stored
+                self._entries[token_id] = kept._replace(
+                    stored=(replace(token, last_used_at=when), stored_hash)
+                )
 
     def _forget(self, token_id: str) -> None:
         with self._lock:
