@@ -36,6 +36,9 @@ ATTACK_DESCRIPTION = "a" * 200 + "!"
 # reading and parsing the 200 rules from Firestore on each write, which any user with 200
 # rules pays and max_rules bounds.
 MAX_RATIO = 20.0
+# Writes per CPU sample: /proc counts CPU in 10 ms ticks and a write without rules now costs
+# less than one, so a single write's sample was 0 or 10 ms (a floor of 0 made any ratio huge).
+WRITES_PER_SAMPLE = 10
 
 
 def function_process(stack: Stack, name: str) -> psutil.Process:
@@ -95,7 +98,12 @@ class TestRuleCost:
         process = function_process(stack, "transactions")
 
         def write(api: Api, n: int) -> Callable[[], Any]:
-            return lambda: api.txn(accounts[id(api)], -100, description=ATTACK_DESCRIPTION + str(n))
+            def writes() -> None:
+                for k in range(WRITES_PER_SAMPLE):
+                    description = f"{ATTACK_DESCRIPTION}{n}-{k}"
+                    api.txn(accounts[id(api)], -100, description=description)
+
+            return writes
 
         # Warm both paths (first-use imports), then alternate so drift hits both alike.
         write(floor, -1)()
