@@ -9,9 +9,12 @@ second, retries after the queue's backoff up to max attempts), and the worker fu
 automate and ingest under functions-framework (as `nox -s dev` runs them), plus a bare
 functions-framework function (load/bare/main.py) that answers 200 to any POST.
 
-1. Setup (untimed): one user per automation task, each with a checking account and a daily
-   recurrence that started two days ago (so today's run creates exactly 3 transactions); the
-   first users also upload a 4-line OFX statement, staged in-process to `ready`.
+1. Setup (untimed): a user per `--days` automation tasks (default 10), each with a checking
+   account and a daily recurrence that started that many days ago, to be run once for each of
+   those days (so its runs create exactly one transaction per day, whatever order they run
+   in); the first users also upload a 4-line OFX statement, staged in-process to `ready`.
+   Several days per user keep the user count (and so the Firestore emulator's per-query
+   scans, which grow with every collection group's size) near production's per-user cost.
 2. The backlog, built while every queue is paused (PauseQueue), by the production code:
    import commits through `ImportService.commit` (with `VALORIZE_IMPORT_INLINE_ROWS=1`, so a
    4-row import commits in a task as a >1,000-row one does), automation user runs with the
@@ -76,8 +79,8 @@ FAILED_TARGET = 0.005
 SHARES = {"imports": 0.01, "automations": 0.29}
 WORKERS = ("notify", "automate", "ingest")
 STATEMENT_LINES = 4
-# Today's daily run creates the occurrences of the last OCCURRENCES days.
-OCCURRENCES = 3
+# Automation tasks per user: each for one of the user's last DAYS days.
+DAYS = 10
 RECURRENCE_AMOUNT = -1_990
 NOTIFICATION_KINDS = ("transaction.large", "import.finished", "recurrence.created")
 SETUP_THREADS = 8
@@ -151,6 +154,7 @@ class Owner:
     user_id: str
     account_id: str
     recurrence_id: str
+    days: list[str]
     import_id: str | None = None
     notifications: list[str] = field(default_factory=list)
 
@@ -160,7 +164,7 @@ def parallel(work: Callable[[Any], Any], items: Iterable[Any], threads: int) -> 
         return list(pool.map(work, items))
 
 
-def make_owner(services: Any, today: dt.date, index: int) -> Owner:
+def make_owner(services: Any, today: dt.date, index: int, days: int) -> Owner:
     from valorize.domain.model import ApiToken, User
     from valorize.service.requests import CreateAccount
     from valorize.service.requests.recurrences import CreateRecurrence
@@ -177,7 +181,7 @@ def make_owner(services: Any, today: dt.date, index: int) -> Owner:
             json.dumps({"name": "Checking", "type": "checking", "currency": "BRL"})
         ),
     )
-    start = today - dt.timedelta(days=OCCURRENCES - 1)
+    start = today - dt.timedelta(days=days - 1)
     recurrence = services.recurrences.create(
         uid,
         CreateRecurrence.model_validate_json(
@@ -192,7 +196,8 @@ def make_owner(services: Any, today: dt.date, index: int) -> Owner:
             )
         ),
     )
-    return Owner(uid, account.id, recurrence.id)
+    run_days = [(start + dt.timedelta(days=d)).isoformat() for d in range(days)]
+    return Owner(uid, account.id, recurrence.id, run_days)
 
 
 def stage_import(services: Any, owner: Owner, seed: int) -> None:
@@ -212,7 +217,7 @@ def stage_import(services: Any, owner: Owner, seed: int) -> None:
 
 
 def build_backlog(
-    services: Any, owners: list[Owner], notifications: int, today: dt.date, rng: random.Random
+    services: Any, owners: list[Owner], notifications: int, rng: random.Random
 ) -> list[Enqueued]:
     """Every backlog task, enqueued by production code into a Capture."""
     from valorize.adapters.notifier import TaskNotifier
@@ -226,16 +231,16 @@ def build_backlog(
             record, queued = backlog.imports.commit(owner.user_id, owner.import_id)
             if not queued:
                 raise BenchError(f"import {record.id} committed inline, not as a task")
-    day = today.isoformat()
     for owner in owners:
-        # Exactly what AutomationService.fan_out enqueues for a user with due work.
-        capture.enqueue(
-            automations.QUEUE,
-            automations.FUNCTION,
-            automations.USER_PATH,
-            {"kind": "daily", "date": day, "user_id": owner.user_id},
-            name=f"auto-daily-{day}-{owner.user_id}",
-        )
+        for day in owner.days:
+            # Exactly what AutomationService.fan_out enqueues for a user with due work that day.
+            capture.enqueue(
+                automations.QUEUE,
+                automations.FUNCTION,
+                automations.USER_PATH,
+                {"kind": "daily", "date": day, "user_id": owner.user_id},
+                name=f"auto-daily-{day}-{owner.user_id}",
+            )
     notifier = backlog.notifier
     for i in range(notifications):
         owner = rng.choice(owners)
@@ -251,6 +256,16 @@ def build_backlog(
         notifier.notify(request)
         owner.notifications.append(request.id)
     return capture.calls
+
+
+def users_for(automations: int, imports: int, days: int) -> list[int]:
+    """How many automation runs (days) each user gets: `days` each, the remainder spread one
+    more to the first users; at least one user per import (an import per user)."""
+    count = max(imports, -(-automations // max(1, days)))
+    base, extra = divmod(automations, count)
+    if base == 0:
+        raise BenchError(f"{imports} imports need more automation runs than {automations}")
+    return [base + int(i < extra) for i in range(count)]
 
 
 def bootstrap_build(settings: Any, **overrides: Any) -> Any:
@@ -391,47 +406,61 @@ def event_ids(redis_client: Any, user_id: str) -> Counter[str]:
     return seen
 
 
-def check_owner(services: Any, redis_client: Any, owner: Owner, day: str) -> dict[str, Any]:
+def check_owner(services: Any, redis_client: Any, owner: Owner) -> dict[str, Any]:
     """Lost and duplicated effects of one user's tasks."""
     from valorize.domain.imports import ImportStatus
+    from valorize.domain.notifications import NotificationKind
 
     out: Counter[str] = Counter()
     report = services.integrity.check(owner.user_id)
     out["drift"] += len(report.drift)
     rows = STATEMENT_LINES if owner.import_id else 0
-    expected = OCCURRENCES + rows
+    expected = len(owner.days) + rows
     out["transactions_lost"] += max(0, expected - report.transactions)
     out["transactions_duplicated"] += max(0, report.transactions - expected)
-    run = (
-        services.firestore.collection("users")
+    # Each day's run records itself (`runs` += 1 per delivery, `created` += what it made):
+    # a day without its record is a lost task; the records' `created` add up to one
+    # occurrence per day whichever order the days ran in (a later day's run makes the earlier
+    # days' occurrences it finds due, the earlier day's run then finds none).
+    runs = {
+        snap.id: snap.to_dict() or {}
+        for snap in services.firestore.collection("users")
         .document(owner.user_id)
         .collection("automation_runs")
-        .document(f"daily-{day}")
-        .get()
-    )
-    created = int(run.get("created")) if run.exists else 0
-    out["automation_lost"] += int(created < OCCURRENCES)
-    out["automation_duplicated"] += int(created > OCCURRENCES)
-    out["automation_deliveries"] += int(run.get("runs")) if run.exists else 0
+        .stream()
+    }
+    recorded = [runs.get(f"daily-{day}") for day in owner.days]
+    created = sum(int(r.get("created", 0)) for r in recorded if r)
+    out["automation_lost"] += sum(1 for r in recorded if r is None)
+    out["automation_created_lost"] += max(0, len(owner.days) - created)
+    out["automation_duplicated"] += max(0, created - len(owner.days))
+    out["automation_deliveries"] += sum(int(r.get("runs", 0)) for r in recorded if r)
     if owner.import_id:
         record = services.imports.get(owner.user_id, owner.import_id)
         done = record.status is ImportStatus.COMMITTED and record.committed == rows
         out["import_lost"] += int(not done)
         out["import_duplicated"] += int(record.committed > rows)
-    stored = {
-        n.id
-        for n in services.notification_store.list_notifications(
-            owner.user_id, False, 1000, None
-        ).items
-    }
-    # The backlog's, plus the follow-ons: the recurrence run's and the committed import's.
-    follow_ons = 1 + int(owner.import_id is not None)
-    out["notifications_lost"] += sum(1 for n in owner.notifications if n not in stored)
-    out["follow_on_notifications_lost"] += max(
-        0, follow_ons - len(stored - set(owner.notifications))
-    )
+    stored = services.notification_store.list_notifications(owner.user_id, False, 1000, None).items
+    ids = {n.id for n in stored}
+    backlog = set(owner.notifications)
+    out["notifications_lost"] += sum(1 for n in owner.notifications if n not in ids)
+    # The follow-ons: every occurrence announced by exactly one `recurrence.created`
+    # notification (the run that created it sends one for what it made), and one
+    # `import.finished` for the committed import.
+    announced: Counter[str] = Counter()
+    finished = 0
+    for n in stored:
+        if n.id in backlog:
+            continue
+        if n.kind is NotificationKind.RECURRENCE_CREATED:
+            announced.update(n.data.get("dates", []))
+        elif n.kind is NotificationKind.IMPORT_FINISHED:
+            finished += 1
+    out["follow_on_notifications_lost"] += sum(1 for d in owner.days if d not in announced)
+    out["follow_on_notifications_lost"] += max(0, int(owner.import_id is not None) - finished)
+    out["follow_on_notifications_duplicated"] += sum(c - 1 for c in announced.values() if c > 1)
     pushed = event_ids(redis_client, owner.user_id)
-    out["pushes_lost"] += sum(1 for n in stored if pushed[n] == 0)
+    out["pushes_lost"] += sum(1 for n in ids if pushed[n] == 0)
     out["pushes_duplicated"] += sum(c - 1 for c in pushed.values() if c > 1)
     out["notifications"] += len(stored)
     return dict(out)
@@ -574,20 +603,26 @@ def measure(
     settings = Settings.from_env()
     setup = bootstrap_build(settings, task_queue=Swallow(), notifier=Swallow())
     today = setup.clock.now().date()
-    day = today.isoformat()
+    users = users_for(n_automations, n_imports, args.days)
 
     began = time.monotonic()
-    print(f"drain: {n_automations:,} users with a daily recurrence ...", flush=True)
-    owners = parallel(lambda i: make_owner(setup, today, i), range(n_automations), SETUP_THREADS)
+    print(
+        f"drain: {len(users):,} users with a daily recurrence and {n_automations:,} runs ...",
+        flush=True,
+    )
+    owners = parallel(
+        lambda i: make_owner(setup, today, i, users[i]), range(len(users)), SETUP_THREADS
+    )
     print(f"  {time.monotonic() - began:.0f} s; {n_imports:,} statements staged ...", flush=True)
     parallel(lambda i: stage_import(setup, owners[i], seed=i), range(n_imports), SETUP_THREADS)
-    backlog = build_backlog(setup, owners, n_notifications, today, rng)
+    backlog = build_backlog(setup, owners, n_notifications, rng)
     originals = len(backlog)
     if originals != args.tasks:
         raise BenchError(f"{originals} tasks built, {args.tasks} asked")
     tasks = backlog + [t.again("redelivered") for t in rng.sample(backlog, args.duplicates)]
     rng.shuffle(tasks)
     out["setup_s"] = round(time.monotonic() - began, 1)
+    out["users"] = len(owners)
     out["by_queue"] = dict(Counter(t.queue for t in tasks))
 
     live = bootstrap_build(settings)
@@ -616,7 +651,7 @@ def measure(
     print("drain: counting effects ...", flush=True)
     redis_client = redis.Redis.from_url(settings.redis_url)
     counts: Counter[str] = Counter()
-    for c in parallel(lambda o: check_owner(setup, redis_client, o, day), owners, SETUP_THREADS):
+    for c in parallel(lambda o: check_owner(setup, redis_client, o), owners, SETUP_THREADS):
         counts.update(c)
     out["effects"] = dict(counts)
     save(out)
@@ -740,16 +775,20 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "| effect | lost | duplicated |",
         "| --- | --- | --- |",
-        f"| transactions per user (3 recurrence occurrences + 4 rows if it had an import; "
-        f"integrity check counts) | {e.get('transactions_lost', 0)} | "
+        f"| transactions per user (one recurrence occurrence per run day + 4 rows if it had "
+        f"an import; integrity check counts) | {e.get('transactions_lost', 0)} | "
         f"{e.get('transactions_duplicated', 0)} |",
-        f"| automation run record `created` = 3 | {e.get('automation_lost', 0)} | "
-        f"{e.get('automation_duplicated', 0)} |",
+        f"| a run record per automation task (day) | {e.get('automation_lost', 0)} | — (one "
+        "document per day) |",
+        f"| the run records' `created` add up to one occurrence per day | "
+        f"{e.get('automation_created_lost', 0)} | {e.get('automation_duplicated', 0)} |",
         f"| import committed with its 4 rows | {e.get('import_lost', 0)} | "
         f"{e.get('import_duplicated', 0)} |",
         f"| backlog notifications stored | {e.get('notifications_lost', 0)} | — (one document "
         "per id) |",
-        f"| follow-on notifications stored | {e.get('follow_on_notifications_lost', 0)} | — |",
+        f"| follow-on notifications: every occurrence announced once, every import "
+        f"finished once | {e.get('follow_on_notifications_lost', 0)} | "
+        f"{e.get('follow_on_notifications_duplicated', 0)} |",
         f"| `notification.created` pushed once per stored notification | "
         f"{e.get('pushes_lost', 0)} | {e.get('pushes_duplicated', 0)} |",
         f"| balances, counts, read models (integrity check drifts) | — | {e.get('drift', 0)} |",
@@ -772,7 +811,10 @@ def markdown(r: dict[str, Any]) -> str:
             f"{c['tasks']:.0f} | {c['firestore']:.0f} | {c['redis']:.0f} | {c['storage']:.0f} "
             f"| {c['machine']:.0f} | {c['others']:.0f} |"
         )
-    lines += ["", "## Mix", "", MIX_TEXT, "", "## Method", "", METHOD_TEXT, ""]
+    users = r.get("users", mix["automations"])
+    days = mix["automations"] / max(1, users)
+    mix_text = MIX_TEXT.replace("{days}", f"{days:g}").replace("{users:,}", f"{users:,}")
+    lines += ["", "## Mix", "", mix_text, "", "## Method", "", METHOD_TEXT, ""]
     return "\n".join(lines)
 
 
@@ -784,12 +826,16 @@ MIX_TEXT = (
     "70 % notifications, 29 % automation user runs, 1 % import commits. Notifications are the "
     "most frequent task in the product (every alert, every recurrence run, every import "
     "ends in one); the daily automation run fans out one task per user with due work, so a "
-    "10x backlog of it is a few users' days of runs; import commits are rare (a statement a "
+    "10x backlog of it is some users' days of runs (here {days} days per user, {users:,} "
+    "users); import commits are rare (a statement a "
     "month per account) and their queue is declared at 5 dispatches/s, which makes them the "
     "long pole at any larger share (1 % = the queue's rate for about as long as the rest "
     "drains). Every task's effect is countable exactly: a notification has a deterministic id "
-    "and one push; a user run creates exactly 3 transactions (a daily recurrence started two "
-    "days ago) and records how many it created; an import commits exactly its 4 rows. The "
+    "and one push; a user's runs create exactly one transaction per day they are for (a daily "
+    "recurrence started on the first), whatever order they run in (a later day's run makes "
+    "the earlier days' occurrences it finds due; the earlier day's run then finds none), each "
+    "run records itself and how many it created, and each occurrence is announced by exactly "
+    "one notification; an import commits exactly its 4 rows. The "
     "import commits run as tasks because the benchmark sets `VALORIZE_IMPORT_INLINE_ROWS=1` "
     "(production: 1,000), the only knob changed, so that small imports take the >1,000-row "
     "path."
@@ -830,6 +876,7 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="send the bare function a uniform sample of this many of the tasks (0: all)",
     )
+    parser.add_argument("--days", type=int, default=DAYS, help="automation runs (days) per user")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--note", default="", help="a paragraph for the report (e.g. why a size)")
     parser.add_argument(
