@@ -241,6 +241,43 @@ def test_a_filtered_page_scans_a_bounded_number(services: Services, make: Make) 
     assert rest.items == [oldest] and rest.next_cursor is None
 
 
+def test_a_short_text_reads_the_index(services: Services, make: Make) -> None:
+    """A q of 1 or 2 characters (once folded) is as index-backed as a longer one: its rare
+    matches behind more than SCAN_LIMIT newer transactions come back in one request."""
+    uid = make.user()
+    account = make.account(uid)
+    food = make.category(uid)
+    # The newest SCAN_LIMIT + 5 hold neither "a" nor "j" ("Coffee"): 400 per batch. Of the
+    # older, "Sal" holds "a" but not "ja", "Sol" neither.
+    newer = [make.txn(account, -1 - i, date(2024, 1, 10)) for i in range(SCAN_LIMIT + 5)]
+    older = [
+        make.txn(
+            account,
+            -1 - i,
+            date(2024, 1, 1 + i % 5),
+            description="Açaí Já" if i % 2 else "Sal" if i % 4 == 0 else "Sol",
+            category_id=food.id if i % 3 else None,
+        )
+        for i in range(24)
+    ]
+    made = newer + older
+    for start in range(0, len(made), 400):
+        services.ledger.add_transactions(uid, made[start : start + 400])
+
+    for flt in (
+        TransactionFilter(text=TextQuery.of("Á")),
+        TransactionFilter(text=TextQuery.of("JÁ")),
+        TransactionFilter(text=TextQuery.of("a"), category_id=food.id),
+        TransactionFilter(text=TextQuery.of("ja"), category_id=food.id),
+    ):
+        wanted = brute_force(made, flt)
+        assert 5 < len(wanted) < 24
+        page = services.ledger.list_transactions(uid, flt, 5, None)
+        assert page.items == wanted[:5] and page.next_cursor is not None
+        whole = services.ledger.list_transactions(uid, flt, 50, None)
+        assert whole.items == wanted and whole.next_cursor is None
+
+
 def test_money_limits_refuse_the_whole_write(services: Services, make: Make) -> None:
     uid = make.user()
     rich = make.account(uid, opening_balance=SAFE_MAX - 10, balance=SAFE_MAX - 10)
@@ -299,7 +336,7 @@ def test_text_amount_and_category_filters_read_the_index(services: Services, mak
     uid = make.user()
     account = make.account(uid)
     food = make.category(uid)
-    # More trigrams than a transaction stores (MAX_TOKENS): stored as OVERFLOW, still found.
+    # More tokens than a transaction stores (MAX_TOKENS): stored as OVERFLOW, still found.
     long = "".join(chr(0x4E00 + i) for i in range(MAX_TOKENS + 3))
     made = [
         make.txn(account, -1_000, description="Padaria Pão de Açúcar"),
@@ -320,7 +357,11 @@ def test_text_amount_and_category_filters_read_the_index(services: Services, mak
     assert ids(text=TextQuery.of(long[500:510])) == {made[2].id}
     assert ids(text=TextQuery.of(long[900:903]), category_id=food.id) == {made[2].id}
     assert ids(text=TextQuery.of("صلى الله")) == {made[3].id}  # what "ﷺ" folds to
-    assert ids(text=TextQuery.of("p")) == {made[0].id, made[1].id}  # shorter than a trigram
+    assert ids(text=TextQuery.of("p")) == {made[0].id, made[1].id}  # a unigram
+    assert ids(text=TextQuery.of("PÃ")) == {made[0].id, made[1].id}  # a bigram
+    assert ids(text=TextQuery.of(long[7]), category_id=food.id) == {made[2].id}
+    # Folds to nothing (a lone combining accent): in every description, as a substring is.
+    assert ids(text=TextQuery.of("\u0301")) == {t.id for t in made}
     assert ids(min_magnitude=999, max_magnitude=1_000) == {made[0].id, made[1].id}
     assert ids(min_magnitude=6, max_magnitude=998) == {made[3].id}
     assert ids(max_magnitude=5, category_id=food.id) == {made[2].id}

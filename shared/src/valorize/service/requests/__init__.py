@@ -318,10 +318,9 @@ class ListTransactions(Page):
     ) = Field(
         default=None,
         description=(
-            "Case- and accent-insensitive substring of the description. From 3 characters"
-            " (once folded) it is answered by an index (trigrams of the description); a"
-            " shorter one is checked on at most 2,000 transactions per page, so that page"
-            " may hold fewer than `limit` items and a `next_cursor`"
+            "Case- and accent-insensitive substring of the description, of any length,"
+            " answered by an index (the description's substrings of 1, 2 and 3 characters,"
+            " once folded)"
         ),
     )
     import_id: ImportId | None = None
