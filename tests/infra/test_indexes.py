@@ -39,7 +39,7 @@ SAMPLES: dict[str, tuple[Any, ...]] = {
     "import_id": (ID,),
     "min_magnitude": (100,),
     "max_magnitude": (5_000,),
-    "text": (TextQuery.of("pã"), TextQuery.of("Padaria")),  # shorter than a trigram; not
+    "text": (TextQuery.of("pã"), TextQuery.of("Padaria")),  # a bigram token; a trigram
 }
 # Checked on what the query returns, never part of it.
 UNINDEXED = {"predicate"}

@@ -24,8 +24,8 @@ from valorize.service.ports.pages import PageResult
 
 @dataclass(frozen=True)
 class TransactionFilter:
-    """What a list selects. Everything but `predicate` (and a `text` shorter than a trigram)
-    is answered by an index, so a page of a rare match reads about `limit` documents."""
+    """What a list selects. Everything but `predicate` is answered by an index, so a page of
+    a rare match reads about `limit` documents."""
 
     account_id: str | None = None
     category_id: str | None = None
@@ -43,7 +43,7 @@ class TransactionFilter:
 
     def check(self) -> Callable[[Transaction], bool] | None:
         """What is left to check on each transaction the query returns: the predicate and
-        the text's whole substring (the index only narrows to one of its trigrams)."""
+        the text's whole substring (the index only narrows to one of its tokens)."""
         text, predicate = self.text, self.predicate
         if text is None:
             return predicate
