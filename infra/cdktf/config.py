@@ -116,13 +116,17 @@ REDIS_SECRETS = ("redis-url", "redis-ca")
 # (service/messagebus.py), token revocations that could not be announced
 # (adapters/revocations.py), rules skipped for a transaction's CPU budget (service/rules.py),
 # rate limits and the login throttle failing open while Redis is unreachable
-# (adapters/rate_limits.py, adapters/security.py). The "no silent loss" alert fires on any.
+# (adapters/rate_limits.py, adapters/security.py), live events a request could not publish
+# (adapters/realtime.py: the failure, then how many were skipped while Redis was away). The
+# "no silent loss" alert fires on any.
 DROPPED_MARKERS = (
     "subscriber_failed",
     "revocation_unannounced",
     "rules_skipped",
     "rate_limits_unavailable",
     "login_throttle_unavailable",
+    "realtime_unavailable",
+    "realtime_events_dropped",
 )
 SUBSCRIBER_FAILURES_METRIC = "valorize/subscriber_failures"
 

@@ -304,7 +304,9 @@ class Observability:
             "VALORIZE_TOKEN_CACHE_SECONDS), or rules were skipped for a transaction's CPU "
             "budget (rules_skipped: the transaction's notes say so), or Redis is unreachable "
             "and the rate limits or the login throttle fail open (rate_limits_unavailable, "
-            "login_throttle_unavailable).",
+            "login_throttle_unavailable), or live events were not published "
+            "(realtime_unavailable, then realtime_events_dropped with the count: open apps "
+            "see those changes on their next refetch).",
             [
                 self.threshold(
                     "Failed subscribers",

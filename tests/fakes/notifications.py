@@ -10,7 +10,7 @@ from typing import Any
 
 from valorize.domain import ids
 from valorize.domain.alerts import AlertProfile
-from valorize.domain.errors import NotFound
+from valorize.domain.errors import NotFound, Unavailable
 from valorize.domain.ids import decode_cursor, encode_cursor
 from valorize.domain.notifications import (
     Notification,
@@ -140,12 +140,23 @@ class FakeMailer:
 class FakePublisher:
     events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     up: bool = True
+    keys: set[tuple[str, str]] = field(default_factory=set)
 
     def publish(self, user_id: str, event: str, data: Mapping[str, object]) -> int | None:
         if not self.up:
             return None
         self.events.append((user_id, event, dict(data)))
         return len(self.events)
+
+    def publish_once(
+        self, user_id: str, event: str, data: Mapping[str, object], key: str
+    ) -> int | None:
+        if not self.up:
+            raise Unavailable("live updates are unavailable; retry")
+        if (user_id, key) in self.keys:
+            return None
+        self.keys.add((user_id, key))
+        return self.publish(user_id, event, data)
 
 
 class DirectProfiles:

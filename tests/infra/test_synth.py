@@ -625,13 +625,21 @@ def test_slo_alert_policies_cover_every_function(tf: dict[str, Any]) -> None:
 
 def test_dropped_events_are_counted_and_alerted(tf: dict[str, Any]) -> None:
     from valorize.adapters.rate_limits import RATE_LIMITS_UNAVAILABLE
+    from valorize.adapters.realtime import REALTIME_DROPPED, REALTIME_UNAVAILABLE
     from valorize.adapters.revocations import UNANNOUNCED
     from valorize.service.messagebus import SUBSCRIBER_FAILED
     from valorize.service.rules import RULES_SKIPPED
 
     (metric,) = resources(tf, "google_logging_metric").values()
     assert "jsonPayload.valorize_event = (" in metric["filter"]
-    markers = (SUBSCRIBER_FAILED, UNANNOUNCED, RULES_SKIPPED, RATE_LIMITS_UNAVAILABLE)
+    markers = (
+        SUBSCRIBER_FAILED,
+        UNANNOUNCED,
+        RULES_SKIPPED,
+        RATE_LIMITS_UNAVAILABLE,
+        REALTIME_UNAVAILABLE,
+        REALTIME_DROPPED,
+    )
     for marker in (*markers, "login_throttle_unavailable"):
         assert f'"{marker}"' in metric["filter"]
     assert "severity >= ERROR" in metric["filter"]

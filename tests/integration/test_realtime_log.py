@@ -138,3 +138,35 @@ def test_publisher_is_best_effort_and_fast_when_redis_is_down(
     assert publisher.publish("u1", "e", {}) is None
     now[0] = 5.1
     assert isinstance(publisher.publish("u1", "e", {}), int)
+
+
+def test_append_once_logs_and_publishes_a_key_once(client: redis.Redis) -> None:
+    log = EventLog(client)
+    subscriber = Subscriber(client)
+    first = log.append_once("u1", "notification.created", {"id": "n1"}, key="n1")
+    assert first is not None
+    # A redelivery of the same notification, and one racing it: neither logs it again.
+    assert log.append_once("u1", "notification.created", {"id": "n1"}, key="n1") is None
+    other = log.append_once("u1", "notification.created", {"id": "n2"}, key="n2")
+    assert other == first + 1
+    assert [m["data"][0]["data"]["id"] for m in subscriber.take(3, timeout=1)] == ["n1", "n2"]
+    assert client.xlen("rt:{u1}:log") == 2
+    # The key lives as long as the log it guards.
+    assert 0 < int(client.ttl("rt:{u1}:once:n1")) <= log.ttl_seconds
+
+
+def test_publish_once_raises_when_redis_is_down_and_ignores_the_breaker(
+    tmp_path: Path, client: redis.Redis
+) -> None:
+    from valorize.domain.errors import Unavailable
+
+    down = RedisServer(free_port(), tmp_path)  # configured, never started: refused at once
+    dead = redis.Redis.from_url(down.url, socket_timeout=0.2, socket_connect_timeout=0.2)
+    publisher = RealtimePublisher(EventLog(dead), cooldown=5, sure_log=EventLog(dead))
+    assert publisher.publish("u1", "e", {}) is None  # opens the breaker
+    with pytest.raises(Unavailable):
+        publisher.publish_once("u1", "e", {}, key="k")
+    # A task's push does not wait out the breaker: it is retried by its queue instead.
+    publisher.sure_log = EventLog(client)
+    assert isinstance(publisher.publish_once("u1", "e", {}, key="k"), int)
+    assert publisher.publish_once("u1", "e", {}, key="k") is None

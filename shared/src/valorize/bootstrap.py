@@ -410,7 +410,9 @@ class Services:
 
         s = self.settings
         event_log = EventLog(self.redis_best_effort, s.realtime_log_events, s.realtime_log_seconds)
-        return RealtimePublisher(event_log, cooldown=s.realtime_breaker_seconds)
+        # A task's push (publish_once) is part of its effect: retries and the usual timeouts.
+        sure_log = EventLog(self.redis, s.realtime_log_events, s.realtime_log_seconds)
+        return RealtimePublisher(event_log, cooldown=s.realtime_breaker_seconds, sure_log=sure_log)
 
     @cached_property
     def mailer(self) -> Mailer | None:

@@ -116,11 +116,21 @@ class NotificationService:
         notification = self.notification_store.get_notification(request.user_id, request.id)
         if notification is None:  # cannot happen: notifications are never deleted
             raise Unavailable("the notification vanished while being delivered; retry")
+        # Pushed by whichever delivery gets there first (keyed by the notification), so a
+        # delivery whose push failed is retried until one succeeds; the email is tried either
+        # way, and a failed push fails the task after it.
         pushed = False
-        if stored:
-            seq = self.publisher.publish(user.id, CREATED_EVENT, self.render(notification))
+        push_failed: Unavailable | None = None
+        try:
+            seq = self.publisher.publish_once(
+                user.id, CREATED_EVENT, self.render(notification), key=notification.id
+            )
             pushed = seq is not None
+        except Unavailable as error:
+            push_failed = error
         emailed = self._email(user, notification)
+        if push_failed is not None:
+            raise push_failed
         return Delivery(notification.id, stored, pushed, emailed)
 
     def _email(self, user: User, n: Notification) -> bool:

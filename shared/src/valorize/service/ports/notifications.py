@@ -94,6 +94,14 @@ class LivePublisher(Protocol):
         """Best effort: never raises; None when not published."""
         ...
 
+    def publish_once(
+        self, user_id: str, event: str, data: Mapping[str, object], key: str
+    ) -> int | None:
+        """Publish unless an event with ``key`` was published for the user (within the event
+        log's window): its seq, or None when it already was. Raises Unavailable when it
+        cannot tell or publish (a task then retries)."""
+        ...
+
 
 class AlertProfiles(Protocol):
     """A cheap read of what a user wants alerts about (adapters/alert_profiles.py)."""
