@@ -79,6 +79,7 @@ class Watcher:
 
     def connect(self) -> None:
         self.client.on("*", self.on_event)
+        in_order(self.client)
         self.client.connect(self.url, auth=self.auth, transports=["websocket"], wait_timeout=10)
 
     def write(self, stop: threading.Event) -> None:
@@ -118,6 +119,24 @@ class Watcher:
                 "created_twice": sum(n - 1 for n in self.created.values()),
                 "resets": self.resets,
             }
+
+
+def in_order(client: socketio.Client) -> None:
+    """Handle each received message before the next, and before a reconnect reads `since`,
+    as a browser's socket.io-client does on its one thread. python-engineio's client hands
+    every message to a thread of its own (`_trigger_event(..., run_async=True)`), so an event
+    received just before the kill could still be unhandled when the reconnect sent its
+    `since`: the other instance then replayed it and the client counted it twice (one run of
+    this scenario saw exactly that, seq seen twice, none missing)."""
+    eio = client.eio
+    trigger = eio._trigger_event
+
+    def synchronous(event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == "message":
+            kwargs["run_async"] = False
+        return trigger(event, *args, **kwargs)
+
+    eio._trigger_event = synchronous
 
 
 def realtime(stack: Stack, clients: int) -> dict[str, Any]:
