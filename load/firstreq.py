@@ -404,6 +404,17 @@ def imports_markdown(imports: dict[str, Any] | None) -> list[str]:
         for name, count in steps.items():
             lines.append(f"| {name} | {count / 1e9:.3f} | {(count - previous) / 1e9:+.3f} |")
             previous = count
+        mandated = steps.get("pydantic")
+        if mandated:
+            # What the target leaves for our own code, once the libraries the design card
+            # names (redis, google-cloud-tasks, pydantic) are imported.
+            lines += [
+                "",
+                f"The libraries the design card requires, before any of our code: "
+                f"{mandated / 1e9:.3f} G = **{mandated / floor:.2f}x** the floor's "
+                f"instructions; a 1.25x first request leaves our code "
+                f"{(1.25 * floor - mandated) / 1e9:+.3f} G.",
+            ]
     return [*lines, ""]
 
 
