@@ -15,6 +15,7 @@ import queue
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -202,6 +203,40 @@ def test_a_redelivered_task_stores_pushes_and_emails_once(
     (mail,) = mail_to(stack, api.email)  # type: ignore[attr-defined]
     assert mail["subject"] == "Import failed"
     assert "not an OFX file" in mail["body"] and "not an OFX file" in (mail["html"] or "")
+
+
+def test_deliveries_racing_each_other_push_and_email_once(
+    stack: Stack, api: Api, me: str, notify_url: str, internal: dict[str, str]
+) -> None:
+    """At-least-once delivery with duplicates in flight together (the queue drain sends
+    them): each notification is stored, pushed and emailed by exactly one of them, whatever
+    Unicode its text holds."""
+    body = payload(me, id="import-failed-race") | {
+        "title": "Importação falhou ﷺ 🚫 \u202e",
+        "body": "extrato/2025 ✓ — \U0001d518\U0001d52b\u0000\U0010fffd",
+    }
+
+    def deliver(_: int) -> requests.Response:
+        # As the queue does: a 503 (another delivery holds the email) is retried later.
+        while True:
+            answer = requests.post(notify_url, json=body, headers=internal, timeout=60)
+            if answer.status_code != 503:
+                return answer
+            assert int(answer.headers["Retry-After"]) >= 1
+            time.sleep(0.2)
+
+    with sockets(stack, api) as live, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(deliver, range(8)))
+        assert [a.status_code for a in answers] == [200] * 8, [a.text for a in answers]
+        assert sum(a.json()["pushed"] for a in answers) <= 1
+        pushed = live.next()
+        assert pushed["id"] == "import-failed-race" and pushed["title"] == body["title"]
+        time.sleep(0.5)  # a second event, had there been one, would be here by now
+        assert live.pending() == []
+    (stored,) = inbox(api)
+    assert stored["body"] == body["body"]
+    (mail,) = mail_to(stack, api.email)  # type: ignore[attr-defined]
+    assert mail["subject"] == body["title"]
 
 
 def test_a_kind_the_user_does_not_want_emailed_is_only_stored(
