@@ -124,6 +124,26 @@ def test_the_idempotency_record_commits_with_the_write(services: Services, make:
     consistent(services, uid)
 
 
+def test_a_create_answers_the_balances_its_commit_left(services: Services, make: Make) -> None:
+    """The new balances come from the commit itself (its increments' results), so a live
+    `account.balance` needs no read after the write."""
+    uid = make.user()
+    a = make.account(uid, opening_balance=1_000, balance=1_000)
+    b = make.account(uid, name="Savings")
+    assert services.ledger.add_transactions(uid, [make.txn(a, -300)]) == {a.id: 700}
+    # Three transactions on one account: one balance, after all of them (the count, also
+    # incremented in the same write, is not mistaken for it).
+    made = [make.txn(a, -1), make.txn(a, -2), make.txn(a, -4)]
+    assert services.ledger.add_transactions(uid, made) == {a.id: 693}
+    assert services.ledger.add_transactions(uid, transfer(make, a, b, 93)) == {a.id: 600, b.id: 93}
+    record = IdempotencyRecord("b" * 64, "fp", 201, {"id": "x"}, datetime(2099, 1, 1, tzinfo=UTC))
+    inputs = services.ledger.read_create_inputs(uid, b.id, [])
+    assert services.ledger.add_transactions(uid, [make.txn(b, 7)], record, inputs) == {b.id: 100}
+    # A transaction that moves no money leaves its account's balance as it was.
+    assert services.ledger.add_transactions(uid, [make.txn(b, 0)]) == {b.id: 100}
+    consistent(services, uid)
+
+
 def test_an_edit_moves_balances_and_read_models(services: Services, make: Make) -> None:
     uid = make.user()
     a, b = make.account(uid), make.account(uid, name="Savings")

@@ -26,13 +26,15 @@ class InMemoryLedger:
         transactions: Sequence[Transaction],
         idem: IdempotencyRecord | None = None,
         inputs: CreateInputs | None = None,
-    ) -> None:
+    ) -> dict[str, int]:
         # `inputs` spares the adapter a read; here the limits are checked on the state itself.
         self.memory.check_idem(user_id, idem)
         self.memory.post(
             user_id, [], transactions, missing="a referenced resource no longer exists"
         )
         self.memory.save_idem(user_id, idem)
+        accounts = self.memory.space(user_id).accounts
+        return {t.account_id: accounts[t.account_id].balance for t in transactions}
 
     def read_create_inputs(
         self, user_id: str, account_id: str, category_ids: Sequence[str]

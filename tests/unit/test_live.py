@@ -3,7 +3,7 @@ payloads."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -13,7 +13,7 @@ import pytest
 from tests import fakes
 from valorize.bootstrap import Services
 from valorize.domain.events import BudgetChanged
-from valorize.domain.model import AccountType
+from valorize.domain.model import Account, AccountType
 from valorize.entrypoints.routes import dump
 from valorize.entrypoints.schemas import AccountOut, ApiPayloads, TransactionOut
 from valorize.service.live_updates import LiveUpdates
@@ -94,6 +94,38 @@ def test_a_new_transaction_announces_itself_as_the_api_renders_it_and_the_new_ba
         ("transaction.created", dump(TransactionOut.of(txn))),
         ("account.balance", balance(account, 8_450)),
     ]
+
+
+def test_a_create_and_a_transfer_announce_balances_without_reading_the_accounts(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The balances come from the write (its commit's increments), not a read after it."""
+    store = live.services.account_store
+    reads: list[list[str]] = []
+    read = store.get_accounts
+
+    def counted(user_id: str, ids: Sequence[str]) -> Mapping[str, Account]:
+        reads.append(list(ids))
+        return read(user_id, ids)
+
+    # Before the bus is wired (the first write), so its subscribers read through it too.
+    monkeypatch.setattr(store, "get_accounts", counted)
+    checking, savings = new_account(live, opening=1_000), new_account(live)
+    reads.clear()
+    on = date(2025, 3, 1)
+    live.transactions.create(
+        USER, CreateTransaction(account_id=checking, amount=-250, date=on, description="X")
+    )
+    assert ("account.balance", balance(checking, 750)) in live.publisher.take()
+    cmd = CreateTransfer(
+        from_account_id=checking, to_account_id=savings, amount=50, date=on, description="M"
+    )
+    assert reads == []
+    live.transactions.transfer(USER, cmd)
+    assert reads == [[checking, savings]]  # the transfer's own check of both accounts
+    events = live.publisher.take()
+    assert ("account.balance", balance(checking, 700)) in events
+    assert ("account.balance", balance(savings, 50)) in events
 
 
 def test_transfers_updates_and_deletes(live: Live) -> None:

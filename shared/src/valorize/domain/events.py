@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from valorize.domain.model import Account, Transaction
+from valorize.domain.money import Money
 
 
 @dataclass(frozen=True)
@@ -31,16 +32,23 @@ class TransactionDeleted(Event):
 
 @dataclass(frozen=True)
 class BalancesChanged(Event):
-    """The balances of these accounts moved; handlers read the new values."""
+    """The balances of these accounts moved; handlers read the new values unless the
+    writer gives them (`balances`)."""
 
     account_ids: tuple[str, ...]
     # (account id, how much its balance moved) when the writer knows; lets a handler tell
     # where the balance was before the change (the low-balance alert needs a crossing).
     deltas: tuple[tuple[str, int], ...] = ()
+    # (account id, its balance just after the write) when the write answered it (a create's
+    # commit does): a handler that only needs the new value reads nothing.
+    balances: tuple[tuple[str, Money], ...] = ()
 
     def delta(self, account_id: str) -> int | None:
         found = [amount for account, amount in self.deltas if account == account_id]
         return sum(found) if found else None
+
+    def balance(self, account_id: str) -> Money | None:
+        return next((money for account, money in self.balances if account == account_id), None)
 
 
 @dataclass(frozen=True)

@@ -79,13 +79,16 @@ def _months(event: Event) -> list[str]:
 class LiveUpdates:
     def __init__(self, publisher: Publisher, accounts: AccountReader, payloads: Payloads) -> None:
         self.publisher = publisher
-        # Read after the commit: balances move by server-side increments, so only a read
-        # knows the new value.
+        # Balances move by server-side increments, so only the write's answer (a create's
+        # commit gives it: BalancesChanged.balances) or a read after it knows the new value.
         self.accounts = accounts
         self.payloads = payloads
 
     def _balance(self, account: Account) -> dict[str, object]:
-        return {"account_id": account.id, "balance": self.payloads.money(account.balance_money)}
+        return self._money(account.id, account.balance_money)
+
+    def _money(self, account_id: str, balance: Money) -> dict[str, object]:
+        return {"account_id": account_id, "balance": self.payloads.money(balance)}
 
     def subscribe(self, bus: MessageBus) -> None:
         for event_type in HANDLED:
@@ -108,10 +111,14 @@ class LiveUpdates:
                 # The whole transaction as it was: a UI can also undo its totals.
                 self._send(uid, "transaction.deleted", self.payloads.transaction(txn))
             case BalancesChanged(account_ids=ids):
-                found = self.accounts(uid, ids)
+                unknown = [a for a in ids if event.balance(a) is None]
+                found = self.accounts(uid, unknown) if unknown else {}
                 for account_id in ids:
-                    # Missing: deleted meanwhile; account.deleted tells the UI.
-                    if account_id in found:
+                    money = event.balance(account_id)
+                    if money is not None:
+                        self._send(uid, "account.balance", self._money(account_id, money))
+                    elif account_id in found:
+                        # Missing: deleted meanwhile; account.deleted tells the UI.
                         self._send(uid, "account.balance", self._balance(found[account_id]))
             case AccountChanged(account=account):
                 self._send(uid, "account.updated", self.payloads.account(account))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,7 @@ from valorize.domain.model import (
     make_transfer,
     mirror_transfer_change,
 )
+from valorize.domain.money import Money
 from valorize.domain.search import TextQuery
 from valorize.service.ports import (
     AccountStore,
@@ -75,13 +76,27 @@ class TransactionService:
         self.bus: EventBus = bus or NullBus()
         self.rules = rules
 
-    def _balances(self, user_id: str, moves: Sequence[tuple[str, int]]) -> None:
-        """Announce the balances that moved: (account id, by how much) per change."""
+    def _balances(
+        self,
+        user_id: str,
+        moves: Sequence[tuple[str, int]],
+        after: Mapping[str, Money] | None = None,
+    ) -> None:
+        """Announce the balances that moved: (account id, by how much) per change, and
+        `after` them when the write answered them."""
         deltas: dict[str, int] = {}
         for account_id, amount in moves:
             deltas[account_id] = deltas.get(account_id, 0) + amount
         if deltas:
-            self.bus.publish(BalancesChanged(user_id, tuple(deltas), tuple(deltas.items())))
+            known = tuple((a, after[a]) for a in deltas if after and a in after)
+            self.bus.publish(BalancesChanged(user_id, tuple(deltas), tuple(deltas.items()), known))
+
+    @staticmethod
+    def _after(balances: Mapping[str, int], txns: Sequence[Transaction]) -> dict[str, Money]:
+        """The balances a write answered, in their accounts' currencies (a transaction's is
+        its account's)."""
+        currency = {t.account_id: t.currency for t in txns}
+        return {a: Money(amount, currency[a]) for a, amount in balances.items() if a in currency}
 
     @staticmethod
     def _wanted_categories(category_id: str | None, splits: Sequence[Split]) -> list[str]:
@@ -142,9 +157,11 @@ class TransactionService:
                 if cmd.category_id is not None:
                     # The category the caller chose wins over a rule's on a manual create.
                     txn = replace(txn, category_id=cmd.category_id)
-        self.ledger.add_transactions(user_id, [txn], idem.seal(txn) if idem else None, inputs)
+        balances = self.ledger.add_transactions(
+            user_id, [txn], idem.seal(txn) if idem else None, inputs
+        )
         self.bus.publish(TransactionCreated(user_id, txn))
-        self._balances(user_id, [(txn.account_id, txn.amount)])
+        self._balances(user_id, [(txn.account_id, txn.amount)], self._after(balances, [txn]))
         return txn
 
     def transfer(
@@ -169,10 +186,14 @@ class TransactionService:
             notes=cmd.notes,
             now=self.clock.now(),
         )
-        self.ledger.add_transactions(user_id, list(pair), idem.seal(pair) if idem else None)
+        balances = self.ledger.add_transactions(
+            user_id, list(pair), idem.seal(pair) if idem else None
+        )
         for side in pair:
             self.bus.publish(TransactionCreated(user_id, side))
-        self._balances(user_id, [(t.account_id, t.amount) for t in pair])
+        self._balances(
+            user_id, [(t.account_id, t.amount) for t in pair], self._after(balances, pair)
+        )
         return pair
 
     def get(self, user_id: str, transaction_id: str) -> Transaction:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -31,15 +32,16 @@ def commit_with_record(
     scope: str,
     idem: IdempotencyRecord | None,
     on_conflict: Callable[[], Exception] | None = None,
-) -> None:
-    """Commit a create's batch with its Idempotency-Key record (when there is one). A key
+) -> list[Any]:
+    """Commit a create's batch with its Idempotency-Key record (when there is one), and
+    answer its WriteResults (the record's, when there is one, last). A key
     used before fails the batch: IdempotentReplay with the first answer. Another create that
     met an existing document raises `on_conflict()` (else AlreadyExists); an update that met
     a document deleted meanwhile, NotFound."""
     if idem is not None:
         batch.create(_ref(db, scope, idem.key_hash), idem_doc(idem))
     try:
-        batch.commit()
+        return list(batch.commit())
     except gexc.AlreadyExists:
         if idem is not None:
             prior = FirestoreIdempotency(db).get_idempotency(

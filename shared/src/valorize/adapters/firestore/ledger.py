@@ -83,7 +83,7 @@ class FirestoreLedger(FirestoreAdapter):
         transactions: Sequence[Transaction],
         idem: IdempotencyRecord | None = None,
         inputs: CreateInputs | None = None,
-    ) -> None:
+    ) -> dict[str, int]:
         ledger = LedgerBatch(self.db, user_id)
         for t in transactions:
             ledger.create(t)
@@ -94,7 +94,7 @@ class FirestoreLedger(FirestoreAdapter):
             check(reach, {account.id: (account.name, account.balance)}, inputs.totals)
         else:
             ledger.check_limits()
-        commit_with_record(self.db, ledger.stage(), user_id, idem)
+        return ledger.balances(commit_with_record(self.db, ledger.stage(), user_id, idem))
 
     def read_create_inputs(
         self, user_id: str, account_id: str, category_ids: Sequence[str]

@@ -15,7 +15,7 @@ documents.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from google.cloud import firestore
@@ -65,6 +65,8 @@ class LedgerBatch:
         self._months: list[dict[str, dict[Path, int]]] = []
         # Per account: (balance delta, transaction-count delta).
         self._accounts: dict[str, tuple[int, int]] = {}
+        # Per account whose balance is written: its update's position in the batch.
+        self._written_at: dict[str, int] = {}
 
     def _move(self, account_id: str, amount: int, count: int) -> None:
         was_amount, was_count = self._accounts.get(account_id, (0, 0))
@@ -127,16 +129,28 @@ class LedgerBatch:
         self._stage_months(merge_changes(*self._months))
         accounts = _user(self.db, self.user_id).collection("accounts")
         for account_id, (amount, count) in self._accounts.items():
-            fields = {}
-            if amount:
-                fields["balance"] = firestore.Increment(amount)
-            if count:
-                fields["transaction_count"] = firestore.Increment(count)
-            if fields and account_id not in without:
+            if (amount or count) and account_id not in without:
+                # Incremented even by 0, so the commit answers the balance (`balances`).
+                fields = {"balance": firestore.Increment(amount)}
+                if count:
+                    fields["transaction_count"] = firestore.Increment(count)
+                self._written_at[account_id] = len(self.batch)
                 # update() requires the account to exist: a concurrent delete fails the
                 # batch (NotFound), so no increment lands on a deleted account.
                 self.batch.update(accounts.document(account_id), fields)
         return self.batch
+
+    def balances(self, results: Sequence[Any]) -> dict[str, int]:
+        """Each written account's balance just after the commit, from the commit's answer
+        (`results`: its WriteResults, in the batch's order): a field transform's result is
+        the field's new value, so no read after the write is needed, and none can race it.
+        An update carries its transforms sorted by field path, "balance" first."""
+        found: dict[str, int] = {}
+        for account_id, at in self._written_at.items():
+            transformed = results[at].transform_results
+            if transformed:
+                found[account_id] = int(transformed[0].integer_value)
+        return found
 
     def _stage_months(self, changes: dict[str, dict[Path, int]]) -> None:
         months = _user(self.db, self.user_id).collection("months")

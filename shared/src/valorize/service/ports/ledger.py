@@ -103,11 +103,12 @@ class Ledger(Protocol):
         transactions: Sequence[Transaction],
         idem: IdempotencyRecord | None = None,
         inputs: CreateInputs | None = None,
-    ) -> None:
-        """Create them with their balance and read-model increments, all or nothing.
-        NotFound when an account is gone; IdempotentReplay when the key was used. With
-        `inputs` (read by read_create_inputs for their only account), the money limits are
-        checked against those values, without another read."""
+    ) -> dict[str, int]:
+        """Create them with their balance and read-model increments, all or nothing, and
+        answer each of their accounts' balance just after the write (as the write itself
+        left it: no read after it). NotFound when an account is gone; IdempotentReplay when
+        the key was used. With `inputs` (read by read_create_inputs for their only account),
+        the money limits are checked against those values, without another read."""
         ...
 
     def read_create_inputs(
