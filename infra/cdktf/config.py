@@ -122,6 +122,7 @@ REDIS_SECRETS = ("redis-url", "redis-ca")
 DROPPED_MARKERS = (
     "subscriber_failed",
     "revocation_unannounced",
+    "rules_change_unannounced",
     "rules_skipped",
     "rate_limits_unavailable",
     "login_throttle_unavailable",

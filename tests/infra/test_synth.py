@@ -624,6 +624,7 @@ def test_slo_alert_policies_cover_every_function(tf: dict[str, Any]) -> None:
 
 
 def test_dropped_events_are_counted_and_alerted(tf: dict[str, Any]) -> None:
+    from valorize.adapters.near_rules import UNANNOUNCED as RULES_UNANNOUNCED
     from valorize.adapters.rate_limits import RATE_LIMITS_UNAVAILABLE
     from valorize.adapters.realtime import REALTIME_DROPPED, REALTIME_UNAVAILABLE
     from valorize.adapters.revocations import UNANNOUNCED
@@ -635,6 +636,7 @@ def test_dropped_events_are_counted_and_alerted(tf: dict[str, Any]) -> None:
     markers = (
         SUBSCRIBER_FAILED,
         UNANNOUNCED,
+        RULES_UNANNOUNCED,
         RULES_SKIPPED,
         RATE_LIMITS_UNAVAILABLE,
         REALTIME_UNAVAILABLE,

@@ -278,8 +278,16 @@ class Services:
     @cached_property
     def rule_store(self) -> RuleStore:
         from valorize.adapters.firestore.rules import FirestoreRules
+        from valorize.adapters.near_rules import CHANNEL, NearRules
 
-        return FirestoreRules(self.firestore, self.settings.contention_budget_seconds)
+        s = self.settings
+        store = FirestoreRules(self.firestore, s.contention_budget_seconds)
+        if s.near_cache_seconds <= 0:
+            return store
+        # Every create runs the user's rules: kept in memory, their changes announced.
+        return NearRules(
+            store, self.redis_best_effort, self.feeds.channel(CHANNEL), ttl=s.near_cache_seconds
+        )
 
     @cached_property
     def recurrence_store(self) -> RecurrenceStore:
@@ -346,14 +354,15 @@ class Services:
     @cached_property
     def feeds(self) -> RedisFeeds:
         """The instance's one subscription to the announcement channels (token revocations,
-        cache bumps), read once per request (FunctionApp)."""
+        cache bumps, rules changes), read once per request (FunctionApp)."""
+        from valorize.adapters import near_rules, revocations
         from valorize.adapters.cache import BUMPED
         from valorize.adapters.feeds import RedisFeeds
-        from valorize.adapters.revocations import CHANNEL
 
         # No silent reconnects: redis-py would resubscribe by itself and hide that
         # announcements were missed meanwhile; the feed must see every break to reset.
-        return RedisFeeds(self.redis_best_effort, [CHANNEL, BUMPED])
+        channels = [revocations.CHANNEL, BUMPED, near_rules.CHANNEL]
+        return RedisFeeds(self.redis_best_effort, channels)
 
     @cached_property
     def revocations(self) -> RevocationFeed:
