@@ -19,6 +19,7 @@ from google.cloud.firestore_v1 import FieldFilter
 from valorize.adapters.firestore.base import FirestoreAdapter, by_id
 from valorize.adapters.firestore.contention import commit, unchanged
 from valorize.adapters.firestore.documents import (
+    TXN_FIELDS,
     account_doc,
     account_of,
     deletion_doc,
@@ -159,7 +160,10 @@ class FirestoreAccounts(FirestoreAdapter):
         account = account_ref.get()
         txns = self._col(user_id, "transactions")
         snaps = list(
-            txns.where(filter=FieldFilter("account_id", "==", account_id)).limit(limit).stream()
+            txns.where(filter=FieldFilter("account_id", "==", account_id))
+            .select(TXN_FIELDS)
+            .limit(limit)
+            .stream()
         )
         if not snaps:
             batch = self.db.batch()
@@ -179,7 +183,9 @@ class FirestoreAccounts(FirestoreAdapter):
             for v in victims
             if v.counterpart_id and v.counterpart_account_id != account_id
         ]
-        alive = {s.id: s for s in self.db.get_all([txns.document(i) for i in others]) if s.exists}
+        # Whether each exists, and as of when: its fields are not needed.
+        refs = [txns.document(i) for i in others]
+        alive = {s.id: s for s in self.db.get_all(refs, field_paths=[]) if s.exists}
         ledger = LedgerBatch(self.db, user_id)
         for snap, v in zip(snaps, victims, strict=True):
             # Only as read: two runs of one deletion must not both take it off the models

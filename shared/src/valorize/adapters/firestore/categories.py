@@ -17,7 +17,13 @@ from google.cloud.firestore_v1.query import Query
 
 from valorize.adapters.firestore.base import FirestoreAdapter
 from valorize.adapters.firestore.contention import commit, unchanged
-from valorize.adapters.firestore.documents import category_doc, category_of, name_doc, txn_of
+from valorize.adapters.firestore.documents import (
+    TXN_FIELDS,
+    category_doc,
+    category_of,
+    name_doc,
+    txn_of,
+)
 from valorize.adapters.firestore.idempotency import commit_with_record
 from valorize.adapters.firestore.ledger_batch import LedgerBatch
 from valorize.domain import ids
@@ -113,6 +119,7 @@ class FirestoreCategories(FirestoreAdapter):
         q = (
             self._col(user_id, "transactions")
             .where(filter=FieldFilter("category_ids", "array_contains", category_id))
+            .select([])  # whether one exists: its name is enough
             .limit(1)
         )
         return any(True for _ in q.stream())
@@ -140,6 +147,7 @@ class FirestoreCategories(FirestoreAdapter):
         snaps = list(
             self._col(user_id, "transactions")
             .where(filter=FieldFilter("category_ids", "array_contains", cid))
+            .select(TXN_FIELDS)
             .limit(RECATEGORIZE_PAGE)
             .stream()
         )

@@ -153,6 +153,31 @@ def name_doc(c: Category) -> dict[str, Any]:
 # every write of a transaction and never read back.
 MAGNITUDE = "magnitude"  # |amount|: min_amount/max_amount
 SEARCH_TOKENS = "search_tokens"  # domain/search.py tokens: q, with or without a category
+# What a read of a transaction asks for (a query's projection, a get's field mask): all but
+# the derived fields. The tokens are most of a stored transaction (about 250 strings for a
+# 60-character bank description), and decoding them cost ten times the rest of the document
+# in the client, on every page.
+TXN_FIELDS = (
+    "account_id",
+    "amount",
+    "currency",
+    "type",
+    "date",
+    "sort_key",
+    "description",
+    "category_id",
+    "category_ids",
+    "notes",
+    "splits",
+    "origin",
+    "fitid",
+    "import_id",
+    "transfer_id",
+    "counterpart_id",
+    "counterpart_account_id",
+    "created_at",
+    "updated_at",
+)
 # What changes with a transaction's categories alone (LedgerBatch.recategorize).
 CATEGORY_FIELDS = ("category_id", "category_ids", "splits", SEARCH_TOKENS)
 

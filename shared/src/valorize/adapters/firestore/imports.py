@@ -44,7 +44,7 @@ from valorize.adapters.firestore.batches import (
     update_write,
 )
 from valorize.adapters.firestore.contention import Stale, commit, optimistic, unchanged, verify
-from valorize.adapters.firestore.documents import txn_doc, txn_of
+from valorize.adapters.firestore.documents import TXN_FIELDS, txn_doc, txn_of
 from valorize.adapters.firestore.import_documents import import_doc, import_of, row_doc, row_of
 from valorize.adapters.firestore.ledger_batch import LedgerBatch
 from valorize.domain import ids
@@ -319,7 +319,7 @@ class FirestoreImports:
         refs = [self._txns(user_id).document(i) for i in transaction_ids]
         return {
             snap.id: txn_of(snap.id, snap.to_dict() or {})
-            for snap in self.db.get_all(refs)
+            for snap in self.db.get_all(refs, TXN_FIELDS)
             if snap.exists
         }
 
@@ -358,7 +358,7 @@ class FirestoreImports:
         col = self._txns(user_id)
         prefix = collection_prefix(self._rows(user_id, import_id))
         row_of = {row.transaction_id: row.id for row in rows if row.transaction_id}
-        snaps = list(self.db.get_all([col.document(i) for i in row_of]))
+        snaps = list(self.db.get_all([col.document(i) for i in row_of], TXN_FIELDS))
         found = [
             (row_of[snap.id], snap, txn_of(snap.id, snap.to_dict() or {}))
             for snap in snaps

@@ -18,7 +18,13 @@ from google.cloud.firestore_v1.query import Query
 from valorize.adapters.firestore import ledger_batch
 from valorize.adapters.firestore.base import FirestoreAdapter
 from valorize.adapters.firestore.contention import commit
-from valorize.adapters.firestore.documents import MAGNITUDE, SEARCH_TOKENS, account_of, txn_of
+from valorize.adapters.firestore.documents import (
+    MAGNITUDE,
+    SEARCH_TOKENS,
+    TXN_FIELDS,
+    account_of,
+    txn_of,
+)
 from valorize.adapters.firestore.idempotency import commit_with_record
 from valorize.adapters.firestore.ledger_batch import LedgerBatch
 from valorize.domain import ids
@@ -121,7 +127,7 @@ class FirestoreLedger(FirestoreAdapter):
         return CreateInputs(account, frozenset(found), totals)
 
     def get_transaction(self, user_id: str, transaction_id: str) -> Transaction | None:
-        snap = self._col(user_id, "transactions").document(transaction_id).get()
+        snap = self._col(user_id, "transactions").document(transaction_id).get(TXN_FIELDS)
         return txn_of(snap.id, snap.to_dict() or {}) if snap.exists else None
 
     def update_transaction(
@@ -133,14 +139,14 @@ class FirestoreLedger(FirestoreAdapter):
         txns = self._col(user_id, "transactions")
 
         def attempt() -> tuple[Transaction, Transaction, Transaction | None, Transaction | None]:
-            snap = txns.document(transaction_id).get()
+            snap = txns.document(transaction_id).get(TXN_FIELDS)
             if not snap.exists:
                 raise NotFound("transaction not found")
             old = txn_of(snap.id, snap.to_dict() or {})
             old_cp: Transaction | None = None
             cp_snap = None
             if old.counterpart_id:
-                cp_snap = txns.document(old.counterpart_id).get()
+                cp_snap = txns.document(old.counterpart_id).get(TXN_FIELDS)
                 old_cp = txn_of(cp_snap.id, cp_snap.to_dict() or {}) if cp_snap.exists else None
             new, new_cp = mutate(old, old_cp)
             ledger = LedgerBatch(self.db, user_id)
@@ -164,13 +170,13 @@ class FirestoreLedger(FirestoreAdapter):
         txns = self._col(user_id, "transactions")
 
         def attempt() -> list[Transaction]:
-            snap = txns.document(transaction_id).get()
+            snap = txns.document(transaction_id).get(TXN_FIELDS)
             if not snap.exists:
                 raise NotFound("transaction not found")
             victims = [(snap, txn_of(snap.id, snap.to_dict() or {}))]
             # Deleting one side of a transfer deletes both.
             if victims[0][1].counterpart_id:
-                cp = txns.document(victims[0][1].counterpart_id).get()
+                cp = txns.document(victims[0][1].counterpart_id).get(TXN_FIELDS)
                 if cp.exists:
                     victims.append((cp, txn_of(cp.id, cp.to_dict() or {})))
             ledger = LedgerBatch(self.db, user_id)
@@ -186,7 +192,7 @@ class FirestoreLedger(FirestoreAdapter):
         self, user_id: str, flt: TransactionFilter, limit: int, cursor: str | None
     ) -> PageResult[Transaction]:
         position = decode_cursor(cursor, ids.TRANSACTION_CURSOR) if cursor else None
-        q = list_query(self._col(user_id, "transactions"), flt, position)
+        q = list_query(self._col(user_id, "transactions"), flt, position).select(TXN_FIELDS)
         keep = flt.check()
         if keep is None:
             page = list(self._read(q.limit(limit + 1)))

@@ -98,7 +98,7 @@ class FirestoreRecurrences(FirestoreAdapter):
             refs = [txns.document(t.id) for t in wanted]
             # Create-if-absent: the batch creates (fails if a concurrent run created any of
             # them first) and moves the watermark only if nobody moved it since it was read.
-            existing = {s.id for s in self.db.get_all(refs) if s.exists} if refs else set()
+            existing = {s.id for s in self.db.get_all(refs, []) if s.exists} if refs else set()
             fresh = [t for t in wanted if t.id not in existing]
             ledger = LedgerBatch(self.db, user_id)
             for t in fresh:
