@@ -31,6 +31,7 @@ from valorize.domain.errors import Unavailable
 from valorize.domain.imports import ImportStatus
 from valorize.domain.model import ApiToken, Origin, User
 from valorize.entrypoints.http import FunctionApp
+from valorize.service import task_pushes
 from valorize.service.imports import Upload
 from valorize.service.imports.ledger_runs import COMMIT_PATH
 from valorize.service.imports.upload import PROCESS_PATH
@@ -361,8 +362,8 @@ def test_progress_ticks_are_best_effort_even_in_a_task() -> None:
     assert not services.ledger.memory.space(USER).idempotency
 
 
-def test_an_unknown_first_delivery_looks_for_what_an_earlier_one_left() -> None:
-    """Locally the emulator sends no retry count: every delivery then reads the record."""
+def test_only_a_delivery_numbered_first_skips_looking_for_what_an_earlier_one_left() -> None:
+    """A delivery Cloud Tasks numbers 0 cannot follow one (no read); any other reads."""
     flaky = Flaky(room=0)
     sure, _ = pushes(flaky)
     with pytest.raises(Unavailable), sure.delivery("t1", USER, redelivered=False):
@@ -374,3 +375,26 @@ def test_an_unknown_first_delivery_looks_for_what_an_earlier_one_left() -> None:
     with sure.delivery("t1", USER, redelivered=True):
         pass
     assert flaky.sent == [("budget.changed", {"month": "2024-01"})]
+
+
+def test_a_backlog_too_big_for_one_record_is_kept_in_several(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(task_pushes, "PART_CHARS", 200)
+    flaky = Flaky(room=0)
+    sure, services = pushes(flaky)
+    sent = [("transaction.created", {"id": f"t{n}", "note": "x" * 50}) for n in range(9)]
+    with pytest.raises(Unavailable), sure.delivery("t1", USER, redelivered=False):
+        for event, data in sent:
+            sure.publish(USER, event, data)
+    records = services.ledger.memory.space(USER).idempotency
+    assert len(records) == 9  # one event per record at this size
+    # A retry that gets a few out keeps the rest in fewer records, and no stale one.
+    flaky.room = 6
+    with pytest.raises(Unavailable), sure.delivery("t1", USER, redelivered=True):
+        pass
+    assert len(records) == 3
+    flaky.room = 10
+    with sure.delivery("t1", USER, redelivered=True):
+        pass
+    assert flaky.sent == sent and not records

@@ -411,8 +411,8 @@ class FunctionApp:
                 hashlib.blake2b(raw, digest_size=16).hexdigest(),
             ]
         )
-        # Only a delivery Cloud Tasks numbers 0 is known to be the first (locally the
-        # emulator sends no count).
+        # Only a delivery Cloud Tasks numbers 0 is known to be the first (the emulator numbers
+        # them too); any other may follow one that left pushes.
         count = headers.get("X-CloudTasks-TaskRetryCount", "").strip()
         first = count.isascii() and count.isdigit() and int(count) == 0
         with self.services.task_pushes.delivery(task, user_id, redelivered=not first):

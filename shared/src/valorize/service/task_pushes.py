@@ -21,9 +21,10 @@ route's handler, entrypoints/http.py):
    client, keyed (`push_key`) so that a redelivery, or a push whose answer was lost, never
    pushes an event twice.
 3. When a push fails, the events not pushed are stored with the task's other idempotency
-   state (`IdempotencyStore`, `users/{uid}/idempotency/task-pushes-<task digest>`), and the
-   task fails with Unavailable (503). Its redelivery runs its handler (which finds its work
-   done and publishes nothing new) and then pushes what was stored, then drops the record.
+   state (`IdempotencyStore`, `users/{uid}/idempotency/task-pushes-<task digest>`, and
+   `...-1`, `...-2` when they outgrow one document), and the task fails with Unavailable
+   (503). Its redelivery runs its handler (which finds its work done and publishes nothing
+   new), then pushes what was stored, then drops the records.
 
 A task without a `user_id` in its body has no tenant to store under: its publishes stay best
 effort (none of today's task routes that publish is such a task).
@@ -34,12 +35,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Final
+from typing import Final
 
 from valorize.domain.errors import Unavailable
 from valorize.service.ports import Clock, IdempotencyRecord, IdempotencyStore, LivePublisher
@@ -58,6 +59,8 @@ PENDING_FINGERPRINT: Final = "task-pushes"
 # As long as the event log keeps a key (adapters/realtime.py DEFAULT_TTL_SECONDS): past it a
 # push could no longer be told from a new one, and clients have refetched anyway.
 PENDING_TTL: Final = timedelta(hours=24)
+# What one stored record holds of them, in characters of JSON (ASCII: one byte each).
+PART_CHARS: Final = 700_000
 # The ERROR line when a task's unpushed events could not even be stored (Redis and Firestore
 # both failing): counted by the "no silent loss" metric (infra/cdktf/config.py).
 TASK_PUSHES_LOST: Final = "task_pushes_lost"
@@ -84,18 +87,28 @@ class Push:
     data: Mapping[str, object]
     key: str
 
-    def to_json(self) -> dict[str, str]:
-        # The payload as text: Firestore refuses arrays directly inside arrays.
-        return {
-            "user_id": self.user_id,
-            "event": self.event,
-            "data": json.dumps(self.data, default=str),
-            "key": self.key,
-        }
+    def encode(self) -> str:
+        return json.dumps([self.user_id, self.event, self.data, self.key], default=str)
 
     @classmethod
-    def of(cls, raw: Mapping[str, Any]) -> Push:
-        return cls(raw["user_id"], raw["event"], json.loads(raw["data"]), raw["key"])
+    def decode_all(cls, text: str) -> list[Push]:
+        return [cls(u, e, d, k) for u, e, d, k in json.loads(text)]
+
+
+def _parts(pushes: Sequence[Push]) -> list[str]:
+    """The pushes as JSON texts of at most PART_CHARS each (one text per stored record: a
+    Firestore document holds at most 1 MiB, and a backlog an automation run catches up on
+    can make thousands of events)."""
+    parts: list[list[str]] = [[]]
+    size = 0
+    for push in pushes:
+        text = push.encode()
+        if parts[-1] and size + len(text) > PART_CHARS:
+            parts.append([])
+            size = 0
+        parts[-1].append(text)
+        size += len(text) + 1
+    return ["[" + ",".join(part) + "]" for part in parts]
 
 
 @dataclass
@@ -150,56 +163,82 @@ class TaskPushes:
             yield
         except BaseException:
             _current.reset(token)
-            self._flush(delivery, user_id, redelivered, handler_failed=True)
+            try:
+                self._flush(delivery, user_id, redelivered, handler_failed=True)
+            except Exception:  # the handler's error is the one to answer with
+                log.exception("the live events of a failed task delivery were not settled")
             raise
         _current.reset(token)
         self._flush(delivery, user_id, redelivered, handler_failed=False)
 
-    def _pending_key(self, task: str) -> str:
-        return PENDING_PREFIX + hashlib.blake2b(task.encode(), digest_size=16).hexdigest()
-
     def _flush(
         self, delivery: _Delivery, user_id: str, redelivered: bool, *, handler_failed: bool
     ) -> None:
-        key_hash = self._pending_key(delivery.task)
+        key_hash = (
+            PENDING_PREFIX + hashlib.blake2b(delivery.task.encode(), digest_size=16).hexdigest()
+        )
         stored: list[Push] = []
+        parts = 0
         if redelivered:
             try:
-                record = self.store.get_idempotency(user_id, key_hash)
+                stored, parts = self._read(user_id, key_hash)
             except Exception:
-                if handler_failed:
-                    log.exception("could not read the pushes an earlier delivery left")
-                    return
-                raise
-            if record is not None:
-                stored = [Push.of(p) for p in record.body["pushes"]]
+                if not handler_failed:
+                    raise
+                log.exception("could not read the live events an earlier delivery kept")
         pushes = [*stored, *delivery.collected]
-        if not pushes:
-            return
         for index, push in enumerate(pushes):
             try:
                 self.publisher.publish_once(push.user_id, push.event, push.data, push.key)
             except Unavailable:
-                self._keep(user_id, key_hash, pushes[index:], handler_failed)
+                log.warning(
+                    "live updates unavailable: %d events of this task kept for its retry",
+                    len(pushes) - index,
+                )
+                self._keep(user_id, key_hash, pushes[index:], parts, handler_failed)
                 if handler_failed:
-                    return  # the handler's own error says the task failed
+                    return  # the handler's own error fails the task
                 raise
-        if stored:
-            self.store.drop_idempotency(user_id, key_hash)
+        self._drop(user_id, key_hash, parts)
 
-    def _keep(self, user_id: str, key_hash: str, rest: list[Push], handler_failed: bool) -> None:
-        record = IdempotencyRecord(
-            key_hash,
-            PENDING_FINGERPRINT,
-            503,
-            {"pushes": [p.to_json() for p in rest]},
-            self.clock.now() + PENDING_TTL,
-        )
+    def _read(self, user_id: str, key_hash: str) -> tuple[list[Push], int]:
+        """What an earlier delivery kept, and in how many records."""
+        first = self.store.get_idempotency(user_id, key_hash)
+        if first is None:
+            return [], 0
+        parts = int(first.body["parts"])
+        pushes = Push.decode_all(first.body["pushes"])
+        for index in range(1, parts):
+            record = self.store.get_idempotency(user_id, f"{key_hash}-{index}")
+            if record is not None:  # (expired with the first one, or never: read as it is)
+                pushes += Push.decode_all(record.body["pushes"])
+        return pushes, parts
+
+    def _drop(self, user_id: str, key_hash: str, parts: int, keep: int = 0) -> None:
+        # The first record last: as long as it is there, it names all the others.
+        for index in reversed(range(keep, parts)):
+            self.store.drop_idempotency(user_id, f"{key_hash}-{index}" if index else key_hash)
+
+    def _keep(
+        self, user_id: str, key_hash: str, rest: list[Push], parts: int, handler_failed: bool
+    ) -> None:
+        texts = _parts(rest)
+        expires = self.clock.now() + PENDING_TTL
+
+        def record(index: int, body: dict[str, object]) -> IdempotencyRecord:
+            key = f"{key_hash}-{index}" if index else key_hash
+            return IdempotencyRecord(key, PENDING_FINGERPRINT, 503, body, expires)
+
         try:
-            self.store.put_idempotency(user_id, record)
+            # The first record last, so that it never names a record not written yet.
+            for index in range(len(texts) - 1, 0, -1):
+                self.store.put_idempotency(user_id, record(index, {"pushes": texts[index]}))
+            first = {"parts": len(texts), "pushes": texts[0]}
+            self.store.put_idempotency(user_id, record(0, first))
+            self._drop(user_id, key_hash, parts, keep=len(texts))
         except Exception:
             log.exception(
-                "%d live events of a task could not be pushed nor stored for its retry",
+                "%d live events of a task could not be pushed nor kept for its retry",
                 len(rest),
                 extra={
                     "entry": {
