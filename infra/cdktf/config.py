@@ -117,8 +117,9 @@ REDIS_SECRETS = ("redis-url", "redis-ca")
 # (adapters/revocations.py), rules skipped for a transaction's CPU budget (service/rules.py),
 # rate limits and the login throttle failing open while Redis is unreachable
 # (adapters/rate_limits.py, adapters/security.py), live events a request could not publish
-# (adapters/realtime.py: the failure, then how many were skipped while Redis was away). The
-# "no silent loss" alert fires on any.
+# (adapters/realtime.py: the failure, then how many were skipped while Redis was away), live
+# events of a task that could be neither pushed nor kept for its retry (service/task_pushes.py).
+# The "no silent loss" alert fires on any.
 DROPPED_MARKERS = (
     "subscriber_failed",
     "revocation_unannounced",
@@ -128,6 +129,7 @@ DROPPED_MARKERS = (
     "login_throttle_unavailable",
     "realtime_unavailable",
     "realtime_events_dropped",
+    "task_pushes_lost",
 )
 SUBSCRIBER_FAILURES_METRIC = "valorize/subscriber_failures"
 

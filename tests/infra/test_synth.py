@@ -630,6 +630,7 @@ def test_dropped_events_are_counted_and_alerted(tf: dict[str, Any]) -> None:
     from valorize.adapters.revocations import UNANNOUNCED
     from valorize.service.messagebus import SUBSCRIBER_FAILED
     from valorize.service.rules import RULES_SKIPPED
+    from valorize.service.task_pushes import TASK_PUSHES_LOST
 
     (metric,) = resources(tf, "google_logging_metric").values()
     assert "jsonPayload.valorize_event = (" in metric["filter"]
@@ -641,6 +642,7 @@ def test_dropped_events_are_counted_and_alerted(tf: dict[str, Any]) -> None:
         RATE_LIMITS_UNAVAILABLE,
         REALTIME_UNAVAILABLE,
         REALTIME_DROPPED,
+        TASK_PUSHES_LOST,
     )
     for marker in (*markers, "login_throttle_unavailable"):
         assert f'"{marker}"' in metric["filter"]

@@ -78,6 +78,7 @@ if TYPE_CHECKING:
     )
     from valorize.service.recurrences import RecurrenceService
     from valorize.service.rules import RuleService
+    from valorize.service.task_pushes import TaskPushes
     from valorize.service.transactions import TransactionService
 
 # realtime_server/'s reads of the event log (`redis_log_reader`).
@@ -424,6 +425,14 @@ class Services:
         return RealtimePublisher(event_log, cooldown=s.realtime_breaker_seconds, sure_log=sure_log)
 
     @cached_property
+    def task_pushes(self) -> TaskPushes:
+        """What the services publish live events through: best effort in a request, sure in a
+        task (service/task_pushes.py; the HTTP pipeline opens each task's delivery)."""
+        from valorize.service.task_pushes import TaskPushes
+
+        return TaskPushes(self.realtime, self.idempotency_store, self.clock)
+
+    @cached_property
     def mailer(self) -> Mailer | None:
         """None when no SMTP server is configured (notifications are then not emailed)."""
         from valorize.adapters.email import SmtpMailer
@@ -490,7 +499,7 @@ class Services:
         from valorize.entrypoints.schemas import ApiPayloads
         from valorize.service.live_updates import LiveUpdates
 
-        LiveUpdates(self.realtime, self.account_store.get_accounts, ApiPayloads()).subscribe(bus)
+        LiveUpdates(self.task_pushes, self.account_store.get_accounts, ApiPayloads()).subscribe(bus)
 
     def _subscribe_alerts(self, bus: MessageBus) -> None:
         """Low balance, large transaction, envelope overspent (service/alerts.py)."""
@@ -686,7 +695,7 @@ class Services:
             self.statement_files,
             self.task_queue,
             self.notifier,
-            self.realtime,
+            self.task_pushes,
             self.clock,
             self.ids,
             self.bus,

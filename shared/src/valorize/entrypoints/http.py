@@ -367,7 +367,7 @@ class FunctionApp:
             if replay is not None:
                 return replay, call.user_id
         try:
-            result = route.handler(call)
+            result = self._handle(route, call, raw) if route.internal else route.handler(call)
         except IdempotentReplay as r:
             return self._replayed(r.record, call), call.user_id
         except BaseException as e:
@@ -391,6 +391,32 @@ class FunctionApp:
             )
             self._store().put_idempotency(call.user_id, done)
         return _json(status, payload, call.response_headers or None), call.user_id
+
+    def _handle(self, route: Route, call: Call, raw: bytes) -> Any:
+        """A task's handler, its live events pushed keyed after it (service/task_pushes.py): a
+        push that fails fails the task (Unavailable: 503, Cloud Tasks retries), and its
+        redelivery pushes them. A task without a user has no tenant to keep them under:
+        best effort."""
+        user_id = getattr(call.body, "user_id", None)
+        if not isinstance(user_id, str) or not user_id:
+            return route.handler(call)
+        headers = call.request.headers
+        # The same on every delivery of one task, different between two tasks (the name
+        # Cloud Tasks gives it, where it gives one; the route and the body besides).
+        task = _SORTED.encode(
+            [
+                headers.get("X-CloudTasks-QueueName", ""),
+                headers.get("X-CloudTasks-TaskName", ""),
+                route.path,
+                hashlib.blake2b(raw, digest_size=16).hexdigest(),
+            ]
+        )
+        # Only a delivery Cloud Tasks numbers 0 is known to be the first (the emulator numbers
+        # them too); any other may follow one that left pushes.
+        count = headers.get("X-CloudTasks-TaskRetryCount", "").strip()
+        first = count.isascii() and count.isdigit() and int(count) == 0
+        with self.services.task_pushes.delivery(task, user_id, redelivered=not first):
+            return route.handler(call)
 
     def _cached(self, request: flask.Request, route: Route, call: Call) -> flask.Response:
         """A cached read: the stored bytes of its answer, or the handler's answer rendered

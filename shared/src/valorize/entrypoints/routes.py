@@ -297,12 +297,13 @@ def task(
     response: type[BaseModel],
     status: int = 200,
     gone: bool = False,
-    errors: tuple[int, ...] = (401,),
+    errors: tuple[int, ...] = (401, 503),
 ) -> Route:
     """An internal target (Cloud Tasks, Cloud Scheduler): the invoker's OIDC token, never a
     user's; a body it cannot read is logged as dropped work. `gone`: the task's subject may
     have been deleted since it was enqueued (NotFound, or a handler answering None), which
-    answers 200 {"status": "gone"} so Cloud Tasks stops retrying it."""
+    answers 200 {"status": "gone"} so Cloud Tasks stops retrying it. A 503 asks Cloud Tasks
+    to retry: a backend was down, or a live event could not be pushed (service/task_pushes.py)."""
     if gone:
         handler = named(handler.__name__, _gone_if_missing(handler))
     return Route(

@@ -4,7 +4,9 @@ Socket.IO room.
 Payloads are what the HTTP API renders for the same resource (`Payloads`, given by the
 composition root from the API's schemas), so a UI can update in place without refetching.
 Every handler runs after the write committed; the message bus logs a failure and the request
-still succeeds, and the publisher itself never raises.
+still succeeds, and the publisher itself never raises. While a Cloud Task is handled, the
+publisher (service/task_pushes.py) collects the events instead, and pushes them keyed after
+the handler: there a push that fails fails the task, so none is lost.
 """
 
 from __future__ import annotations
