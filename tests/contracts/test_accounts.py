@@ -266,3 +266,37 @@ def test_an_account_left_hidden_by_the_synchronous_delete_is_taken_up(
     delete_all(services, uid, doomed.id)
     assert every(services, uid) == []
     consistent(services, uid)
+
+
+def test_a_delivery_that_read_the_deletion_before_it_finished_leaves_it_as_finished(
+    services: Services, make: Make, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two deliveries of the last page race: one finishes the deletion; the other had read
+    it unfinished just before, then finds nothing left. It must not finish it again (a
+    second `finished_at`, seen by the e2e test under load)."""
+    if backend == "fake":
+        pytest.skip("the fakes are single-threaded; races are the adapters' to survive")
+    uid = make.user()
+    doomed = make.account(uid)
+    make.stored(uid, doomed, -100)
+    store = services.account_store
+    store.hide_account(uid, doomed.id, NOW)
+    progress = store._deletion_ref(uid, doomed.id)  # type: ignore[attr-defined]
+    unfinished = progress.get()  # what the slower delivery read
+    delete_all(services, uid, doomed.id)
+    finished = store.get_deletion(uid, doomed.id)
+    assert finished is not None and finished.state is DeletionState.DONE
+    reads = iter([unfinished])
+    real = type(progress).get
+
+    def stale_once(ref: object, *args: object, **kwargs: object) -> object:
+        if getattr(ref, "path", None) == progress.path:
+            return next(reads, None) or real(ref, *args, **kwargs)  # type: ignore[arg-type]
+        return real(ref, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(progress), "get", stale_once)
+    later = NOW + timedelta(seconds=1)
+    answered = store.delete_account_page(uid, doomed.id, 200, later)
+    monkeypatch.undo()
+    assert answered == finished
+    assert store.get_deletion(uid, doomed.id) == finished

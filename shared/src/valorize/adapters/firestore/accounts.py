@@ -150,7 +150,8 @@ class FirestoreAccounts(FirestoreAdapter):
         self, user_id: str, account_id: str, limit: int, now: datetime
     ) -> AccountDeletion | None:
         progress = self._deletion_ref(user_id, account_id)
-        deletion = self.get_deletion(user_id, account_id)
+        read = progress.get()
+        deletion = deletion_of(read.id, read.to_dict() or {}) if read.exists else None
         if deletion is None or deletion.state is DeletionState.DONE:
             return deletion
         account_ref = self._col(user_id, "accounts").document(account_id)
@@ -170,8 +171,12 @@ class FirestoreAccounts(FirestoreAdapter):
             if account.exists:
                 batch.delete(account_ref, option=unchanged(account))
             done = replace(deletion, state=DeletionState.DONE, updated_at=now, finished_at=now)
+            # Only as read: a delivery racing this one may have finished it meanwhile (the
+            # attempt then reads it again and answers it as that one left it).
             batch.update(
-                progress, {"state": done.state.value, "updated_at": now, "finished_at": now}
+                progress,
+                {"state": done.state.value, "updated_at": now, "finished_at": now},
+                option=unchanged(read),
             )
             commit(batch)
             return done
