@@ -39,7 +39,7 @@ app = FunctionApp(
     [
         resource.list("List the caller's accounts", cached=True),
         resource.create("Create an account with an opening balance", body=r.CreateAccount),
-        resource.get("One account with its balance"),
+        resource.get("One account with its balance", cached=True),
         resource.update(
             "Change an account (currency only while it has no transactions; the balance moves "
             f"with the opening balance: {REFUSAL})",

@@ -114,7 +114,7 @@ app = FunctionApp(
             errors=(404,),
             idempotency=CLAIM,
         ),
-        resource.get("One envelope"),
+        resource.get("One envelope", cached=True),
         resource.update("Rename an envelope", body=b.RenameBudget, verb="rename"),
         resource.delete("Delete an envelope and its allocations"),
     ],

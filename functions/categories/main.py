@@ -20,7 +20,7 @@ app = FunctionApp(
             body=r.CreateCategory,
             errors=(409,),
         ),
-        resource.get("One category"),
+        resource.get("One category", cached=True),
         resource.update("Change a category", body=r.UpdateCategory, errors=(404, 409)),
         resource.delete(
             "Delete a category; in use it needs ?reassign_to=<id> or ?uncategorize=true",

@@ -100,6 +100,11 @@ app = FunctionApp(
             "Your imports, newest first",
             query=i.ListImports,
             response=ListOf[ImportOut],
+            # The imports scope: every write to the import store (uploads, the workers'
+            # states, progress ticks and staged rows, reviews, commits) bumps it
+            # (service/cache_scopes.py); the ledger's answers stay cached meanwhile.
+            cached=True,
+            cache_scope="imports",
         ),
         Route(
             "GET",
@@ -108,6 +113,8 @@ app = FunctionApp(
             "One import: status, counts, progress, reason when failed",
             response=ImportOut,
             errors=(404,),
+            cached=True,
+            cache_scope="imports",
         ),
         Route(
             "GET",
@@ -117,6 +124,8 @@ app = FunctionApp(
             query=i.ListImportRows,
             response=ListOf[ImportRowOut],
             errors=(404,),
+            cached=True,
+            cache_scope="imports",
         ),
         Route(
             "PATCH",

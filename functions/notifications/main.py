@@ -1,5 +1,7 @@
 """Notifications function: the user's inbox (read/unread) and notification preferences
-(service/notifications.py)."""
+(service/notifications.py). Its reads are cached in the notifications scope: every write to
+the notification store (the notify worker's deliveries, marks, preferences) bumps it
+(service/cache_scopes.py), and leaves the ledger's answers cached."""
 
 from typing import Any
 
@@ -61,6 +63,8 @@ app = FunctionApp(
             "The caller's notifications, newest first (?unread=true: only unread ones)",
             query=ListNotifications,
             response=NotificationList,
+            cached=True,
+            cache_scope="notifications",
         ),
         Route(
             "GET",
@@ -68,6 +72,8 @@ app = FunctionApp(
             unread_count,
             "How many notifications are unread",
             response=UnreadCountOut,
+            cached=True,
+            cache_scope="notifications",
         ),
         Route(
             "POST",
@@ -83,6 +89,8 @@ app = FunctionApp(
             get_preferences,
             "Which kinds are emailed, and the large-transaction threshold",
             response=PreferencesOut,
+            cached=True,
+            cache_scope="notifications",
         ),
         Route(
             "PATCH",

@@ -15,12 +15,18 @@ resource = Resource("/api/recurrences", "recurrence_id", lambda s: s.recurrences
 app = FunctionApp(
     "recurrences",
     [
-        resource.list("The caller's recurrences (oldest first), each with its next_due"),
+        # Cached in the recurrences scope: every write to the recurrence store, the automation
+        # runs' included (they move next_due), bumps it (service/cache_scopes.py).
+        resource.list(
+            "The caller's recurrences (oldest first), each with its next_due",
+            cached=True,
+            cache_scope="recurrences",
+        ),
         resource.create(
             "Create a recurrence (monthly, weekly, yearly, every N days)",
             body=r.CreateRecurrence,
         ),
-        resource.get("One recurrence"),
+        resource.get("One recurrence", cached=True, cache_scope="recurrences"),
         resource.update(
             "Change a recurrence; occurrences already created stay, none is created twice",
             body=r.UpdateRecurrence,

@@ -32,7 +32,11 @@ def run_apply_page(call: Call) -> Any:
 app = FunctionApp(
     "rules",
     [
-        resource.list("The caller's rules in run order (enabled or not)"),
+        # Cached in the rules scope: every write to the rule store (rules, and the jobs' pages
+        # as the worker runs them) bumps it (service/cache_scopes.py).
+        resource.list(
+            "The caller's rules in run order (enabled or not)", cached=True, cache_scope="rules"
+        ),
         resource.create(
             "Create a rule; `position` inserts it there (the later rules move down one), "
             "omitted = last",
@@ -56,6 +60,8 @@ app = FunctionApp(
             "A rules job's status and counts",
             response=ApplyJobOut,
             errors=(404,),
+            cached=True,
+            cache_scope="rules",
         ),
         task(
             "/api/rules/apply/run",
@@ -64,7 +70,7 @@ app = FunctionApp(
             body=a.ApplyRulesPage,
             response=ApplyPageOut,
         ),
-        resource.get("One rule"),
+        resource.get("One rule", cached=True, cache_scope="rules"),
         resource.update(
             "Change a rule; `position` moves it (the others shift), lists replace",
             body=r.UpdateRule,

@@ -50,7 +50,7 @@ app = FunctionApp(
             status=201,
             idempotency=Idempotency.ATOMIC,
         ),
-        resource.get("One transaction"),
+        resource.get("One transaction", cached=True),
         resource.update(
             f"Change a transaction (a transfer's other side follows; {REFUSAL})",
             body=r.UpdateTransaction,

@@ -46,6 +46,24 @@ def test_a_write_on_one_instance_is_seen_by_the_others_next_read(client: redis.R
     assert a.get_or_render("u2", "k", lambda: b"?") == (b"two", "hit")
 
 
+def test_a_scopes_write_on_one_instance_is_seen_by_the_others_next_read_of_it_only(
+    client: redis.Redis, request: pytest.FixtureRequest
+) -> None:
+    a, worker = instance(client), instance(client)
+    assert a.get_or_render("u1", "inbox", lambda: b"0", "notifications") == (b"0", "miss")
+    assert a.get_or_render("u1", "dashboard", lambda: b"D") == (b"D", "miss")
+    for n in range(1, 50):
+        worker.bump("u1", "notifications")  # the notify worker stored one
+        assert a.get_or_render("u1", "inbox", lambda n=n: b"%d" % n, "notifications") == (
+            b"%d" % n,
+            "miss",
+        )
+    sent: list[object] = request.getfixturevalue("round_trips")
+    # The ledger's answer stayed in memory through all of it: no round trip.
+    assert a.get_or_render("u1", "dashboard", lambda: b"?") == (b"D", "hit")
+    assert sent == []
+
+
 def test_without_its_feed_an_instance_keeps_nothing_in_memory(client: redis.Redis) -> None:
     nowhere = redis.Redis(port=free_port(), socket_timeout=0.2, socket_connect_timeout=0.2)
     cache = NearQueryCache(RedisQueryCache(client), own_feed(nowhere, BUMPED, retry_seconds=60))

@@ -40,6 +40,25 @@ def test_a_bump_invalidates_only_that_users_answers(client: redis.Redis) -> None
     assert cache.get_or_render("u2", "k", lambda: b"?") == (b"2", "hit")
 
 
+def test_a_bump_of_one_scope_keeps_the_other_scopes_answers(
+    client: redis.Redis, request: pytest.FixtureRequest
+) -> None:
+    cache = RedisQueryCache(client)
+    cache.get_or_render("u1", "ledger", lambda: b"L")
+    cache.get_or_render("u1", "inbox", lambda: b"N", "notifications")
+    cache.get_or_render("u1", "rows", lambda: b"I", "imports")
+    cache.bump("u1", "imports")  # an import's progress tick
+    assert cache.get_or_render("u1", "rows", lambda: b"I2", "imports") == (b"I2", "miss")
+    sent: list[object] = request.getfixturevalue("round_trips")
+    assert cache.get_or_render("u1", "ledger", lambda: b"?") == (b"L", "hit")
+    assert cache.get_or_render("u1", "inbox", lambda: b"?", "notifications") == (b"N", "hit")
+    assert sent == ["EVALSHA"] * 2  # a scope's hit is one round trip too
+    cache.bump("u1")  # a ledger write: the inbox stays
+    assert cache.get_or_render("u1", "ledger", lambda: b"L2") == (b"L2", "miss")
+    assert cache.get_or_render("u1", "inbox", lambda: b"?", "notifications") == (b"N", "hit")
+    assert client.get("cache:u1:v") == b"1" and client.get("cache:u1:v:imports") == b"1"
+
+
 def test_a_burst_of_identical_misses_renders_once(client: redis.Redis) -> None:
     cache = RedisQueryCache(client, wait=2.0)
     rendered: list[int] = []

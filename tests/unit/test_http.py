@@ -33,7 +33,7 @@ from valorize.entrypoints.routes import Call, Resource, Route
 from valorize.entrypoints.schemas import ListOf, TransactionOut
 from valorize.service import requests as c
 from valorize.service.ports import IdempotencyRecord
-from valorize.service.ports.cache import Outcome
+from valorize.service.ports.cache import LEDGER, Outcome, Scope
 
 TOKEN = "vz_0123456789abcdef_s3cr3t-t0k3n-that-must-never-be-logged"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -683,20 +683,20 @@ class RecordingCache:
     """The query cache's contract in a dict, recording the keys it was asked for."""
 
     def __init__(self) -> None:
-        self.answers: dict[tuple[str, str], bytes] = {}
+        self.answers: dict[tuple[str, Scope, str], bytes] = {}
         self.keys: list[str] = []
 
     def get_or_render(
-        self, user_id: str, key: str, render: Callable[[], bytes]
+        self, user_id: str, key: str, render: Callable[[], bytes], scope: Scope = LEDGER
     ) -> tuple[bytes, Outcome]:
         self.keys.append(key)
-        if (user_id, key) in self.answers:
-            return self.answers[(user_id, key)], "hit"
-        body = self.answers[(user_id, key)] = render()
+        if (user_id, scope, key) in self.answers:
+            return self.answers[(user_id, scope, key)], "hit"
+        body = self.answers[(user_id, scope, key)] = render()
         return body, "miss"
 
-    def bump(self, user_id: str) -> None:
-        self.answers = {k: v for k, v in self.answers.items() if k[0] != user_id}
+    def bump(self, user_id: str, scope: Scope = LEDGER) -> None:
+        self.answers = {k: v for k, v in self.answers.items() if k[:2] != (user_id, scope)}
 
 
 @pytest.fixture
@@ -761,6 +761,30 @@ def test_a_bad_query_on_a_cached_read_is_refused_every_time(
         body = problem_of(get("?limit=0"), 422)
         assert [e["field"] for e in body["errors"]] == ["limit"]
     assert cache.keys == [] and queries == []
+
+
+def test_a_cached_read_is_kept_under_its_routes_scope() -> None:
+    cache = RecordingCache()
+    world = make_world(query_cache=cache)
+    route = Route(
+        "GET",
+        "/api/inbox",
+        lambda call: {"unread": 1},
+        "inbox",
+        cached=True,
+        cache_scope="notifications",
+    )
+    app = FunctionApp("inbox", [route], world.services, authenticate=fake_authenticate)
+
+    def get() -> str:
+        with FLASK.test_request_context("/api/inbox", headers=AUTH):
+            return str(app(flask.request).headers["X-Cache"])
+
+    assert get() == "miss"
+    cache.bump(USER)  # a ledger write leaves it
+    assert get() == "hit"
+    cache.bump(USER, "notifications")
+    assert get() == "miss"
 
 
 # --- idempotency -------------------------------------------------------------------------------

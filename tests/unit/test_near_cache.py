@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from valorize.adapters.cache import NearQueryCache, _Generations
-from valorize.service.ports.cache import Outcome
+from valorize.adapters.cache import NearQueryCache, _Generations, announced, announcement
+from valorize.service.ports.cache import LEDGER, SCOPES, Outcome, Scope
 
 
 class Remote:
-    """RedisQueryCache's contract in a dict: per user a version, bumped by writes."""
+    """RedisQueryCache's contract in a dict: per user and scope a version, bumped by writes."""
 
     def __init__(self) -> None:
         self.versions: dict[str, int] = {}
@@ -18,16 +18,18 @@ class Remote:
         self.lookups = 0
         self.down = False
 
-    def bump(self, user_id: str) -> None:
-        self.versions[user_id] = self.versions.get(user_id, 0) + 1
+    def bump(self, user_id: str, scope: Scope = LEDGER) -> None:
+        name = announcement(user_id, scope)
+        self.versions[name] = self.versions.get(name, 0) + 1
 
     def get_or_render(
-        self, user_id: str, key: str, render: Callable[[], bytes]
+        self, user_id: str, key: str, render: Callable[[], bytes], scope: Scope = LEDGER
     ) -> tuple[bytes, Outcome]:
         self.lookups += 1
         if self.down:
             return render(), "bypass"
-        where = (user_id, self.versions.get(user_id, 0), key)
+        name = announcement(user_id, scope)
+        where = (name, self.versions.get(name, 0), key)
         if where in self.answers:
             return self.answers[where], "hit"
         body = render()
@@ -150,3 +152,41 @@ def test_generations_never_make_a_dropped_answer_valid_again() -> None:
     assert gens.of("a") != before  # ...and its old answers stay invalid
     gens.reset()
     assert gens.of("a") != before and gens.of("b") != before
+
+
+def test_an_announced_bump_of_one_scope_keeps_the_other_scopes_answers() -> None:
+    remote, feed = Remote(), Feed()
+    cache = near(remote, feed)
+    cache.get_or_render("u", "ledger", lambda: b"L")
+    cache.get_or_render("u", "inbox", lambda: b"N1", "notifications")
+    remote.bump("u", "notifications")  # the notify worker stored one, on another instance
+    feed.pending.append(announcement("u", "notifications"))
+    assert cache.get_or_render("u", "inbox", lambda: b"N2", "notifications") == (b"N2", "miss")
+    assert cache.get_or_render("u", "ledger", lambda: b"?") == (b"L", "hit")
+    cache.bump("u")  # a ledger write here: the inbox stays
+    assert cache.get_or_render("u", "ledger", lambda: b"L2") == (b"L2", "miss")
+    assert cache.get_or_render("u", "inbox", lambda: b"?", "notifications") == (b"N2", "hit")
+
+
+def test_its_own_bump_of_a_scope_is_applied_at_once() -> None:
+    remote, feed = Remote(), Feed()
+    cache = near(remote, feed)
+    cache.get_or_render("u", "k", lambda: b"1", "imports")
+    cache.bump("u", "imports")
+    assert cache.get_or_render("u", "k", lambda: b"2", "imports") == (b"2", "miss")
+
+
+def test_an_announcement_names_the_user_and_the_scope() -> None:
+    assert announcement("u", LEDGER) == "u"  # as before scopes: understood by either release
+    for scope in SCOPES:
+        assert announced(announcement("u", scope)) == ("u", scope)
+    assert announced("u someday") == ("u", LEDGER)  # a later release's scope: drop the ledger
+
+
+def test_a_bump_of_an_unknown_scope_drops_the_ledgers_answers() -> None:
+    remote, feed = Remote(), Feed()
+    cache = near(remote, feed)
+    cache.get_or_render("u", "k", lambda: b"1")
+    remote.bump("u")
+    feed.pending.append("u someday")
+    assert cache.get_or_render("u", "k", lambda: b"2") == (b"2", "miss")

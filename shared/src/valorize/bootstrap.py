@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from valorize.service.ports.imports import ImportRepository as ImportStore
     from valorize.service.imports import ImportService
     from valorize.service.integrity import IntegrityCheck
+    from valorize.service.ports.cache import Scope
     from valorize.service.ports.imports import StatementFiles
     from valorize.service.messagebus import MessageBus
     from valorize.service.notifications import NotificationService
@@ -493,6 +494,10 @@ class Services:
         ):
             bus.subscribe(kind, bump)
 
+    def _bump(self, user_id: str, scope: Scope) -> None:
+        """The other scopes' invalidation: their stores, wrapped (service/cache_scopes.py)."""
+        self.query_cache.bump(user_id, scope)
+
     def _subscribe_live_updates(self, bus: MessageBus) -> None:
         """Push each change to the owner's open Socket.IO connections (service/live_updates.py),
         in the JSON the API answers with (entrypoints/schemas.py)."""
@@ -616,10 +621,11 @@ class Services:
 
     @cached_property
     def rules(self) -> RuleService:
+        from valorize.service.cache_scopes import RULES, watched
         from valorize.service.rules import RuleService
 
         return RuleService(
-            self.rule_store,
+            watched(self.rule_store, RULES, self._bump),
             self.account_store,
             self.category_store,
             self.ledger,
@@ -633,10 +639,11 @@ class Services:
 
     @cached_property
     def recurrences(self) -> RecurrenceService:
+        from valorize.service.cache_scopes import RECURRENCES, watched
         from valorize.service.recurrences import RecurrenceService
 
         return RecurrenceService(
-            self.recurrence_store,
+            watched(self.recurrence_store, RECURRENCES, self._bump),
             self.account_store,
             self.category_store,
             self.clock,
@@ -648,10 +655,12 @@ class Services:
     @cached_property
     def automations(self) -> AutomationService:
         from valorize.service.automations import AutomationService
+        from valorize.service.cache_scopes import RECURRENCES, watched
 
         return AutomationService(
             self.automation_store,
-            self.recurrence_store,
+            # Each run moves its recurrences' next due dates.
+            watched(self.recurrence_store, RECURRENCES, self._bump),
             self.account_store,
             self.category_store,
             self.clock,
@@ -666,6 +675,7 @@ class Services:
     @cached_property
     def notifications(self) -> NotificationService:
         from valorize.entrypoints.notification_schemas import NotificationOut
+        from valorize.service.cache_scopes import NOTIFICATIONS, watched
         from valorize.service.notifications import NotificationService
 
         def render(notification: Notification) -> dict[str, object]:
@@ -673,7 +683,8 @@ class Services:
             return NotificationOut.of(notification).model_dump(mode="json")
 
         return NotificationService(
-            self.notification_store,
+            # What the notify worker stores and the user marks read bumps the inbox's scope.
+            watched(self.notification_store, NOTIFICATIONS, self._bump),
             self.user_store.get_user,
             self.clock,
             self.realtime,
@@ -685,13 +696,15 @@ class Services:
     @cached_property
     def imports(self) -> ImportService:
         from valorize.service import imports
+        from valorize.service.cache_scopes import IMPORTS, watched
 
         s = self.settings
         return imports.ImportService(
             self.user_store,
             self.account_store,
             self.ledger,
-            self.import_store,
+            # Every state, progress tick and row the workers write bumps the imports' scope.
+            watched(self.import_store, IMPORTS, self._bump),
             self.statement_files,
             self.task_queue,
             self.notifier,

@@ -1,10 +1,12 @@
 """Cache-aside for read answers, in Redis: the rendered JSON of a read, kept per user.
 
-Keys carry a per-user version (`cache:{uid}:v`), and every write bumps it, so invalidating
-everything a user can see is one INCR and stale entries simply age out (TTL). A lookup is one
-round trip: a small Lua script reads the version and the entry under it together, and on a
-miss takes a short lock in the same call so a burst of identical misses computes once
-(stampede protection; the others wait briefly for the value). A hit is the stored bytes,
+Keys carry a per-user version of the read's scope (service/ports/cache.py `Scope`: the ledger's
+is `cache:{uid}:v`, another's `cache:{uid}:v:{scope}`), and every write bumps its scope's, so
+invalidating everything of a scope a user can see is one INCR and stale entries simply age
+out (TTL); a bump of one scope leaves the others' entries valid. A lookup is one round trip:
+a small Lua script reads the version and the entry under it together, and on a miss takes a
+short lock in the same call so a burst of identical misses computes once (stampede
+protection; the others wait briefly for the value). A hit is the stored bytes,
 written out as they are: nothing is decoded or encoded again. Redis is never the source of
 truth: when it is down or slow, the breaker opens and reads go straight to Firestore until it
 recovers by itself.
@@ -23,14 +25,41 @@ from collections.abc import Callable
 import redis
 from cachetools import LRUCache, TTLCache
 
-from valorize.service.ports.cache import Feed, Outcome
+from valorize.service.ports.cache import LEDGER, SCOPES, Feed, Outcome, Scope
 
 log = logging.getLogger(__name__)
 
-# Where bumps are announced to every instance (adapters/feeds.py).
+# Where bumps are announced to every instance (adapters/feeds.py): "<uid>" for the ledger
+# (as before scopes existed, so instances of either release understand each other's ledger
+# bumps during a rollout), "<uid> <scope>" for another scope (ids never hold a space).
 BUMPED = "valorize:cache:bumped"
 
-# KEYS[1]: the user's version; ARGV: the entry prefix, the key, the lock's lifetime (ms).
+
+def _keys(user_id: str, scope: Scope) -> tuple[str, str]:
+    """The scope's version key and its entries' prefix (the version and the key follow).
+    The ledger's are the keys used before scopes existed; no other scope's can collide with
+    them (a ledger entry's version, right after the user id, is a number)."""
+    if scope == LEDGER:
+        return f"cache:{user_id}:v", f"cache:{user_id}:"
+    return f"cache:{user_id}:v:{scope}", f"cache:{user_id}:{scope}:"
+
+
+def announcement(user_id: str, scope: Scope) -> str:
+    return user_id if scope == LEDGER else f"{user_id} {scope}"
+
+
+def announced(message: str) -> tuple[str, Scope]:
+    """The user and the scope of a bump's announcement."""
+    user_id, _, scope = message.partition(" ")
+    for known in SCOPES:
+        if scope == known:
+            return user_id, known
+    # Unknown (a later release's scope): the ledger's too, which is always safe to drop.
+    return user_id, LEDGER
+
+
+# KEYS[1]: the user's version of the scope; ARGV: the scope's entry prefix, the key, the lock's
+# lifetime (ms).
 # Answers {version, entry or nil, 1 when this caller got the lock}.
 LOOKUP = """
 local version = redis.call('GET', KEYS[1]) or '0'
@@ -72,29 +101,32 @@ class RedisQueryCache:
 
     # --- API ----------------------------------------------------------------------------------
 
-    def bump(self, user_id: str) -> None:
-        """Invalidate every cached read of this user, and announce it to the instances'
-        near caches (NearQueryCache) in the same transaction: both happen or neither."""
+    def bump(self, user_id: str, scope: Scope = LEDGER) -> None:
+        """Invalidate every cached read of this user in the scope, and announce it to the
+        instances' near caches (NearQueryCache) in the same transaction: both happen or
+        neither."""
+        version, _ = _keys(user_id, scope)
         try:
             pipe = self.client.pipeline()
-            pipe.incr(f"cache:{user_id}:v")
+            pipe.incr(version)
             # Longer than any entry's TTL: a lost version only re-keys entries that expired.
-            pipe.expire(f"cache:{user_id}:v", self.ttl * 4)
-            pipe.publish(BUMPED, user_id)
+            pipe.expire(version, self.ttl * 4)
+            pipe.publish(BUMPED, announcement(user_id, scope))
             pipe.execute()
         except redis.RedisError as e:
             self._trip(e)
 
     def get_or_render(
-        self, user_id: str, key: str, render: Callable[[], bytes]
+        self, user_id: str, key: str, render: Callable[[], bytes], scope: Scope = LEDGER
     ) -> tuple[bytes, Outcome]:
         if not self._available():
             return render(), "bypass"
+        version_key, prefix = _keys(user_id, scope)
         try:
             version, value, locked = self._lookup(
-                keys=[f"cache:{user_id}:v"], args=[f"cache:{user_id}:", key, self.lock_ms]
+                keys=[version_key], args=[prefix, key, self.lock_ms]
             )
-            entry = f"cache:{user_id}:{_text(version)}:{key}"
+            entry = f"{prefix}{_text(version)}:{key}"
             if value is None and not locked:
                 value = self._await(entry)
         except redis.RedisError as e:
@@ -128,7 +160,8 @@ def _text(value: object) -> str:
 
 
 class _Generations:
-    """Per user, a number that changes whenever the user's kept answers must be dropped.
+    """Per user (and scope), a number that changes whenever the user's kept answers (of the
+    scope) must be dropped.
 
     Bounded (least recently bumped users are forgotten), without ever making a dropped
     answer valid again: a user without a number of their own has the `floor`, which is raised
@@ -195,33 +228,37 @@ class NearQueryCache:
         self._generations = _Generations(users)
         self._lock = threading.Lock()
 
-    def bump(self, user_id: str) -> None:
+    def bump(self, user_id: str, scope: Scope = LEDGER) -> None:
         # Dropped here at once (this instance's next read must see the write), announced to
         # the others by the remote bump.
-        self._forget(user_id)
-        self.remote.bump(user_id)
+        self._forget(announcement(user_id, scope))
+        self.remote.bump(user_id, scope)
 
     def get_or_render(
-        self, user_id: str, key: str, render: Callable[[], bytes]
+        self, user_id: str, key: str, render: Callable[[], bytes], scope: Scope = LEDGER
     ) -> tuple[bytes, Outcome]:
         if not self.feed.sync(self._forget, self._reset):
-            return self.remote.get_or_render(user_id, key, render)
+            return self.remote.get_or_render(user_id, key, render, scope)
+        # A generation per user and scope, named as its bumps are announced.
+        name = announcement(user_id, scope)
         with self._lock:
-            generation = self._generations.of(user_id)
-            kept = self._answers.get((user_id, key))
+            generation = self._generations.of(name)
+            kept = self._answers.get((name, key))
         if kept is not None and kept[0] == generation:
             return kept[1], "hit"
-        body, outcome = self.remote.get_or_render(user_id, key, render)
+        body, outcome = self.remote.get_or_render(user_id, key, render, scope)
         if outcome != "bypass":
             with self._lock:
-                # Not if the user's answers were dropped meanwhile: this one may predate it.
-                if self._generations.of(user_id) == generation:
-                    self._answers[(user_id, key)] = (generation, body)
+                # Not if the scope's answers were dropped meanwhile: this one may predate it.
+                if self._generations.of(name) == generation:
+                    self._answers[(name, key)] = (generation, body)
         return body, outcome
 
-    def _forget(self, user_id: str) -> None:
+    def _forget(self, message: str) -> None:
+        # Through `announced`: a scope this release does not know drops the ledger's answers.
+        name = announcement(*announced(message))
         with self._lock:
-            self._generations.bump(user_id)
+            self._generations.bump(name)
 
     def _reset(self) -> None:
         with self._lock:
@@ -232,10 +269,10 @@ class NearQueryCache:
 class NoCache:
     """For tests and tools that must always read the source."""
 
-    def bump(self, user_id: str) -> None:
+    def bump(self, user_id: str, scope: Scope = LEDGER) -> None:
         pass
 
     def get_or_render(
-        self, user_id: str, key: str, render: Callable[[], bytes]
+        self, user_id: str, key: str, render: Callable[[], bytes], scope: Scope = LEDGER
     ) -> tuple[bytes, Outcome]:
         return render(), "bypass"

@@ -429,7 +429,9 @@ class FunctionApp:
             return _encode(route.render(route.handler(call)))
 
         try:
-            body, outcome = self.services.query_cache.get_or_render(call.user_id, key, render)
+            body, outcome = self.services.query_cache.get_or_render(
+                call.user_id, key, render, route.cache_scope
+            )
         except DomainError as e:
             return self._domain_problem(e)
         call.response_headers["X-Cache"] = outcome

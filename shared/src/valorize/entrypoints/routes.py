@@ -25,6 +25,7 @@ from valorize.domain import ids
 from valorize.domain.errors import NotFound
 from valorize.entrypoints.schemas import ListOf
 from valorize.service.ports import IdempotencyMark, IdempotencyRecord
+from valorize.service.ports.cache import LEDGER, Scope
 from valorize.service.requests import Page
 
 if TYPE_CHECKING:
@@ -141,9 +142,12 @@ class Route:
     # A task whose subject may be gone answers `Gone` instead of `response` (see `task`).
     gone: bool = False
     # A user's read answered through their query cache (adapters/cache.py), keyed by the
-    # path and the validated query: its data must be covered by the cache invalidation
-    # (bootstrap._subscribe_cache_invalidation), so every write to it bumps the user's version.
+    # path and the validated query, under the user's version of `cache_scope`: its data must
+    # be covered by that scope's invalidation (bootstrap: `_subscribe_cache_invalidation` for
+    # the ledger's events, `_bumping` for the stores of the other scopes), so every write to
+    # it bumps that version.
     cached: bool = False
+    cache_scope: Scope = LEDGER
 
     def render(self, result: Any) -> Any:
         """The JSON of a handler's result, through the declared response schema."""
