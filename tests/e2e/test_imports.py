@@ -465,7 +465,6 @@ def test_a_crash_mid_import_then_redelivery_gives_the_same_result(
     api: Api, stack: Stack, emulator_env: dict[str, str]
 ) -> None:
     from valorize import bootstrap
-    from valorize.adapters.cache import NoCache
     from valorize.adapters.firestore.imports import FirestoreImports
     from valorize.service.imports import Upload
     from valorize.service.ports import NullBus
@@ -503,8 +502,10 @@ def test_a_crash_mid_import_then_redelivery_gives_the_same_result(
 
     # The real import service on the emulators, its repository crashing, telling nobody.
     nothing = Nothing()
+    # The stack's query cache (Redis): its import writes must invalidate the servers' cached
+    # reads of them, as a worker's do.
     services = bootstrap.build(
-        task_queue=nothing, notifier=nothing, realtime=nothing, bus=NullBus(), query_cache=NoCache()
+        task_queue=nothing, notifier=nothing, realtime=nothing, bus=NullBus()
     )
     services.import_store = CrashingRepo(services.firestore)
     crashing = services.imports
@@ -550,7 +551,6 @@ def interrupted_service(at: str, calls: int, after_rows: int | None = None) -> A
     are written but not settled; "write_commit" / "write_revert": only the first
     `after_rows` rows of the chunk are written)."""
     from valorize import bootstrap
-    from valorize.adapters.cache import NoCache
     from valorize.adapters.firestore.imports import FirestoreImports
     from valorize.service.ports import NullBus
 
@@ -583,8 +583,10 @@ def interrupted_service(at: str, calls: int, after_rows: int | None = None) -> A
             return super().write_revert(user_id, import_id, rows)
 
     nothing = Nothing()
+    # The stack's query cache (Redis): its import writes must invalidate the servers' cached
+    # reads of them, as a worker's do.
     services = bootstrap.build(
-        task_queue=nothing, notifier=nothing, realtime=nothing, bus=NullBus(), query_cache=NoCache()
+        task_queue=nothing, notifier=nothing, realtime=nothing, bus=NullBus()
     )
     services.import_store = Dying(services.firestore, writers=3)
     service = services.imports
