@@ -67,13 +67,25 @@ app = FunctionApp(
             auth=False,
             errors=(401, 429),
         ),
-        Route("GET", "/api/auth/me", me, "The calling user's profile", response=UserOut),
+        # Cached in the auth scope: bumped when a token of the user is issued, revoked or
+        # marked used (service/auth.py `changed`); a profile never changes once registered.
+        Route(
+            "GET",
+            "/api/auth/me",
+            me,
+            "The calling user's profile",
+            response=UserOut,
+            cached=True,
+            cache_scope="auth",
+        ),
         Route(
             "GET",
             "/api/auth/tokens",
             list_tokens,
             "The caller's tokens (never their secrets)",
             response=ListOf[TokenOut],
+            cached=True,
+            cache_scope="auth",
         ),
         Route(
             "POST",

@@ -233,3 +233,35 @@ def test_imports_are_cached_and_the_workers_and_every_import_write_invalidate_th
     # The commit moved the ledger: its answers are fresh too.
     accounts, transactions = fresh(api, ledger, "the commit's transactions")
     assert accounts["data"][0]["transaction_count"] == 3 and len(transactions["data"]) == 3
+
+
+def test_the_profile_and_tokens_are_cached_and_every_token_change_invalidates_them(
+    api: Api,
+) -> None:
+    reads = ["/api/auth/me", "/api/auth/tokens"]
+    fresh(api, reads, "first reads")
+    r = api.post("/api/auth/tokens", {"name": "ci"})
+    assert r.status_code == 201, r.text
+    issued = r.json()
+    _, tokens = fresh(api, reads, "a token issued")
+    [ci] = [t for t in tokens["data"] if t["id"] == issued["id"]]
+    assert ci["last_used_at"] is None
+
+    # Its first use writes its last_used_at, in the request that reads it.
+    used = api.get("/api/auth/tokens", token=issued["token"])
+    assert used.status_code == 200 and used.headers["X-Cache"] == "miss", used.text
+    [ci] = [t for t in used.json()["data"] if t["id"] == issued["id"]]
+    assert ci["last_used_at"] is not None
+    assert seen(api, reads)[1] == ("hit", used.json())
+
+    login = api.post(
+        "/api/auth/login",
+        {"email": api.email, "password": "correct horse battery"},  # type: ignore[attr-defined]
+    )
+    assert login.status_code == 200, login.text
+    _, tokens = fresh(api, reads, "a login")
+    assert [t["name"] for t in tokens["data"]].count("login") == 1
+
+    assert api.delete(f"/api/auth/tokens/{issued['id']}").status_code == 204
+    _, tokens = fresh(api, reads, "a token revoked")
+    assert issued["id"] not in [t["id"] for t in tokens["data"]]

@@ -19,12 +19,14 @@ from valorize.domain.imports import Classification, StagedRow
 from valorize.domain.model import ApiToken, User
 from valorize.domain.notifications import NotificationKind, NotificationRequest
 from valorize.service import cache_scopes as c
+from valorize.service.auth import TOUCH_EVERY
 from valorize.service.imports import Upload
 from valorize.service.imports.ledger_runs import COMMIT_PATH
 from valorize.service.imports.upload import PROCESS_PATH
 from valorize.service.ports import NotificationStore, RecurrenceStore, RuleStore
 from valorize.service.ports.cache import LEDGER, Outcome, Scope
 from valorize.service.ports.imports import ImportRepository
+from valorize.service.requests import CreateToken, Login, Register
 from valorize.service.requests.recurrences import CreateRecurrence, UpdateRecurrence
 from valorize.service.requests.rules import ApplyRules, CreateRule, UpdateRule
 
@@ -49,6 +51,9 @@ class Bumps:
 
     def scopes(self) -> set[Scope]:
         return {scope for _, scope in self.take()}
+
+
+BRL = {"preferred_currency": "BRL"}
 
 
 @pytest.fixture
@@ -262,3 +267,28 @@ def test_imports_the_upload_and_every_step_of_the_worker_bump_the_imports(
             done = service.run_commit(task.payload["user_id"], task.payload["import_id"])
     assert done is not None and done.status.value == "committed"
     assert bumps.scopes() == {"imports", LEDGER}
+
+
+def test_auth_every_token_change_bumps_the_auth_scope_and_reads_do_not(bumps: Bumps) -> None:
+    world = make_world(query_cache=bumps)
+    auth = world.auth
+    user, first = auth.register(
+        Register(email="bo@example.com", password="a long password", name="Bo", **BRL)
+    )
+    bumps.take()
+    auth.authenticate(first.plaintext)  # its first use: last_used_at is set
+    assert bumps.take() == [(user.id, "auth")]
+    auth.me(user.id)
+    auth.list_tokens(user.id)
+    auth.authenticate(first.plaintext)  # used a moment ago: not written again
+    assert bumps.take() == []
+    world.clock.advance(TOUCH_EVERY * 2)
+    auth.authenticate(first.plaintext)  # its last_used_at moves
+    assert bumps.take() == [(user.id, "auth")]
+    for write in (
+        lambda: auth.login(Login(email="bo@example.com", password="a long password"), "ip"),
+        lambda: auth.create_token(user.id, CreateToken(name="ci")),
+        lambda: auth.revoke_token(user.id, first.token.id),
+    ):
+        write()
+        assert bumps.take() == [(user.id, "auth")]

@@ -533,6 +533,7 @@ class Services:
             self.ids,
             self.revocations,
             self.settings.token_cache_seconds,
+            changed=lambda user_id: self.query_cache.bump(user_id, "auth"),
         )
 
     @cached_property

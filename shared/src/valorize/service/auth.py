@@ -157,7 +157,10 @@ class AuthService:
         ids: Ids,
         revocations: RevocationFeed,
         token_cache_seconds: float = 0,
+        changed: Callable[[str], None] | None = None,
     ) -> None:
+        """`changed(user_id)`: the user's tokens changed (one issued, revoked or its
+        last_used_at moved): their cached reads are stale (bootstrap bumps the auth scope)."""
         self.user_store = user_store
         self.hasher = hasher
         self.throttle = throttle
@@ -165,6 +168,7 @@ class AuthService:
         self.ids = ids
         self.revocations = revocations
         self.tokens = TokenCache(user_store.get_token, revocations, token_cache_seconds)
+        self.changed = changed or (lambda user_id: None)
 
     def _issue(self, user_id: str, name: str, days: int | None) -> tuple[IssuedToken, str]:
         now = self.clock.now()
@@ -226,6 +230,7 @@ class AuthService:
         self.throttle.succeeded(key)
         issued, hashed = self._issue(user_id, "login", 30)
         self.user_store.add_token(issued.token, hashed)
+        self.changed(user_id)
         return issued
 
     def authenticate(self, bearer: str) -> Principal:
@@ -246,6 +251,7 @@ class AuthService:
         if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
             self.user_store.touch_token(token.id, now)
             self.tokens.used(token.id, now)
+            self.changed(token.user_id)
         return Principal(token.user_id, token.id)
 
     def me(self, user_id: str) -> User:
@@ -262,11 +268,13 @@ class AuthService:
     ) -> IssuedToken:
         issued, hashed = self._issue(user_id, cmd.name, cmd.expires_in_days)
         self.user_store.add_token(issued.token, hashed, idem.seal(issued) if idem else None)
+        self.changed(user_id)
         return issued
 
     def revoke_token(self, user_id: str, token_id: str) -> None:
         if not self.user_store.delete_token(user_id, token_id):
             raise NotFound("token not found")
+        self.changed(user_id)
         self.revocations.announce(token_id)
 
 

@@ -12,7 +12,7 @@ Outcome = Literal["hit", "miss", "bypass"]
 # only its scope, so the frequent, narrow writes of a worker (a notification arriving, an
 # import's progress, a recurrence's next due date moving) keep the user's ledger answers
 # (dashboards, transaction pages) cached. A read depends on exactly one scope.
-Scope = Literal["ledger", "notifications", "rules", "recurrences", "imports"]
+Scope = Literal["ledger", "notifications", "rules", "recurrences", "imports", "auth"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
 LEDGER: Scope = "ledger"
 
