@@ -68,6 +68,9 @@ app = FunctionApp(
             "account is gone)",
             response=AccountDeletionOut,
             errors=(404,),
+            # The ledger's: every write of the deletion (each page its worker deletes) bumps
+            # it (service/cache_scopes.py ACCOUNTS).
+            cached=True,
         ),
         task(
             "/api/accounts/tasks/delete",

@@ -265,3 +265,31 @@ def test_the_profile_and_tokens_are_cached_and_every_token_change_invalidates_th
     assert api.delete(f"/api/auth/tokens/{issued['id']}").status_code == 204
     _, tokens = fresh(api, reads, "a token revoked")
     assert issued["id"] not in [t["id"] for t in tokens["data"]]
+
+
+def test_an_account_deletions_progress_is_cached_and_each_page_of_its_worker_invalidates(
+    api: Api,
+) -> None:
+    account = api.account()
+    kept = api.account(name="Savings")
+    for n in range(12):
+        api.txn(account["id"], -(n + 1), f"2025-03-{n + 10}")
+    ledger = ["/api/accounts", "/api/transactions?limit=50", "/api/dashboard/summary?month=2025-03"]
+    fresh(api, ledger, "first reads")
+    r = api.delete(f"/api/accounts/{account['id']}?confirm=true")
+    assert r.status_code == 202, r.text
+    path = f"/api/accounts/{account['id']}/deletion"
+    # Polled through the cache: each page the worker deletes is seen, up to the end.
+    samples: list[int] = []
+
+    def done() -> bool:
+        body = api.get(path).json()
+        samples.append(body["deleted"])
+        return bool(body["state"] == "done")
+
+    eventually(done, "the deletion, through a cached read of its progress")
+    assert samples == sorted(samples) and samples[-1] == 12
+    assert cached(api, path) == "hit"
+    accounts, transactions, summary = fresh(api, ledger, "the deletion")
+    assert [a["id"] for a in accounts["data"]] == [kept["id"]]
+    assert transactions["data"] == [] and summary["expense"]["amount"] == 0

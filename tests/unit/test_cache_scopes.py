@@ -14,6 +14,7 @@ import pytest
 from tests.fakes.imports import ROW_BATCH, InMemoryRowWriter
 from tests.unit.conftest import USER, World, make_world
 from tests.unit.test_import_service import data
+from valorize.config import Settings
 from valorize.domain.automation import AutomationKind
 from valorize.domain.imports import Classification, StagedRow
 from valorize.domain.model import ApiToken, User
@@ -23,7 +24,7 @@ from valorize.service.auth import TOUCH_EVERY
 from valorize.service.imports import Upload
 from valorize.service.imports.ledger_runs import COMMIT_PATH
 from valorize.service.imports.upload import PROCESS_PATH
-from valorize.service.ports import NotificationStore, RecurrenceStore, RuleStore
+from valorize.service.ports import AccountStore, NotificationStore, RecurrenceStore, RuleStore
 from valorize.service.ports.cache import LEDGER, Outcome, Scope
 from valorize.service.ports.imports import ImportRepository
 from valorize.service.requests import CreateToken, Login, Register
@@ -76,6 +77,7 @@ def world(bumps: Bumps) -> World:
 @pytest.mark.parametrize(
     ("port", "watch"),
     [
+        (AccountStore, c.ACCOUNTS),
         (NotificationStore, c.NOTIFICATIONS),
         (RuleStore, c.RULES),
         (RecurrenceStore, c.RECURRENCES),
@@ -292,3 +294,22 @@ def test_auth_every_token_change_bumps_the_auth_scope_and_reads_do_not(bumps: Bu
     ):
         write()
         assert bumps.take() == [(user.id, "auth")]
+
+
+def test_accounts_every_page_an_account_deletion_deletes_bumps_the_ledger(bumps: Bumps) -> None:
+    # One delivery deletes pages until its time budget runs out (never, on a fixed clock),
+    # publishing nothing in between: each page must bump, for the deletion's progress and
+    # the balances, lists and dashboards it moves.
+    world = make_world(query_cache=bumps, settings=Settings(account_delete_page=2))
+    account = world.account()
+    for n in range(7):
+        world.txn(account.id, -(n + 1))
+    bumps.take()
+    world.accounts.delete(USER, account.id, confirm=True)
+    hidden = len(bumps.take())
+    world.accounts.deletion(USER, account.id)
+    assert bumps.take() == []
+    world.run_deletions()
+    pages = bumps.take()
+    assert hidden >= 1 and set(pages) == {(USER, LEDGER)}
+    assert len(pages) >= 4  # 7 transactions, 2 a page

@@ -545,10 +545,11 @@ class Services:
     @cached_property
     def accounts(self) -> AccountService:
         from valorize.service import accounts
+        from valorize.service.cache_scopes import ACCOUNTS, watched
 
         s = self.settings
         return accounts.AccountService(
-            self.account_store,
+            watched(self.account_store, ACCOUNTS, self._bump),
             self.clock,
             self.ids,
             self.bus,

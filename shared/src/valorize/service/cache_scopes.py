@@ -1,6 +1,7 @@
 """Cache invalidation of the scopes whose data is one store's: notifications, rules,
 recurrences, imports (service/ports/cache.py `Scope`; the ledger's scope is bumped by its
-domain events instead, bootstrap._subscribe_cache_invalidation).
+domain events, bootstrap._subscribe_cache_invalidation, and by the account deletion's
+writes, which publish no event per page).
 
 The store each service is handed is wrapped (`watched`) so that every call that is not a
 declared read bumps the caller's version of the scope once it returns or raises (a write
@@ -37,6 +38,12 @@ class Watched:
     writers: frozenset[str] = frozenset()
 
 
+# The account service's writes: a deletion's worker deletes page after page within one
+# delivery and announces its progress (AccountDeleting) only when its time budget runs out;
+# each page moves balances, lists and dashboards, and the deletion's progress.
+ACCOUNTS = Watched(
+    "ledger", frozenset({"get_account", "get_accounts", "list_accounts", "get_deletion"})
+)
 NOTIFICATIONS = Watched(
     "notifications",
     frozenset({"get_notification", "list_notifications", "count_unread", "get_preferences"}),
