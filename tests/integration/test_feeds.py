@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from tests.integration.test_revocations import Seen, until
-from valorize.adapters.feeds import RedisFeeds
+from valorize.adapters.feeds import RedisFeeds, delivered
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +32,7 @@ def test_both_channels_share_one_subscription_and_keep_apart(client: redis.Redis
     client.publish(TOKENS, "t1")
     client.publish(BUMPS, "u1")
     client.publish(TOKENS, "t2")
+    delivered(client)
     # One read, by either channel, applies everything that arrived, each to its own user.
     assert feeds.channel(BUMPS).sync(bumps.forget, bumps.reset)
     assert (tokens.forgotten, bumps.forgotten) == (["t1", "t2"], ["u1"])
@@ -46,6 +47,7 @@ def test_a_request_reads_the_subscription_once(client: redis.Redis) -> None:
         assert feeds.channel(TOKENS).sync(tokens.forget, tokens.reset)
         # Published after this request began: applied by the next request, not this one.
         client.publish(BUMPS, "u1")
+        delivered(client)  # as every announcer does: it is in the socket now
         assert feeds.channel(BUMPS).sync(bumps.forget, bumps.reset)
         assert bumps.forgotten == []
     with feeds.per_request():
@@ -53,6 +55,7 @@ def test_a_request_reads_the_subscription_once(client: redis.Redis) -> None:
         assert bumps.forgotten == ["u1"]
     # Outside a request every sync reads.
     client.publish(BUMPS, "u2")
+    delivered(client)
     assert feeds.channel(TOKENS).sync(tokens.forget, tokens.reset)
     assert bumps.forgotten == ["u1", "u2"]
 

@@ -33,8 +33,8 @@ def test_a_repeated_read_costs_no_round_trip(
 
 def test_a_write_on_one_instance_is_seen_by_the_others_next_read(client: redis.Redis) -> None:
     a, b, c = instance(client), instance(client), instance(client)
-    # No sleep anywhere: the bump's announcement is in every subscriber's socket before the
-    # writer's bump returns, and each read applies what is there first.
+    # No sleep anywhere: the bump returns once Redis has written its announcement to every
+    # subscriber (adapters/feeds.py `delivered`), and each read applies what is there first.
     for n in range(200):
         for reader in (a, b):
             assert reader.get_or_render("u1", "k", lambda n=n: b"%d" % n)[0] == b"%d" % n

@@ -63,8 +63,8 @@ def test_rules_are_read_once_and_a_change_anywhere_is_seen_by_the_next_read(
     for _ in range(20):
         assert a.list_rules("u1") == [] and b.list_rules("u1") == []
     assert Counted.reads == 2  # one per instance, however many creates
-    # No sleep anywhere: the announcement is in every subscriber's socket before the
-    # writer's publish returns, and each read applies what is there first.
+    # No sleep anywhere: a write returns once Redis has written its announcement to every
+    # subscriber (adapters/feeds.py `delivered`), and each read applies what is there first.
     for n in range(50):
         c.add_rule("u1", lambda _, n=n: rule(f"r{n}", f"Rule ✓ {n}"))
         for reader in (a, b):

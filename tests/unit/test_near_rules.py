@@ -35,6 +35,9 @@ class NoRedis(redis.Redis):
         self.published.append(str(message))
         return 1
 
+    def ping(self, **kwargs: object) -> bool:  # type: ignore[override]
+        return True
+
 
 def rule(rule_id: str) -> Rule:
     return Rule(rule_id, "R", 0, (AmountBetween(1, None),), (SetCategory("c"),), NOW, NOW)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import redis
 from cachetools import LRUCache, TTLCache
 
+from valorize.adapters.feeds import delivered
 from valorize.service.ports.cache import LEDGER, SCOPES, Feed, Outcome, Scope
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class RedisQueryCache:
             pipe.expire(version, self.ttl * 4)
             pipe.publish(BUMPED, announcement(user_id, scope))
             pipe.execute()
+            delivered(self.client)
         except redis.RedisError as e:
             self._trip(e)
 
@@ -206,8 +208,8 @@ class NearQueryCache:
     Every bump is announced on a Redis feed (RedisQueryCache.bump publishes in the same
     transaction as the version's INCR) and applied before each lookup, as token revocations
     are (adapters/feeds.py): the feed is read from the socket's buffer, where an announcement
-    published before this request began already is (Redis writes it to the subscribers before
-    it answers the writer). While the feed is down nothing is served from memory, and when it
+    is by the time the writer's client could send another request (see feeds.py for when it
+    is written). While the feed is down nothing is served from memory, and when it
     is back everything kept is dropped. Answers are kept `ttl` seconds at most, within a
     budget of `max_bytes`."""
 

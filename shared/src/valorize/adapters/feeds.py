@@ -8,6 +8,15 @@ trip, and what was announced is applied by the very next request. A background l
 not be enough on Cloud Run: it gets no CPU between requests and could lose the race with the
 request it should protect.
 
+When it arrives: Redis writes a PUBLISH's messages to the subscribers in the same pass of its
+event loop as the publisher's reply, but just after it (its pending-write list is walked from
+the head, where the client it answered last sits). So the announcement is on its way before
+the writer's answer reaches the writer's client and that client's next request reaches any
+instance: a network round trip later, against microseconds. Only a reader in the writer's
+own process, reading the very instant the publish returns, can come before it; any later
+round trip of the writer's to Redis comes after it, so every announcer makes one
+(`delivered`) before it answers its own caller.
+
 The subscription is the source of trust: when it cannot be made or breaks, every channel
 reports itself down (its users then stop serving from memory), it tries again after
 `retry_seconds`, and on resubscribing has its users forget everything they kept, since
@@ -223,6 +232,15 @@ class ChannelFeed:
         # Its user is known from its first sync on; it keeps nothing before.
         self.forget, self.reset = forget, reset
         return self.feeds.sync()
+
+
+def delivered(client: redis.Redis) -> None:
+    """Return once Redis has written what this client's connection pool just published to
+    the subscribers' sockets: a PING sent after the PUBLISH's reply is read in a later pass of
+    Redis's event loop than the one that wrote the messages (see the module's docstring). One
+    round trip per announcement, which makes "a write answered is seen by every instance's
+    next request" hold without counting on the writer being slower than Redis."""
+    client.ping()
 
 
 def own_feed(

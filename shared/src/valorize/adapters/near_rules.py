@@ -26,6 +26,7 @@ from datetime import datetime
 import redis
 from cachetools import TTLCache
 
+from valorize.adapters.feeds import delivered
 from valorize.domain.automation import RuleJob, RuleJobPage
 from valorize.domain.rules import MAX_RULES, Rule
 from valorize.service.ports.cache import Feed
@@ -101,6 +102,7 @@ class NearRules:
     def _announce(self, user_id: str) -> None:
         try:
             self.client.publish(CHANNEL, user_id)
+            delivered(self.client)
         except redis.RedisError as error:
             log.error(
                 "rules change not announced: %s",

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from valorize.adapters.feeds import own_feed
+from valorize.adapters.feeds import delivered, own_feed
 from valorize.service.ports.cache import Feed
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class RedisRevocationFeed:
     def announce(self, token_id: str) -> None:
         try:
             self.client.publish(CHANNEL, token_id)
+            delivered(self.client)
         except redis.RedisError as error:
             log.error(
                 "token revocation not announced: %s",
