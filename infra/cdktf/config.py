@@ -124,6 +124,7 @@ DROPPED_MARKERS = (
     "subscriber_failed",
     "revocation_unannounced",
     "rules_change_unannounced",
+    "cache_bump_failed",
     "rules_skipped",
     "rate_limits_unavailable",
     "login_throttle_unavailable",

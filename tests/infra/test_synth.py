@@ -624,6 +624,7 @@ def test_slo_alert_policies_cover_every_function(tf: dict[str, Any]) -> None:
 
 
 def test_dropped_events_are_counted_and_alerted(tf: dict[str, Any]) -> None:
+    from valorize.adapters.cache import BUMP_FAILED
     from valorize.adapters.near_rules import UNANNOUNCED as RULES_UNANNOUNCED
     from valorize.adapters.rate_limits import RATE_LIMITS_UNAVAILABLE
     from valorize.adapters.realtime import REALTIME_DROPPED, REALTIME_UNAVAILABLE
@@ -638,6 +639,7 @@ def test_dropped_events_are_counted_and_alerted(tf: dict[str, Any]) -> None:
         SUBSCRIBER_FAILED,
         UNANNOUNCED,
         RULES_UNANNOUNCED,
+        BUMP_FAILED,
         RULES_SKIPPED,
         RATE_LIMITS_UNAVAILABLE,
         REALTIME_UNAVAILABLE,

@@ -4,6 +4,8 @@ identical misses renders once; with Redis gone, reads bypass it."""
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 
@@ -11,7 +13,7 @@ import pytest
 import redis
 
 from devstack.ports import free_port
-from valorize.adapters.cache import RedisQueryCache
+from valorize.adapters.cache import BUMP_FAILED, RedisQueryCache
 
 pytestmark = pytest.mark.integration
 
@@ -90,4 +92,19 @@ def test_without_redis_reads_bypass_it() -> None:
     started = time.monotonic()
     assert cache.get_or_render("u1", "k", lambda: b"y") == (b"y", "bypass")
     assert time.monotonic() - started < 0.1  # the breaker: no second timeout
-    cache.bump("u1")  # fails open, quietly
+
+
+
+def test_a_bump_that_fails_is_logged_at_error_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bump that cannot reach Redis leaves the user's cached answers as they were (other
+    instances may serve them until their TTL): that is dropped work, not a quiet detail."""
+    nowhere = redis.Redis(port=free_port(), socket_connect_timeout=0.2, socket_timeout=0.2)
+    cache = RedisQueryCache(nowhere, breaker_seconds=60)
+    with caplog.at_level(logging.ERROR):
+        cache.bump("u1", "rules")
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    entry = getattr(record, "entry", {})
+    assert entry == {"valorize_event": BUMP_FAILED, "user_id": "u1", "scope": "rules"}
+    json.dumps(entry)

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 # (as before scopes existed, so instances of either release understand each other's ledger
 # bumps during a rollout), "<uid> <scope>" for another scope (ids never hold a space).
 BUMPED = "valorize:cache:bumped"
+# The marker of a bump that failed (infra/cdktf/config.py DROPPED_MARKERS): the user's cached
+# answers of that scope stay as they were until their TTL.
+BUMP_FAILED = "cache_bump_failed"
 
 
 def _keys(user_id: str, scope: Scope) -> tuple[str, str]:
@@ -116,6 +119,14 @@ class RedisQueryCache:
             pipe.execute()
             delivered(self.client)
         except redis.RedisError as e:
+            log.error(
+                "cache bump failed; the cached answers stay until their TTL (%d s): %s",
+                self.ttl,
+                e,
+                extra={
+                    "entry": {"valorize_event": BUMP_FAILED, "user_id": user_id, "scope": scope}
+                },
+            )
             self._trip(e)
 
     def get_or_render(
