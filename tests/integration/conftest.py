@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -39,3 +40,10 @@ def round_trips(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> list[ob
         client, "execute_command", lambda *a, **k: sent.append(a[0]) or execute(*a, **k)
     )
     return sent
+
+
+@pytest.fixture
+def dead_redis(tmp_path: Path) -> redis.Redis:
+    """A client of a Redis that is configured but never started: refused at once."""
+    down = RedisServer(free_port(), tmp_path)
+    return redis.Redis.from_url(down.url, socket_timeout=0.2, socket_connect_timeout=0.2)

@@ -6,14 +6,12 @@ import json
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 import socketio
 
-from devstack.ports import free_port
 from devstack.services import RedisServer
 from valorize.adapters.realtime import CHANNEL, EventLog, RealtimePublisher
 
@@ -121,11 +119,10 @@ def test_concurrent_writers_deliver_in_sequence_order(client: redis.Redis) -> No
 
 
 def test_publisher_is_best_effort_and_fast_when_redis_is_down(
-    tmp_path: Path, client: redis.Redis
+    dead_redis: redis.Redis, client: redis.Redis
 ) -> None:
-    down = RedisServer(free_port(), tmp_path)  # configured, never started: refused at once
     now = [0.0]
-    dead = redis.Redis.from_url(down.url, socket_timeout=0.2, socket_connect_timeout=0.2)
+    dead = dead_redis
     publisher = RealtimePublisher(EventLog(dead), cooldown=5, clock=lambda: now[0])
     began = time.monotonic()
     assert publisher.publish("u1", "e", {}) is None
@@ -156,12 +153,11 @@ def test_append_once_logs_and_publishes_a_key_once(client: redis.Redis) -> None:
 
 
 def test_publish_once_raises_when_redis_is_down_and_ignores_the_breaker(
-    tmp_path: Path, client: redis.Redis
+    dead_redis: redis.Redis, client: redis.Redis
 ) -> None:
     from valorize.domain.errors import Unavailable
 
-    down = RedisServer(free_port(), tmp_path)  # configured, never started: refused at once
-    dead = redis.Redis.from_url(down.url, socket_timeout=0.2, socket_connect_timeout=0.2)
+    dead = dead_redis
     publisher = RealtimePublisher(EventLog(dead), cooldown=5, sure_log=EventLog(dead))
     assert publisher.publish("u1", "e", {}) is None  # opens the breaker
     with pytest.raises(Unavailable):

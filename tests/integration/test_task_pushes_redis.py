@@ -4,13 +4,9 @@ in order."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import redis
 
-from devstack.ports import free_port
-from devstack.services import RedisServer
 from tests import fakes
 from tests.integration.test_realtime_log import Subscriber
 from valorize.adapters.realtime import EventLog, RealtimePublisher
@@ -21,10 +17,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_tasks_events_outlive_a_redis_outage_and_are_pushed_once(
-    tmp_path: Path, client: redis.Redis
+    dead_redis: redis.Redis, client: redis.Redis
 ) -> None:
-    down = RedisServer(free_port(), tmp_path)  # configured, never started: refused at once
-    dead = redis.Redis.from_url(down.url, socket_timeout=0.2, socket_connect_timeout=0.2)
+    dead = dead_redis
     publisher = RealtimePublisher(EventLog(dead), cooldown=5, sure_log=EventLog(dead))
     services = fakes.build()
     sure = TaskPushes(publisher, services.idempotency_store, services.clock)

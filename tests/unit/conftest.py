@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -17,6 +18,7 @@ from valorize.service.accounts import DELETE_PATH
 from valorize.service.requests import (
     CreateAccount,
     CreateCategory,
+    CreateRecurrence,
     CreateTransaction,
     CreateTransfer,
     SplitIn,
@@ -25,6 +27,21 @@ from valorize.service.requests import (
 # User ids of the form the API issues (32 hex): cursors over users are checked against it.
 USER = "ab" * 16
 OTHER = "cd" * 16
+
+
+def monthly_rent(account_id: str, **over: Any) -> CreateRecurrence:
+    """A rent paid on the 31st (the last day of shorter months), from January 2024: the
+    recurrence the automation tests run; `over` changes its fields."""
+    body = {
+        "account_id": account_id,
+        "amount": -150000,
+        "description": "Rent",
+        "schedule": {"frequency": "monthly", "day": 31},
+        "start": "2024-01-31",
+        **over,
+    }
+    # Through JSON, as the API validates it (its strict models take dates as text there).
+    return CreateRecurrence.model_validate_json(json.dumps(body))
 
 
 @dataclass

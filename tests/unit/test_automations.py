@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.unit.automation_fakes import AutoWorld, make_auto_world
-from tests.unit.conftest import OTHER, USER
+from tests.unit.conftest import OTHER, USER, monthly_rent
 from valorize.domain.automation import CHUNK, AutomationKind, scheduled_next
 from valorize.domain.errors import NotFound, ValidationFailed
 from valorize.domain.events import BalancesChanged, TransactionCreated
@@ -24,7 +24,7 @@ from valorize.entrypoints.recurrence_schemas import RecurrenceOut
 from valorize.entrypoints.routes import dump
 from valorize.service import automations as automations_module
 from valorize.service.automations import RunPage, format_money, previous_month, run_day
-from valorize.service.requests.recurrences import CreateRecurrence, UpdateRecurrence
+from valorize.service.requests.recurrences import UpdateRecurrence
 from valorize.service.requests.rules import CreateRule
 
 DAILY, MONTH_START = AutomationKind.DAILY, AutomationKind.MONTH_START
@@ -37,15 +37,7 @@ def w() -> AutoWorld:
 
 
 def recurrence(w: AutoWorld, account_id: str, user: str = USER, **over: Any) -> Any:
-    body = {
-        "account_id": account_id,
-        "amount": -150000,
-        "description": "Rent",
-        "schedule": {"frequency": "monthly", "day": 31},
-        "start": "2024-01-31",
-        **over,
-    }
-    return w.recurrences.create(user, CreateRecurrence.model_validate_json(json.dumps(body)))
+    return w.recurrences.create(user, monthly_rent(account_id, **over))
 
 
 def dates_of(w: AutoWorld, user: str = USER) -> list[str]:

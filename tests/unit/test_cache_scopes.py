@@ -5,14 +5,13 @@ its scope, after the write; reads bump nothing; the ledger's version is left alo
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Callable
 from datetime import date
 
 import pytest
 
 from tests.fakes.imports import ROW_BATCH, InMemoryRowWriter
-from tests.unit.conftest import USER, World, make_world
+from tests.unit.conftest import USER, World, make_world, monthly_rent
 from tests.unit.test_import_service import data
 from valorize.config import Settings
 from valorize.domain.automation import AutomationKind
@@ -28,7 +27,7 @@ from valorize.service.ports import AccountStore, NotificationStore, RecurrenceSt
 from valorize.service.ports.cache import LEDGER, Outcome, Scope
 from valorize.service.ports.imports import ImportRepository
 from valorize.service.requests import CreateToken, Login, Register
-from valorize.service.requests.recurrences import CreateRecurrence, UpdateRecurrence
+from valorize.service.requests.recurrences import UpdateRecurrence
 from valorize.service.requests.rules import ApplyRules, CreateRule, UpdateRule
 
 
@@ -219,14 +218,7 @@ def test_recurrences_every_write_and_every_automation_run_bumps_the_recurrences(
 ) -> None:
     account = world.account()
     bumps.take()
-    body = {
-        "account_id": account.id,
-        "amount": -150000,
-        "description": "Rent",
-        "schedule": {"frequency": "monthly", "day": 31},
-        "start": "2024-01-31",
-    }
-    rec = world.recurrences.create(USER, CreateRecurrence.model_validate_json(json.dumps(body)))
+    rec = world.recurrences.create(USER, monthly_rent(account.id))
     assert bumps.scopes() == {"recurrences"}
     world.recurrences.list(USER, 50, None)
     world.recurrences.get(USER, rec.id)

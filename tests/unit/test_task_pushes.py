@@ -25,7 +25,7 @@ from load.samples import csv_sample
 from tests import fakes
 from tests.fakes.notifications import FakePublisher
 from tests.fakes.tasks import RecordingQueue, Task
-from tests.unit.conftest import USER, World
+from tests.unit.conftest import USER, World, monthly_rent
 from valorize.config import INTERNAL_HEADER, Settings
 from valorize.domain.errors import Unavailable
 from valorize.domain.imports import ImportStatus
@@ -36,7 +36,6 @@ from valorize.service.imports import Upload
 from valorize.service.imports.ledger_runs import COMMIT_PATH
 from valorize.service.imports.upload import PROCESS_PATH
 from valorize.service.ports import TransactionFilter
-from valorize.service.requests.recurrences import CreateRecurrence
 from valorize.service.requests.rules import ApplyRules, CreateRule
 from valorize.service.task_pushes import PENDING_PREFIX, TaskPushes, push_key
 
@@ -144,14 +143,7 @@ def outage_then_retries(w: Worker, task: Task, durable: Any) -> list[str]:
 def test_an_automation_run_pushes_what_it_created_on_its_retry() -> None:
     w = worker("automate")
     account = w.world.account(opening=500_000)
-    body = {
-        "account_id": account.id,
-        "amount": -150000,
-        "description": "Rent",
-        "schedule": {"frequency": "monthly", "day": 31},
-        "start": "2024-01-31",
-    }
-    w.world.recurrences.create(USER, CreateRecurrence.model_validate_json(json.dumps(body)))
+    w.world.recurrences.create(USER, monthly_rent(account.id))
     task = Task(
         "automations",
         "automate",
