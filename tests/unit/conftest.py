@@ -18,11 +18,11 @@ from valorize.service.accounts import DELETE_PATH
 from valorize.service.requests import (
     CreateAccount,
     CreateCategory,
-    CreateRecurrence,
     CreateTransaction,
     CreateTransfer,
     SplitIn,
 )
+from valorize.service.requests.recurrences import CreateRecurrence
 
 # User ids of the form the API issues (32 hex): cursors over users are checked against it.
 USER = "ab" * 16
