@@ -60,6 +60,7 @@ app = FunctionApp(
         ),
     ],
     bootstrap.build(),
+    service="automations",
 )
 
 

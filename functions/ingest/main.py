@@ -185,6 +185,7 @@ app = FunctionApp(
         ),
     ],
     bootstrap.build(),
+    service="imports",
 )
 
 

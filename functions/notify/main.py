@@ -32,6 +32,7 @@ app = FunctionApp(
         ),
     ],
     bootstrap.build(),
+    service="notifications",
 )
 
 

@@ -6,6 +6,7 @@ function's main.py lists its routes and hands them, with the instance's Services
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -147,6 +148,10 @@ class FunctionApp:
     services: Services
     authenticate: Callable[[str], Principal] | None = None
     idempotency_store: Callable[[], IdempotencyStore] | None = None
+    # The member of `services` that serves the routes, built while the instance warms (its
+    # adapters imported, the bus wired: work the first request would do after readiness).
+    # By default the member named like the function, when there is one.
+    service: str | None = None
     _map: Map = field(init=False)
     # Bound once: matching only reads it, from any thread.
     _matcher: MapAdapter = field(init=False)
@@ -164,6 +169,11 @@ class FunctionApp:
     )
 
     def __post_init__(self) -> None:
+        members = type(self.services)
+        if self.service is None:
+            self.service = self.name if _is_service(members, self.name) else None
+        elif not _is_service(members, self.service):
+            raise ValueError(f"no service {self.service!r} to warm for {self.name}")
         base = f"/api/{self.name}"
         self.routes = [
             Route(
@@ -245,8 +255,10 @@ class FunctionApp:
         took: dict[str, float | None] = dict.fromkeys(clients)
         try:
             took = self.services.warm(clients)
+            if self.service is not None:
+                getattr(self.services, self.service)
         except Exception:
-            log.exception("warm-up failed; clients are built on first use")
+            log.exception("warm-up failed; clients and services are built on first use")
         finally:
             self.warmed.set()
         log.info(
@@ -624,3 +636,8 @@ class FunctionApp:
 
     def openapi(self) -> dict[str, Any]:
         return build_document(self.name, self.routes)
+
+
+def _is_service(members: type, name: str) -> bool:
+    """Whether `name` is a member the composition root builds once (a cached_property)."""
+    return isinstance(getattr(members, name, None), functools.cached_property)
