@@ -245,13 +245,26 @@ def test_low_balance_threshold_can_be_set_and_cleared(setup: Setup) -> None:
     assert len(setup.fired(K.LOW_BALANCE)) == 1 and setup.reads.account_reads == reads
 
 
-def test_only_watched_accounts_are_read(setup: Setup) -> None:
-    watched = setup.account(threshold=1)
+def test_a_watched_account_is_read_only_when_it_crosses(setup: Setup) -> None:
+    """A create's event carries the balance its commit left: the threshold is in the profile,
+    so only a crossing (whose notification names the account) reads it."""
+    watched = setup.account(opening=10_000, threshold=5_000)
     plain = setup.account()
     setup.txn(plain.id, -100)
+    setup.txn(watched.id, -100)  # 9,900: above, nothing read
     assert setup.reads.account_reads == 0
-    setup.txn(watched.id, -100)
+    setup.txn(watched.id, -6_000)  # 3,900: crossed
     assert setup.reads.account_reads == 1
+    assert len(setup.fired(K.LOW_BALANCE)) == 1
+    assert setup.notifier.sent[-1].data["balance"] == {"amount": 3_900, "currency": "BRL"}
+
+
+def test_without_the_balance_a_watched_account_is_read(setup: Setup) -> None:
+    watched = setup.account(opening=10_000, threshold=5_000)
+    clock = setup.world.clock
+    handler = Alerts(setup.profiles, setup.reads, lambda *a: None, setup.notifier, clock)
+    handler.on_balances(BalancesChanged(setup.user, (watched.id,), ((watched.id, -100),)))
+    assert setup.reads.account_reads == 1 and setup.notifier.sent == []
 
 
 def test_an_unknown_delta_still_alerts_below_threshold(setup: Setup) -> None:

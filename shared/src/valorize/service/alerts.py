@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from valorize.domain import alerts
@@ -131,12 +132,24 @@ class Alerts:
         if not isinstance(event, BalancesChanged):
             return
         uid = event.user_id
-        watched = [a for a in event.account_ids if a in self.profiles.get(uid).low_balance]
-        if not watched:
+        thresholds = self.profiles.get(uid).low_balance
+        watched = [a for a in event.account_ids if a in thresholds]
+        # The balance the write left, when it said (a create's commit does): only a crossing
+        # needs the account (its notification names it). Otherwise read after the commit:
+        # balances move by increments, only a read knows them.
+        after = {a: money.amount for a in watched if (money := event.balance(a)) is not None}
+        wanted = [
+            a
+            for a in watched
+            if a not in after or alerts.crossed_below(thresholds[a], after[a], event.delta(a))
+        ]
+        if not wanted:
             return
         today = self.clock.now().date()
-        # Read after the commit: balances move by increments, only a read knows them.
-        for account in self.accounts.get_accounts(uid, watched).values():
+        for account in self.accounts.get_accounts(uid, wanted).values():
+            if account.id in after:
+                # As the write left it, not as a later write may have moved it since.
+                account = replace(account, balance=after[account.id])
             threshold = account.low_balance_threshold
             if threshold is not None and alerts.crossed_below(
                 threshold, account.balance, event.delta(account.id)
