@@ -520,3 +520,22 @@ def test_every_page_of_a_filter_together_is_the_filter_of_everything(
             assert [t.id for t in seen] == [t.id for t in brute_force(txns, flt)]
 
     check()
+
+
+def test_racing_creates_each_answer_the_balance_their_own_commit_left(
+    services: Services, make: Make
+) -> None:
+    """Eight writers at once on one account: the balances they answer are the eight steps
+    the account went through, each once, and the last is the balance stored."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    uid = make.user()
+    account = make.account(uid, name="Conta ☕ / ‮x", opening_balance=1_000, balance=1_000)
+    made = [make.txn(account, -10) for _ in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda t: services.ledger.add_transactions(uid, [t]), made))
+    seen = sorted(a[account.id] for a in answers)
+    assert seen == [1_000 - 10 * k for k in range(8, 0, -1)]
+    stored = services.account_store.get_account(uid, account.id)
+    assert stored is not None and stored.balance == seen[0] == 920
+    consistent(services, uid)
