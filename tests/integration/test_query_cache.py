@@ -14,7 +14,6 @@ import redis
 
 from devstack.ports import free_port
 from valorize.adapters.cache import BUMP_FAILED, RedisQueryCache
-from valorize.service.ports.cache import bumps_at_end
 
 pytestmark = pytest.mark.integration
 
@@ -109,28 +108,3 @@ def test_a_bump_that_fails_is_logged_at_error_and_counted(
     entry = getattr(record, "entry", {})
     assert entry == {"valorize_event": BUMP_FAILED, "user_id": "u1", "scope": "rules"}
     json.dumps(entry)
-
-
-def test_bumps_within_a_unit_of_work_are_made_once_each_at_its_end(
-    client: redis.Redis, request: pytest.FixtureRequest
-) -> None:
-    """An automation run announces every occurrence it creates: within one delivery that is
-    one bump of the user's ledger (and one of each other scope touched), in one round trip
-    and one PING, made when the handler ends."""
-    cache = RedisQueryCache(client)
-    assert cache.get_or_render("u1", "k", lambda: b"old") == (b"old", "miss")
-    sent: list[object] = request.getfixturevalue("round_trips")  # counted from here on
-    with bumps_at_end():
-        for _ in range(300):
-            cache.bump("u1")
-        cache.bump("u1", "rules")
-        cache.bump("u2")
-        assert sent == []  # nothing yet
-        assert cache.get_or_render("u1", "k", lambda: b"?")[0] == b"old"
-    assert sent.count("PING") == 1 and sent[-1] == "PING"
-    assert client.get("cache:u1:v") == b"1" and client.get("cache:u2:v") == b"1"
-    assert client.get("cache:u1:v:rules") == b"1"
-    assert cache.get_or_render("u1", "k", lambda: b"new") == (b"new", "miss")
-    # Outside a unit of work a bump is made at once.
-    cache.bump("u1")
-    assert client.get("cache:u1:v") == b"2"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,7 +33,7 @@ from valorize.entrypoints.routes import Call, Resource, Route
 from valorize.entrypoints.schemas import ListOf, TransactionOut
 from valorize.service import requests as c
 from valorize.service.ports import IdempotencyRecord
-from valorize.service.ports.cache import LEDGER, Outcome, Scope, kept_for_later
+from valorize.service.ports.cache import LEDGER, Outcome, Scope
 
 TOKEN = "vz_0123456789abcdef_s3cr3t-t0k3n-that-must-never-be-logged"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -881,36 +881,3 @@ def test_a_client_cannot_choose_its_own_address() -> None:
     assert client_ip("1.1.1.1, 203.0.113.9, 35.191.0.1") == client_ip(
         "2.2.2.2, 203.0.113.9, 35.191.0.1"
     )
-
-
-class KeepingCache(RecordingCache):
-    """Honours units of work as the Redis cache does: bumps within one are made at its end."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.made: list[list[tuple[str, Scope]]] = []
-
-    def bump(self, user_id: str, scope: Scope = LEDGER) -> None:
-        if not kept_for_later(self, user_id, scope):
-            self.bump_all([(user_id, scope)])
-
-    def bump_all(self, bumps: Sequence[tuple[str, Scope]]) -> None:
-        self.made.append(list(bumps))
-
-
-def test_a_writes_bumps_are_made_once_each_when_its_handler_ends() -> None:
-    cache = KeepingCache()
-    world = make_world(query_cache=cache)
-
-    def handler(call: Call) -> dict[str, Any]:
-        for _ in range(5):  # a transfer's two sides, a run's occurrences...
-            call.services.query_cache.bump(call.user_id)
-        call.services.query_cache.bump(call.user_id, "rules")
-        assert cache.made == []
-        raise Conflict("and it failed after its writes")
-
-    route = Route("POST", "/api/things", handler, "write", errors=(409,))
-    app = FunctionApp("things", [route], world.services, authenticate=fake_authenticate)
-    with FLASK.test_request_context("/api/things", method="POST", headers=AUTH):
-        assert app(flask.request).status_code == 409
-    assert cache.made == [[(USER, "ledger"), (USER, "rules")]]

@@ -20,13 +20,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import redis
 from cachetools import LRUCache, TTLCache
 
 from valorize.adapters.feeds import delivered
-from valorize.service.ports.cache import LEDGER, SCOPES, Feed, Outcome, Scope, kept_for_later
+from valorize.service.ports.cache import LEDGER, SCOPES, Feed, Outcome, Scope
 
 log = logging.getLogger(__name__)
 
@@ -108,37 +108,25 @@ class RedisQueryCache:
     def bump(self, user_id: str, scope: Scope = LEDGER) -> None:
         """Invalidate every cached read of this user in the scope, and announce it to the
         instances' near caches (NearQueryCache) in the same transaction: both happen or
-        neither. Within a unit of work (service/ports/cache.py `bumps_at_end`), at its end."""
-        if not kept_for_later(self, user_id, scope):
-            self.bump_all([(user_id, scope)])
-
-    def bump_all(self, bumps: Sequence[tuple[str, Scope]]) -> None:
-        if not bumps:
-            return
+        neither."""
+        version, _ = _keys(user_id, scope)
         try:
             pipe = self.client.pipeline()
-            for user_id, scope in bumps:
-                version, _ = _keys(user_id, scope)
-                pipe.incr(version)
-                # Longer than any entry's TTL: a lost version only re-keys expired entries.
-                pipe.expire(version, self.ttl * 4)
-                pipe.publish(BUMPED, announcement(user_id, scope))
+            pipe.incr(version)
+            # Longer than any entry's TTL: a lost version only re-keys entries that expired.
+            pipe.expire(version, self.ttl * 4)
+            pipe.publish(BUMPED, announcement(user_id, scope))
             pipe.execute()
             delivered(self.client)
         except redis.RedisError as e:
-            for user_id, scope in bumps:
-                log.error(
-                    "cache bump failed; the cached answers stay until their TTL (%d s): %s",
-                    self.ttl,
-                    e,
-                    extra={
-                        "entry": {
-                            "valorize_event": BUMP_FAILED,
-                            "user_id": user_id,
-                            "scope": scope,
-                        }
-                    },
-                )
+            log.error(
+                "cache bump failed; the cached answers stay until their TTL (%d s): %s",
+                self.ttl,
+                e,
+                extra={
+                    "entry": {"valorize_event": BUMP_FAILED, "user_id": user_id, "scope": scope}
+                },
+            )
             self._trip(e)
 
     def get_or_render(

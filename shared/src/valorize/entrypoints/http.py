@@ -43,7 +43,6 @@ from valorize.service.ports import (
     IdempotencyStore,
     IdempotentReplay,
 )
-from valorize.service.ports.cache import bumps_at_end
 
 if TYPE_CHECKING:
     from valorize.bootstrap import Services
@@ -380,9 +379,7 @@ class FunctionApp:
             if replay is not None:
                 return replay, call.user_id
         try:
-            # The cache bumps its writes ask for are made once each, as it ends.
-            with bumps_at_end():
-                result = self._handle(route, call, raw) if route.internal else route.handler(call)
+            result = self._handle(route, call, raw) if route.internal else route.handler(call)
         except IdempotentReplay as r:
             return self._replayed(r.record, call), call.user_id
         except BaseException as e:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 from typing import Literal, Protocol, get_args
 
 # How a read went, said in the X-Cache response header.
@@ -41,45 +39,3 @@ class Feed(Protocol):
         """Apply what has arrived: `forget` each announced item, or `reset` everything when
         announcements may have been missed. True while the feed is live."""
         ...
-
-
-class BumpsMany(Protocol):
-    def bump_all(self, bumps: Sequence[tuple[str, Scope]]) -> None:
-        """Bump each (user, scope) once, together."""
-        ...
-
-
-# The bumps kept within the unit of work open on this context (`bumps_at_end`), per cache.
-_KEPT: ContextVar[dict[BumpsMany, set[tuple[str, Scope]]] | None] = ContextVar(
-    "cache_bumps_kept", default=None
-)
-
-
-@contextmanager
-def bumps_at_end() -> Iterator[None]:
-    """One unit of work (a request's or a task's handler, entrypoints/http.py): the bumps a
-    cache is asked for within it are kept and made when it ends, each (user, scope) once, in
-    one round trip, whether it ends well or not. An automation run announcing every
-    occurrence it created, or a transfer its two sides, bumps the ledger once, not per event;
-    the bumps still land before the write is answered. Nested: the outer one makes them."""
-    if _KEPT.get() is not None:
-        yield
-        return
-    kept: dict[BumpsMany, set[tuple[str, Scope]]] = {}
-    token = _KEPT.set(kept)
-    try:
-        yield
-    finally:
-        _KEPT.reset(token)
-        for cache, bumps in kept.items():
-            cache.bump_all(sorted(bumps))
-
-
-def kept_for_later(cache: BumpsMany, user_id: str, scope: Scope) -> bool:
-    """Keep the bump for the end of the open unit of work; False when none is open (the
-    cache then bumps at once)."""
-    kept = _KEPT.get()
-    if kept is None:
-        return False
-    kept.setdefault(cache, set()).add((user_id, scope))
-    return True
